@@ -1,0 +1,52 @@
+# The commands a user types. `make demo` and `make test` are the README's quick start.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+DEMO := .rrstitch/demo
+RRSTITCH := target/release/rrstitch
+
+.PHONY: demo test test-unit lint fmt bench build emulators browser viewer clean
+
+build:
+	$(CARGO) build --release -p rrstitch-cli
+
+## demo: the main job on the embedded default — sample chunks (a real rrweb recording plus
+## generated sessions, a few duplicates and malformed objects) ingested into a local SQLite
+## index, swept, stitched into $(DEMO)/results.
+demo: build
+	rm -rf $(DEMO)
+	mkdir -p $(DEMO)/bucket
+	cp fixtures/rrweb-form/chunks/*.json $(DEMO)/bucket/
+	$(RRSTITCH) generate --out $(DEMO)/bucket --sessions 20 --events 750 --duplicates 3 --bad 5
+	@echo "== ingest: every object in the bucket is an event"
+	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite RRSTITCH_RESULTS=$(DEMO)/results $(RRSTITCH) ingest $(DEMO)/bucket
+	@echo "== sweep: finalize idle sessions (--idle 0s: everything is idle now)"
+	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite RRSTITCH_RESULTS=$(DEMO)/results $(RRSTITCH) sweep --idle 0s
+	@echo "== the index"
+	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite $(RRSTITCH) sessions --limit 5
+	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite $(RRSTITCH) rejected
+	@echo "== stitched sessions are in $(DEMO)/results ($$(ls $(DEMO)/results | wc -l) files); view them with: $(RRSTITCH) view $(DEMO)/results (after make viewer)"
+
+## test: everything, on a fresh machine: installs the emulators and the browser, then runs
+## unit, conformance, end-to-end and browser tests.
+test: emulators
+	$(CARGO) test --workspace --locked
+
+test-unit:
+	$(CARGO) test --workspace --lib --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	bash bench/run.sh
+
+emulators:
+	bash scripts/install-emulators.sh
+
+clean:
+	rm -rf .rrstitch target/bench

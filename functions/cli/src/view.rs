@@ -1,0 +1,237 @@
+//! `rrstitch view`: a local page that lists stitched sessions and replays them with rrweb.
+//!
+//! Serves on 127.0.0.1 only. The page (`viewer/`) and rrweb's own files (installed from npm
+//! into `viewer/node_modules` by `make viewer`) are read from disk at run time: nothing is
+//! fetched from a CDN and no third-party code is compiled in or committed.
+//!
+//! Routes: `/` the page, `/static/*` its files, `/vendor/rrweb/*` rrweb's `dist/`,
+//! `/api/sessions` the list, `/api/sessions/{guid}` one stitched session.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Args;
+use rrstitch::storage::ObjectStore;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+#[derive(Args)]
+pub struct ViewArgs {
+    /// A stitched session file, a directory of them, or a results bucket (gs://…, s3://…).
+    source: String,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// The viewer's files (default: `viewer/` of this checkout). Env: RRSTITCH_VIEWER_DIR.
+    #[arg(long, env = "RRSTITCH_VIEWER_DIR")]
+    assets: Option<PathBuf>,
+}
+
+/// Where the sessions come from.
+enum Source {
+    File(PathBuf),
+    Store(Arc<dyn ObjectStore>, String),
+}
+
+struct AppState {
+    source: Source,
+    assets: PathBuf,
+}
+
+type Shared = Arc<AppState>;
+
+pub async fn run(args: ViewArgs) -> Result<()> {
+    let assets = find_assets(args.assets.as_deref())?;
+    let local = Path::new(&args.source);
+    let source = if !args.source.contains("://") && local.is_file() {
+        Source::File(local.to_path_buf())
+    } else {
+        if !args.source.contains("://") && !local.is_dir() {
+            bail!("{}: no such file or directory", args.source);
+        }
+        let (store, prefix) = rrstitch::setup::open_bucket("view", &args.source).await?;
+        Source::Store(store, prefix)
+    };
+    let state = Arc::new(AppState { source, assets });
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/static/{*file}", get(static_file))
+        .route("/vendor/rrweb/{*file}", get(vendor_file))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{guid}", get(one_session))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    // The first stdout line is the address, so scripts and tests can find a port-0 server.
+    println!("viewer at http://{}/", listener.local_addr()?);
+    eprintln!("serving {} (Ctrl-C to stop)", args.source);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn find_assets(given: Option<&Path>) -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = given.map(Path::to_path_buf).into_iter().collect();
+    if given.is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            // target/{debug,release}/rrstitch → the checkout's viewer/
+            for up in exe.ancestors().skip(1).take(4) {
+                candidates.push(up.join("viewer"));
+            }
+        }
+        candidates.push(PathBuf::from("viewer"));
+    }
+    for dir in &candidates {
+        if dir.join("index.html").is_file() && dir.join("node_modules/rrweb/dist").is_dir() {
+            return Ok(dir.clone());
+        }
+    }
+    bail!(
+        "viewer assets not found (looked in {}): run `make viewer` to install rrweb from npm, \
+         or pass --assets DIR",
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "cjs" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Serves `root/rel`, refusing anything that would leave `root`.
+async fn serve_under(root: &Path, rel: &str) -> Response {
+    let rel = Path::new(rel);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return (StatusCode::BAD_REQUEST, "bad path").into_response();
+    }
+    let path = root.join(rel);
+    match tokio::fs::read(&path).await {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type(&path))], body).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn index(State(s): State<Shared>) -> Response {
+    serve_under(&s.assets, "index.html").await
+}
+
+async fn static_file(State(s): State<Shared>, UrlPath(file): UrlPath<String>) -> Response {
+    serve_under(&s.assets, &file).await
+}
+
+async fn vendor_file(State(s): State<Shared>, UrlPath(file): UrlPath<String>) -> Response {
+    serve_under(&s.assets.join("node_modules/rrweb/dist"), &file).await
+}
+
+/// What the list needs of a stitched session; `rrweb_data` is skipped unparsed.
+#[derive(Deserialize)]
+struct Stitched<'a> {
+    session_guid: String,
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    rrweb_data: &'a RawValue,
+    metadata: Value,
+}
+
+fn gunzip_if_needed(body: Vec<u8>) -> Result<Vec<u8>> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice()).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    Ok(body)
+}
+
+/// Every stitched session the source holds, by guid.
+async fn load_all(s: &AppState) -> Result<Vec<(String, Vec<u8>)>> {
+    match &s.source {
+        Source::File(path) => {
+            let body = gunzip_if_needed(tokio::fs::read(path).await?)?;
+            let guid = serde_json::from_slice::<Stitched<'_>>(&body)
+                .with_context(|| format!("{} is not a stitched session", path.display()))?
+                .session_guid;
+            Ok(vec![(guid, body)])
+        }
+        Source::Store(store, prefix) => {
+            let mut out = Vec::new();
+            for meta in store.list(prefix).await? {
+                if !(meta.name.ends_with(".json") || meta.name.ends_with(".json.gz")) {
+                    continue;
+                }
+                let object = store.get(&meta.name, u64::MAX).await?;
+                let body = gunzip_if_needed(object.body.to_vec())?;
+                match serde_json::from_slice::<Stitched<'_>>(&body) {
+                    Ok(st) => out.push((st.session_guid, body)),
+                    Err(e) => {
+                        tracing::warn!(object = %meta.name, error = %e, "not a stitched session; skipped")
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn server_error(e: anyhow::Error) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response()
+}
+
+async fn list_sessions(State(s): State<Shared>) -> Response {
+    let all = match load_all(&s).await {
+        Ok(all) => all,
+        Err(e) => return server_error(e),
+    };
+    let rows: Vec<Value> = all
+        .iter()
+        .filter_map(|(_, body)| serde_json::from_slice::<Stitched<'_>>(body).ok())
+        .map(|st| {
+            let m = &st.metadata;
+            json!({
+                "session_guid": st.session_guid,
+                "environment": m["environment"],
+                "duration_ms": m["duration_ms"],
+                "event_count": m["event_count"],
+                "chunk_count": m["chunk_count"],
+                "first_event_timestamp": m["first_event_timestamp"],
+                "replayable": m["replayable"],
+                "warnings": m["warnings"],
+                "urls": m["urls"],
+            })
+        })
+        .collect();
+    Json(rows).into_response()
+}
+
+async fn one_session(State(s): State<Shared>, UrlPath(guid): UrlPath<String>) -> Response {
+    match load_all(&s).await {
+        Ok(all) => match all.into_iter().find(|(g, _)| *g == guid) {
+            Some((_, body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            None => (StatusCode::NOT_FOUND, format!("no session {guid}")).into_response(),
+        },
+        Err(e) => server_error(e),
+    }
+}

@@ -1,0 +1,344 @@
+//! The one configuration surface: environment variables, the same names in every binary.
+//!
+//! The binaries call [`Settings::from_env`] once at start-up and pass what it built down;
+//! the service never reads the environment itself. [`VARIABLES`] is the documented list: the
+//! README's table is checked against it by a test, so the two cannot drift apart.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::engine::Limits;
+use crate::service::Options;
+
+/// Every variable rrstitch reads: name, default, meaning.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "RRSTITCH_CHUNKS",
+        "(none)",
+        "Chunk bucket: a directory, `gs://BUCKET[/prefix]` or `s3://BUCKET[/prefix]`.",
+    ),
+    (
+        "RRSTITCH_CHUNK_PREFIX",
+        "(empty)",
+        "Only objects under this prefix are chunks.",
+    ),
+    (
+        "RRSTITCH_RESULTS",
+        "`.rrstitch/results`",
+        "Results bucket or directory for `<session_guid>.json`.",
+    ),
+    (
+        "RRSTITCH_RESULTS_PREFIX",
+        "(empty)",
+        "Prefix for result objects.",
+    ),
+    (
+        "RRSTITCH_INDEX",
+        "`sqlite:.rrstitch/index.sqlite`",
+        "Session index: `sqlite:PATH`, `firestore` or `dynamodb`.",
+    ),
+    (
+        "RRSTITCH_FIRESTORE_PROJECT",
+        "`GOOGLE_CLOUD_PROJECT`",
+        "Firestore project id.",
+    ),
+    (
+        "RRSTITCH_FIRESTORE_DATABASE",
+        "`(default)`",
+        "Firestore database id.",
+    ),
+    (
+        "RRSTITCH_FIRESTORE_COLLECTION",
+        "`rrstitch_sessions`",
+        "Firestore collection of session documents.",
+    ),
+    (
+        "RRSTITCH_DYNAMODB_TABLE",
+        "`rrstitch`",
+        "DynamoDB table of the session index.",
+    ),
+    (
+        "RRSTITCH_IDLE_SECS",
+        "`300`",
+        "Seconds without a new chunk before a sweep finalizes a session.",
+    ),
+    (
+        "RRSTITCH_LEASE_SECS",
+        "`600`",
+        "Seconds a finalizer's claim holds before another may take over.",
+    ),
+    (
+        "RRSTITCH_MAX_CHUNK_BYTES",
+        "`67108864`",
+        "Largest chunk object accepted (stored size).",
+    ),
+    (
+        "RRSTITCH_MAX_DECOMPRESSED_BYTES",
+        "`268435456`",
+        "Largest size a gzip chunk may expand to.",
+    ),
+    (
+        "RRSTITCH_OUTPUT_GZIP",
+        "`false`",
+        "Write results gzip-compressed as `<session_guid>.json.gz`.",
+    ),
+    (
+        "RRSTITCH_READ_PARALLELISM",
+        "`8`",
+        "Chunk reads in flight per session.",
+    ),
+    (
+        "RRSTITCH_SESSION_PARALLELISM",
+        "CPU count",
+        "Sessions stitched at once by a sweep or backfill.",
+    ),
+    (
+        "RRSTITCH_SWEEP_LIMIT",
+        "`500`",
+        "Most sessions one sweep finalizes.",
+    ),
+    (
+        "RRSTITCH_LOG_FORMAT",
+        "`text`",
+        "`text`, or `json` (with `severity`, for Cloud Logging and CloudWatch).",
+    ),
+    (
+        "RUST_LOG",
+        "`info`",
+        "Log filter (tracing-subscriber syntax).",
+    ),
+    (
+        "PORT",
+        "`8080`",
+        "HTTP port of the ingest and finalize functions (set by Cloud Run).",
+    ),
+    (
+        "STORAGE_EMULATOR_HOST",
+        "(none)",
+        "GCS endpoint override, e.g. a fake-gcs-server.",
+    ),
+    (
+        "AWS_ENDPOINT_URL",
+        "(none)",
+        "S3/DynamoDB endpoint override, e.g. a moto server.",
+    ),
+    (
+        "FIRESTORE_EMULATOR_HOST",
+        "(none)",
+        "Firestore emulator `host:port`.",
+    ),
+];
+
+#[derive(Debug, Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// Which session index backend to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexSpec {
+    Sqlite(std::path::PathBuf),
+    Firestore {
+        project: String,
+        database: String,
+        collection: String,
+    },
+    DynamoDb {
+        table: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the environment configures.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub chunks: Option<String>,
+    pub results: String,
+    pub index: IndexSpec,
+    pub log_format: LogFormat,
+    pub options: Options,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds settings from any variable source (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Options::default();
+        let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                    var,
+                    reason: format!("{v:?} is not a whole number"),
+                }),
+            }
+        };
+        let flag = |var: &'static str| -> Result<bool, ConfigError> {
+            match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("0" | "false" | "no" | "off") => Ok(false),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some(other) => Err(ConfigError {
+                    var,
+                    reason: format!("{other:?} is not true/false"),
+                }),
+            }
+        };
+        let index = match get("RRSTITCH_INDEX").as_deref() {
+            None => IndexSpec::Sqlite(".rrstitch/index.sqlite".into()),
+            Some(s) if s.starts_with("sqlite:") => IndexSpec::Sqlite(s["sqlite:".len()..].into()),
+            Some("firestore") => IndexSpec::Firestore {
+                project: get("RRSTITCH_FIRESTORE_PROJECT")
+                    .or_else(|| get("GOOGLE_CLOUD_PROJECT"))
+                    .ok_or(ConfigError {
+                        var: "RRSTITCH_FIRESTORE_PROJECT",
+                        reason: "required with RRSTITCH_INDEX=firestore".into(),
+                    })?,
+                database: get("RRSTITCH_FIRESTORE_DATABASE").unwrap_or_else(|| "(default)".into()),
+                collection: get("RRSTITCH_FIRESTORE_COLLECTION")
+                    .unwrap_or_else(|| "rrstitch_sessions".into()),
+            },
+            Some("dynamodb") => IndexSpec::DynamoDb {
+                table: get("RRSTITCH_DYNAMODB_TABLE").unwrap_or_else(|| "rrstitch".into()),
+            },
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "RRSTITCH_INDEX",
+                    reason: format!("{other:?}: use sqlite:PATH, firestore or dynamodb"),
+                })
+            }
+        };
+        let log_format = match get("RRSTITCH_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "RRSTITCH_LOG_FORMAT",
+                    reason: format!("{other:?}: use text or json"),
+                })
+            }
+        };
+        let max_chunk_bytes = number("RRSTITCH_MAX_CHUNK_BYTES", defaults.limits.max_chunk_bytes)?;
+        let options = Options {
+            chunk_prefix: get("RRSTITCH_CHUNK_PREFIX").unwrap_or_default(),
+            results_prefix: get("RRSTITCH_RESULTS_PREFIX").unwrap_or_default(),
+            limits: Limits {
+                max_chunk_bytes,
+                max_decompressed_bytes: number(
+                    "RRSTITCH_MAX_DECOMPRESSED_BYTES",
+                    defaults.limits.max_decompressed_bytes,
+                )?,
+            },
+            idle: Duration::from_secs(number("RRSTITCH_IDLE_SECS", defaults.idle.as_secs())?),
+            lease: Duration::from_secs(number("RRSTITCH_LEASE_SECS", defaults.lease.as_secs())?),
+            read_parallelism: number(
+                "RRSTITCH_READ_PARALLELISM",
+                defaults.read_parallelism as u64,
+            )? as usize,
+            session_parallelism: number(
+                "RRSTITCH_SESSION_PARALLELISM",
+                defaults.session_parallelism as u64,
+            )? as usize,
+            sweep_limit: number("RRSTITCH_SWEEP_LIMIT", defaults.sweep_limit as u64)? as usize,
+            output_gzip: flag("RRSTITCH_OUTPUT_GZIP")?,
+            part_size: defaults.part_size,
+        };
+        Ok(Settings {
+            chunks: get("RRSTITCH_CHUNKS"),
+            results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
+            index,
+            log_format,
+            options,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_local_mode() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.index, IndexSpec::Sqlite(".rrstitch/index.sqlite".into()));
+        assert_eq!(s.results, ".rrstitch/results");
+        assert_eq!(s.options.idle, Duration::from_secs(300));
+        assert_eq!(s.options.limits.max_chunk_bytes, 64 * 1024 * 1024);
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(!s.options.output_gzip);
+    }
+
+    #[test]
+    fn reads_every_knob() {
+        let s = settings(&[
+            ("RRSTITCH_INDEX", "firestore"),
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("RRSTITCH_IDLE_SECS", "60"),
+            ("RRSTITCH_OUTPUT_GZIP", "true"),
+            ("RRSTITCH_CHUNK_PREFIX", "in/"),
+            ("RRSTITCH_LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.index,
+            IndexSpec::Firestore {
+                project: "p".into(),
+                database: "(default)".into(),
+                collection: "rrstitch_sessions".into()
+            }
+        );
+        assert_eq!(s.options.idle, Duration::from_secs(60));
+        assert!(s.options.output_gzip);
+        assert_eq!(s.options.chunk_prefix, "in/");
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = settings(&[("RRSTITCH_IDLE_SECS", "5m")]).unwrap_err();
+        assert_eq!(e.var, "RRSTITCH_IDLE_SECS");
+        assert_eq!(
+            settings(&[("RRSTITCH_INDEX", "redis")]).unwrap_err().var,
+            "RRSTITCH_INDEX"
+        );
+        assert_eq!(
+            settings(&[("RRSTITCH_INDEX", "firestore")])
+                .unwrap_err()
+                .var,
+            "RRSTITCH_FIRESTORE_PROJECT"
+        );
+        assert_eq!(
+            settings(&[("RRSTITCH_OUTPUT_GZIP", "maybe")])
+                .unwrap_err()
+                .var,
+            "RRSTITCH_OUTPUT_GZIP"
+        );
+    }
+
+    #[test]
+    fn the_readme_documents_every_variable() {
+        let readme = include_str!("../../README.md");
+        for (name, _, _) in VARIABLES {
+            assert!(readme.contains(&format!("`{name}`")), "README lacks {name}");
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Reading one chunk object: from stored bytes to validated events, without building trees.
+//!
+//! The body is `{"session_guid", "session_data": [events], "environment"}`. Events are never
+//! deserialized into values: each is kept as the exact bytes it had (`&RawValue`, a slice of
+//! the input), and only the few fields rrstitch needs (`type`, `timestamp`, a Meta's `href`, an
+//! interaction's `source`/`type`) are read from it. That is what lets the stitcher copy events
+//! byte for byte, and what keeps deep DOM snapshots safe: serde_json skips over a value it
+//! does not deserialize with a loop, not recursion, so a snapshot nested 100,000 levels deep
+//! is just bytes to it (its 128-level limit applies only to typed deserialization, which never
+//! goes deeper than an event's top-level fields here).
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use flate2::read::GzDecoder;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::Number;
+
+use super::guid::SessionGuid;
+use super::reject::Reject;
+
+/// rrweb event types (`EventType` in rrweb's types).
+pub mod event_type {
+    pub const DOM_CONTENT_LOADED: i64 = 0;
+    pub const LOAD: i64 = 1;
+    pub const FULL_SNAPSHOT: i64 = 2;
+    pub const INCREMENTAL_SNAPSHOT: i64 = 3;
+    pub const META: i64 = 4;
+    pub const CUSTOM: i64 = 5;
+    pub const PLUGIN: i64 = 6;
+}
+
+/// `IncrementalSource.MouseInteraction` and `MouseInteractions.Click` in rrweb.
+const SOURCE_MOUSE_INTERACTION: i64 = 2;
+const MOUSE_CLICK: i64 = 2;
+
+/// Size limits applied before any parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest stored object accepted (compressed size for gzip bodies).
+    pub max_chunk_bytes: u64,
+    /// The largest body a gzip object may expand to: the guard against gzip bombs.
+    pub max_decompressed_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_chunk_bytes: 64 * 1024 * 1024,
+            max_decompressed_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses an object by its stored size, before it is downloaded.
+    pub fn check_size(&self, size: u64) -> Result<(), Reject> {
+        if size > self.max_chunk_bytes {
+            return Err(Reject::TooLarge {
+                size,
+                limit: self.max_chunk_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Turns stored bytes into JSON text: size cap, gzip (by name or by magic bytes, capped),
+/// UTF-8 check. Borrows when no decompression is needed.
+pub fn decode<'a>(
+    raw: &'a [u8],
+    gzip_by_name: bool,
+    limits: &Limits,
+) -> Result<Cow<'a, str>, Reject> {
+    limits.check_size(raw.len() as u64)?;
+    let bytes: Cow<'a, [u8]> = if gzip_by_name || raw.starts_with(&[0x1f, 0x8b]) {
+        let cap = limits.max_decompressed_bytes;
+        let mut out = Vec::new();
+        GzDecoder::new(raw)
+            .take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Reject::BadGzip {
+                reason: e.to_string(),
+            })?;
+        if out.len() as u64 > cap {
+            return Err(Reject::GzipTooLarge { limit: cap });
+        }
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    if bytes.is_empty() {
+        return Err(Reject::Empty);
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(Reject::ByteOrderMark);
+    }
+    match bytes {
+        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+        Cow::Owned(v) => String::from_utf8(v)
+            .map(Cow::Owned)
+            .map_err(|e| e.utf8_error()),
+    }
+    .map_err(|e| Reject::NotUtf8 {
+        offset: e.valid_up_to(),
+    })
+}
+
+/// One validated chunk, borrowing its events from the decoded text.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    pub session_guid: SessionGuid,
+    pub environment: String,
+    /// The `session_data` array exactly as stored; its hash identifies duplicate uploads.
+    pub session_data: &'a RawValue,
+    pub events: Vec<Event<'a>>,
+}
+
+/// One rrweb event: its exact bytes plus the fields metadata needs.
+#[derive(Debug)]
+pub struct Event<'a> {
+    pub raw: &'a RawValue,
+    pub kind: i64,
+    pub timestamp: Number,
+    /// A Meta event's `data.href`.
+    pub href: Option<String>,
+    /// An incremental MouseInteraction of type Click.
+    pub is_click: bool,
+}
+
+impl Chunk<'_> {
+    /// Identity of the event payload, for skipping an SDK's re-upload under a new name.
+    pub fn data_hash(&self) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(self.session_data.get().as_bytes())
+    }
+}
+
+/// Parses and validates decoded chunk text.
+pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
+    let first = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .bytes()
+        .next();
+    let found = match first {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'n') => Some("null"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        None => return Err(Reject::Empty),
+        Some(_) => None, // not JSON at all: let the parser say where
+    };
+    if let Some(found) = found {
+        return Err(Reject::NotAnObject { found });
+    }
+    let top: Top<'_> = serde_json::from_str(text).map_err(bad_json)?;
+
+    let guid_raw = top.session_guid.ok_or(Reject::MissingField {
+        field: "session_guid",
+    })?;
+    let guid: Cow<'_, str> = string_field(guid_raw, "session_guid")?;
+    let session_guid = SessionGuid::parse(&guid)?;
+
+    let env_raw = top.environment.ok_or(Reject::MissingField {
+        field: "environment",
+    })?;
+    let environment = string_field(env_raw, "environment")?.into_owned();
+
+    let session_data = top.session_data.ok_or(Reject::MissingField {
+        field: "session_data",
+    })?;
+    if !session_data.get().starts_with('[') {
+        return Err(Reject::WrongType {
+            field: "session_data",
+            expected: "an array of rrweb events",
+        });
+    }
+    let raw_events: Vec<&RawValue> = serde_json::from_str(session_data.get()).map_err(bad_json)?;
+    let events = raw_events
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| parse_event(raw).map_err(|reason| Reject::BadEvent { index, reason }))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Chunk {
+        session_guid,
+        environment,
+        session_data,
+        events,
+    })
+}
+
+fn bad_json(e: serde_json::Error) -> Reject {
+    Reject::BadJson {
+        reason: e.to_string(),
+    }
+}
+
+fn string_field<'a>(raw: &'a RawValue, field: &'static str) -> Result<Cow<'a, str>, Reject> {
+    let wrong = || Reject::WrongType {
+        field,
+        expected: "a string",
+    };
+    if !raw.get().starts_with('"') {
+        return Err(wrong());
+    }
+    // Borrowed when the string has no escapes; escapes need an owned copy.
+    serde_json::from_str::<Cow<'a, str>>(raw.get()).map_err(|_| wrong())
+}
+
+/// The top level of a chunk. Each field is captured raw, so `null` and wrong types get a
+/// precise reason instead of serde's generic message; unknown fields are skipped.
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(borrow, default, deserialize_with = "some_raw")]
+    session_guid: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "some_raw")]
+    session_data: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "some_raw")]
+    environment: Option<&'a RawValue>,
+}
+
+/// The fields of an event rrstitch reads; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "some_raw")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "some_raw")]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "some_raw")]
+    data: Option<&'a RawValue>,
+}
+
+fn some_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn parse_event(raw: &RawValue) -> Result<Event<'_>, String> {
+    if !raw.get().starts_with('{') {
+        return Err("is not a JSON object".into());
+    }
+    let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let kind = head
+        .kind
+        .and_then(|k| serde_json::from_str::<i64>(k.get()).ok())
+        .ok_or("has no integer `type`")?;
+    let timestamp = head
+        .timestamp
+        .and_then(|t| serde_json::from_str::<Number>(t.get()).ok())
+        .ok_or("has no numeric `timestamp`")?;
+    let mut event = Event {
+        raw,
+        kind,
+        timestamp,
+        href: None,
+        is_click: false,
+    };
+    match (kind, head.data) {
+        (event_type::META, Some(data)) => event.href = meta_href(data),
+        (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => event.is_click = is_click(data),
+        _ => {}
+    }
+    Ok(event)
+}
+
+fn meta_href(data: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta {
+        href: Option<String>,
+    }
+    serde_json::from_str::<Meta>(data.get()).ok()?.href
+}
+
+/// Whether an incremental event is a click. DOM mutations (source 0) are the largest events
+/// of a session, and rrweb writes `source` first, so a leading `{"source":N` that is not a
+/// mouse interaction settles it without scanning the rest.
+fn is_click(data: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Interaction {
+        source: Option<i64>,
+        #[serde(rename = "type")]
+        kind: Option<i64>,
+    }
+    let text = data.get();
+    if let Some(rest) = text.strip_prefix("{\"source\":") {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let next = rest.as_bytes().get(digits);
+        if digits > 0 && matches!(next, Some(b',' | b'}')) {
+            if rest[..digits].parse::<i64>().ok() != Some(SOURCE_MOUSE_INTERACTION) {
+                return false;
+            }
+        }
+    }
+    serde_json::from_str::<Interaction>(text)
+        .map(|i| i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn chunk_text(events: &str) -> String {
+        format!(r#"{{"session_guid":"s-1","session_data":[{events}],"environment":"prod"}}"#)
+    }
+
+    fn reject(text: &str) -> Reject {
+        parse(text).expect_err("should be rejected")
+    }
+
+    #[test]
+    fn reads_fields_and_keeps_event_bytes() {
+        let text = chunk_text(
+            r#"{"type":4,"data":{"href":"https://a.test/"},"timestamp":1},{"timestamp":2.5, "type":3,"data":{"source":2,"type":2,"id":9}}"#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.session_guid.as_str(), "s-1");
+        assert_eq!(c.environment, "prod");
+        assert_eq!(c.events.len(), 2);
+        assert_eq!(c.events[0].href.as_deref(), Some("https://a.test/"));
+        assert_eq!(
+            c.events[1].raw.get(),
+            r#"{"timestamp":2.5, "type":3,"data":{"source":2,"type":2,"id":9}}"#
+        );
+        assert!(c.events[1].is_click);
+        assert_eq!(c.events[1].timestamp.as_f64(), Some(2.5));
+    }
+
+    #[test]
+    fn clicks_are_mouse_interactions_of_type_click_only() {
+        let events = [
+            (r#"{"source":2,"type":2,"id":1}"#, true),
+            (r#"{"type":2,"source":2}"#, true),
+            (r#"{"source":2,"type":1}"#, false),
+            (r#"{"source":0,"adds":[]}"#, false),
+            (r#"{"source":1,"positions":[]}"#, false),
+        ];
+        for (data, click) in events {
+            let text = chunk_text(&format!(r#"{{"type":3,"timestamp":1,"data":{data}}}"#));
+            assert_eq!(parse(&text).unwrap().events[0].is_click, click, "{data}");
+        }
+    }
+
+    #[test]
+    fn ignores_other_top_level_fields() {
+        let text = r#"{"v":2,"session_guid":"g","extra":{"deep":[1,2]},"session_data":[],"environment":"e"}"#;
+        assert!(parse(text).unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn names_the_missing_or_mistyped_field() {
+        assert_eq!(
+            reject(r#"{"session_data":[],"environment":"e"}"#),
+            Reject::MissingField {
+                field: "session_guid"
+            }
+        );
+        assert_eq!(
+            reject(r#"{"session_guid":"g","session_data":[]}"#),
+            Reject::MissingField {
+                field: "environment"
+            }
+        );
+        assert_eq!(
+            reject(r#"{"session_guid":"g","environment":"e"}"#),
+            Reject::MissingField {
+                field: "session_data"
+            }
+        );
+        assert!(matches!(
+            reject(r#"{"session_guid":7,"session_data":[],"environment":"e"}"#),
+            Reject::WrongType {
+                field: "session_guid",
+                ..
+            }
+        ));
+        assert!(matches!(
+            reject(r#"{"session_guid":null,"session_data":[],"environment":"e"}"#),
+            Reject::WrongType {
+                field: "session_guid",
+                ..
+            }
+        ));
+        assert!(matches!(
+            reject(r#"{"session_guid":"g","session_data":{},"environment":"e"}"#),
+            Reject::WrongType {
+                field: "session_data",
+                ..
+            }
+        ));
+        assert!(matches!(
+            reject(r#"{"session_guid":"g","session_data":[],"environment":["e"]}"#),
+            Reject::WrongType {
+                field: "environment",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn names_the_bad_event_index() {
+        let cases = [
+            (r#"{"type":3,"timestamp":1},{"type":3}"#, 1, "timestamp"),
+            (r#"{"type":"3","timestamp":1}"#, 0, "type"),
+            (r#"{"type":3.5,"timestamp":1}"#, 0, "type"),
+            (r#"{"type":3,"timestamp":"1"}"#, 0, "timestamp"),
+            (
+                r#"{"type":3,"timestamp":1},{"type":3,"timestamp":2},7"#,
+                2,
+                "object",
+            ),
+            (r#"null"#, 0, "object"),
+            (r#"{"type":3,"type":3,"timestamp":1}"#, 0, "duplicate"),
+        ];
+        for (events, at, word) in cases {
+            match reject(&chunk_text(events)) {
+                Reject::BadEvent { index, reason } => {
+                    assert_eq!(index, at, "{events}");
+                    assert!(reason.contains(word), "{events}: {reason}");
+                }
+                other => panic!("{events}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_bodies_get_a_reason() {
+        assert!(matches!(reject(""), Reject::Empty));
+        assert!(matches!(reject("   "), Reject::Empty));
+        assert!(matches!(
+            reject("[]"),
+            Reject::NotAnObject { found: "an array" }
+        ));
+        assert!(matches!(
+            reject("null"),
+            Reject::NotAnObject { found: "null" }
+        ));
+        assert!(matches!(reject("\"s\""), Reject::NotAnObject { .. }));
+        assert!(matches!(
+            reject("{\"session_guid\":"),
+            Reject::BadJson { .. }
+        ));
+        assert!(matches!(reject("<html>"), Reject::BadJson { .. }));
+        assert!(matches!(
+            reject(
+                r#"{"session_guid":"g","session_guid":"h","session_data":[],"environment":"e"}"#
+            ),
+            Reject::BadJson { .. }
+        ));
+        assert!(matches!(
+            reject(&chunk_text(r#"{"type":3,"timestamp":NaN}"#)),
+            Reject::BadJson { .. }
+        ));
+        assert!(matches!(
+            reject(&chunk_text(r#"{"type":3,"timestamp":Infinity}"#)),
+            Reject::BadJson { .. }
+        ));
+        assert!(matches!(
+            reject(r#"{"session_guid":"../x","session_data":[],"environment":"e"}"#),
+            Reject::BadGuid { .. }
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_just_bytes() {
+        let depth = 100_000;
+        let deep = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let event = format!(r#"{{"type":2,"timestamp":5,"data":{{"node":{deep}}}}}"#);
+        let text = chunk_text(&event);
+        let c = parse(&text).unwrap();
+        assert_eq!(c.events[0].raw.get(), event);
+        // Deep junk in an ignored top-level field is skipped as well.
+        let text =
+            format!(r#"{{"x":{deep},"session_guid":"g","session_data":[],"environment":"e"}}"#);
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn decode_checks_size_gzip_utf8_and_bom() {
+        let limits = Limits {
+            max_chunk_bytes: 100,
+            max_decompressed_bytes: 1_000,
+        };
+        assert_eq!(decode(b"{}", false, &limits).unwrap(), "{}");
+        assert!(matches!(
+            decode(&[b' '; 101], false, &limits),
+            Err(Reject::TooLarge { size: 101, .. })
+        ));
+        assert_eq!(decode(b"", false, &limits), Err(Reject::Empty));
+        assert_eq!(
+            decode(b"\xEF\xBB\xBF{}", false, &limits),
+            Err(Reject::ByteOrderMark)
+        );
+        assert_eq!(
+            decode(b"{\"a\":\"\xff\"}", false, &limits),
+            Err(Reject::NotUtf8 { offset: 6 })
+        );
+
+        let gz = |body: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        };
+        // By magic bytes, whatever the name says.
+        assert_eq!(
+            decode(&gz(b"{\"k\":1}"), false, &limits).unwrap(),
+            "{\"k\":1}"
+        );
+        // A bomb: 50 bytes that expand past the cap.
+        let bomb = gz(&vec![b' '; 5_000]);
+        assert!(bomb.len() <= 100);
+        assert_eq!(
+            decode(&bomb, true, &limits),
+            Err(Reject::GzipTooLarge { limit: 1_000 })
+        );
+        assert!(matches!(
+            decode(b"not gzip at all", true, &limits),
+            Err(Reject::BadGzip { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_payloads_hash_alike() {
+        let a = chunk_text(r#"{"type":3,"timestamp":1}"#);
+        let b = a.replace("prod", "staging");
+        let c = chunk_text(r#"{"type":3,"timestamp":2}"#);
+        let (a, b, c) = (parse(&a).unwrap(), parse(&b).unwrap(), parse(&c).unwrap());
+        assert_eq!(a.data_hash(), b.data_hash());
+        assert_ne!(a.data_hash(), c.data_hash());
+    }
+}

@@ -1,0 +1,64 @@
+//! Why a chunk object is refused.
+//!
+//! Every reason is *permanent*: the same bytes will be refused again, so the object is
+//! recorded (never deleted, never retried) and the event acknowledged. Transient failures
+//! (a bucket or index that did not answer) are not here: they live in the storage and index
+//! errors, and make a function return an error so the platform retries.
+
+use thiserror::Error;
+
+/// A permanent reason to refuse a chunk. The message names what is wrong and where; the
+/// caller adds the object name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Reject {
+    #[error("name {stem:?} is not a timestamp like 2025-05-02T12:10:50.644423+0000")]
+    BadName { stem: String },
+    #[error("object is {size} bytes, over the {limit}-byte chunk limit")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("gzip body expands past the {limit}-byte limit")]
+    GzipTooLarge { limit: u64 },
+    #[error("gzip body is corrupt: {reason}")]
+    BadGzip { reason: String },
+    #[error("empty object")]
+    Empty,
+    #[error("not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error("starts with a UTF-8 byte order mark; chunks must be plain JSON")]
+    ByteOrderMark,
+    #[error("top level is {found}, not a JSON object")]
+    NotAnObject { found: &'static str },
+    #[error("invalid JSON: {reason}")]
+    BadJson { reason: String },
+    #[error("missing field `{field}`")]
+    MissingField { field: &'static str },
+    #[error("field `{field}` must be {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("session_guid {guid:?} is not 1-128 of [A-Za-z0-9._-] (not starting with '.', not __reserved__)")]
+    BadGuid { guid: String },
+    #[error("event {index}: {reason}")]
+    BadEvent { index: usize, reason: String },
+}
+
+impl Reject {
+    /// A short, stable category for counting and for dashboards.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reject::BadName { .. } => "bad_name",
+            Reject::TooLarge { .. } => "too_large",
+            Reject::GzipTooLarge { .. } => "gzip_too_large",
+            Reject::BadGzip { .. } => "bad_gzip",
+            Reject::Empty => "empty",
+            Reject::NotUtf8 { .. } => "not_utf8",
+            Reject::ByteOrderMark => "byte_order_mark",
+            Reject::NotAnObject { .. } => "not_an_object",
+            Reject::BadJson { .. } => "bad_json",
+            Reject::MissingField { .. } => "missing_field",
+            Reject::WrongType { .. } => "wrong_type",
+            Reject::BadGuid { .. } => "bad_guid",
+            Reject::BadEvent { .. } => "bad_event",
+        }
+    }
+}

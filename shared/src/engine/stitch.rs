@@ -1,0 +1,272 @@
+//! The stitch: chunks in, one compact session document out, streamed.
+//!
+//! The output is written as chunks arrive:
+//! `{"session_guid":…,"rrweb_data":[` then every event's bytes, comma-separated, then
+//! `],"metadata":{…}}`. Metadata goes last precisely so nothing has to be held back: memory
+//! is one chunk (the caller's buffer) plus O(chunks) of bookkeeping, whatever the session's
+//! size. Events are copied as the bytes they arrived as, so the output is the same JSON value
+//! as a parse-and-concatenate of the inputs, without ever building a tree.
+//!
+//! The caller hands chunks over in order (see [`super::name::ChunkName`]'s `Ord`); the
+//! stitcher only decides what to do with each: stitch it, skip it as a duplicate upload, or
+//! refuse it as belonging to another session.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use super::chunk::Chunk;
+use super::guid::SessionGuid;
+use super::metadata::{Metadata, MetadataBuilder};
+use super::name::ChunkName;
+
+/// What became of one chunk handed to [`Stitcher::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Stitched,
+    /// Same `session_data` bytes as an earlier chunk: skipped, listed in the metadata.
+    Duplicate,
+    /// The chunk names another session (an object replaced since it was indexed): skipped
+    /// with a warning.
+    ForeignSession,
+}
+
+/// Writes one session's stitched document into `W` as chunks are pushed.
+pub struct Stitcher<W: Write> {
+    out: W,
+    guid: SessionGuid,
+    wrote_event: bool,
+    seen: HashSet<u128>,
+    meta: MetadataBuilder,
+}
+
+impl<W: Write> Stitcher<W> {
+    /// Starts the document; the header is written at once.
+    pub fn new(mut out: W, guid: SessionGuid) -> io::Result<Self> {
+        out.write_all(b"{\"session_guid\":")?;
+        serde_json::to_writer(&mut out, guid.as_str())?;
+        out.write_all(b",\"rrweb_data\":[")?;
+        Ok(Stitcher {
+            out,
+            guid,
+            wrote_event: false,
+            seen: HashSet::new(),
+            meta: MetadataBuilder::default(),
+        })
+    }
+
+    pub fn guid(&self) -> &SessionGuid {
+        &self.guid
+    }
+
+    /// Appends a chunk's events. Chunks must come in [`ChunkName`] order.
+    pub fn push(&mut self, name: &ChunkName, chunk: &Chunk<'_>) -> io::Result<Pushed> {
+        if chunk.session_guid != self.guid {
+            self.meta.warn(format!(
+                "chunk {name} belongs to session {}, not {}; skipped",
+                chunk.session_guid, self.guid
+            ));
+            return Ok(Pushed::ForeignSession);
+        }
+        if !self.seen.insert(chunk.data_hash()) {
+            self.meta.duplicate(name);
+            return Ok(Pushed::Duplicate);
+        }
+        self.meta.chunk(name, chunk);
+        for event in &chunk.events {
+            if self.wrote_event {
+                self.out.write_all(b",")?;
+            }
+            self.out.write_all(event.raw.get().as_bytes())?;
+            self.wrote_event = true;
+        }
+        Ok(Pushed::Stitched)
+    }
+
+    /// Adds a warning that only the caller can know (a chunk the index listed is gone, one
+    /// that no longer validates).
+    pub fn warn(&mut self, warning: String) {
+        self.meta.warn(warning);
+    }
+
+    /// The writer, for draining what has been written so far into a streaming upload.
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Closes the document and returns the writer with the session's metadata.
+    pub fn finish(mut self) -> io::Result<(W, Metadata)> {
+        let meta = self.meta.finish();
+        self.out.write_all(b"],\"metadata\":")?;
+        serde_json::to_writer(&mut self.out, &meta)?;
+        self.out.write_all(b"}")?;
+        Ok((self.out, meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::chunk::parse;
+    use serde_json::{Number, Value};
+
+    fn name(ts: &str) -> ChunkName {
+        ChunkName::parse(&format!("{ts}.json")).unwrap()
+    }
+
+    fn body(guid: &str, env: &str, events: &str) -> String {
+        format!(r#"{{"session_guid":"{guid}","session_data":[{events}],"environment":"{env}"}}"#)
+    }
+
+    fn stitch(chunks: &[(&str, String)]) -> (String, Metadata) {
+        let guid = SessionGuid::parse("g").unwrap();
+        let mut s = Stitcher::new(Vec::new(), guid).unwrap();
+        for (ts, text) in chunks {
+            s.push(&name(ts), &parse(text).unwrap()).unwrap();
+        }
+        let (out, meta) = s.finish().unwrap();
+        (String::from_utf8(out).unwrap(), meta)
+    }
+
+    const META: &str = r#"{"type":4,"data":{"href":"https://a.test/x"},"timestamp":100}"#;
+    const FULL: &str = r#"{"type":2,"data":{"node":{}},"timestamp":101}"#;
+
+    #[test]
+    fn output_is_compact_and_in_field_order() {
+        let (out, _) = stitch(&[
+            (
+                "2025-05-02T12:00:00Z",
+                body("g", "prod", &format!("{META},{FULL}")),
+            ),
+            (
+                "2025-05-02T12:00:01Z",
+                body(
+                    "g",
+                    "prod",
+                    r#"{"type":3,"timestamp":150,"data":{"source":2,"type":2}}"#,
+                ),
+            ),
+        ]);
+        let expected_start = format!(
+            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"duplicate_chunks":[],"warnings":[]}}}}"#
+        );
+        assert_eq!(out, expected_start);
+        let _: Value = serde_json::from_str(&out).unwrap();
+    }
+
+    #[test]
+    fn empty_session_is_valid_json() {
+        let (out, meta) = stitch(&[("2025-05-02T12:00:00Z", body("g", "e", ""))]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["rrweb_data"], Value::Array(vec![]));
+        assert_eq!(meta.event_count, 0);
+        assert!(!meta.replayable);
+    }
+
+    #[test]
+    fn duplicates_are_skipped_and_listed() {
+        let events = format!("{META},{FULL}");
+        let (out, meta) = stitch(&[
+            ("2025-05-02T12:00:00Z", body("g", "prod", &events)),
+            ("2025-05-02T12:00:05Z", body("g", "prod", &events)),
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 2);
+        assert_eq!(meta.timestamp_list, ["2025-05-02T12:00:00Z"]);
+        assert_eq!(meta.duplicate_chunks, ["2025-05-02T12:00:05Z.json"]);
+        assert_eq!(meta.chunk_count, 1);
+        assert_eq!(meta.warnings.len(), 1, "{:?}", meta.warnings);
+    }
+
+    #[test]
+    fn environment_mismatch_keeps_the_first_and_warns() {
+        let (_, meta) = stitch(&[
+            ("2025-05-02T12:00:00Z", body("g", "prod", META)),
+            ("2025-05-02T12:00:01Z", body("g", "staging", FULL)),
+        ]);
+        assert_eq!(meta.environment, "prod");
+        assert!(
+            meta.warnings.iter().any(|w| w.contains("staging")),
+            "{:?}",
+            meta.warnings
+        );
+    }
+
+    #[test]
+    fn backwards_time_across_a_boundary_is_a_warning() {
+        let (_, meta) = stitch(&[
+            (
+                "2025-05-02T12:00:00Z",
+                body("g", "e", &format!("{META},{FULL}")),
+            ),
+            (
+                "2025-05-02T12:00:01Z",
+                body("g", "e", r#"{"type":3,"timestamp":50}"#),
+            ),
+        ]);
+        assert!(
+            meta.warnings.iter().any(|w| w.contains("backwards")),
+            "{:?}",
+            meta.warnings
+        );
+        assert_eq!(meta.duration_ms, Number::from(0), "never negative");
+    }
+
+    #[test]
+    fn replayable_needs_meta_and_full_snapshot_before_increments() {
+        let inc = r#"{"type":3,"timestamp":200,"data":{"source":1}}"#;
+        let (_, ok) = stitch(&[(
+            "2025-05-02T12:00:00Z",
+            body("g", "e", &format!("{META},{FULL},{inc}")),
+        )]);
+        assert!(ok.replayable);
+        let (_, late) = stitch(&[(
+            "2025-05-02T12:00:00Z",
+            body("g", "e", &format!("{META},{inc},{FULL}")),
+        )]);
+        assert!(!late.replayable);
+        let (_, no_meta) = stitch(&[(
+            "2025-05-02T12:00:00Z",
+            body("g", "e", &format!("{FULL},{inc}")),
+        )]);
+        assert!(!no_meta.replayable);
+        assert!(no_meta
+            .warnings
+            .iter()
+            .any(|w| w.contains("not replayable")));
+    }
+
+    #[test]
+    fn urls_are_distinct_in_order_and_snapshots_counted() {
+        let meta2 = r#"{"type":4,"data":{"href":"https://a.test/y"},"timestamp":300}"#;
+        let events = format!("{META},{FULL},{meta2},{FULL},{META},{FULL}");
+        let (_, meta) = stitch(&[("2025-05-02T12:00:00Z", body("g", "e", &events))]);
+        assert_eq!(meta.urls, ["https://a.test/x", "https://a.test/y"]);
+        assert_eq!(meta.full_snapshot_count, 3);
+    }
+
+    #[test]
+    fn a_chunk_of_another_session_is_refused() {
+        let guid = SessionGuid::parse("g").unwrap();
+        let mut s = Stitcher::new(Vec::new(), guid).unwrap();
+        let text = body("other", "e", META);
+        let pushed = s.push(&name("2025-05-02T12:00:00Z"), &parse(&text).unwrap());
+        assert_eq!(pushed.unwrap(), Pushed::ForeignSession);
+        let (out, meta) = s.finish().unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["rrweb_data"].as_array().unwrap().is_empty());
+        assert_eq!(meta.warnings.len(), 2, "{:?}", meta.warnings);
+    }
+
+    #[test]
+    fn float_timestamps_give_a_float_duration() {
+        let (_, meta) = stitch(&[(
+            "2025-05-02T12:00:00Z",
+            body(
+                "g",
+                "e",
+                r#"{"type":5,"timestamp":1.5},{"type":5,"timestamp":4}"#,
+            ),
+        )]);
+        assert_eq!(meta.duration_ms.as_f64(), Some(2.5));
+    }
+}

@@ -1,0 +1,424 @@
+//! One behaviour for every session index adapter.
+//!
+//! SQLite runs it in its unit tests; Firestore and DynamoDB run it against their emulators
+//! from the `tests/` crate. Session ids are made unique per call, so the suite can run
+//! against a shared emulator without resetting it.
+
+use std::time::Duration;
+
+use super::{
+    new_token, ChunkRecord, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
+    SessionIndex, SessionStatus,
+};
+use crate::engine::SessionGuid;
+use crate::time::Millis;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Runs every check.
+pub async fn run_all(index: &dyn SessionIndex) {
+    recording_is_idempotent(index).await;
+    first_and_last_chunk_times(index).await;
+    idle_query_and_claims(index).await;
+    chunk_during_finalize_reopens(index).await;
+    late_chunk_reopens_a_finalized_session(index).await;
+    expired_lease_is_claimable_and_stale_claim_loses(index).await;
+    release_returns_to_open(index).await;
+    force_claim_and_unknown_sessions(index).await;
+    rejects_are_recorded_once(index).await;
+    claims_are_exclusive_across_handles(index, index).await;
+}
+
+fn guid(tag: &str) -> SessionGuid {
+    SessionGuid::parse(&format!("{tag}-{}", &new_token()[..12])).unwrap()
+}
+
+pub fn chunk(guid: &SessionGuid, name: &str, generation: &str) -> ChunkRecord {
+    ChunkRecord {
+        guid: guid.clone(),
+        bucket: "/conformance".into(),
+        // Object names are unique within a bucket (they are upload times); a per-session
+        // folder keeps them unique across sessions here.
+        name: format!("{guid}/{name}.json"),
+        generation: generation.into(),
+        timestamp: name.into(),
+        environment: "test".into(),
+        size: 10,
+        event_count: 2,
+    }
+}
+
+const T0: Millis = Millis(1_700_000_000_000);
+
+fn at(secs: i64) -> Millis {
+    Millis(T0.0 + secs * 1000)
+}
+
+pub async fn recording_is_idempotent(index: &dyn SessionIndex) {
+    let g = guid("idem");
+    let c = chunk(&g, "2025-05-02T12:00:00Z", "1");
+    assert_eq!(
+        index.record_chunk(&c, at(0)).await.unwrap(),
+        Recorded::New { reopened: false }
+    );
+    let before = index.session(&g).await.unwrap().expect("session exists");
+    assert_eq!(
+        index.record_chunk(&c, at(5)).await.unwrap(),
+        Recorded::AlreadyKnown,
+        "the same bucket+name+generation twice is one chunk"
+    );
+    let after = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(before, after, "a redelivered chunk changes nothing");
+    assert_eq!(after.chunk_count, 1);
+    assert_eq!(after.status, SessionStatus::Open);
+    // A new generation of the same name is a new upload.
+    let c2 = chunk(&g, "2025-05-02T12:00:00Z", "2");
+    assert_eq!(
+        index.record_chunk(&c2, at(6)).await.unwrap(),
+        Recorded::New { reopened: false }
+    );
+    assert_eq!(index.chunks(&g).await.unwrap().len(), 2);
+}
+
+pub async fn first_and_last_chunk_times(index: &dyn SessionIndex) {
+    let g = guid("times");
+    for (name, t) in [
+        ("2025-05-02T12:00:05Z", 0),
+        ("2025-05-02T12:00:01Z", 1),
+        ("2025-05-02T14:00:09+0200", 2), // 12:00:09Z: the latest
+    ] {
+        index
+            .record_chunk(&chunk(&g, name, "1"), at(t))
+            .await
+            .unwrap();
+    }
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(s.first_chunk_time, "2025-05-02T12:00:01Z");
+    assert_eq!(s.last_chunk_time, "2025-05-02T14:00:09+0200");
+    assert_eq!(s.last_chunk_at, at(2), "arrival time of the latest chunk");
+    assert_eq!(s.chunk_count, 3);
+    assert_eq!(s.environment, "test");
+}
+
+pub async fn idle_query_and_claims(index: &dyn SessionIndex) {
+    let (old, fresh) = (guid("old"), guid("fresh"));
+    index
+        .record_chunk(&chunk(&old, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    index
+        .record_chunk(&chunk(&fresh, "2025-05-02T12:00:00Z", "1"), at(100))
+        .await
+        .unwrap();
+    let idle = index.idle_sessions(at(50), at(100), 10_000).await.unwrap();
+    assert!(idle.contains(&old), "{old} is idle");
+    assert!(!idle.contains(&fresh), "{fresh} is not idle");
+
+    let mode = ClaimMode::Idle {
+        idle_before: at(50),
+    };
+    let ClaimOutcome::Claimed(claim) = index.claim(&old, mode, at(100), LEASE).await.unwrap()
+    else {
+        panic!("an idle session is claimable");
+    };
+    assert_eq!(claim.lease_until, at(100).plus(LEASE));
+    assert!(matches!(
+        index.claim(&old, mode, at(101), LEASE).await.unwrap(),
+        ClaimOutcome::Busy { .. }
+    ));
+    assert_eq!(
+        index.claim(&fresh, mode, at(101), LEASE).await.unwrap(),
+        ClaimOutcome::NotEligible,
+        "a session that is not idle is not claimed by a sweep"
+    );
+    let s = index.session(&old).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Finalizing);
+    assert!(!index
+        .idle_sessions(at(50), at(101), 10_000)
+        .await
+        .unwrap()
+        .contains(&old));
+
+    assert_eq!(
+        index
+            .complete(&claim, "results/old.json", at(102))
+            .await
+            .unwrap(),
+        Completion::Finalized
+    );
+    let s = index.session(&old).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Finalized);
+    assert_eq!(s.result_object.as_deref(), Some("results/old.json"));
+    assert_eq!(s.finalized_at, Some(at(102)));
+    assert_eq!(s.finalize_count, 1);
+    assert_eq!(s.lease_until, None);
+    assert_eq!(
+        index
+            .claim(
+                &old,
+                ClaimMode::Idle {
+                    idle_before: at(500)
+                },
+                at(500),
+                LEASE
+            )
+            .await
+            .unwrap(),
+        ClaimOutcome::NotEligible,
+        "a finalized session is not swept again"
+    );
+    assert!(!index
+        .idle_sessions(at(500), at(500), 10_000)
+        .await
+        .unwrap()
+        .contains(&old));
+}
+
+pub async fn chunk_during_finalize_reopens(index: &dyn SessionIndex) {
+    let g = guid("mid");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&g, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:30Z", "1"), at(11))
+        .await
+        .unwrap();
+    assert_eq!(
+        index.session(&g).await.unwrap().unwrap().status,
+        SessionStatus::Finalizing,
+        "a chunk does not break a live claim"
+    );
+    assert_eq!(
+        index.complete(&claim, "r.json", at(12)).await.unwrap(),
+        Completion::Reopened
+    );
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Open);
+    assert!(index
+        .idle_sessions(at(100), at(100), 10_000)
+        .await
+        .unwrap()
+        .contains(&g));
+}
+
+pub async fn late_chunk_reopens_a_finalized_session(index: &dyn SessionIndex) {
+    let g = guid("late");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&g, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    index.complete(&claim, "r.json", at(11)).await.unwrap();
+    assert_eq!(
+        index
+            .record_chunk(&chunk(&g, "2025-05-02T12:10:00Z", "1"), at(20))
+            .await
+            .unwrap(),
+        Recorded::New { reopened: true }
+    );
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Open);
+    assert_eq!(s.chunk_count, 2);
+    // A duplicate of an already-finalized chunk does not re-open anything.
+    let h = guid("late-dup");
+    let c = chunk(&h, "2025-05-02T12:00:00Z", "1");
+    index.record_chunk(&c, at(0)).await.unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&h, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    index.complete(&claim, "r.json", at(11)).await.unwrap();
+    assert_eq!(
+        index.record_chunk(&c, at(30)).await.unwrap(),
+        Recorded::AlreadyKnown
+    );
+    assert_eq!(
+        index.session(&h).await.unwrap().unwrap().status,
+        SessionStatus::Finalized
+    );
+}
+
+pub async fn expired_lease_is_claimable_and_stale_claim_loses(index: &dyn SessionIndex) {
+    let g = guid("lease");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(dead) = index
+        .claim(&g, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    let after_lease = at(10).plus(LEASE).plus(Duration::from_secs(1));
+    let idle = index
+        .idle_sessions(at(5), after_lease, 10_000)
+        .await
+        .unwrap();
+    assert!(
+        idle.contains(&g),
+        "an expired lease shows up in the sweep query"
+    );
+    let ClaimOutcome::Claimed(second) = index
+        .claim(
+            &g,
+            ClaimMode::Idle { idle_before: at(5) },
+            after_lease,
+            LEASE,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an expired lease is claimable by a sweep");
+    };
+    assert_ne!(second.token, dead.token);
+    assert_eq!(
+        index
+            .complete(&dead, "stale.json", after_lease)
+            .await
+            .unwrap(),
+        Completion::LostClaim,
+        "the dead finalizer's late completion changes nothing"
+    );
+    assert_eq!(
+        index.session(&g).await.unwrap().unwrap().status,
+        SessionStatus::Finalizing
+    );
+    assert_eq!(
+        index
+            .complete(&second, "r.json", after_lease)
+            .await
+            .unwrap(),
+        Completion::Finalized
+    );
+    assert_eq!(
+        index
+            .session(&g)
+            .await
+            .unwrap()
+            .unwrap()
+            .result_object
+            .as_deref(),
+        Some("r.json")
+    );
+}
+
+pub async fn release_returns_to_open(index: &dyn SessionIndex) {
+    let g = guid("release");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&g, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    index.release(&claim, at(11)).await.unwrap();
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Open);
+    assert_eq!(s.lease_until, None);
+    assert!(matches!(
+        index
+            .claim(
+                &g,
+                ClaimMode::Idle {
+                    idle_before: at(12)
+                },
+                at(12),
+                LEASE
+            )
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+}
+
+pub async fn force_claim_and_unknown_sessions(index: &dyn SessionIndex) {
+    let g = guid("force");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            index
+                .claim(&g, ClaimMode::Force, at(1), LEASE)
+                .await
+                .unwrap(),
+            ClaimOutcome::Claimed(_)
+        ),
+        "a manual finalize does not wait for idleness"
+    );
+    let unknown = guid("unknown");
+    assert_eq!(
+        index
+            .claim(&unknown, ClaimMode::Force, at(1), LEASE)
+            .await
+            .unwrap(),
+        ClaimOutcome::NotFound
+    );
+    assert_eq!(index.session(&unknown).await.unwrap(), None);
+    assert!(index.chunks(&unknown).await.unwrap().is_empty());
+}
+
+pub async fn rejects_are_recorded_once(index: &dyn SessionIndex) {
+    let r = RejectRecord {
+        bucket: "/conformance".into(),
+        name: format!("bad-{}.json", new_token()),
+        generation: "1".into(),
+        kind: "bad_json".into(),
+        reason: "invalid JSON: EOF".into(),
+    };
+    assert!(index.record_rejected(&r, at(0)).await.unwrap());
+    assert!(
+        !index.record_rejected(&r, at(1)).await.unwrap(),
+        "a redelivery is not a new reject"
+    );
+    let listed = index.rejected(10_000).await.unwrap();
+    assert_eq!(listed.iter().filter(|x| **x == r).count(), 1);
+}
+
+/// Two handles (two processes, in effect) race for one session: exactly one wins.
+pub async fn claims_are_exclusive_across_handles(a: &dyn SessionIndex, b: &dyn SessionIndex) {
+    let g = guid("race");
+    a.record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let mode = ClaimMode::Idle {
+        idle_before: at(10),
+    };
+    let (x, y) = tokio::join!(
+        a.claim(&g, mode, at(10), LEASE),
+        b.claim(&g, mode, at(10), LEASE)
+    );
+    let wins = [x.unwrap(), y.unwrap()]
+        .iter()
+        .filter(|o| matches!(o, ClaimOutcome::Claimed(_)))
+        .count();
+    assert_eq!(wins, 1, "exactly one of two racing claims wins");
+    assert!(
+        b.session(&g).await.unwrap().is_some(),
+        "both handles see the session"
+    );
+}

@@ -1,0 +1,269 @@
+//! The session index port: which chunks each session has, and who is finalizing what.
+//!
+//! ## The model
+//! A *session* is `open` while chunks arrive, `finalizing` while one finalizer holds it, and
+//! `finalized` once its result is written. A *chunk record* is keyed by bucket + object name +
+//! generation, so recording the same upload twice (a redelivered event) changes nothing, while
+//! a new chunk bumps the session's `version` and its `last_chunk_at` (arrival time, which is
+//! what "idle" is measured against) and re-opens a finalized session.
+//!
+//! ## The claim/lease protocol
+//! A finalizer first *claims* a session: atomically, `open` (or `finalizing` with an expired
+//! lease) becomes `finalizing` with a fresh lease and a random token, and the claim remembers
+//! the session `version` it saw. It then stitches every chunk the index lists and calls
+//! *complete* with its claim:
+//! - token still ours and version unchanged → `finalized`;
+//! - token still ours but the version moved (a chunk landed mid-stitch) → back to `open`, so
+//!   the next sweep stitches again with the new chunk;
+//! - token not ours (our lease expired and another finalizer took over) → nothing changes;
+//!   the result we wrote is a complete stitch of an older chunk set, and the newer claim's
+//!   result will replace it.
+//! A finalizer that dies simply lets its lease expire; the next sweep claims the session again.
+//! On a failure it can report, it *releases* the claim, returning the session to `open`.
+//!
+//! Every adapter passes [`conformance::run_all`]: SQLite here, Firestore and DynamoDB against
+//! their emulators.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::engine::SessionGuid;
+use crate::time::Millis;
+
+pub mod conformance;
+pub mod sqlite;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionStatus {
+    Open,
+    Finalizing,
+    Finalized,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Finalizing => "finalizing",
+            SessionStatus::Finalized => "finalized",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(SessionStatus::Open),
+            "finalizing" => Some(SessionStatus::Finalizing),
+            "finalized" => Some(SessionStatus::Finalized),
+            _ => None,
+        }
+    }
+}
+
+/// One accepted chunk object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub guid: SessionGuid,
+    /// The bucket's URL text (`gs://b`, `s3://b`, `/abs/dir`): enough to open it again.
+    pub bucket: String,
+    pub name: String,
+    /// The object generation that was validated ("" where the backend has none).
+    pub generation: String,
+    /// The upload time from the name, as written there.
+    pub timestamp: String,
+    pub environment: String,
+    pub size: u64,
+    pub event_count: u64,
+}
+
+/// One refused object, kept for operators: it stays in the bucket, untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRecord {
+    pub bucket: String,
+    pub name: String,
+    pub generation: String,
+    /// A stable category (`bad_json`, `bad_guid`, …).
+    pub kind: String,
+    pub reason: String,
+}
+
+/// A session as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub guid: SessionGuid,
+    pub status: SessionStatus,
+    /// The environment of the first chunk recorded.
+    pub environment: String,
+    pub chunk_count: u64,
+    /// Earliest and latest upload time among the chunks' names.
+    pub first_chunk_time: String,
+    pub last_chunk_time: String,
+    /// When the latest chunk arrived: idleness is measured from here.
+    pub last_chunk_at: Millis,
+    /// Bumped by every new chunk; a claim remembers it to detect chunks landing mid-stitch.
+    pub version: u64,
+    pub lease_until: Option<Millis>,
+    pub result_object: Option<String>,
+    pub finalized_at: Option<Millis>,
+    pub finalize_count: u64,
+}
+
+/// What recording a chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A chunk the index had not seen; `reopened` when its session had been finalized.
+    New { reopened: bool },
+    /// The same bucket + name + generation was recorded before: nothing changed.
+    AlreadyKnown,
+}
+
+/// Which sessions a claim may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimMode {
+    /// A sweep: open sessions idle since before this instant, or expired leases.
+    Idle { idle_before: Millis },
+    /// A manual finalize: any session not under a live lease, whatever its status.
+    Force,
+}
+
+/// A finalizer's hold on a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub guid: SessionGuid,
+    pub token: String,
+    /// The session version when claimed.
+    pub version: u64,
+    pub lease_until: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed(Claim),
+    NotFound,
+    /// Another finalizer holds a live lease.
+    Busy {
+        lease_until: Millis,
+    },
+    /// Not idle (a chunk arrived since the sweep looked), or already finalized.
+    NotEligible,
+}
+
+/// What completing a claim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Finalized,
+    /// A chunk arrived while stitching: the session is open again for the next sweep.
+    Reopened,
+    /// The lease expired and someone else claimed the session; nothing was changed.
+    LostClaim,
+}
+
+#[derive(Debug, Error)]
+pub enum IndexError {
+    /// Worth retrying: the database did not answer, contention, a timeout.
+    #[error("session index {op}: transient failure: {source}")]
+    Transient {
+        op: &'static str,
+        #[source]
+        source: crate::storage::BoxError,
+    },
+    #[error("session index {op}: {source}")]
+    Permanent {
+        op: &'static str,
+        #[source]
+        source: crate::storage::BoxError,
+    },
+}
+
+impl IndexError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, IndexError::Transient { .. })
+    }
+}
+
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait SessionIndex: Send + Sync + std::fmt::Debug {
+    /// Records an accepted chunk; idempotent on bucket + name + generation.
+    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded>;
+
+    /// Records a refused object; returns false when it was already recorded.
+    async fn record_rejected(&self, rejected: &RejectRecord, now: Millis) -> Result<bool>;
+
+    /// Sessions a sweep should claim: open and idle since before `idle_before`, or
+    /// finalizing under a lease that expired before `now`; oldest first.
+    async fn idle_sessions(
+        &self,
+        idle_before: Millis,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<SessionGuid>>;
+
+    async fn claim(
+        &self,
+        guid: &SessionGuid,
+        mode: ClaimMode,
+        now: Millis,
+        lease: Duration,
+    ) -> Result<ClaimOutcome>;
+
+    /// Every chunk recorded for a session (in no particular order).
+    async fn chunks(&self, guid: &SessionGuid) -> Result<Vec<ChunkRecord>>;
+
+    async fn complete(&self, claim: &Claim, result_object: &str, now: Millis)
+        -> Result<Completion>;
+
+    /// Gives a claim back after a failure: the session is open again.
+    async fn release(&self, claim: &Claim, now: Millis) -> Result<()>;
+
+    async fn session(&self, guid: &SessionGuid) -> Result<Option<SessionRecord>>;
+
+    /// Sessions, most recently active first.
+    async fn sessions(&self, limit: usize) -> Result<Vec<SessionRecord>>;
+
+    /// Refused objects, most recent first.
+    async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
+}
+
+/// A random claim token: 128 bits, hex.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The later of two name timestamps (by instant), for first/last chunk time bookkeeping.
+pub(crate) fn later<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let t = |s: &str| crate::engine::name::parse_timestamp(s).unwrap_or(i128::MIN);
+    if t(b) > t(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The earlier of two name timestamps (by instant).
+pub(crate) fn earlier<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let t = |s: &str| crate::engine::name::parse_timestamp(s).unwrap_or(i128::MAX);
+    if t(b) < t(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Opens the index a [`crate::config::IndexSpec`] names.
+pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn SessionIndex>> {
+    use crate::config::IndexSpec;
+    match spec {
+        IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteIndex::open(path)?)),
+        IndexSpec::Firestore { .. } | IndexSpec::DynamoDb { .. } => Err(IndexError::Permanent {
+            op: "open",
+            source: format!("{spec:?}: this index backend is not supported by this build yet")
+                .into(),
+        }),
+    }
+}

@@ -1,0 +1,213 @@
+//! Backfill: stitch a whole bucket in one batch, no index needed — the seed's batch job.
+//!
+//! Two passes, so memory never holds a session: the first reads every chunk once to validate
+//! it and learn its session (keeping only names), the second stitches each session by
+//! streaming its chunks again into the results bucket. Both passes are parallel (chunks in
+//! the first, sessions in the second) with bounded concurrency.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use super::assemble::{assemble, Source};
+use super::{Options, Result};
+use crate::engine::{self, ChunkName, NameClass, Reject, SessionGuid};
+use crate::storage::{ObjectStore, StorageError};
+
+/// Hooks for a progress display; every method defaults to nothing.
+pub trait Progress: Send + Sync {
+    /// A phase begins with this many steps.
+    fn phase(&self, _name: &'static str, _total: u64) {}
+    fn advance(&self, _steps: u64) {}
+    fn done(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackfillSummary {
+    /// Every object under the prefix.
+    pub objects_listed: u64,
+    /// Chunk candidates read and checked.
+    pub files_processed: u64,
+    /// Objects that are not chunk candidates.
+    pub ignored: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub rejected_objects: Vec<RejectedObject>,
+    /// Objects that could not be read (storage errors); the run exits non-zero.
+    pub unreadable: Vec<Failure>,
+    pub sessions_written: u64,
+    /// Sessions whose result could not be written; the run exits non-zero.
+    pub sessions_failed: Vec<Failure>,
+    pub events_written: u64,
+    pub bytes_written: u64,
+    pub duplicate_chunks_skipped: u64,
+}
+
+impl BackfillSummary {
+    /// Whether everything that could be done was done.
+    pub fn complete(&self) -> bool {
+        self.unreadable.is_empty() && self.sessions_failed.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedObject {
+    pub name: String,
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub name: String,
+    pub error: String,
+}
+
+enum Checked {
+    Chunk(ChunkName, SessionGuid),
+    Rejected(String, Reject),
+    Unreadable(String, StorageError),
+}
+
+/// Stitches every session found under `options.chunk_prefix` in `source` into `results`.
+pub async fn backfill(
+    source: Arc<dyn ObjectStore>,
+    results: Arc<dyn ObjectStore>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<BackfillSummary> {
+    let listed = source.list(&options.chunk_prefix).await?;
+    let mut summary = BackfillSummary {
+        objects_listed: listed.len() as u64,
+        ..BackfillSummary::default()
+    };
+    let mut candidates = Vec::new();
+    for meta in listed {
+        match ChunkName::classify(&meta.name, &options.chunk_prefix) {
+            NameClass::Ignored => summary.ignored += 1,
+            NameClass::Rejected(reject) => note_reject(&mut summary, meta.name, reject),
+            NameClass::Chunk(name) => candidates.push(name),
+        }
+    }
+
+    // Pass 1: validate every candidate and learn its session.
+    progress.phase("reading chunks", candidates.len() as u64);
+    let limits = options.limits;
+    let mut checks = stream::iter(candidates)
+        .map(|name| {
+            let source = source.clone();
+            async move { check(source.as_ref(), name, limits).await }
+        })
+        .buffer_unordered(options.read_parallelism.max(1));
+    let mut sessions: BTreeMap<SessionGuid, Vec<ChunkName>> = BTreeMap::new();
+    while let Some(checked) = checks.next().await {
+        progress.advance(1);
+        match checked {
+            Checked::Chunk(name, guid) => {
+                summary.files_processed += 1;
+                sessions.entry(guid).or_default().push(name);
+            }
+            Checked::Rejected(name, reject) => {
+                summary.files_processed += 1;
+                note_reject(&mut summary, name, reject);
+            }
+            Checked::Unreadable(name, e) => {
+                tracing::error!(object = %name, error = %e, "could not read object");
+                summary.unreadable.push(Failure {
+                    name,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    drop(checks);
+
+    // Pass 2: stitch each session, streaming its chunks into its result.
+    progress.phase("stitching sessions", sessions.len() as u64);
+    let mut stitches = stream::iter(sessions)
+        .map(|(guid, names)| {
+            let sources = names
+                .into_iter()
+                .map(|name| Source {
+                    name,
+                    store: source.clone(),
+                })
+                .collect();
+            let results = results.clone();
+            async move {
+                let object = options.result_name(&guid);
+                let done = assemble(results.as_ref(), &object, &guid, sources, options).await;
+                (guid, done)
+            }
+        })
+        .buffer_unordered(options.session_parallelism.max(1));
+    while let Some((guid, done)) = stitches.next().await {
+        progress.advance(1);
+        match done {
+            Ok(assembled) => {
+                summary.sessions_written += 1;
+                summary.events_written += assembled.metadata.event_count;
+                summary.bytes_written += assembled.bytes;
+                summary.duplicate_chunks_skipped +=
+                    assembled.metadata.duplicate_chunks.len() as u64;
+            }
+            Err(e) => {
+                tracing::error!(session_guid = %guid, error = %e, "could not write session");
+                summary.sessions_failed.push(Failure {
+                    name: guid.to_string(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    progress.done();
+    tracing::info!(
+        files_processed = summary.files_processed,
+        ignored = summary.ignored,
+        rejected = summary.rejected,
+        unreadable = summary.unreadable.len(),
+        sessions_written = summary.sessions_written,
+        "backfill done"
+    );
+    Ok(summary)
+}
+
+async fn check(source: &dyn ObjectStore, name: ChunkName, limits: engine::Limits) -> Checked {
+    let object = match source.get(name.object(), limits.max_chunk_bytes).await {
+        Ok(object) => object,
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            return Checked::Rejected(name.object().to_owned(), Reject::TooLarge { size, limit })
+        }
+        Err(e) => return Checked::Unreadable(name.object().to_owned(), e),
+    };
+    tokio::task::spawn_blocking(move || {
+        let guid = engine::decode(&object.body, name.is_gzip(), &limits)
+            .and_then(|text| engine::parse(&text).map(|chunk| chunk.session_guid));
+        match guid {
+            Ok(guid) => Checked::Chunk(name, guid),
+            Err(reject) => Checked::Rejected(name.object().to_owned(), reject),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+fn note_reject(summary: &mut BackfillSummary, name: String, reject: Reject) {
+    tracing::warn!(object = %name, kind = reject.kind(), reason = %reject, "chunk rejected; kept");
+    summary.rejected += 1;
+    *summary
+        .rejected_by_reason
+        .entry(reject.kind().to_owned())
+        .or_default() += 1;
+    summary.rejected_objects.push(RejectedObject {
+        name,
+        kind: reject.kind().to_owned(),
+        reason: reject.to_string(),
+    });
+}

@@ -1,0 +1,150 @@
+//! Ingest: one bucket event in, one index record out.
+//!
+//! Fired for every new object. It reads the object, validates it as a chunk, and records
+//! either the chunk (idempotently, re-opening a finalized session) or the rejection. The
+//! object itself is never touched. Outcomes are *acknowledgements*: everything except a
+//! transient storage or index failure ends in `Ok`, so the platform does not redeliver a
+//! bad chunk forever; a transient failure is an `Err`, so it does.
+
+use serde::Serialize;
+
+use super::{Result, Service};
+use crate::engine::{self, ChunkName, NameClass, Reject};
+use crate::index::{ChunkRecord, Recorded, RejectRecord};
+use crate::storage::{StorageError, StorageUrl};
+
+/// The object an event names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: StorageUrl,
+    pub name: String,
+    /// The generation the event announced, if the platform says.
+    pub generation: Option<String>,
+}
+
+/// What ingesting one object did; every variant is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// Not a chunk candidate (suffix, prefix, directory marker).
+    Ignored { name: String },
+    /// Refused for good; recorded in the index, left in the bucket.
+    Rejected {
+        name: String,
+        kind: String,
+        reason: String,
+    },
+    /// A new chunk for a session.
+    Recorded {
+        name: String,
+        session_guid: String,
+        reopened: bool,
+    },
+    /// A redelivery: this exact object was recorded before.
+    AlreadyKnown { name: String, session_guid: String },
+    /// The object was deleted before it could be read.
+    Vanished { name: String },
+}
+
+impl Service {
+    /// Ingests one object.
+    pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestOutcome> {
+        let name = object.name.clone();
+        let chunk_name = match ChunkName::classify(&name, &self.options.chunk_prefix) {
+            NameClass::Ignored => {
+                tracing::debug!(object = %name, "not a chunk object; ignored");
+                return Ok(IngestOutcome::Ignored { name });
+            }
+            NameClass::Rejected(reject) => {
+                return self.reject(object, object.generation.clone(), reject).await;
+            }
+            NameClass::Chunk(chunk_name) => chunk_name,
+        };
+        let store = self.buckets.get(&object.bucket).await?;
+        let limits = self.options.limits;
+        let got = match store.get(&name, limits.max_chunk_bytes).await {
+            Ok(got) => got,
+            Err(StorageError::NotFound { .. }) => {
+                tracing::warn!(object = %name, bucket = %object.bucket, "object vanished before it was read; acknowledged");
+                return Ok(IngestOutcome::Vanished { name });
+            }
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                let reject = Reject::TooLarge { size, limit };
+                return self.reject(object, object.generation.clone(), reject).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // What was validated is what gets recorded: the generation actually read.
+        let generation = got.meta.generation.clone().or(object.generation.clone());
+        let body = got.body;
+        let is_gzip = chunk_name.is_gzip();
+        let parsed = tokio::task::spawn_blocking(move || {
+            let text = engine::decode(&body, is_gzip, &limits)?;
+            let chunk = engine::parse(&text)?;
+            Ok::<_, Reject>((
+                chunk.session_guid.clone(),
+                chunk.environment.clone(),
+                chunk.events.len(),
+            ))
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (guid, environment, events) = match parsed {
+            Ok(fields) => fields,
+            Err(reject) => return self.reject(object, generation, reject).await,
+        };
+        let record = ChunkRecord {
+            guid: guid.clone(),
+            bucket: object.bucket.to_string(),
+            name: name.clone(),
+            generation: generation.unwrap_or_default(),
+            timestamp: chunk_name.timestamp().to_owned(),
+            environment,
+            size: got.meta.size,
+            event_count: events as u64,
+        };
+        let session_guid = guid.to_string();
+        match self.index.record_chunk(&record, self.now()).await? {
+            Recorded::New { reopened } => {
+                tracing::info!(object = %name, session_guid, events, reopened, "chunk recorded");
+                Ok(IngestOutcome::Recorded {
+                    name,
+                    session_guid,
+                    reopened,
+                })
+            }
+            Recorded::AlreadyKnown => {
+                tracing::info!(object = %name, session_guid, "chunk already recorded; nothing changed");
+                Ok(IngestOutcome::AlreadyKnown { name, session_guid })
+            }
+        }
+    }
+
+    async fn reject(
+        &self,
+        object: &ObjectRef,
+        generation: Option<String>,
+        reject: Reject,
+    ) -> Result<IngestOutcome> {
+        tracing::warn!(
+            object = %object.name,
+            bucket = %object.bucket,
+            kind = reject.kind(),
+            reason = %reject,
+            "chunk rejected; kept in the bucket"
+        );
+        let record = RejectRecord {
+            bucket: object.bucket.to_string(),
+            name: object.name.clone(),
+            generation: generation.unwrap_or_default(),
+            kind: reject.kind().to_owned(),
+            reason: reject.to_string(),
+        };
+        self.index.record_rejected(&record, self.now()).await?;
+        Ok(IngestOutcome::Rejected {
+            name: object.name.clone(),
+            kind: record.kind,
+            reason: record.reason,
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! One behaviour for every storage adapter.
+//!
+//! Each adapter's tests call [`run_all`] against a real backend (a temp directory, or the
+//! GCS / S3 emulator), so "works like the local store" is a checked claim, not a hope. The
+//! store must point at an empty bucket. Functions panic with a message naming the broken
+//! promise; they are test code that ships in the library so the `tests/` crate can use it.
+
+use bytes::Bytes;
+
+use super::{ObjectStore, Precondition, StorageError};
+
+/// Runs every check, in an order where each leaves the bucket usable for the next.
+pub async fn run_all(store: &dyn ObjectStore) {
+    put_get_stat(store).await;
+    create_only(store).await;
+    generation_match(store).await;
+    list_by_prefix_in_order(store).await;
+    size_limit_before_download(store).await;
+    streamed_write(store).await;
+    missing_objects(store).await;
+    awkward_names(store).await;
+}
+
+pub async fn put_get_stat(store: &dyn ObjectStore) {
+    let body = Bytes::from_static(b"{\"hello\":\"world\"}");
+    let put = store
+        .put("conf/a.json", body.clone(), Precondition::None)
+        .await
+        .expect("put");
+    assert_eq!(put.size, body.len() as u64, "put reports the size written");
+    let got = store.get("conf/a.json", 1 << 20).await.expect("get");
+    assert_eq!(got.body, body, "get returns what put wrote");
+    assert_eq!(got.meta.name, "conf/a.json");
+    let stat = store.stat("conf/a.json").await.expect("stat");
+    assert_eq!(stat.size, body.len() as u64);
+    assert_eq!(
+        stat.generation, put.generation,
+        "stat and put agree on the generation"
+    );
+}
+
+pub async fn create_only(store: &dyn ObjectStore) {
+    store
+        .put(
+            "conf/once.json",
+            Bytes::from_static(b"1"),
+            Precondition::DoesNotExist,
+        )
+        .await
+        .expect("create-only write of a new name");
+    let second = store
+        .put(
+            "conf/once.json",
+            Bytes::from_static(b"2"),
+            Precondition::DoesNotExist,
+        )
+        .await;
+    assert!(
+        matches!(second, Err(StorageError::PreconditionFailed { .. })),
+        "create-only over an existing object must fail, got {second:?}"
+    );
+    let got = store.get("conf/once.json", 1 << 20).await.unwrap();
+    assert_eq!(
+        got.body,
+        Bytes::from_static(b"1"),
+        "the loser changed nothing"
+    );
+}
+
+pub async fn generation_match(store: &dyn ObjectStore) {
+    let first = store
+        .put(
+            "conf/gen.json",
+            Bytes::from_static(b"v1"),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let generation = first
+        .generation
+        .clone()
+        .expect("adapters report generations");
+    // Make sure the next write can be told apart on coarse clocks.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = store
+        .put(
+            "conf/gen.json",
+            Bytes::from_static(b"v2"),
+            Precondition::GenerationMatches(generation.clone()),
+        )
+        .await
+        .expect("write matching the current generation");
+    assert_ne!(
+        second.generation, first.generation,
+        "a write makes a new generation"
+    );
+    let stale = store
+        .put(
+            "conf/gen.json",
+            Bytes::from_static(b"v3"),
+            Precondition::GenerationMatches(generation),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StorageError::PreconditionFailed { .. })),
+        "a stale generation must fail, got {stale:?}"
+    );
+    let got = store.get("conf/gen.json", 1 << 20).await.unwrap();
+    assert_eq!(got.body, Bytes::from_static(b"v2"));
+}
+
+pub async fn list_by_prefix_in_order(store: &dyn ObjectStore) {
+    for name in [
+        "list/b.json",
+        "list/a.json",
+        "list/sub/c.json",
+        "other/d.json",
+    ] {
+        store
+            .put(name, Bytes::from_static(b"x"), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = store
+        .list("list/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["list/a.json", "list/b.json", "list/sub/c.json"]);
+    let all = store.list("").await.unwrap();
+    assert!(
+        all.iter().any(|m| m.name == "other/d.json"),
+        "empty prefix lists everything"
+    );
+    assert!(store.list("nothing-here/").await.unwrap().is_empty());
+}
+
+pub async fn size_limit_before_download(store: &dyn ObjectStore) {
+    store
+        .put(
+            "conf/big.json",
+            Bytes::from(vec![b' '; 1000]),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let err = store.get("conf/big.json", 999).await;
+    assert!(
+        matches!(
+            err,
+            Err(StorageError::TooLarge {
+                size: 1000,
+                limit: 999,
+                ..
+            })
+        ),
+        "got {err:?}"
+    );
+    assert_eq!(
+        store.get("conf/big.json", 1000).await.unwrap().body.len(),
+        1000
+    );
+}
+
+pub async fn streamed_write(store: &dyn ObjectStore) {
+    // Parts large enough to force multipart/resumable uploads where adapters use them.
+    let part = Bytes::from(vec![b'a'; 5 * 1024 * 1024 + 17]);
+    let mut w = store
+        .writer("conf/stream.json", Precondition::None)
+        .await
+        .unwrap();
+    w.write(part.clone()).await.unwrap();
+    w.write(Bytes::from_static(b"tail")).await.unwrap();
+    assert!(
+        matches!(
+            store.stat("conf/stream.json").await,
+            Err(StorageError::NotFound { .. })
+        ),
+        "an unfinished write must not be visible"
+    );
+    let meta = w.finish().await.unwrap();
+    assert_eq!(meta.size, part.len() as u64 + 4);
+    let got = store.get("conf/stream.json", 1 << 30).await.unwrap();
+    assert_eq!(got.body.len() as u64, meta.size);
+    assert!(got.body.ends_with(b"tail"));
+
+    let mut aborted = store
+        .writer("conf/aborted.json", Precondition::None)
+        .await
+        .unwrap();
+    aborted.write(Bytes::from_static(b"x")).await.unwrap();
+    aborted.abort().await;
+    assert!(matches!(
+        store.stat("conf/aborted.json").await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+pub async fn missing_objects(store: &dyn ObjectStore) {
+    assert!(matches!(
+        store.get("conf/missing.json", 10).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.stat("conf/missing.json").await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+pub async fn awkward_names(store: &dyn ObjectStore) {
+    for name in [
+        "odd/with space.json",
+        "odd/plus+sign.json",
+        "odd/pct%20.json",
+        "odd/ünï.json",
+    ] {
+        store
+            .put(
+                name,
+                Bytes::from(name.as_bytes().to_vec()),
+                Precondition::None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("put {name:?}: {e}"));
+        let got = store.get(name, 1 << 10).await.unwrap();
+        assert_eq!(got.body.as_ref(), name.as_bytes(), "{name:?}");
+    }
+    let listed: Vec<String> = store
+        .list("odd/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+}

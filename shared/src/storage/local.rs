@@ -1,0 +1,386 @@
+//! A local directory as a bucket: the embedded default, and the demo's and tests' backend.
+//!
+//! Object names map to relative paths (`a/b.json` → `<root>/a/b.json`). A name that could
+//! leave the root (`..`, an absolute path, NUL) is refused, whatever asked for it. Writes go
+//! to a hidden temporary file in the target's directory and are renamed into place, so a
+//! reader never sees half an object and a crash leaves at most a stray temp file, which
+//! listing skips. The generation of a file is its modification time in nanoseconds.
+
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError, StorageUrl,
+};
+
+/// Temporary files start with this; listing never shows them.
+const TEMP_PREFIX: &str = ".rrstitch-tmp-";
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    url: StorageUrl,
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens a directory as a bucket. The directory need not exist yet: a results directory
+    /// is created on first write, and listing a missing one finds nothing.
+    pub fn open(url: StorageUrl) -> Result<Self> {
+        match &url {
+            StorageUrl::Local(root) => Ok(LocalStore {
+                root: root.clone(),
+                url,
+            }),
+            other => Err(StorageError::Permanent {
+                op: "open",
+                name: other.to_string(),
+                source: "not a local directory".into(),
+            }),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, name: &str) -> Result<PathBuf> {
+        let invalid = |reason: &str| StorageError::InvalidName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if name.is_empty() || name.ends_with('/') {
+            return Err(invalid("empty file name"));
+        }
+        if name.contains('\0') {
+            return Err(invalid("contains NUL"));
+        }
+        let rel = Path::new(name);
+        for part in rel.components() {
+            match part {
+                Component::Normal(p) if !p.to_string_lossy().starts_with(TEMP_PREFIX) => {}
+                Component::Normal(_) => return Err(invalid("reserved temporary name")),
+                _ => return Err(invalid("must be a relative path without . or ..")),
+            }
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+fn io_error(op: &'static str, name: &str, e: std::io::Error) -> StorageError {
+    match e.kind() {
+        ErrorKind::NotFound => StorageError::NotFound {
+            name: name.to_owned(),
+        },
+        ErrorKind::AlreadyExists => StorageError::PreconditionFailed {
+            name: name.to_owned(),
+        },
+        ErrorKind::PermissionDenied | ErrorKind::InvalidInput | ErrorKind::IsADirectory => {
+            StorageError::Permanent {
+                op,
+                name: name.to_owned(),
+                source: e.into(),
+            }
+        }
+        _ => StorageError::Transient {
+            op,
+            name: name.to_owned(),
+            source: e.into(),
+        },
+    }
+}
+
+fn meta_of(name: &str, m: &std::fs::Metadata) -> ObjectMeta {
+    let generation = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().to_string());
+    ObjectMeta {
+        name: name.to_owned(),
+        size: m.len(),
+        generation,
+    }
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, std::fs::Metadata)>,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        if file_name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let name = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((name, meta));
+        }
+    }
+    Ok(())
+}
+
+fn temp_path(dest: &Path) -> PathBuf {
+    let mut nonce = [0u8; 8];
+    let _ = getrandom::getrandom(&mut nonce);
+    let name = format!("{TEMP_PREFIX}{}", u64::from_le_bytes(nonce));
+    dest.with_file_name(name)
+}
+
+/// Moves a finished temp file into place under the precondition.
+fn commit(temp: &Path, dest: &Path, name: &str, precondition: &Precondition) -> Result<ObjectMeta> {
+    let result = match precondition {
+        // A hard link fails if the target exists: an atomic create-only.
+        Precondition::DoesNotExist => {
+            std::fs::hard_link(temp, dest).and_then(|_| std::fs::remove_file(temp))
+        }
+        Precondition::GenerationMatches(expected) => {
+            match std::fs::metadata(dest) {
+                Ok(m) if meta_of(name, &m).generation.as_ref() == Some(expected) => {}
+                Ok(_) => {
+                    let _ = std::fs::remove_file(temp);
+                    return Err(StorageError::PreconditionFailed {
+                        name: name.to_owned(),
+                    });
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(temp);
+                    return Err(match e.kind() {
+                        ErrorKind::NotFound => StorageError::PreconditionFailed {
+                            name: name.to_owned(),
+                        },
+                        _ => io_error("put", name, e),
+                    });
+                }
+            }
+            std::fs::rename(temp, dest)
+        }
+        Precondition::None => std::fs::rename(temp, dest),
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(temp);
+        return Err(io_error("put", name, e));
+    }
+    let m = std::fs::metadata(dest).map_err(|e| io_error("put", name, e))?;
+    Ok(meta_of(name, &m))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut found = Vec::new();
+            walk(&root, &root, &mut found).map_err(|e| io_error("list", &prefix, e))?;
+            let mut metas: Vec<ObjectMeta> = found
+                .into_iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(name, m)| meta_of(&name, &m))
+                .collect();
+            metas.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(metas)
+        })
+        .await
+    }
+
+    async fn stat(&self, name: &str) -> Result<ObjectMeta> {
+        let path = self.path_of(name)?;
+        let m = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| io_error("stat", name, e))?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound {
+                name: name.to_owned(),
+            });
+        }
+        Ok(meta_of(name, &m))
+    }
+
+    async fn get(&self, name: &str, limit: u64) -> Result<Object> {
+        let path = self.path_of(name)?;
+        let name = name.to_owned();
+        blocking(move || {
+            use std::io::Read;
+            let file = std::fs::File::open(&path).map_err(|e| io_error("get", &name, e))?;
+            let m = file.metadata().map_err(|e| io_error("get", &name, e))?;
+            if !m.is_file() {
+                return Err(StorageError::NotFound { name });
+            }
+            if m.len() > limit {
+                return Err(StorageError::TooLarge {
+                    name,
+                    size: m.len(),
+                    limit,
+                });
+            }
+            let mut body = Vec::with_capacity(m.len() as usize);
+            // `take` guards against a file that grew after the size check.
+            file.take(limit + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| io_error("get", &name, e))?;
+            if body.len() as u64 > limit {
+                return Err(StorageError::TooLarge {
+                    name,
+                    size: body.len() as u64,
+                    limit,
+                });
+            }
+            Ok(Object {
+                meta: meta_of(&name, &m),
+                body: Bytes::from(body),
+            })
+        })
+        .await
+    }
+
+    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+        let mut writer = self.writer(name, precondition).await?;
+        writer.write(body).await?;
+        writer.finish().await
+    }
+
+    async fn writer(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Box<dyn ObjectWriter>> {
+        let dest = self.path_of(name)?;
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error("put", name, e))?;
+        }
+        let temp = temp_path(&dest);
+        let file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| io_error("put", name, e))?;
+        Ok(Box::new(LocalWriter {
+            name: name.to_owned(),
+            dest,
+            temp,
+            file,
+            precondition,
+        }))
+    }
+}
+
+struct LocalWriter {
+    name: String,
+    dest: PathBuf,
+    temp: PathBuf,
+    file: tokio::fs::File,
+    precondition: Precondition,
+}
+
+#[async_trait]
+impl ObjectWriter for LocalWriter {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.file
+            .write_all(&data)
+            .await
+            .map_err(|e| io_error("put", &self.name, e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+        if let Err(e) = self.file.flush().await {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(io_error("put", &self.name, e));
+        }
+        let LocalWriter {
+            name,
+            dest,
+            temp,
+            file,
+            precondition,
+        } = *self;
+        drop(file);
+        blocking(move || commit(&temp, &dest, &name, &precondition)).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = tokio::fs::remove_file(&self.temp).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> LocalStore {
+        LocalStore::open(StorageUrl::Local(dir.to_path_buf())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::conformance::run_all(&store(dir.path())).await;
+    }
+
+    #[tokio::test]
+    async fn names_cannot_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir.path().join("bucket"));
+        for bad in [
+            "../x.json",
+            "/etc/passwd",
+            "a/../../x",
+            "a\0b",
+            "",
+            "dir/",
+            "./x",
+        ] {
+            let err = s
+                .put(bad, Bytes::from_static(b"x"), Precondition::None)
+                .await;
+            assert!(
+                matches!(err, Err(StorageError::InvalidName { .. })),
+                "{bad:?}: {err:?}"
+            );
+        }
+        assert!(!dir.path().join("x.json").exists());
+    }
+
+    #[tokio::test]
+    async fn temp_files_are_invisible_and_cleaned_on_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut w = s.writer("r.json", Precondition::None).await.unwrap();
+        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        assert!(
+            s.list("").await.unwrap().is_empty(),
+            "half-written object is visible"
+        );
+        w.abort().await;
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

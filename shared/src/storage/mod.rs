@@ -1,0 +1,145 @@
+//! The object storage port, and its adapters.
+//!
+//! Buckets are flat namespaces of immutable-ish objects; rrstitch needs five things of one:
+//! list by prefix, get (with a size cap checked *before* download), stat, a small put with a
+//! precondition, and a streaming writer for results too large to hold. Each adapter lives in
+//! its own module and is held to the same behaviour by [`conformance`].
+//!
+//! Preconditions exist for two reasons: create-only writes (a lost race is visible, not a
+//! silent overwrite) and generation-matched writes (a stale finalizer cannot clobber a newer
+//! result). A *generation* is whatever the backend uses to tell versions of an object apart:
+//! GCS generations, S3 ETags, a local file's modification time in nanoseconds.
+//!
+//! rrstitch never deletes or modifies a chunk: there is deliberately no `delete` here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thiserror::Error;
+
+pub mod conformance;
+pub mod local;
+mod url;
+
+pub use url::StorageUrl;
+
+/// What a bucket says about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub size: u64,
+    /// Tells versions of one name apart; `None` where a backend has nothing to offer.
+    pub generation: Option<String>,
+}
+
+/// An object read whole.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: Bytes,
+}
+
+/// A condition a write must meet, checked atomically by the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    None,
+    /// Only if no object of that name exists.
+    DoesNotExist,
+    /// Only if the current object has this generation.
+    GenerationMatches(String),
+}
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("{name}: no such object")]
+    NotFound { name: String },
+    #[error("{name}: precondition failed (the object changed or already exists)")]
+    PreconditionFailed { name: String },
+    #[error("{name}: {size} bytes is over the {limit}-byte limit")]
+    TooLarge { name: String, size: u64, limit: u64 },
+    #[error("{name}: not a valid object name: {reason}")]
+    InvalidName { name: String, reason: String },
+    /// Worth retrying: a timeout, a refused connection, a 5xx, throttling.
+    #[error("{op} {name}: transient storage failure: {source}")]
+    Transient {
+        op: &'static str,
+        name: String,
+        #[source]
+        source: BoxError,
+    },
+    /// Retrying will not help: bad credentials, a missing bucket, a refused request.
+    #[error("{op} {name}: storage failure: {source}")]
+    Permanent {
+        op: &'static str,
+        name: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl StorageError {
+    /// Whether the platform should retry the operation that failed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Transient { .. })
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A bucket (or a local directory standing in for one).
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// Where this store points, as a URL (`gs://b`, `s3://b`, `/abs/dir`): what the index
+    /// records as a chunk's bucket, so a sweep can find the chunk again.
+    fn url(&self) -> &StorageUrl;
+
+    /// Every object whose name starts with `prefix`, in name order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Metadata of one object.
+    async fn stat(&self, name: &str) -> Result<ObjectMeta>;
+
+    /// Reads one object whole, refusing (before downloading) one over `limit` bytes.
+    async fn get(&self, name: &str, limit: u64) -> Result<Object>;
+
+    /// Writes one object whole.
+    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta>;
+
+    /// Starts a streamed write; nothing is visible under `name` until
+    /// [`ObjectWriter::finish`] succeeds.
+    async fn writer(&self, name: &str, precondition: Precondition)
+        -> Result<Box<dyn ObjectWriter>>;
+}
+
+/// A streamed write in progress: parts go up as they are written, the object appears
+/// atomically at `finish`.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+    async fn finish(self: Box<Self>) -> Result<ObjectMeta>;
+    /// Best effort: drops what was uploaded so far.
+    async fn abort(self: Box<Self>);
+}
+
+/// Opens the store a URL names: a local directory, `gs://bucket`, or `s3://bucket`.
+///
+/// Cloud adapters configure themselves from the standard variables of their SDKs
+/// (`STORAGE_EMULATOR_HOST`, `AWS_ENDPOINT_URL`, credentials), so an emulator and production
+/// differ only in the environment.
+pub async fn open(url: &StorageUrl) -> Result<Arc<dyn ObjectStore>> {
+    match url {
+        StorageUrl::Local(_) => Ok(Arc::new(local::LocalStore::open(url.clone())?)),
+        StorageUrl::Gcs { .. } | StorageUrl::S3 { .. } => Err(StorageError::Permanent {
+            op: "open",
+            name: url.to_string(),
+            source: format!(
+                "{} buckets are not supported by this build yet",
+                url.scheme()
+            )
+            .into(),
+        }),
+    }
+}
