@@ -1,0 +1,97 @@
+//! The real recording: stitching the fixture's six chunks gives rrweb's own event array,
+//! byte for byte, and the seed's output shape.
+
+use std::path::PathBuf;
+
+use rrstitch::engine::{decode, parse, ChunkName, Limits, SessionGuid, Stitcher};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rrweb-form")
+}
+
+fn stitch_fixture() -> (Vec<u8>, rrstitch::engine::Metadata) {
+    let dir = fixture().join("chunks");
+    let mut names: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                ChunkName::parse(&name).unwrap(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let guid = SessionGuid::parse("6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33").unwrap();
+    let mut stitcher = Stitcher::new(Vec::new(), guid).unwrap();
+    for (name, bytes) in &names {
+        let text = decode(bytes, false, &Limits::default()).unwrap();
+        stitcher.push(name, &parse(&text).unwrap()).unwrap();
+    }
+    stitcher.finish().unwrap()
+}
+
+#[test]
+fn events_are_rrwebs_own_bytes() {
+    let (out, _) = stitch_fixture();
+    let full = std::fs::read_to_string(fixture().join("full.json")).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let start = out.find("\"rrweb_data\":").unwrap() + "\"rrweb_data\":".len();
+    let end = out.rfind(",\"metadata\":").unwrap();
+    assert_eq!(
+        &out[start..end],
+        full.trim(),
+        "rrweb_data must be full.json byte for byte"
+    );
+}
+
+#[test]
+fn output_is_the_seed_shape_and_metadata_is_right() {
+    let (out, meta) = stitch_fixture();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(v["session_guid"], "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33");
+    assert_eq!(v["metadata"]["environment"], "production");
+    assert_eq!(
+        v["metadata"]["timestamp_list"],
+        serde_json::json!([
+            "2025-05-02T12:10:50.644191+0000",
+            "2025-05-02T12:10:51.671003+0000",
+            "2025-05-02T12:10:52.253586+0000",
+            "2025-05-02T12:10:52.923524+0000",
+            "2025-05-02T12:10:53.418676+0000",
+            "2025-05-02T12:10:53.963547+0000"
+        ])
+    );
+    // Facts recorded alongside the fixture.
+    let expect: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("expect.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta.event_count, expect["events"].as_u64().unwrap());
+    assert_eq!(
+        meta.first_event_timestamp.as_ref().unwrap().as_u64(),
+        expect["first_timestamp"].as_u64()
+    );
+    assert_eq!(
+        meta.last_event_timestamp.as_ref().unwrap().as_u64(),
+        expect["last_timestamp"].as_u64()
+    );
+    assert!(meta.replayable);
+    assert_eq!(meta.full_snapshot_count, 1);
+    assert_eq!(meta.urls, ["http://127.0.0.1:34057/pages/form.html"]);
+    assert!(meta.click_count > 0);
+    assert!(meta.warnings.is_empty(), "{:?}", meta.warnings);
+    // Compact, field order fixed: the whole document is exactly this.
+    let full = std::fs::read_to_string(fixture().join("full.json")).unwrap();
+    let expected = format!(
+        "{{\"session_guid\":\"6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33\",\"rrweb_data\":{},\"metadata\":{}}}",
+        full.trim(),
+        serde_json::to_string(&meta).unwrap()
+    );
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+    assert!(serde_json::to_string(&meta)
+        .unwrap()
+        .starts_with("{\"environment\":\"production\",\"timestamp_list\":["));
+}

@@ -1,0 +1,371 @@
+//! The service over the embedded backends (a real directory, a real SQLite file): the
+//! ingest → sweep flow, redelivery, late chunks, vanished objects, streaming, the idle clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
+use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service, ServiceError};
+use rrstitch::storage::local::LocalStore;
+use rrstitch::storage::{
+    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
+    StorageUrl,
+};
+use rrstitch::time::Millis;
+
+const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+
+fn fixture_chunks() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rrweb-form/chunks")
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    bucket: PathBuf,
+    results: PathBuf,
+    svc: Service,
+    clock: Arc<AtomicI64>,
+}
+
+fn env_with(options: Options, results_store: Option<Arc<dyn ObjectStore>>) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let index: Arc<dyn SessionIndex> =
+        Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
+    let results_store = results_store
+        .unwrap_or_else(|| Arc::new(LocalStore::open(StorageUrl::Local(results.clone())).unwrap()));
+    let clock = Arc::new(AtomicI64::new(1_800_000_000_000));
+    let c = clock.clone();
+    let svc = Service::new(index, results_store, Arc::new(Buckets::default()), options)
+        .with_clock(Arc::new(move || Millis(c.load(Ordering::SeqCst))));
+    Env {
+        _dir: dir,
+        bucket,
+        results,
+        svc,
+        clock,
+    }
+}
+
+fn env() -> Env {
+    env_with(
+        Options {
+            idle: Duration::from_secs(60),
+            ..Options::default()
+        },
+        None,
+    )
+}
+
+impl Env {
+    fn advance(&self, secs: i64) {
+        self.clock.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+
+    fn object(&self, name: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: StorageUrl::Local(self.bucket.clone()),
+            name: name.into(),
+            generation: None,
+        }
+    }
+
+    fn copy_fixture(&self, skip_last: usize) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(fixture_chunks())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.truncate(names.len() - skip_last);
+        for n in &names {
+            std::fs::copy(fixture_chunks().join(n), self.bucket.join(n)).unwrap();
+        }
+        names
+    }
+
+    async fn ingest_all(&self, names: &[String]) -> Vec<IngestOutcome> {
+        let mut out = Vec::new();
+        for n in names {
+            out.push(self.svc.ingest(&self.object(n)).await.unwrap());
+        }
+        out
+    }
+
+    fn result(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.results.join(format!("{GUID}.json"))).unwrap())
+            .unwrap()
+    }
+}
+
+fn full_events() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rrweb-form/full.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn ingest_then_sweep_gives_the_full_recording() {
+    let e = env();
+    let names = e.copy_fixture(0);
+    let outcomes = e.ingest_all(&names).await;
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            IngestOutcome::Recorded {
+                reopened: false,
+                ..
+            }
+        )),
+        "{outcomes:?}"
+    );
+
+    // Not idle yet: nothing happens.
+    let early = e.svc.sweep().await.unwrap();
+    assert_eq!(early.considered, 0);
+    assert!(!e.results.join(format!("{GUID}.json")).exists());
+
+    e.advance(61);
+    let summary = e.svc.sweep().await.unwrap();
+    assert_eq!(summary.finalized.len(), 1);
+    assert_eq!(summary.finalized[0].completion, "finalized");
+    let v = e.result();
+    assert_eq!(v["rrweb_data"], full_events());
+    assert_eq!(v["metadata"]["chunk_count"], 6);
+    let s = e
+        .svc
+        .index
+        .session(&rrstitch::engine::SessionGuid::parse(GUID).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status, SessionStatus::Finalized);
+
+    // A redelivered event changes nothing, and nothing is stitched again.
+    let again = e.svc.ingest(&e.object(&names[2])).await.unwrap();
+    assert!(
+        matches!(again, IngestOutcome::AlreadyKnown { .. }),
+        "{again:?}"
+    );
+    e.advance(120);
+    assert_eq!(e.svc.sweep().await.unwrap().considered, 0);
+}
+
+#[tokio::test]
+async fn a_late_chunk_reopens_and_the_next_sweep_includes_it() {
+    let e = env();
+    let first_five = e.copy_fixture(1);
+    e.ingest_all(&first_five).await;
+    e.advance(61);
+    e.svc.sweep().await.unwrap();
+    assert_eq!(e.result()["rrweb_data"].as_array().unwrap().len(), 243 - 40);
+
+    let all = e.copy_fixture(0);
+    let late = e.svc.ingest(&e.object(&all[5])).await.unwrap();
+    assert!(
+        matches!(late, IngestOutcome::Recorded { reopened: true, .. }),
+        "{late:?}"
+    );
+    e.advance(61);
+    let summary = e.svc.sweep().await.unwrap();
+    assert_eq!(summary.finalized.len(), 1);
+    assert_eq!(e.result()["rrweb_data"], full_events());
+}
+
+#[tokio::test]
+async fn manual_finalize_works_now_and_refuses_unknown_or_hostile_ids() {
+    let e = env();
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    let report = e.svc.finalize(GUID).await.unwrap();
+    assert_eq!(report.events, 243);
+    assert_eq!(e.result()["rrweb_data"], full_events());
+    assert!(matches!(
+        e.svc.finalize("no-such-session").await,
+        Err(ServiceError::UnknownSession(_))
+    ));
+    let hostile = e.svc.finalize("../../etc/passwd").await;
+    assert!(
+        matches!(hostile, Err(ServiceError::InvalidRequest(_))),
+        "{hostile:?}"
+    );
+}
+
+#[tokio::test]
+async fn rejects_are_recorded_and_the_object_is_left_alone() {
+    let e = env();
+    let bad = "2025-05-02T12:10:59.000000+0000.json";
+    let body = b"{\"session_guid\":\"x\",\"session_data\":[{\"type\":3}],\"environment\":\"e\"}";
+    std::fs::write(e.bucket.join(bad), body).unwrap();
+    let before = std::fs::metadata(e.bucket.join(bad))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let outcome = e.svc.ingest(&e.object(bad)).await.unwrap();
+    let IngestOutcome::Rejected { kind, reason, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(kind, "bad_event");
+    assert!(reason.contains("event 0"), "{reason}");
+    assert_eq!(
+        std::fs::read(e.bucket.join(bad)).unwrap(),
+        body,
+        "never modified"
+    );
+    assert_eq!(
+        std::fs::metadata(e.bucket.join(bad))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    let rejected = e.svc.index.rejected(10).await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].name, bad);
+    // A name that is not a timestamp is rejected without reading; a non-chunk is ignored.
+    std::fs::write(e.bucket.join("notes.txt"), "x").unwrap();
+    assert!(matches!(
+        e.svc.ingest(&e.object("notes.txt")).await.unwrap(),
+        IngestOutcome::Ignored { .. }
+    ));
+    std::fs::write(e.bucket.join("final.json"), "{}").unwrap();
+    assert!(matches!(
+        e.svc.ingest(&e.object("final.json")).await.unwrap(),
+        IngestOutcome::Rejected { ref kind, .. } if kind == "bad_name"
+    ));
+}
+
+#[tokio::test]
+async fn vanished_and_missing_objects_lose_nothing_else() {
+    let e = env();
+    let gone = e
+        .svc
+        .ingest(&e.object("2025-05-02T12:00:00.000000+0000.json"))
+        .await
+        .unwrap();
+    assert!(matches!(gone, IngestOutcome::Vanished { .. }), "{gone:?}");
+
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    std::fs::remove_file(e.bucket.join(&names[3])).unwrap();
+    let report = e.svc.finalize(GUID).await.unwrap();
+    assert_eq!(report.missing_chunks, vec![names[3].clone()]);
+    let v = e.result();
+    assert_eq!(v["metadata"]["chunk_count"], 5);
+    assert!(v["metadata"]["warnings"]
+        .to_string()
+        .contains("no longer exists"));
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 243 - 40);
+}
+
+#[tokio::test]
+async fn gzip_output_is_the_same_document() {
+    let e = env_with(
+        Options {
+            output_gzip: true,
+            ..Options::default()
+        },
+        None,
+    );
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    let report = e.svc.finalize(GUID).await.unwrap();
+    assert_eq!(report.result_object, format!("{GUID}.json.gz"));
+    let gz = std::fs::read(e.results.join(&report.result_object)).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut text)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["rrweb_data"], full_events());
+}
+
+/// A results store that records the size of every part written.
+#[derive(Debug)]
+struct Recording {
+    inner: LocalStore,
+    parts: Arc<Mutex<Vec<usize>>>,
+}
+
+struct RecordingWriter {
+    inner: Box<dyn ObjectWriter>,
+    parts: Arc<Mutex<Vec<usize>>>,
+}
+
+#[async_trait]
+impl ObjectWriter for RecordingWriter {
+    async fn write(&mut self, data: Bytes) -> StorageResult<()> {
+        self.parts.lock().unwrap().push(data.len());
+        self.inner.write(data).await
+    }
+    async fn finish(self: Box<Self>) -> StorageResult<ObjectMeta> {
+        self.inner.finish().await
+    }
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Recording {
+    fn url(&self) -> &StorageUrl {
+        self.inner.url()
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
+        self.inner.stat(name).await
+    }
+    async fn get(&self, name: &str, limit: u64) -> StorageResult<Object> {
+        self.inner.get(name, limit).await
+    }
+    async fn put(&self, name: &str, body: Bytes, p: Precondition) -> StorageResult<ObjectMeta> {
+        self.inner.put(name, body, p).await
+    }
+    async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
+        Ok(Box::new(RecordingWriter {
+            inner: self.inner.writer(name, p).await?,
+            parts: self.parts.clone(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn results_stream_out_in_parts_bounded_by_one_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = Arc::new(Mutex::new(Vec::new()));
+    let store = Recording {
+        inner: LocalStore::open(StorageUrl::Local(dir.path().join("r"))).unwrap(),
+        parts: parts.clone(),
+    };
+    let part_size = 8 * 1024;
+    let e = env_with(
+        Options {
+            part_size,
+            ..Options::default()
+        },
+        Some(Arc::new(store)),
+    );
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    let report = e.svc.finalize(GUID).await.unwrap();
+    let parts = parts.lock().unwrap().clone();
+    let largest_chunk = names
+        .iter()
+        .map(|n| std::fs::metadata(e.bucket.join(n)).unwrap().len() as usize)
+        .max()
+        .unwrap();
+    assert!(
+        parts.len() >= 4,
+        "a 40 KB result in 8 KB parts is written as it goes: {parts:?}"
+    );
+    assert!(
+        parts.iter().all(|&p| p <= part_size + largest_chunk),
+        "no part holds more than the part size plus one chunk: {parts:?}"
+    );
+    assert_eq!(parts.iter().sum::<usize>() as u64, report.bytes);
+}
