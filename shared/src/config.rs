@@ -164,6 +164,8 @@ pub struct Settings {
     pub results: String,
     pub index: IndexSpec,
     pub log_format: LogFormat,
+    /// `host:port` the HTTP functions listen on.
+    pub http_addr: String,
     pub options: Options,
 }
 
@@ -258,6 +260,11 @@ impl Settings {
             results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
             index,
             log_format,
+            http_addr: format!(
+                "{}:{}",
+                get("RRSTITCH_HTTP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
+                number("PORT", 8080)?
+            ),
             options,
         })
     }

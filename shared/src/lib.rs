@@ -15,6 +15,8 @@
 
 pub mod config;
 pub mod engine;
+pub mod events;
+pub mod http;
 pub mod index;
 pub mod service;
 pub mod setup;

@@ -40,6 +40,10 @@ pub enum Reject {
     BadGuid { guid: String },
     #[error("event {index}: {reason}")]
     BadEvent { index: usize, reason: String },
+    /// The bucket refused the read for good (permissions, a bad name): retrying cannot help,
+    /// so the object is recorded for an operator instead of being redelivered forever.
+    #[error("cannot be read: {reason}")]
+    Unreadable { reason: String },
 }
 
 impl Reject {
@@ -59,6 +63,7 @@ impl Reject {
             Reject::WrongType { .. } => "wrong_type",
             Reject::BadGuid { .. } => "bad_guid",
             Reject::BadEvent { .. } => "bad_event",
+            Reject::Unreadable { .. } => "unreadable",
         }
     }
 }

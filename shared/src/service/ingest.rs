@@ -72,7 +72,13 @@ impl Service {
                 let reject = Reject::TooLarge { size, limit };
                 return self.reject(object, object.generation.clone(), reject).await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                let reject = Reject::Unreadable {
+                    reason: e.to_string(),
+                };
+                return self.reject(object, object.generation.clone(), reject).await;
+            }
         };
         // What was validated is what gets recorded: the generation actually read.
         let generation = got.meta.generation.clone().or(object.generation.clone());

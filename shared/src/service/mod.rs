@@ -111,6 +111,18 @@ impl ServiceError {
             ServiceError::UnknownSession(_) | ServiceError::InvalidRequest(_) => false,
         }
     }
+
+    /// The HTTP status an edge answers with: 5xx only where a retry can help (Eventarc and
+    /// Cloud Scheduler retry on 5xx), 4xx for requests that will never succeed.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ServiceError::UnknownSession(_) => 404,
+            ServiceError::InvalidRequest(_) => 400,
+            ServiceError::Busy { .. } => 409,
+            e if e.is_transient() => 503,
+            _ => 500,
+        }
+    }
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

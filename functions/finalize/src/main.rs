@@ -1,0 +1,127 @@
+//! The finalize function:
+//! - `POST /sweep` (Cloud Scheduler): finalize every idle session;
+//! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
+//! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event sweeps, a
+//!   `{"session_guid": …}` payload or a Function URL request finalizes one session.
+//!
+//! Both are `Service::sweep` / `Service::finalize`; this file maps their results to HTTP:
+//! 404 for an unknown session, 400 for a malformed request, 409 while another worker holds
+//! the session, 503 on a transient failure. Access control is the platform's (Cloud Run IAM,
+//! Lambda Function URL `AWS_IAM`): there is deliberately no anonymous path here.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use lambda_runtime::{service_fn, LambdaEvent};
+use rrstitch::config::Settings;
+use rrstitch::service::{Service, ServiceError};
+use serde_json::{json, Value};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let settings = Settings::from_env()?;
+    rrstitch::telemetry::init(settings.log_format, "info");
+    let svc = Arc::new(rrstitch::setup::service(&settings).await?);
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+            let svc = svc.clone();
+            async move { Ok::<_, lambda_runtime::Error>(on_lambda(&svc, event.payload).await) }
+        }))
+        .await
+        .map_err(|e| anyhow!(e));
+    }
+    let app = Router::new()
+        .route("/sweep", post(sweep))
+        .route("/finalize", post(finalize))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(svc);
+    rrstitch::http::serve(app, &settings.http_addr).await?;
+    Ok(())
+}
+
+/// `(status, JSON body)` of a sweep.
+async fn run_sweep(svc: &Service) -> (u16, Value) {
+    match svc.sweep().await {
+        // Failed sessions stay open for the next sweep; a 5xx makes the failure visible to the
+        // scheduler.
+        Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
+        Ok(summary) => (500, json!(summary)),
+        Err(e) => error(&e),
+    }
+}
+
+/// `(status, JSON body)` of a manual finalize.
+async fn run_finalize(svc: &Service, body: &[u8]) -> (u16, Value) {
+    let guid = match rrstitch::events::finalize_request(body) {
+        Ok(guid) => guid,
+        Err(e) => return (400, json!({"error": e})),
+    };
+    match svc.finalize(&guid).await {
+        Ok(report) => (200, json!(report)),
+        Err(e) => error(&e),
+    }
+}
+
+fn error(e: &ServiceError) -> (u16, Value) {
+    if e.http_status() >= 500 {
+        tracing::error!(error = %e, "finalize failed");
+    }
+    (e.http_status(), json!({"error": e.to_string()}))
+}
+
+fn respond((status, body): (u16, Value)) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+async fn sweep(State(svc): State<Arc<Service>>) -> Response {
+    respond(run_sweep(&svc).await)
+}
+
+async fn finalize(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
+    respond(run_finalize(&svc, &body).await)
+}
+
+/// Dispatches a Lambda payload by its shape.
+async fn on_lambda(svc: &Service, event: Value) -> Value {
+    // A Function URL request: answer in its HTTP response shape.
+    if event.get("requestContext").is_some() && event.get("rawPath").is_some() {
+        let path = event["rawPath"].as_str().unwrap_or("/");
+        let body = event["body"].as_str().unwrap_or("");
+        let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+            match base64::engine::general_purpose::STANDARD.decode(body) {
+                Ok(b) => b,
+                Err(_) => return http_response((400, json!({"error": "body is not base64"}))),
+            }
+        } else {
+            body.as_bytes().to_vec()
+        };
+        let result = match path {
+            "/sweep" => run_sweep(svc).await,
+            _ => run_finalize(svc, &body).await,
+        };
+        return http_response(result);
+    }
+    if event.get("session_guid").is_some() {
+        let (status, body) = run_finalize(svc, event.to_string().as_bytes()).await;
+        return json!({"status": status, "result": body});
+    }
+    // EventBridge scheduled events (and anything else) sweep.
+    let (status, body) = run_sweep(svc).await;
+    json!({"status": status, "result": body})
+}
+
+fn http_response((status, body): (u16, Value)) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+}

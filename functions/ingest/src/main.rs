@@ -1,0 +1,108 @@
+//! The ingest function. Fired once per new chunk object:
+//! - on Cloud Run, by an Eventarc `google.cloud.storage.object.v1.finalized` CloudEvent
+//!   (binary or structured content mode) POSTed to `/`;
+//! - on AWS Lambda (chosen when `AWS_LAMBDA_RUNTIME_API` is set), by an S3 notification.
+//!
+//! Everything it does is `Service::ingest`; this file only decodes the platform's event and
+//! maps the outcome to what the platform understands: 2xx when the chunk is recorded or
+//! permanently rejected (the rejection is in the index), 4xx for an event this function does
+//! not handle, 5xx (or a failed invocation) on a transient failure, so the platform retries.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lambda_runtime::{service_fn, LambdaEvent};
+use rrstitch::config::Settings;
+use rrstitch::events;
+use rrstitch::service::Service;
+use serde_json::{json, Value};
+
+/// A storage event is a few KB; anything near this is not one.
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let settings = Settings::from_env()?;
+    rrstitch::telemetry::init(settings.log_format, "info");
+    let svc = Arc::new(rrstitch::setup::service(&settings).await?);
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+            let svc = svc.clone();
+            async move { on_s3_event(&svc, event.payload).await }
+        }))
+        .await
+        .map_err(|e| anyhow!(e));
+    }
+    let app = Router::new()
+        .route("/", post(on_cloudevent))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES))
+        .with_state(svc);
+    rrstitch::http::serve(app, &settings.http_addr).await?;
+    Ok(())
+}
+
+async fn on_cloudevent(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let object = match events::gcs_object_from_cloudevent(&headers, body.to_vec()) {
+        Ok(object) => object,
+        Err(e) => {
+            tracing::warn!(error = %e, "event refused");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    match svc.ingest(&object).await {
+        Ok(outcome) => (StatusCode::OK, Json(json!(outcome))).into_response(),
+        Err(e) => {
+            tracing::error!(object = %object.name, error = %e, transient = e.is_transient(), "ingest failed");
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Json(json!({"error": e.to_string()}))).into_response()
+        }
+    }
+}
+
+/// Every record of the notification is ingested; a transient failure of any fails the
+/// invocation (Lambda retries it; records already done are recorded idempotently).
+async fn on_s3_event(svc: &Service, event: Value) -> Result<Value, lambda_runtime::Error> {
+    let records = events::s3_objects(&event)?;
+    let mut outcomes = Vec::new();
+    let mut transient = None;
+    for record in records {
+        match record {
+            Err(e) => {
+                tracing::error!(error = %e, "malformed S3 record skipped");
+                outcomes.push(json!({"outcome": "bad_record", "error": e.to_string()}));
+            }
+            Ok(object) => {
+                match svc.ingest(&object).await {
+                    Ok(outcome) => outcomes.push(json!(outcome)),
+                    Err(e) if e.is_transient() => {
+                        tracing::error!(object = %object.name, error = %e, "transient ingest failure; the invocation will fail");
+                        transient = Some(e);
+                    }
+                    Err(e) => {
+                        tracing::error!(object = %object.name, error = %e, "ingest failed");
+                        outcomes.push(json!({"outcome": "failed", "name": object.name, "error": e.to_string()}));
+                    }
+                }
+            }
+        }
+    }
+    match transient {
+        Some(e) => Err(e.into()),
+        None => Ok(json!({"objects": outcomes})),
+    }
+}

@@ -1,0 +1,330 @@
+//! Platform events, decoded into what the service needs: which object arrived.
+//!
+//! Two sources: a GCS `google.cloud.storage.object.v1.finalized` CloudEvent (delivered by
+//! Eventarc over HTTP, in binary or structured content mode), and an S3 notification
+//! delivered to Lambda. Decoding is pure and total — every input either yields object
+//! references or an [`EventError`] that says what is wrong — so it can be fuzzed, and so the
+//! HTTP edge can answer a malformed event with a 4xx instead of crashing.
+
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::service::ObjectRef;
+use crate::storage::StorageUrl;
+
+/// The CloudEvent type Eventarc sends for a new GCS object.
+pub const GCS_FINALIZED: &str = "google.cloud.storage.object.v1.finalized";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("not a CloudEvent: {0}")]
+    NotACloudEvent(String),
+    #[error("unsupported event type {0:?}: this function handles {GCS_FINALIZED}")]
+    UnsupportedType(String),
+    #[error("event data is not a storage object: {0}")]
+    BadData(String),
+    #[error("S3 record {index}: {reason}")]
+    BadRecord { index: usize, reason: String },
+    #[error("not an S3 notification: {0}")]
+    NotS3(String),
+}
+
+/// GCS's `StorageObjectData`, the fields rrstitch reads. int64 fields arrive as JSON strings.
+#[derive(Deserialize)]
+struct StorageObjectData {
+    bucket: String,
+    name: String,
+    #[serde(default)]
+    generation: Option<Value>,
+}
+
+/// Decodes an Eventarc delivery (either content mode) into the object it announces.
+pub fn gcs_object_from_cloudevent(
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Result<ObjectRef, EventError> {
+    use cloudevents::AttributesReader;
+    let event = cloudevents::binding::http::to_event(headers, body)
+        .map_err(|e| EventError::NotACloudEvent(e.to_string()))?;
+    if event.ty() != GCS_FINALIZED {
+        return Err(EventError::UnsupportedType(event.ty().to_owned()));
+    }
+    let data: Value = match event.data() {
+        Some(cloudevents::Data::Json(v)) => v.clone(),
+        Some(cloudevents::Data::Binary(b)) => serde_json::from_slice(b)
+            .map_err(|e| EventError::BadData(format!("data is not JSON: {e}")))?,
+        Some(cloudevents::Data::String(s)) => serde_json::from_str(s)
+            .map_err(|e| EventError::BadData(format!("data is not JSON: {e}")))?,
+        None => return Err(EventError::BadData("the event has no data".into())),
+    };
+    let object: StorageObjectData =
+        serde_json::from_value(data).map_err(|e| EventError::BadData(e.to_string()))?;
+    if object.bucket.is_empty() || object.name.is_empty() {
+        return Err(EventError::BadData("empty bucket or object name".into()));
+    }
+    let generation = match object.generation {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Ok(ObjectRef {
+        bucket: StorageUrl::Gcs {
+            bucket: object.bucket,
+        },
+        name: object.name,
+        generation,
+    })
+}
+
+/// Decodes an S3 notification (`{"Records": [...]}`) into its objects, one result per
+/// record: a bad record does not hide the good ones. Only `ObjectCreated:*` records count;
+/// others (and S3's `s3:TestEvent`) yield nothing.
+pub fn s3_objects(event: &Value) -> Result<Vec<Result<ObjectRef, EventError>>, EventError> {
+    if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| EventError::NotS3("no Records array".into()))?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.get("eventName")
+                .and_then(Value::as_str)
+                .is_none_or(|n| n.starts_with("ObjectCreated"))
+        })
+        .map(|(index, record)| s3_record(index, record))
+        .collect())
+}
+
+fn s3_record(index: usize, record: &Value) -> Result<ObjectRef, EventError> {
+    let bad = |reason: &str| EventError::BadRecord {
+        index,
+        reason: reason.to_owned(),
+    };
+    let s3 = record.get("s3").ok_or_else(|| bad("no s3 field"))?;
+    let bucket = s3
+        .pointer("/bucket/name")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("no bucket name"))?;
+    let raw_key = s3
+        .pointer("/object/key")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| bad("no object key"))?;
+    let name = decode_s3_key(raw_key).map_err(|e| bad(&e))?;
+    // Versioned buckets give a versionId; otherwise the ETag tells uploads apart.
+    let generation = ["/object/versionId", "/object/eTag", "/object/sequencer"]
+        .iter()
+        .find_map(|p| {
+            s3.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .map(str::to_owned);
+    Ok(ObjectRef {
+        bucket: StorageUrl::S3 {
+            bucket: bucket.to_owned(),
+        },
+        name,
+        generation,
+    })
+}
+
+/// S3 notifications URL-encode keys form-style: `+` is a space, `%XX` a byte.
+pub fn decode_s3_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent escape in key {raw:?}"))?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
+}
+
+/// A manual finalize request: `{"session_guid": "…"}`.
+pub fn finalize_request(body: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Request {
+        session_guid: String,
+    }
+    serde_json::from_slice::<Request>(body)
+        .map(|r| r.session_guid)
+        .map_err(|e| format!("expected {{\"session_guid\": \"…\"}}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn storage_data() -> Value {
+        // The shape of Google's documented StorageObjectData (int64 fields as strings).
+        json!({
+            "kind": "storage#object",
+            "id": "chunks/2025-05-02T12:10:50.644423+0000.json/1746187851000000",
+            "selfLink": "https://www.googleapis.com/storage/v1/b/chunks/o/x",
+            "name": "2025-05-02T12:10:50.644423+0000.json",
+            "bucket": "chunks",
+            "generation": "1746187851000000",
+            "metageneration": "1",
+            "contentType": "application/json",
+            "timeCreated": "2025-05-02T12:10:51.000Z",
+            "updated": "2025-05-02T12:10:51.000Z",
+            "storageClass": "STANDARD",
+            "size": "14571",
+            "md5Hash": "x",
+            "crc32c": "y",
+            "etag": "z"
+        })
+    }
+
+    fn binary_headers(ty: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("ce-specversion", "1.0".parse().unwrap());
+        h.insert("ce-id", "1234".parse().unwrap());
+        h.insert(
+            "ce-source",
+            "//storage.googleapis.com/projects/_/buckets/chunks"
+                .parse()
+                .unwrap(),
+        );
+        h.insert("ce-type", ty.parse().unwrap());
+        h.insert(
+            "ce-subject",
+            "objects/2025-05-02T12:10:50.644423+0000.json"
+                .parse()
+                .unwrap(),
+        );
+        h.insert("ce-time", "2025-05-02T12:10:51.000Z".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn binary_mode_gcs_event() {
+        let body = serde_json::to_vec(&storage_data()).unwrap();
+        let object = gcs_object_from_cloudevent(&binary_headers(GCS_FINALIZED), body).unwrap();
+        assert_eq!(
+            object.bucket,
+            StorageUrl::Gcs {
+                bucket: "chunks".into()
+            }
+        );
+        assert_eq!(object.name, "2025-05-02T12:10:50.644423+0000.json");
+        assert_eq!(object.generation.as_deref(), Some("1746187851000000"));
+    }
+
+    #[test]
+    fn structured_mode_gcs_event() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            "application/cloudevents+json".parse().unwrap(),
+        );
+        let body = serde_json::to_vec(&json!({
+            "specversion": "1.0",
+            "id": "1234",
+            "source": "//storage.googleapis.com/projects/_/buckets/chunks",
+            "type": GCS_FINALIZED,
+            "datacontenttype": "application/json",
+            "data": storage_data()
+        }))
+        .unwrap();
+        let object = gcs_object_from_cloudevent(&h, body).unwrap();
+        assert_eq!(object.name, "2025-05-02T12:10:50.644423+0000.json");
+    }
+
+    #[test]
+    fn wrong_type_missing_fields_and_garbage_are_errors() {
+        let body = serde_json::to_vec(&storage_data()).unwrap();
+        assert!(matches!(
+            gcs_object_from_cloudevent(
+                &binary_headers("google.cloud.storage.object.v1.deleted"),
+                body
+            ),
+            Err(EventError::UnsupportedType(_))
+        ));
+        let body = serde_json::to_vec(&json!({"bucket": "b"})).unwrap();
+        assert!(matches!(
+            gcs_object_from_cloudevent(&binary_headers(GCS_FINALIZED), body),
+            Err(EventError::BadData(_))
+        ));
+        assert!(matches!(
+            gcs_object_from_cloudevent(&HeaderMap::new(), b"hello".to_vec()),
+            Err(EventError::NotACloudEvent(_))
+        ));
+        let mut h = binary_headers(GCS_FINALIZED);
+        h.remove("ce-id");
+        assert!(gcs_object_from_cloudevent(&h, b"{}".to_vec()).is_err());
+    }
+
+    #[test]
+    fn s3_keys_are_url_decoded() {
+        assert_eq!(decode_s3_key("a+b%2Bc%20d.json").unwrap(), "a b+c d.json");
+        assert_eq!(
+            decode_s3_key("2025-05-02T12%3A10%3A50.644423%2B0000.json").unwrap(),
+            "2025-05-02T12:10:50.644423+0000.json"
+        );
+        assert_eq!(decode_s3_key("%C3%BC.json").unwrap(), "ü.json");
+        assert!(decode_s3_key("bad%zz").is_err());
+        assert!(decode_s3_key("cut%2").is_err());
+        assert!(decode_s3_key("%FF").is_err());
+    }
+
+    #[test]
+    fn s3_records_each_decode_on_their_own() {
+        let event = json!({"Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "chunks"}, "object": {"key": "2025-05-02T12%3A10%3A50Z.json", "eTag": "abc"}}},
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "chunks"}}},
+            {"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "chunks"}, "object": {"key": "x.json"}}}
+        ]});
+        let objects = s3_objects(&event).unwrap();
+        assert_eq!(objects.len(), 2, "removals are not ingested");
+        let first = objects[0].as_ref().unwrap();
+        assert_eq!(first.name, "2025-05-02T12:10:50Z.json");
+        assert_eq!(
+            first.bucket,
+            StorageUrl::S3 {
+                bucket: "chunks".into()
+            }
+        );
+        assert_eq!(first.generation.as_deref(), Some("abc"));
+        assert!(matches!(
+            objects[1],
+            Err(EventError::BadRecord { index: 1, .. })
+        ));
+        assert!(s3_objects(&json!({"Event": "s3:TestEvent"}))
+            .unwrap()
+            .is_empty());
+        assert!(s3_objects(&json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn finalize_requests() {
+        assert_eq!(
+            finalize_request(br#"{"session_guid":"abc"}"#).unwrap(),
+            "abc"
+        );
+        assert!(finalize_request(b"{}").is_err());
+        assert!(finalize_request(b"abc").is_err());
+    }
+}
