@@ -33,7 +33,13 @@ use crate::engine::SessionGuid;
 use crate::time::Millis;
 
 pub mod conformance;
+pub mod dynamodb;
 pub mod sqlite;
+
+/// How long cloud index records live after their last activity: the TTL (`expire_at`)
+/// Firestore and DynamoDB delete them by. A session that gets a chunk after this long starts
+/// over as a new session.
+pub const RECORD_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,7 +266,10 @@ pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn 
     use crate::config::IndexSpec;
     match spec {
         IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteIndex::open(path)?)),
-        IndexSpec::Firestore { .. } | IndexSpec::DynamoDb { .. } => Err(IndexError::Permanent {
+        IndexSpec::DynamoDb { table } => Ok(std::sync::Arc::new(
+            dynamodb::DynamoIndex::connect(table).await,
+        )),
+        IndexSpec::Firestore { .. } => Err(IndexError::Permanent {
             op: "open",
             source: format!("{spec:?}: this index backend is not supported by this build yet")
                 .into(),

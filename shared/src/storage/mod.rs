@@ -20,6 +20,7 @@ use thiserror::Error;
 
 pub mod conformance;
 pub mod local;
+pub mod s3;
 mod url;
 
 pub use url::StorageUrl;
@@ -132,7 +133,8 @@ pub trait ObjectWriter: Send {
 pub async fn open(url: &StorageUrl) -> Result<Arc<dyn ObjectStore>> {
     match url {
         StorageUrl::Local(_) => Ok(Arc::new(local::LocalStore::open(url.clone())?)),
-        StorageUrl::Gcs { .. } | StorageUrl::S3 { .. } => Err(StorageError::Permanent {
+        StorageUrl::S3 { .. } => Ok(Arc::new(s3::S3Store::open(url.clone()).await?)),
+        StorageUrl::Gcs { .. } => Err(StorageError::Permanent {
             op: "open",
             name: url.to_string(),
             source: format!(

@@ -1,0 +1,325 @@
+//! Amazon S3 (and S3-compatible emulators) as a bucket, with `aws-sdk-s3`.
+//!
+//! Configuration is the SDK's own: credentials and region from the usual chain,
+//! `AWS_ENDPOINT_URL` for an emulator (which also switches to path-style addressing, since
+//! emulators do not serve virtual-host buckets). Generations are ETags; create-only writes use
+//! `If-None-Match: *` and generation-matched ones `If-Match`, both enforced by S3 itself.
+//! Streamed writes become a multipart upload once they pass one part (8 MiB; S3's minimum is
+//! 5 MiB), and a single `PutObject` below that.
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+
+use crate::aws::{failure, Failure};
+
+use super::{
+    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError, StorageUrl,
+};
+
+/// Size of one multipart part.
+const PART: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    url: StorageUrl,
+    bucket: String,
+    client: Client,
+}
+
+impl S3Store {
+    /// Opens `s3://bucket` with the SDK's default configuration chain.
+    pub async fn open(url: StorageUrl) -> Result<Self> {
+        let StorageUrl::S3 { bucket } = &url else {
+            return Err(StorageError::Permanent {
+                op: "open",
+                name: url.to_string(),
+                source: "not an s3:// URL".into(),
+            });
+        };
+        let shared = crate::aws::sdk_config().await;
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .build();
+        Ok(S3Store {
+            bucket: bucket.clone(),
+            client: Client::from_conf(config),
+            url,
+        })
+    }
+}
+
+/// Maps an SDK failure to a storage error.
+fn classify<E>(op: &'static str, name: &str, err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let name = name.to_owned();
+    match failure(&err) {
+        Failure::NotFound => StorageError::NotFound { name },
+        Failure::Precondition => StorageError::PreconditionFailed { name },
+        Failure::Transient => StorageError::Transient {
+            op,
+            name,
+            source: err.into(),
+        },
+        Failure::Permanent => StorageError::Permanent {
+            op,
+            name,
+            source: err.into(),
+        },
+    }
+}
+
+fn meta(name: &str, size: Option<i64>, etag: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: name.to_owned(),
+        size: size.unwrap_or(0).max(0) as u64,
+        generation: etag.map(str::to_owned),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("list", prefix, e))?;
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    out.push(meta(key, o.size(), o.e_tag()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn stat(&self, name: &str) -> Result<ObjectMeta> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(name)
+            .send()
+            .await
+            .map_err(|e| classify("stat", name, e))?;
+        Ok(meta(name, head.content_length(), head.e_tag()))
+    }
+
+    async fn get(&self, name: &str, limit: u64) -> Result<Object> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(name)
+            .send()
+            .await
+            .map_err(|e| classify("get", name, e))?;
+        let size = got.content_length().unwrap_or(0).max(0) as u64;
+        if size > limit {
+            // Dropping the body closes the connection before the bytes arrive.
+            return Err(StorageError::TooLarge {
+                name: name.to_owned(),
+                size,
+                limit,
+            });
+        }
+        let m = meta(name, got.content_length(), got.e_tag());
+        let body = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Transient {
+                op: "get",
+                name: name.to_owned(),
+                source: e.into(),
+            })?
+            .into_bytes();
+        if body.len() as u64 > limit {
+            return Err(StorageError::TooLarge {
+                name: name.to_owned(),
+                size: body.len() as u64,
+                limit,
+            });
+        }
+        Ok(Object { meta: m, body })
+    }
+
+    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+        let size = body.len() as i64;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(name)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        match &precondition {
+            Precondition::None => {}
+            Precondition::DoesNotExist => req = req.if_none_match("*"),
+            Precondition::GenerationMatches(etag) => req = req.if_match(etag),
+        }
+        let out = req.send().await.map_err(|e| classify("put", name, e))?;
+        Ok(meta(name, Some(size), out.e_tag()))
+    }
+
+    async fn writer(
+        &self,
+        name: &str,
+        precondition: Precondition,
+    ) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(S3Writer {
+            store: self.clone(),
+            name: name.to_owned(),
+            precondition,
+            buffer: BytesMut::new(),
+            upload: None,
+            size: 0,
+        }))
+    }
+}
+
+/// A multipart upload under way.
+struct Upload {
+    id: String,
+    parts: Vec<CompletedPart>,
+}
+
+struct S3Writer {
+    store: S3Store,
+    name: String,
+    precondition: Precondition,
+    buffer: BytesMut,
+    upload: Option<Upload>,
+    size: u64,
+}
+
+impl S3Writer {
+    async fn send_part(&mut self, data: Bytes) -> Result<()> {
+        let s = &self.store;
+        if self.upload.is_none() {
+            let created = s
+                .client
+                .create_multipart_upload()
+                .bucket(&s.bucket)
+                .key(&self.name)
+                .content_type("application/json")
+                .send()
+                .await
+                .map_err(|e| classify("put", &self.name, e))?;
+            let id = created.upload_id().unwrap_or_default().to_owned();
+            self.upload = Some(Upload {
+                id,
+                parts: Vec::new(),
+            });
+        }
+        let upload = self.upload.as_mut().expect("just created");
+        let number = upload.parts.len() as i32 + 1;
+        let part = s
+            .client
+            .upload_part()
+            .bucket(&s.bucket)
+            .key(&self.name)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| classify("put", &self.name, e))?;
+        upload.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.size += data.len() as u64;
+        self.buffer.extend_from_slice(&data);
+        while self.buffer.len() >= PART {
+            let part = self.buffer.split_to(PART).freeze();
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+        let rest = std::mem::take(&mut self.buffer).freeze();
+        if self.upload.is_none() {
+            return self
+                .store
+                .put(&self.name, rest, self.precondition.clone())
+                .await;
+        }
+        if !rest.is_empty() {
+            self.send_part(rest).await?;
+        }
+        let upload = self.upload.take().expect("multipart upload present");
+        let s = &self.store;
+        let mut req = s
+            .client
+            .complete_multipart_upload()
+            .bucket(&s.bucket)
+            .key(&self.name)
+            .upload_id(&upload.id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(upload.parts))
+                    .build(),
+            );
+        match &self.precondition {
+            Precondition::None => {}
+            Precondition::DoesNotExist => req = req.if_none_match("*"),
+            Precondition::GenerationMatches(etag) => req = req.if_match(etag),
+        }
+        match req.send().await {
+            Ok(done) => Ok(meta(&self.name, Some(self.size as i64), done.e_tag())),
+            Err(e) => {
+                let _ = s
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&s.bucket)
+                    .key(&self.name)
+                    .upload_id(&upload.id)
+                    .send()
+                    .await;
+                Err(classify("put", &self.name, e))
+            }
+        }
+    }
+
+    async fn abort(self: Box<Self>) {
+        if let Some(upload) = &self.upload {
+            let s = &self.store;
+            let _ = s
+                .client
+                .abort_multipart_upload()
+                .bucket(&s.bucket)
+                .key(&self.name)
+                .upload_id(&upload.id)
+                .send()
+                .await;
+        }
+    }
+}
