@@ -13,7 +13,25 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 /// attempts (exponential backoff with jitter) and timeouts, so a dead endpoint fails within
 /// seconds and the platform's own retry takes over.
 pub(crate) async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    configured(aws_config::defaults(BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// An explicit emulator endpoint with test credentials: what tests use, so that parallel
+/// tests against different emulators never race on process-wide environment variables.
+pub(crate) async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "emulator");
+    configured(aws_config::defaults(BehaviorVersion::latest()))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await
+}
+
+fn configured(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
@@ -22,8 +40,6 @@ pub(crate) async fn sdk_config() -> aws_config::SdkConfig {
                 .operation_timeout(Duration::from_secs(90))
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// What an SDK failure means to rrstitch.

@@ -191,6 +191,15 @@ impl DynamoIndex {
         }
     }
 
+    /// Connects to an emulator at `endpoint`, with test credentials.
+    pub async fn on_emulator(table: &str, endpoint: &str) -> Self {
+        let shared = crate::aws::emulator_config(endpoint).await;
+        DynamoIndex {
+            client: Client::new(&shared),
+            table: table.to_owned(),
+        }
+    }
+
     /// Creates the table with its status index, as Terraform does in a deployment. For tests
     /// and local emulators.
     pub async fn create_table(&self) -> Result<()> {

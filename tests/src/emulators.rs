@@ -1,0 +1,237 @@
+//! The three emulators rrstitch's cloud backends are tested against, each started on a free
+//! port of 127.0.0.1 and stopped (with its whole process group) on drop.
+//!
+//! Binaries come from `scripts/install-emulators.sh` (`make emulators`), or from the paths in
+//! `RRSTITCH_FAKE_GCS_BIN`, `RRSTITCH_MOTO_BIN`, `RRSTITCH_FIRESTORE_JAR`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::procs::{port_open, Group};
+use crate::{free_port, repo_root};
+
+fn binary(var: &str, default: PathBuf, what: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    if !path.exists() {
+        panic!(
+            "{what} not found at {} (set {var} or run `scripts/install-emulators.sh`, i.e. `make emulators`)",
+            path.display()
+        );
+    }
+    path
+}
+
+fn http_ok(url: &str) -> bool {
+    ureq::get(url)
+        .timeout(Duration::from_secs(2))
+        .call()
+        .is_ok()
+}
+
+/// fake-gcs-server, in memory.
+pub struct FakeGcs {
+    /// `http://127.0.0.1:PORT`: the `STORAGE_EMULATOR_HOST` value.
+    pub endpoint: String,
+    pub port: u16,
+    pub group: Group,
+}
+
+impl FakeGcs {
+    pub fn start() -> FakeGcs {
+        let bin = binary(
+            "RRSTITCH_FAKE_GCS_BIN",
+            repo_root().join(".build/bin/fake-gcs-server"),
+            "fake-gcs-server",
+        );
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+        ])
+        .args(["-port", &port.to_string()])
+        .args(["-public-host", &format!("127.0.0.1:{port}")])
+        .args(["-external-url", &format!("http://127.0.0.1:{port}")])
+        .args(["-log-level", "warn"]);
+        let mut group = Group::spawn("fake-gcs-server", cmd);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let probe = format!("{endpoint}/storage/v1/b?project=test");
+        group.wait_until(Duration::from_secs(30), || http_ok(&probe));
+        FakeGcs {
+            endpoint,
+            port,
+            group,
+        }
+    }
+
+    pub fn create_bucket(&self, name: &str) {
+        ureq::post(&format!("{}/storage/v1/b?project=test", self.endpoint))
+            .send_json(ureq::json!({ "name": name }))
+            .unwrap_or_else(|e| panic!("creating GCS bucket {name}: {e}"));
+    }
+
+    /// Uploads an object through the JSON API, as a browser SDK would.
+    pub fn upload(&self, bucket: &str, name: &str, body: &[u8]) {
+        ureq::post(&format!("{}/upload/storage/v1/b/{bucket}/o", self.endpoint))
+            .query("uploadType", "media")
+            .query("name", name)
+            .set("content-type", "application/json")
+            .send_bytes(body)
+            .unwrap_or_else(|e| panic!("uploading gs://{bucket}/{name}: {e}"));
+    }
+
+    /// Reads an object, `None` if it does not exist.
+    pub fn download(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
+        let url = format!(
+            "{}/storage/v1/b/{bucket}/o/{}",
+            self.endpoint,
+            percent(name)
+        );
+        match ureq::get(&url).query("alt", "media").call() {
+            Ok(r) => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut r.into_reader(), &mut body).ok()?;
+                Some(body)
+            }
+            Err(ureq::Error::Status(404, _)) => None,
+            Err(e) => panic!("downloading gs://{bucket}/{name}: {e}"),
+        }
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("STORAGE_EMULATOR_HOST".into(), self.endpoint.clone())]
+    }
+}
+
+/// Percent-encodes an object name for a URL path segment.
+pub fn percent(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// moto's server mode: S3 and DynamoDB (and the rest of AWS) in one process.
+pub struct Moto {
+    pub endpoint: String,
+    pub port: u16,
+    pub group: Group,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = binary(
+            "RRSTITCH_MOTO_BIN",
+            repo_root().join(".build/venv/bin/moto_server"),
+            "moto_server",
+        );
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut group = Group::spawn("moto", cmd);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let probe = format!("{endpoint}/moto-api/");
+        group.wait_until(Duration::from_secs(30), || http_ok(&probe));
+        Moto {
+            endpoint,
+            port,
+            group,
+        }
+    }
+
+    /// Creates an S3 bucket (moto accepts unsigned requests).
+    pub fn create_bucket(&self, name: &str) {
+        ureq::put(&format!("{}/{name}", self.endpoint))
+            .call()
+            .unwrap_or_else(|e| panic!("creating S3 bucket {name}: {e}"));
+    }
+
+    /// moto's own view of its state (`/moto-api/data.json`), for assertions.
+    pub fn state(&self) -> String {
+        ureq::get(&format!("{}/moto-api/data.json", self.endpoint))
+            .call()
+            .and_then(|r| Ok(r.into_string()?))
+            .unwrap_or_else(|e| panic!("reading moto state: {e}"))
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+/// The official Cloud Firestore emulator (Java), started from its jar directly.
+pub struct Firestore {
+    /// `127.0.0.1:PORT`: the `FIRESTORE_EMULATOR_HOST` value.
+    pub host: String,
+    pub project: String,
+    pub port: u16,
+    pub group: Group,
+}
+
+impl Firestore {
+    pub fn start() -> Firestore {
+        let jar = binary(
+            "RRSTITCH_FIRESTORE_JAR",
+            PathBuf::from(
+                "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar",
+            ),
+            "the Cloud Firestore emulator (Google Cloud CLI component cloud-firestore-emulator)",
+        );
+        let port = free_port();
+        let mut cmd = Command::new("java");
+        cmd.arg("-Duser.language=en")
+            .arg("-cp")
+            .arg(jar)
+            .arg("com.google.cloud.datastore.emulator.firestore.CloudFirestore")
+            .arg("start")
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={port}"));
+        let mut group = Group::spawn("firestore-emulator", cmd);
+        let host = format!("127.0.0.1:{port}");
+        let probe = format!("http://{host}/");
+        group.wait_until(Duration::from_secs(90), || {
+            port_open(port) && http_ok(&probe)
+        });
+        Firestore {
+            host,
+            project: "rrstitch-test".into(),
+            port,
+            group,
+        }
+    }
+
+    /// Deletes every document of the project's default database.
+    pub fn reset(&self) {
+        ureq::delete(&format!(
+            "http://{}/emulator/v1/projects/{}/databases/(default)/documents",
+            self.host, self.project
+        ))
+        .call()
+        .unwrap_or_else(|e| panic!("resetting the Firestore emulator: {e}"));
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FIRESTORE_EMULATOR_HOST".into(), self.host.clone()),
+            ("RRSTITCH_FIRESTORE_PROJECT".into(), self.project.clone()),
+        ]
+    }
+}

@@ -1,0 +1,119 @@
+//! Child processes in their own process group, killed as a group on drop.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running child process (and everything it started).
+pub struct Group {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Group {
+    /// Spawns `cmd` in a new process group with stdout and stderr going to a log file.
+    pub fn spawn(name: &str, mut cmd: Command) -> Group {
+        use std::os::unix::process::CommandExt;
+        let log = std::env::temp_dir().join(format!(
+            "rrstitch-{name}-{}-{}.log",
+            std::process::id(),
+            crate::free_port()
+        ));
+        let out = File::create(&log).expect("a log file in the temp dir");
+        let err = out.try_clone().expect("a second handle on the log");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}"));
+        Group {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Polls `ready` until it holds or `timeout` passes; panics with the log tail otherwise.
+    pub fn wait_until(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if ready() {
+                return;
+            }
+            if self.exited() {
+                panic!(
+                    "{} exited before it was ready; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{} not ready after {timeout:?}; log {}:\n{}",
+            self.name,
+            self.log.display(),
+            self.tail()
+        );
+    }
+
+    /// SIGTERM to the whole group, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        unsafe {
+            libc::killpg(pgid, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if self.exited() && !group_alive(pgid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether any process of the group is still alive.
+pub fn group_alive(pgid: libc::pid_t) -> bool {
+    unsafe { libc::killpg(pgid, 0) == 0 }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether something accepts TCP connections on `127.0.0.1:port`.
+pub fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}

@@ -1,0 +1,75 @@
+//! The S3 storage adapter and the DynamoDB index adapter against moto, through the same
+//! conformance suites the local adapters pass.
+
+use rrstitch::index::dynamodb::DynamoIndex;
+use rrstitch::storage::s3::S3Store;
+use rrstitch::storage::{ObjectStore, StorageUrl};
+use rrstitch_tests::Moto;
+
+#[tokio::test]
+async fn s3_store_conforms() {
+    let moto = Moto::start();
+    moto.create_bucket("conformance");
+    let url = StorageUrl::S3 {
+        bucket: "conformance".into(),
+    };
+    let store = S3Store::on_emulator(url, &moto.endpoint).await.unwrap();
+    rrstitch::storage::conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn s3_lists_past_one_page() {
+    let moto = Moto::start();
+    moto.create_bucket("pages");
+    let url = StorageUrl::S3 {
+        bucket: "pages".into(),
+    };
+    let store = S3Store::on_emulator(url, &moto.endpoint).await.unwrap();
+    // S3 pages at 1,000 keys.
+    for i in 0..1_100 {
+        store
+            .put(
+                &format!("p/{i:05}.json"),
+                bytes::Bytes::from_static(b"{}"),
+                rrstitch::storage::Precondition::None,
+            )
+            .await
+            .unwrap();
+    }
+    let listed = store.list("p/").await.unwrap();
+    assert_eq!(listed.len(), 1_100);
+    assert_eq!(listed[1_099].name, "p/01099.json");
+}
+
+#[tokio::test]
+async fn dynamodb_index_conforms() {
+    let moto = Moto::start();
+    let index = DynamoIndex::on_emulator("rrstitch", &moto.endpoint).await;
+    index.create_table().await.unwrap();
+    rrstitch::index::conformance::run_all(&index).await;
+    let other = DynamoIndex::on_emulator("rrstitch", &moto.endpoint).await;
+    rrstitch::index::conformance::claims_are_exclusive_across_handles(&index, &other).await;
+}
+
+#[tokio::test]
+async fn unreachable_endpoints_are_transient_and_bounded() {
+    let port = rrstitch_tests::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let store = S3Store::on_emulator(StorageUrl::S3 { bucket: "b".into() }, &endpoint)
+        .await
+        .unwrap();
+    let err = store.get("x.json", 10).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let index = DynamoIndex::on_emulator("t", &endpoint).await;
+    let guid = rrstitch::engine::SessionGuid::parse("g").unwrap();
+    let err = rrstitch::index::SessionIndex::session(&index, &guid)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
