@@ -5,7 +5,9 @@
 //! wrapper's children die with it), and is stopped when its handle is dropped. A missing
 //! emulator is a panic that says how to install it — never a silent skip.
 
+pub mod bins;
 pub mod emulators;
+pub mod lambda;
 pub mod procs;
 
 pub use emulators::{FakeGcs, Firestore, Moto};

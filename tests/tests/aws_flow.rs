@@ -1,0 +1,326 @@
+//! The AWS deployment end to end, on moto: chunks land in S3, S3 notifications invoke the
+//! real `rrstitch-ingest` binary in Lambda mode, a scheduled event invokes the real
+//! `rrstitch-finalize`, and the stitched session appears in the results bucket, indexed in
+//! DynamoDB.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::s3::{S3Event, S3EventRecord};
+use bytes::Bytes;
+use rrstitch::index::dynamodb::DynamoIndex;
+use rrstitch::storage::s3::S3Store;
+use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
+use rrstitch_tests::bins::{self, HttpFunction};
+use rrstitch_tests::lambda::RuntimeApi;
+use rrstitch_tests::procs::Group;
+use rrstitch_tests::Moto;
+use serde_json::{json, Value};
+
+const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+
+fn fixture() -> PathBuf {
+    rrstitch_tests::repo_root().join("fixtures/rrweb-form")
+}
+
+fn chunk_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// S3 notifications carry keys form-URL-encoded.
+fn s3_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b' ' => "+".to_owned(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A notification in the shape `aws_lambda_events` defines (what Lambda delivers).
+fn s3_event(bucket: &str, keys: &[String]) -> Value {
+    let records = keys
+        .iter()
+        .map(|key| {
+            let mut r = S3EventRecord::default();
+            r.event_version = Some("2.1".into());
+            r.event_source = Some("aws:s3".into());
+            r.aws_region = Some("us-east-1".into());
+            r.event_name = Some("ObjectCreated:Put".into());
+            r.s3.schema_version = Some("1.0".into());
+            r.s3.bucket.name = Some(bucket.into());
+            r.s3.bucket.arn = Some(format!("arn:aws:s3:::{bucket}"));
+            r.s3.object.key = Some(s3_encode(key));
+            r.s3.object.size = Some(100);
+            r.s3.object.e_tag = Some(format!("etag-{key}"));
+            r
+        })
+        .collect();
+    let mut event = S3Event::default();
+    event.records = records;
+    serde_json::to_value(event).unwrap()
+}
+
+fn scheduled_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2025-05-02T12:30:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/rrstitch-sweep"],
+        "detail": {}
+    })
+}
+
+struct Stack {
+    moto: Moto,
+    chunks: S3Store,
+    results: S3Store,
+    env: Vec<(String, String)>,
+}
+
+async fn stack() -> Stack {
+    let moto = Moto::start();
+    moto.create_bucket("chunks");
+    moto.create_bucket("results");
+    DynamoIndex::on_emulator("rrstitch", &moto.endpoint)
+        .await
+        .create_table()
+        .await
+        .unwrap();
+    let chunks = S3Store::on_emulator(
+        StorageUrl::S3 {
+            bucket: "chunks".into(),
+        },
+        &moto.endpoint,
+    )
+    .await
+    .unwrap();
+    let results = S3Store::on_emulator(
+        StorageUrl::S3 {
+            bucket: "results".into(),
+        },
+        &moto.endpoint,
+    )
+    .await
+    .unwrap();
+    let mut env = moto.env();
+    env.extend(
+        [
+            ("RRSTITCH_INDEX", "dynamodb"),
+            ("RRSTITCH_DYNAMODB_TABLE", "rrstitch"),
+            ("RRSTITCH_CHUNKS", "s3://chunks"),
+            ("RRSTITCH_RESULTS", "s3://results"),
+            ("RRSTITCH_IDLE_SECS", "0"),
+            ("RRSTITCH_LOG_FORMAT", "json"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    Stack {
+        moto,
+        chunks,
+        results,
+        env,
+    }
+}
+
+fn lambda(name: &str, api: &RuntimeApi, env: &[(String, String)]) -> Group {
+    let mut all = env.to_vec();
+    all.extend(api.env(name));
+    Group::spawn(name, bins::command(name, &all))
+}
+
+async fn result(stack: &Stack) -> Value {
+    let got = stack
+        .results
+        .get(&format!("{GUID}.json"), 1 << 30)
+        .await
+        .unwrap();
+    serde_json::from_slice(&got.body).unwrap()
+}
+
+fn full_events() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn s3_events_through_lambda_to_a_stitched_session() {
+    let stack = stack().await;
+    let names = chunk_names();
+    for n in &names {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack
+            .chunks
+            .put(n, Bytes::from(body), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+
+    // One notification, six records (keys URL-encoded: ':' and '+' escaped).
+    let reply = ingest_api
+        .invoke(s3_event("chunks", &names))
+        .await
+        .expect("ingest succeeds");
+    let outcomes = reply["objects"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 6, "{reply}");
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] == "recorded"),
+        "{reply}"
+    );
+
+    // A redelivered notification changes nothing.
+    let again = ingest_api
+        .invoke(s3_event("chunks", &names[..1]))
+        .await
+        .unwrap();
+    assert_eq!(again["objects"][0]["outcome"], "already_known", "{again}");
+
+    // The scheduled sweep stitches it into the results bucket.
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(swept["status"], 200, "{swept}");
+    assert_eq!(
+        swept["result"]["finalized"][0]["session_guid"], GUID,
+        "{swept}"
+    );
+    let v = result(&stack).await;
+    assert_eq!(v["rrweb_data"], full_events());
+    assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
+
+    // A late chunk re-opens the session and the next sweep includes it.
+    let late = "2025-05-02T12:20:00.000000+0000.json".to_owned();
+    let body = format!(
+        r#"{{"session_guid":"{GUID}","session_data":[{{"type":5,"timestamp":1746188400000,"data":{{"tag":"late"}}}}],"environment":"production"}}"#
+    );
+    stack
+        .chunks
+        .put(&late, Bytes::from(body), Precondition::None)
+        .await
+        .unwrap();
+    let reply = ingest_api
+        .invoke(s3_event("chunks", &[late]))
+        .await
+        .unwrap();
+    assert_eq!(reply["objects"][0]["reopened"], true, "{reply}");
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(
+        swept["result"]["finalized"].as_array().unwrap().len(),
+        1,
+        "{swept}"
+    );
+    let v = result(&stack).await;
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
+    // A sweep with nothing new stitches nothing.
+    let idle = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(idle["result"]["considered"], 0, "{idle}");
+
+    // Manual finalize: direct payload and Function URL; unknown sessions are 404.
+    let manual = finalize_api
+        .invoke(json!({"session_guid": GUID}))
+        .await
+        .unwrap();
+    assert_eq!(manual["status"], 200, "{manual}");
+    let unknown = finalize_api
+        .invoke(json!({"session_guid": "no-such-session"}))
+        .await
+        .unwrap();
+    assert_eq!(unknown["status"], 404, "{unknown}");
+    let url_request = json!({
+        "version": "2.0",
+        "rawPath": "/finalize",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": "/finalize"}},
+        "body": "{\"session_guid\":\"no-such-session\"}",
+        "isBase64Encoded": false
+    });
+    let url_reply = finalize_api.invoke(url_request).await.unwrap();
+    assert_eq!(url_reply["statusCode"], 404, "{url_reply}");
+}
+
+#[tokio::test]
+async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
+    let stack = stack().await;
+    let api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &api, &stack.env);
+    let name = "2025-05-02T12:10:50.644191+0000.json".to_owned();
+    let body = std::fs::read(fixture().join("chunks").join(&name)).unwrap();
+    stack
+        .chunks
+        .put(&name, Bytes::from(body), Precondition::None)
+        .await
+        .unwrap();
+
+    let mut event = s3_event("chunks", std::slice::from_ref(&name));
+    let mut broken = event["Records"][0].clone();
+    broken["s3"]["object"]["key"] = json!("bad%zzkey");
+    event["Records"].as_array_mut().unwrap().push(broken);
+    let reply = api
+        .invoke(event)
+        .await
+        .expect("a bad record does not fail the good one");
+    assert_eq!(reply["objects"][0]["outcome"], "recorded", "{reply}");
+    assert_eq!(reply["objects"][1]["outcome"], "bad_record", "{reply}");
+
+    // With moto gone, ingest cannot record: the invocation fails so Lambda retries.
+    let Stack { moto, env, .. } = stack;
+    drop(moto);
+    let err = api
+        .invoke(s3_event("chunks", &[name]))
+        .await
+        .expect_err("a transient failure fails the invocation");
+    assert!(err.to_string().contains("transient"), "{err}");
+    drop(env);
+}
+
+#[tokio::test]
+async fn finalize_over_http_maps_outcomes_to_status_codes() {
+    let stack = stack().await;
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let post = |path: &str, body: &str| match ureq_post(&format!("{}{path}", finalize.url), body) {
+        Ok((status, v)) => (status, v),
+        Err(e) => panic!("{e}"),
+    };
+    let (status, v) = post("/finalize", r#"{"session_guid":"no-such-session"}"#);
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = post("/finalize", r#"{"session_guid":"../../etc"}"#);
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post("/finalize", "not json");
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post("/sweep", "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["considered"], 0);
+    drop(stack);
+}
+
+fn ureq_post(url: &str, body: &str) -> Result<(u16, Value), String> {
+    let agent = ureq_agent();
+    match agent
+        .post(url)
+        .set("content-type", "application/json")
+        .send_string(body)
+    {
+        Ok(r) => Ok((r.status(), r.into_json().unwrap_or(Value::Null))),
+        Err(ureq::Error::Status(code, r)) => Ok((code, r.into_json().unwrap_or(Value::Null))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn ureq_agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+}
