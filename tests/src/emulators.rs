@@ -159,7 +159,8 @@ impl Moto {
     pub fn state(&self) -> String {
         ureq::get(&format!("{}/moto-api/data.json", self.endpoint))
             .call()
-            .and_then(|r| Ok(r.into_string()?))
+            .unwrap_or_else(|e| panic!("reading moto state: {e}"))
+            .into_string()
             .unwrap_or_else(|e| panic!("reading moto state: {e}"))
     }
 

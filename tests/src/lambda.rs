@@ -16,10 +16,12 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
 
 type Reply = Result<Value, Value>;
+/// An invocation waiting for the function: its request id and event.
+type Invocation = (String, Value);
 
 #[derive(Clone, Default)]
 struct Shared {
-    queue: Arc<AsyncMutex<Option<mpsc::UnboundedReceiver<(String, Value)>>>>,
+    queue: Arc<AsyncMutex<Option<mpsc::UnboundedReceiver<Invocation>>>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>,
 }
 

@@ -75,7 +75,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             let slice = &events[i..i + take];
             // Uploaded shortly after its last event was recorded.
             let upload_ms = slice[slice.len() - 1].0 + session.rng.gen_range(50..400);
-            let name = unique_name(&mut used_names, upload_ms, &mut session.rng);
+            let name = unique_name(&mut used_names, upload_ms, session.rng);
             let body = chunk_body(
                 &guid,
                 &args.environment,

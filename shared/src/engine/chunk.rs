@@ -287,10 +287,11 @@ fn is_click(data: &RawValue) -> bool {
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
-        if digits > 0 && matches!(next, Some(b',' | b'}')) {
-            if rest[..digits].parse::<i64>().ok() != Some(SOURCE_MOUSE_INTERACTION) {
-                return false;
-            }
+        if digits > 0
+            && matches!(next, Some(b',' | b'}'))
+            && rest[..digits].parse::<i64>().ok() != Some(SOURCE_MOUSE_INTERACTION)
+        {
+            return false;
         }
     }
     serde_json::from_str::<Interaction>(text)

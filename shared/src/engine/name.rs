@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn orders_by_instant_then_name() {
-        let mut names = vec![
+        let mut names = [
             chunk("b/2025-05-02T12:00:00Z.json"),
             chunk("2025-05-02T13:30:00+0200.json"), // 11:30Z: first
             chunk("a/2025-05-02T12:00:00Z.json"),

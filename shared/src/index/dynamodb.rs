@@ -177,7 +177,7 @@ impl SessionItem {
 
 /// What a read-decide-write step wants done.
 enum Decision<T> {
-    Write(SessionItem, T),
+    Write(Box<SessionItem>, T),
     Done(T),
 }
 
@@ -284,7 +284,7 @@ impl DynamoIndex {
             let before = self.read_session(guid).await?;
             let (after, value) = match decide(before.as_ref()) {
                 Decision::Done(value) => return Ok(value),
-                Decision::Write(after, value) => (after, value),
+                Decision::Write(after, value) => (*after, value),
             };
             let put = self.conditional_put(before.as_ref(), &after);
             let sent = self
@@ -552,7 +552,7 @@ impl SessionIndex for DynamoIndex {
                 version: r.version,
                 lease_until,
             };
-            Decision::Write(after, ClaimOutcome::Claimed(claim))
+            Decision::Write(Box::new(after), ClaimOutcome::Claimed(claim))
         })
         .await
     }
@@ -615,7 +615,7 @@ impl SessionIndex for DynamoIndex {
             after.record.finalize_count += 1;
             after.claim_token = None;
             after.claimed_version = None;
-            Decision::Write(after, completion)
+            Decision::Write(Box::new(after), completion)
         })
         .await
     }
@@ -628,7 +628,7 @@ impl SessionIndex for DynamoIndex {
                 after.record.lease_until = None;
                 after.claim_token = None;
                 after.claimed_version = None;
-                Decision::Write(after, ())
+                Decision::Write(Box::new(after), ())
             }
             _ => Decision::Done(()),
         })

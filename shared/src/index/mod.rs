@@ -18,6 +18,7 @@
 //! - token not ours (our lease expired and another finalizer took over) → nothing changes;
 //!   the result we wrote is a complete stitch of an older chunk set, and the newer claim's
 //!   result will replace it.
+//!
 //! A finalizer that dies simply lets its lease expire; the next sweep claims the session again.
 //! On a failure it can report, it *releases* the claim, returning the session to `open`.
 //!
