@@ -28,9 +28,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use super::protocol::{self, Decision, SessionState};
 use super::{
-    earlier, later, new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError,
-    Recorded, RejectRecord, Result, SessionIndex, SessionRecord, SessionStatus, RECORD_TTL,
+    new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError, Recorded,
+    RejectRecord, Result, SessionIndex, SessionRecord, SessionStatus, RECORD_TTL,
 };
 use crate::aws::{failure, Failure};
 use crate::engine::SessionGuid;
@@ -101,19 +102,17 @@ fn contention(op: &'static str) -> IndexError {
     }
 }
 
-/// A session item as read: the record plus the fields only the protocol needs.
+/// A session item as read: the protocol's state plus the revision writes are conditioned on.
 #[derive(Debug, Clone)]
 struct SessionItem {
-    record: SessionRecord,
+    state: SessionState,
     rev: i64,
-    claim_token: Option<String>,
-    claimed_version: Option<u64>,
 }
 
 impl SessionItem {
     fn from_item(item: &Item) -> Option<Self> {
         let guid = SessionGuid::parse(get_s(item, "guid")?).ok()?;
-        Some(SessionItem {
+        let state = SessionState {
             record: SessionRecord {
                 guid,
                 status: SessionStatus::parse(get_s(item, "status")?)?,
@@ -132,14 +131,18 @@ impl SessionItem {
                 finalized_at: get_n(item, "finalized_at").map(Millis),
                 finalize_count: get_n(item, "finalize_count").unwrap_or(0) as u64,
             },
-            rev: get_n(item, "rev").unwrap_or(0),
             claim_token: get_s(item, "claim_token").map(str::to_owned),
             claimed_version: get_n(item, "claimed_version").map(|v| v as u64),
+        };
+        Some(SessionItem {
+            state,
+            rev: get_n(item, "rev").unwrap_or(0),
         })
     }
 
-    fn to_item(&self) -> Item {
-        let r = &self.record;
+    /// The item to write for `state`, one revision after `self.rev`.
+    fn to_item(state: &SessionState, rev: i64) -> Item {
+        let r = &state.record;
         let mut item: Item = [
             ("pk", s(session_pk(&r.guid))),
             ("sk", s("SESSION")),
@@ -153,7 +156,7 @@ impl SessionItem {
             ("last_chunk_ms", n(r.last_chunk_at.0)),
             ("version", n(r.version)),
             ("finalize_count", n(r.finalize_count)),
-            ("rev", n(self.rev + 1)),
+            ("rev", n(rev + 1)),
             ("expire_at", n(r.last_chunk_at.plus(RECORD_TTL).0 / 1000)),
         ]
         .into_iter()
@@ -163,8 +166,8 @@ impl SessionItem {
             ("lease_until", r.lease_until.map(|t| n(t.0))),
             ("result_object", r.result_object.as_ref().map(s)),
             ("finalized_at", r.finalized_at.map(|t| n(t.0))),
-            ("claim_token", self.claim_token.as_ref().map(s)),
-            ("claimed_version", self.claimed_version.map(n)),
+            ("claim_token", state.claim_token.as_ref().map(s)),
+            ("claimed_version", state.claimed_version.map(n)),
         ];
         for (k, v) in optional {
             if let Some(v) = v {
@@ -173,12 +176,6 @@ impl SessionItem {
         }
         item
     }
-}
-
-/// What a read-decide-write step wants done.
-enum Decision<T> {
-    Write(Box<SessionItem>, T),
-    Done(T),
 }
 
 impl DynamoIndex {
@@ -259,10 +256,11 @@ impl DynamoIndex {
         Ok(got.item().and_then(SessionItem::from_item))
     }
 
-    fn conditional_put(&self, before: Option<&SessionItem>, after: &SessionItem) -> Put {
+    fn conditional_put(&self, before: Option<&SessionItem>, after: &SessionState) -> Put {
+        let rev = before.map_or(0, |b| b.rev);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(after.to_item()));
+            .set_item(Some(SessionItem::to_item(after, rev)));
         match before {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(b) => put
@@ -278,11 +276,11 @@ impl DynamoIndex {
         &self,
         op: &'static str,
         guid: &SessionGuid,
-        decide: impl Fn(Option<&SessionItem>) -> Decision<T>,
+        decide: impl Fn(Option<&SessionState>) -> Decision<T>,
     ) -> Result<T> {
         for _ in 0..ATTEMPTS {
             let before = self.read_session(guid).await?;
-            let (after, value) = match decide(before.as_ref()) {
+            let (after, value) = match decide(before.as_ref().map(|b| &b.state)) {
                 Decision::Done(value) => return Ok(value),
                 Decision::Write(after, value) => (*after, value),
             };
@@ -331,50 +329,13 @@ fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
     .collect()
 }
 
-/// The session after one more chunk, as sqlite.rs computes it.
-fn with_chunk(before: Option<&SessionItem>, c: &ChunkRecord, now: Millis) -> (SessionItem, bool) {
-    let Some(b) = before else {
-        let item = SessionItem {
-            record: SessionRecord {
-                guid: c.guid.clone(),
-                status: SessionStatus::Open,
-                environment: c.environment.clone(),
-                chunk_count: 1,
-                first_chunk_time: c.timestamp.clone(),
-                last_chunk_time: c.timestamp.clone(),
-                last_chunk_at: now,
-                version: 1,
-                lease_until: None,
-                result_object: None,
-                finalized_at: None,
-                finalize_count: 0,
-            },
-            rev: 0,
-            claim_token: None,
-            claimed_version: None,
-        };
-        return (item, false);
-    };
-    let mut after = b.clone();
-    let r = &mut after.record;
-    let reopened = r.status == SessionStatus::Finalized;
-    if r.status != SessionStatus::Finalizing {
-        r.status = SessionStatus::Open;
-    }
-    r.chunk_count += 1;
-    r.first_chunk_time = earlier(&b.record.first_chunk_time, &c.timestamp).to_owned();
-    r.last_chunk_time = later(&b.record.last_chunk_time, &c.timestamp).to_owned();
-    r.last_chunk_at = r.last_chunk_at.max(now);
-    r.version += 1;
-    (after, reopened)
-}
-
 #[async_trait]
 impl SessionIndex for DynamoIndex {
     async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
         for _ in 0..ATTEMPTS {
             let before = self.read_session(&chunk.guid).await?;
-            let (after, reopened) = with_chunk(before.as_ref(), chunk, now);
+            let (after, reopened) =
+                protocol::with_chunk(before.as_ref().map(|b| &b.state), chunk, now);
             let put_chunk = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(chunk_item(chunk, now)))
@@ -520,39 +481,7 @@ impl SessionIndex for DynamoIndex {
     ) -> Result<ClaimOutcome> {
         let token = new_token();
         self.update("claim", guid, |before| {
-            let Some(b) = before else {
-                return Decision::Done(ClaimOutcome::NotFound);
-            };
-            let r = &b.record;
-            if r.status == SessionStatus::Finalizing && r.lease_until.is_some_and(|u| u >= now) {
-                return Decision::Done(ClaimOutcome::Busy {
-                    lease_until: r.lease_until.unwrap_or(now),
-                });
-            }
-            let eligible = match mode {
-                ClaimMode::Force => true,
-                ClaimMode::Idle { idle_before } => match r.status {
-                    SessionStatus::Open => r.last_chunk_at < idle_before,
-                    SessionStatus::Finalizing => true,
-                    SessionStatus::Finalized => false,
-                },
-            };
-            if !eligible {
-                return Decision::Done(ClaimOutcome::NotEligible);
-            }
-            let lease_until = now.plus(lease);
-            let mut after = b.clone();
-            after.record.status = SessionStatus::Finalizing;
-            after.record.lease_until = Some(lease_until);
-            after.claim_token = Some(token.clone());
-            after.claimed_version = Some(r.version);
-            let claim = Claim {
-                guid: r.guid.clone(),
-                token: token.clone(),
-                version: r.version,
-                lease_until,
-            };
-            Decision::Write(Box::new(after), ClaimOutcome::Claimed(claim))
+            protocol::claim(before, mode, now, lease, &token)
         })
         .await
     }
@@ -594,49 +523,20 @@ impl SessionIndex for DynamoIndex {
         now: Millis,
     ) -> Result<Completion> {
         self.update("complete", &claim.guid, |before| {
-            let Some(b) = before else {
-                return Decision::Done(Completion::LostClaim);
-            };
-            if b.record.status != SessionStatus::Finalizing
-                || b.claim_token.as_deref() != Some(&claim.token)
-            {
-                return Decision::Done(Completion::LostClaim);
-            }
-            let (status, completion) = if b.record.version == claim.version {
-                (SessionStatus::Finalized, Completion::Finalized)
-            } else {
-                (SessionStatus::Open, Completion::Reopened)
-            };
-            let mut after = b.clone();
-            after.record.status = status;
-            after.record.lease_until = None;
-            after.record.result_object = Some(result_object.to_owned());
-            after.record.finalized_at = Some(now);
-            after.record.finalize_count += 1;
-            after.claim_token = None;
-            after.claimed_version = None;
-            Decision::Write(Box::new(after), completion)
+            protocol::complete(before, claim, result_object, now)
         })
         .await
     }
 
     async fn release(&self, claim: &Claim, _now: Millis) -> Result<()> {
-        self.update("release", &claim.guid, |before| match before {
-            Some(b) if b.claim_token.as_deref() == Some(&claim.token) => {
-                let mut after = b.clone();
-                after.record.status = SessionStatus::Open;
-                after.record.lease_until = None;
-                after.claim_token = None;
-                after.claimed_version = None;
-                Decision::Write(Box::new(after), ())
-            }
-            _ => Decision::Done(()),
+        self.update("release", &claim.guid, |before| {
+            protocol::release(before, claim)
         })
         .await
     }
 
     async fn session(&self, guid: &SessionGuid) -> Result<Option<SessionRecord>> {
-        Ok(self.read_session(guid).await?.map(|s| s.record))
+        Ok(self.read_session(guid).await?.map(|s| s.state.record))
     }
 
     async fn sessions(&self, limit: usize) -> Result<Vec<SessionRecord>> {
@@ -655,7 +555,7 @@ impl SessionIndex for DynamoIndex {
                 page.items()
                     .iter()
                     .filter_map(SessionItem::from_item)
-                    .map(|s| s.record),
+                    .map(|s| s.state.record),
             );
         }
         out.sort_by(|a, b| {

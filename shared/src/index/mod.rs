@@ -34,7 +34,11 @@ use crate::engine::SessionGuid;
 use crate::time::Millis;
 
 pub mod conformance;
+#[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "gcp")]
+pub mod firestore;
+pub mod protocol;
 pub mod sqlite;
 
 /// How long cloud index records live after their last activity: the TTL (`expire_at`)
@@ -267,12 +271,28 @@ pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn 
     use crate::config::IndexSpec;
     match spec {
         IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteIndex::open(path)?)),
+        #[cfg(feature = "aws")]
         IndexSpec::DynamoDb { table } => Ok(std::sync::Arc::new(
             dynamodb::DynamoIndex::connect(table).await,
         )),
-        IndexSpec::Firestore { .. } => Err(IndexError::Permanent {
+        #[cfg(feature = "gcp")]
+        IndexSpec::Firestore {
+            project,
+            database,
+            collection,
+        } => Ok(std::sync::Arc::new(firestore::FirestoreIndex::new(
+            firestore::FirestoreConfig {
+                project: project.clone(),
+                database: database.clone(),
+                collection: collection.clone(),
+                // The client library reads FIRESTORE_EMULATOR_HOST itself.
+                emulator: None,
+            },
+        ))),
+        #[allow(unreachable_patterns)]
+        other => Err(IndexError::Permanent {
             op: "open",
-            source: format!("{spec:?}: this index backend is not supported by this build yet")
+            source: format!("{other:?}: this index backend was not compiled into this build")
                 .into(),
         }),
     }

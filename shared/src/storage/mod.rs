@@ -19,7 +19,10 @@ use bytes::Bytes;
 use thiserror::Error;
 
 pub mod conformance;
+#[cfg(feature = "gcp")]
+pub mod gcs;
 pub mod local;
+#[cfg(feature = "aws")]
 pub mod s3;
 mod url;
 
@@ -133,12 +136,16 @@ pub trait ObjectWriter: Send {
 pub async fn open(url: &StorageUrl) -> Result<Arc<dyn ObjectStore>> {
     match url {
         StorageUrl::Local(_) => Ok(Arc::new(local::LocalStore::open(url.clone())?)),
+        #[cfg(feature = "aws")]
         StorageUrl::S3 { .. } => Ok(Arc::new(s3::S3Store::open(url.clone()).await?)),
-        StorageUrl::Gcs { .. } => Err(StorageError::Permanent {
+        #[cfg(feature = "gcp")]
+        StorageUrl::Gcs { .. } => Ok(Arc::new(gcs::GcsStore::open(url.clone()).await?)),
+        #[allow(unreachable_patterns)]
+        _ => Err(StorageError::Permanent {
             op: "open",
             name: url.to_string(),
             source: format!(
-                "{} buckets are not supported by this build yet",
+                "{} buckets are not supported: this build was compiled without them",
                 url.scheme()
             )
             .into(),

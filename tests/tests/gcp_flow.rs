@@ -1,0 +1,305 @@
+//! The GCP deployment end to end, on the emulators: chunks land in fake-gcs-server,
+//! Eventarc-shaped CloudEvents (binary and structured content modes) are POSTed to the real
+//! `rrstitch-ingest` HTTP function, which indexes them in the Cloud Firestore emulator; the
+//! real `rrstitch-finalize` sweeps (as Cloud Scheduler would) and the stitched session appears
+//! in the results bucket.
+
+use std::path::PathBuf;
+
+use rrstitch_tests::bins::HttpFunction;
+use rrstitch_tests::{FakeGcs, Firestore};
+use serde_json::{json, Value};
+
+const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+const FINALIZED: &str = "google.cloud.storage.object.v1.finalized";
+
+fn fixture() -> PathBuf {
+    rrstitch_tests::repo_root().join("fixtures/rrweb-form")
+}
+
+fn chunk_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `data` of a storage CloudEvent: Google's StorageObjectData, as Eventarc sends it
+/// (int64 fields as strings).
+fn object_data(bucket: &str, name: &str, size: usize) -> Value {
+    json!({
+        "kind": "storage#object",
+        "id": format!("{bucket}/{name}/1746187850644423"),
+        "selfLink": format!("https://www.googleapis.com/storage/v1/b/{bucket}/o/{name}"),
+        "name": name,
+        "bucket": bucket,
+        "generation": "1746187850644423",
+        "metageneration": "1",
+        "contentType": "application/json",
+        "timeCreated": "2025-05-02T12:10:50.700Z",
+        "updated": "2025-05-02T12:10:50.700Z",
+        "storageClass": "STANDARD",
+        "timeStorageClassUpdated": "2025-05-02T12:10:50.700Z",
+        "size": size.to_string(),
+        "md5Hash": "mZ6xtFzHNKmqsPiwEgaiDg==",
+        "mediaLink": format!("https://storage.googleapis.com/download/storage/v1/b/{bucket}/o/{name}?generation=1746187850644423&alt=media"),
+        "crc32c": "+NeJyg==",
+        "etag": "CMfk6MKtjo0DEAE="
+    })
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(60))
+        .build();
+    let mut req = agent.post(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_string(body) {
+        Ok(r) => Reply {
+            status: r.status(),
+            body: r.into_json().unwrap_or(Value::Null),
+        },
+        Err(ureq::Error::Status(status, r)) => Reply {
+            status,
+            body: r.into_json().unwrap_or(Value::Null),
+        },
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+/// Binary content mode: attributes in `ce-` headers, the object data as the body.
+fn binary_event(ingest: &HttpFunction, bucket: &str, name: &str, size: usize) -> Reply {
+    let source = format!("//storage.googleapis.com/projects/_/buckets/{bucket}");
+    let subject = format!("objects/{name}");
+    post(
+        &format!("{}/", ingest.url),
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &format!("evt-{name}")),
+            ("ce-source", &source),
+            ("ce-type", FINALIZED),
+            ("ce-subject", &subject),
+            ("ce-time", "2025-05-02T12:10:50.700Z"),
+            ("content-type", "application/json"),
+        ],
+        &object_data(bucket, name, size).to_string(),
+    )
+}
+
+/// Structured content mode: the whole event as one JSON document.
+fn structured_event(ingest: &HttpFunction, kind: &str, bucket: &str, name: &str) -> Reply {
+    let event = json!({
+        "specversion": "1.0",
+        "id": format!("evt-s-{name}"),
+        "source": format!("//storage.googleapis.com/projects/_/buckets/{bucket}"),
+        "type": kind,
+        "subject": format!("objects/{name}"),
+        "time": "2025-05-02T12:10:50.700Z",
+        "datacontenttype": "application/json",
+        "data": object_data(bucket, name, 100),
+    });
+    post(
+        &format!("{}/", ingest.url),
+        &[(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8",
+        )],
+        &event.to_string(),
+    )
+}
+
+struct Stack {
+    gcs: FakeGcs,
+    firestore: Firestore,
+    env: Vec<(String, String)>,
+}
+
+fn stack() -> Stack {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("chunks");
+    gcs.create_bucket("results");
+    let firestore = Firestore::start();
+    let mut env = gcs.env();
+    env.extend(firestore.env());
+    env.extend(
+        [
+            ("RRSTITCH_INDEX", "firestore"),
+            ("RRSTITCH_CHUNKS", "gs://chunks"),
+            ("RRSTITCH_RESULTS", "gs://results"),
+            ("RRSTITCH_IDLE_SECS", "0"),
+            ("RRSTITCH_LOG_FORMAT", "json"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    Stack {
+        gcs,
+        firestore,
+        env,
+    }
+}
+
+fn result(stack: &Stack) -> Value {
+    let body = stack
+        .gcs
+        .download("results", &format!("{GUID}.json"))
+        .expect("the result exists");
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn full_events() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn cloudevents_through_the_functions_to_a_stitched_session() {
+    let stack = stack();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let names = chunk_names();
+    for (i, n) in names.iter().enumerate() {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack.gcs.upload("chunks", n, &body);
+        // Alternate the two content modes Eventarc may use.
+        let reply = if i % 2 == 0 {
+            binary_event(&ingest, "chunks", n, body.len())
+        } else {
+            structured_event(&ingest, FINALIZED, "chunks", n)
+        };
+        assert_eq!(reply.status, 200, "{n}: {}", reply.body);
+        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+    }
+
+    // A redelivered event changes nothing.
+    let again = binary_event(&ingest, "chunks", &names[0], 10);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["outcome"], "already_known", "{}", again.body);
+
+    // Cloud Scheduler's sweep stitches the session into the results bucket.
+    let swept = post(&format!("{}/sweep", finalize.url), &[], "");
+    assert_eq!(swept.status, 200, "{}", swept.body);
+    assert_eq!(
+        swept.body["finalized"][0]["session_guid"], GUID,
+        "{}",
+        swept.body
+    );
+    let v = result(&stack);
+    assert_eq!(v["session_guid"], GUID);
+    assert_eq!(v["rrweb_data"], full_events());
+    assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
+
+    // A late chunk re-opens the session; the next sweep stitches it in.
+    let late = "2025-05-02T12:20:00.000000+0000.json";
+    let body = format!(
+        r#"{{"session_guid":"{GUID}","session_data":[{{"type":5,"timestamp":1746188400000,"data":{{"tag":"late"}}}}],"environment":"production"}}"#
+    );
+    stack.gcs.upload("chunks", late, body.as_bytes());
+    let reply = binary_event(&ingest, "chunks", late, body.len());
+    assert_eq!(reply.body["reopened"], true, "{}", reply.body);
+    let swept = post(&format!("{}/sweep", finalize.url), &[], "");
+    assert_eq!(
+        swept.body["finalized"].as_array().unwrap().len(),
+        1,
+        "{}",
+        swept.body
+    );
+    let v = result(&stack);
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
+    assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 7);
+
+    // Manual finalize: now, idle or not; unknown sessions are 404.
+    let manual = post(
+        &format!("{}/finalize", finalize.url),
+        &[("content-type", "application/json")],
+        &json!({"session_guid": GUID}).to_string(),
+    );
+    assert_eq!(manual.status, 200, "{}", manual.body);
+    let unknown = post(
+        &format!("{}/finalize", finalize.url),
+        &[("content-type", "application/json")],
+        r#"{"session_guid":"no-such-session"}"#,
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+}
+
+#[test]
+fn bad_events_and_objects_are_answered_and_recorded() {
+    let stack = stack();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+
+    // Another event type: a clear 4xx, nothing recorded.
+    let wrong = structured_event(
+        &ingest,
+        "google.cloud.storage.object.v1.deleted",
+        "chunks",
+        "2025-05-02T12:10:50.644191+0000.json",
+    );
+    assert!((400..500).contains(&wrong.status), "{}", wrong.body);
+    assert!(
+        wrong.body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deleted"),
+        "{}",
+        wrong.body
+    );
+    // Not a CloudEvent at all.
+    let junk = post(
+        &format!("{}/", ingest.url),
+        &[("content-type", "application/json")],
+        "{}",
+    );
+    assert!((400..500).contains(&junk.status), "{}", junk.body);
+
+    // A malformed chunk: acknowledged (2xx, so Eventarc does not retry), recorded, kept.
+    let name = "2025-05-02T12:11:00.000000+0000.json";
+    stack.gcs.upload(
+        "chunks",
+        name,
+        b"{\"session_guid\": \"x\", \"session_data\": [",
+    );
+    let bad = binary_event(&ingest, "chunks", name, 40);
+    assert_eq!(bad.status, 200, "{}", bad.body);
+    assert_eq!(bad.body["outcome"], "rejected", "{}", bad.body);
+    assert!(
+        stack.gcs.download("chunks", name).is_some(),
+        "a rejected chunk is never deleted"
+    );
+
+    // An event for an object that is already gone is acknowledged.
+    let gone = binary_event(
+        &ingest,
+        "chunks",
+        "2025-05-02T12:12:00.000000+0000.json",
+        10,
+    );
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(gone.body["outcome"], "vanished", "{}", gone.body);
+
+    // With Firestore down, ingest cannot record: 5xx, so Eventarc retries.
+    let ok = "2025-05-02T12:10:50.644191+0000.json";
+    let body = std::fs::read(fixture().join("chunks").join(ok)).unwrap();
+    stack.gcs.upload("chunks", ok, &body);
+    let Stack {
+        gcs,
+        mut firestore,
+        env,
+    } = stack;
+    firestore.group.stop();
+    let down = binary_event(&ingest, "chunks", ok, body.len());
+    assert!(
+        (500..600).contains(&down.status),
+        "{} {}",
+        down.status,
+        down.body
+    );
+    drop((gcs, env));
+}
