@@ -85,6 +85,18 @@ impl FakeGcs {
             .unwrap_or_else(|e| panic!("uploading gs://{bucket}/{name}: {e}"));
     }
 
+    /// Deletes an object (as a lifecycle rule or an operator might).
+    pub fn delete(&self, bucket: &str, name: &str) {
+        let url = format!(
+            "{}/storage/v1/b/{bucket}/o/{}",
+            self.endpoint,
+            percent(name)
+        );
+        ureq::delete(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("deleting gs://{bucket}/{name}: {e}"));
+    }
+
     /// Reads an object, `None` if it does not exist.
     pub fn download(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
         let url = format!(
@@ -189,6 +201,11 @@ pub struct Firestore {
 
 impl Firestore {
     pub fn start() -> Firestore {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on `port`: a restarted emulator comes back where its clients expect it.
+    pub fn start_on(port: u16) -> Firestore {
         let jar = binary(
             "RRSTITCH_FIRESTORE_JAR",
             PathBuf::from(
@@ -196,7 +213,6 @@ impl Firestore {
             ),
             "the Cloud Firestore emulator (Google Cloud CLI component cloud-firestore-emulator)",
         );
-        let port = free_port();
         let mut cmd = Command::new("java");
         cmd.arg("-Duser.language=en")
             .arg("-cp")

@@ -79,6 +79,20 @@ impl Group {
     }
 
     /// SIGTERM to the whole group, then SIGKILL after a grace period.
+    /// SIGKILL to the whole group, now: a crash at whatever instruction it was on.
+    pub fn kill(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the group leader to exit, returning its exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("waiting for a child")
+    }
+
     pub fn stop(&mut self) {
         let pgid = self.child.id() as libc::pid_t;
         unsafe {

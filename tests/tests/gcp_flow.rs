@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 
 use rrstitch_tests::bins::HttpFunction;
+use rrstitch_tests::cloudevents::{binary_event, post, structured_event, FINALIZED};
 use rrstitch_tests::{FakeGcs, Firestore};
 use serde_json::{json, Value};
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-const FINALIZED: &str = "google.cloud.storage.object.v1.finalized";
 
 fn fixture() -> PathBuf {
     rrstitch_tests::repo_root().join("fixtures/rrweb-form")
@@ -24,97 +24,6 @@ fn chunk_names() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// The `data` of a storage CloudEvent: Google's StorageObjectData, as Eventarc sends it
-/// (int64 fields as strings).
-fn object_data(bucket: &str, name: &str, size: usize) -> Value {
-    json!({
-        "kind": "storage#object",
-        "id": format!("{bucket}/{name}/1746187850644423"),
-        "selfLink": format!("https://www.googleapis.com/storage/v1/b/{bucket}/o/{name}"),
-        "name": name,
-        "bucket": bucket,
-        "generation": "1746187850644423",
-        "metageneration": "1",
-        "contentType": "application/json",
-        "timeCreated": "2025-05-02T12:10:50.700Z",
-        "updated": "2025-05-02T12:10:50.700Z",
-        "storageClass": "STANDARD",
-        "timeStorageClassUpdated": "2025-05-02T12:10:50.700Z",
-        "size": size.to_string(),
-        "md5Hash": "mZ6xtFzHNKmqsPiwEgaiDg==",
-        "mediaLink": format!("https://storage.googleapis.com/download/storage/v1/b/{bucket}/o/{name}?generation=1746187850644423&alt=media"),
-        "crc32c": "+NeJyg==",
-        "etag": "CMfk6MKtjo0DEAE="
-    })
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(60))
-        .build();
-    let mut req = agent.post(url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    match req.send_string(body) {
-        Ok(r) => Reply {
-            status: r.status(),
-            body: r.into_json().unwrap_or(Value::Null),
-        },
-        Err(ureq::Error::Status(status, r)) => Reply {
-            status,
-            body: r.into_json().unwrap_or(Value::Null),
-        },
-        Err(e) => panic!("POST {url}: {e}"),
-    }
-}
-
-/// Binary content mode: attributes in `ce-` headers, the object data as the body.
-fn binary_event(ingest: &HttpFunction, bucket: &str, name: &str, size: usize) -> Reply {
-    let source = format!("//storage.googleapis.com/projects/_/buckets/{bucket}");
-    let subject = format!("objects/{name}");
-    post(
-        &format!("{}/", ingest.url),
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", &format!("evt-{name}")),
-            ("ce-source", &source),
-            ("ce-type", FINALIZED),
-            ("ce-subject", &subject),
-            ("ce-time", "2025-05-02T12:10:50.700Z"),
-            ("content-type", "application/json"),
-        ],
-        &object_data(bucket, name, size).to_string(),
-    )
-}
-
-/// Structured content mode: the whole event as one JSON document.
-fn structured_event(ingest: &HttpFunction, kind: &str, bucket: &str, name: &str) -> Reply {
-    let event = json!({
-        "specversion": "1.0",
-        "id": format!("evt-s-{name}"),
-        "source": format!("//storage.googleapis.com/projects/_/buckets/{bucket}"),
-        "type": kind,
-        "subject": format!("objects/{name}"),
-        "time": "2025-05-02T12:10:50.700Z",
-        "datacontenttype": "application/json",
-        "data": object_data(bucket, name, 100),
-    });
-    post(
-        &format!("{}/", ingest.url),
-        &[(
-            "content-type",
-            "application/cloudevents+json; charset=utf-8",
-        )],
-        &event.to_string(),
-    )
 }
 
 struct Stack {

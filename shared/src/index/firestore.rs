@@ -370,16 +370,24 @@ impl FirestoreIndex {
                 let options = FirestoreDbOptions::new(self.config.project.clone())
                     .with_database_id(self.config.database.clone())
                     .with_request_timeout(RPC_TIMEOUT);
-                let connected = match &self.config.emulator {
-                    Some(host) => {
-                        let options = options.with_firebase_api_url(format!("http://{host}"));
-                        let owner = Credentials::from(EmulatorOwner(EntityTag::new()));
-                        FirestoreDb::with_options_auth(options, owner).await
+                let connect = async {
+                    match &self.config.emulator {
+                        Some(host) => {
+                            let options = options.with_firebase_api_url(format!("http://{host}"));
+                            let owner = Credentials::from(EmulatorOwner(EntityTag::new()));
+                            FirestoreDb::with_options_auth(options, owner).await
+                        }
+                        None => FirestoreDb::with_options(options).await,
                     }
-                    None => FirestoreDb::with_options(options).await,
                 };
                 // Not reachable now may well be reachable on the platform's retry.
-                connected.map_err(|e| transient("connect", e))
+                match tokio::time::timeout(RPC_TIMEOUT, connect).await {
+                    Ok(connected) => connected.map_err(|e| transient("connect", e)),
+                    Err(_) => Err(transient(
+                        "connect",
+                        format!("no connection within {RPC_TIMEOUT:?}"),
+                    )),
+                }
             })
             .await
     }

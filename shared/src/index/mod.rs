@@ -113,7 +113,8 @@ pub struct SessionRecord {
     pub last_chunk_time: String,
     /// When the latest chunk arrived: idleness is measured from here.
     pub last_chunk_at: Millis,
-    /// Bumped by every new chunk; a claim remembers it to detect chunks landing mid-stitch.
+    /// Bumped by every new chunk, from 1 for the first: it always equals `chunk_count`. A
+    /// claim remembers it to detect chunks landing mid-stitch.
     pub version: u64,
     pub lease_until: Option<Millis>,
     pub result_object: Option<String>,

@@ -164,7 +164,15 @@ impl Service {
         let assembled = assemble(self.results.as_ref(), &object, guid, sources, &self.options)
             .instrument(span)
             .await?;
-        let completion = self.index.complete(claim, &object, self.now()).await?;
+        // The listing can be newer than the claim: a chunk recorded between the two is already
+        // in this stitch. Every chunk record bumps the version by one, so the version of the
+        // set stitched is its size; completing against it re-opens the session only for a
+        // chunk this stitch did not see, never for one it did.
+        let stitched = Claim {
+            version: claim.version.max(records.len() as u64),
+            ..claim.clone()
+        };
+        let completion = self.index.complete(&stitched, &object, self.now()).await?;
         let completion = match completion {
             Completion::Finalized => "finalized",
             Completion::Reopened => "reopened",
