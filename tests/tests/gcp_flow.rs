@@ -160,6 +160,42 @@ fn bad_events_and_objects_are_answered_and_recorded() {
         "{}",
         wrong.body
     );
+    // A CloudEvent without the object's name: 4xx.
+    let nameless = post(
+        &format!("{}/", ingest.url),
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "nameless"),
+            (
+                "ce-source",
+                "//storage.googleapis.com/projects/_/buckets/chunks",
+            ),
+            ("ce-type", FINALIZED),
+            ("content-type", "application/json"),
+        ],
+        r#"{"bucket":"chunks","generation":"1"}"#,
+    );
+    assert!((400..500).contains(&nameless.status), "{}", nameless.body);
+    // A huge body is refused before it is read whole.
+    let huge = format!(
+        r#"{{"bucket":"chunks","name":"x.json","pad":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let huge = post(
+        &format!("{}/", ingest.url),
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "huge"),
+            (
+                "ce-source",
+                "//storage.googleapis.com/projects/_/buckets/chunks",
+            ),
+            ("ce-type", FINALIZED),
+            ("content-type", "application/json"),
+        ],
+        &huge,
+    );
+    assert_eq!(huge.status, 413, "{}", huge.body);
     // Not a CloudEvent at all.
     let junk = post(
         &format!("{}/", ingest.url),
