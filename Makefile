@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEMO := .rrstitch/demo
 RRSTITCH := target/release/rrstitch
 
-.PHONY: demo test test-unit lint fmt bench build emulators browser viewer clean
+.PHONY: demo test test-unit lint fmt bench build emulators browser viewer fuzz soak clean
 
 build:
 	$(CARGO) build --release -p rrstitch-cli
@@ -32,6 +32,18 @@ demo: build
 test: emulators
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
+	bash scripts/fuzz.sh 60
+
+## fuzz: each cargo-fuzz target for FUZZ_SECS (default 60), corpus seeded from the fixtures.
+FUZZ_SECS ?= 60
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECS)
+
+## soak: the fault suite scaled up tenfold, then each fuzz target for 10 minutes.
+soak: emulators
+	$(CARGO) build --workspace --bins --locked
+	RRSTITCH_SOAK=1 $(CARGO) test --locked -p rrstitch-tests --test faults -- --nocapture
+	bash scripts/fuzz.sh 600
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
