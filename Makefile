@@ -57,6 +57,7 @@ fmt:
 
 bench:
 	bash bench/run.sh
+	$(CARGO) bench --locked -p rrstitch-tests --bench finalize
 
 emulators:
 	bash scripts/install-emulators.sh

@@ -9,6 +9,7 @@ pub mod bins;
 pub mod cloudevents;
 pub mod emulators;
 pub mod lambda;
+pub mod latency;
 pub mod procs;
 
 pub use emulators::{FakeGcs, Firestore, Moto};

@@ -61,7 +61,7 @@ impl Default for Options {
             limits: Limits::default(),
             idle: Duration::from_secs(300),
             lease: Duration::from_secs(600),
-            read_parallelism: 8,
+            read_parallelism: 16,
             session_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
             sweep_limit: 500,
             output_gzip: false,
