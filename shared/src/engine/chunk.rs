@@ -112,8 +112,9 @@ pub fn decode<'a>(
 pub struct Chunk<'a> {
     pub session_guid: SessionGuid,
     pub environment: String,
-    /// The `session_data` array exactly as stored; its hash identifies duplicate uploads.
-    pub session_data: &'a RawValue,
+    /// The `session_data` events exactly as stored, first to last (without the brackets);
+    /// its hash identifies duplicate uploads.
+    pub session_data: &'a str,
     pub events: Vec<Event<'a>>,
 }
 
@@ -132,7 +133,7 @@ pub struct Event<'a> {
 impl Chunk<'_> {
     /// Identity of the event payload, for skipping an SDK's re-upload under a new name.
     pub fn data_hash(&self) -> u128 {
-        xxhash_rust::xxh3::xxh3_128(self.session_data.get().as_bytes())
+        xxhash_rust::xxh3::xxh3_128(self.session_data.as_bytes())
     }
 }
 
@@ -168,16 +169,24 @@ pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
     })?;
     let environment = string_field(env_raw, "environment")?.into_owned();
 
-    let session_data = top.session_data.ok_or(Reject::MissingField {
-        field: "session_data",
-    })?;
-    if !session_data.get().starts_with('[') {
-        return Err(Reject::WrongType {
-            field: "session_data",
-            expected: "an array of rrweb events",
-        });
-    }
-    let raw_events: Vec<&RawValue> = serde_json::from_str(session_data.get()).map_err(bad_json)?;
+    let raw_events = match top.session_data {
+        None => {
+            return Err(Reject::MissingField {
+                field: "session_data",
+            })
+        }
+        Some(EventsField::NotArray) => {
+            return Err(Reject::WrongType {
+                field: "session_data",
+                expected: "an array of rrweb events",
+            })
+        }
+        Some(EventsField::Array(events)) => events,
+    };
+    let session_data = match (raw_events.first(), raw_events.last()) {
+        (Some(first), Some(last)) => span(text, first.get(), last.get()),
+        _ => "",
+    };
     let events = raw_events
         .into_iter()
         .enumerate()
@@ -216,10 +225,74 @@ fn string_field<'a>(raw: &'a RawValue, field: &'static str) -> Result<Cow<'a, st
 struct Top<'a> {
     #[serde(borrow, default, deserialize_with = "some_raw")]
     session_guid: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "some_raw")]
-    session_data: Option<&'a RawValue>,
+    /// Split into events in the same pass that reads the top level.
+    #[serde(borrow, default, deserialize_with = "some_events")]
+    session_data: Option<EventsField<'a>>,
     #[serde(borrow, default, deserialize_with = "some_raw")]
     environment: Option<&'a RawValue>,
+}
+
+/// `session_data` as found: its elements, raw, or the news that it is not an array.
+enum EventsField<'a> {
+    Array(Vec<&'a RawValue>),
+    NotArray,
+}
+
+fn some_events<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EventsField<'de>>, D::Error> {
+    struct Events;
+    impl<'de> serde::de::Visitor<'de> for Events {
+        type Value = EventsField<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of rrweb events")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(64));
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                events.push(raw);
+            }
+            Ok(EventsField::Array(events))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(EventsField::NotArray)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(EventsField::NotArray)
+        }
+    }
+    d.deserialize_any(Events).map(Some)
+}
+
+/// The stretch of `text` from the start of `first` to the end of `last`, both slices of it.
+fn span<'a>(text: &'a str, first: &'a str, last: &'a str) -> &'a str {
+    let base = text.as_ptr() as usize;
+    let start = first.as_ptr() as usize - base;
+    let end = last.as_ptr() as usize - base + last.len();
+    &text[start..end]
 }
 
 /// The fields of an event rrstitch reads; everything else is skipped unparsed.
