@@ -64,6 +64,44 @@ pub fn try_post(url: &str, headers: &[(&str, &str)], body: &str) -> Result<Reply
     }
 }
 
+/// Sends only the head of a POST that announces a `length`-byte body and reads the answer.
+///
+/// A server that refuses an oversized body answers and closes before reading it; a client
+/// that insists on writing the body then races that close and may see a broken pipe instead
+/// of the answer. Announcing the size and sending no body makes the refusal observable.
+pub fn post_announcing(url: &str, headers: &[(&str, &str)], length: usize) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream =
+        std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {length}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read answer from {host}: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
+}
+
 /// Binary content mode: attributes in `ce-` headers, the object data as the body.
 pub fn binary_event(ingest: &HttpFunction, bucket: &str, name: &str, size: usize) -> Reply {
     let source = format!("//storage.googleapis.com/projects/_/buckets/{bucket}");

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    rrstitch::alloc::tune();
     let settings = Settings::from_env()?;
     rrstitch::telemetry::init(settings.log_format, "info");
     let svc = Arc::new(rrstitch::setup::service(&settings).await?);
@@ -40,8 +41,8 @@ async fn main() -> Result<()> {
         .route("/sweep", post(sweep))
         .route("/finalize", post(finalize))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(svc);
+    let app = rrstitch::http::limit_body(app, 64 * 1024);
     rrstitch::http::serve(app, &settings.http_addr).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +27,7 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    rrstitch::alloc::tune();
     let settings = Settings::from_env()?;
     rrstitch::telemetry::init(settings.log_format, "info");
     let svc = Arc::new(rrstitch::setup::service(&settings).await?);
@@ -41,8 +42,8 @@ async fn main() -> Result<()> {
     let app = Router::new()
         .route("/", post(on_cloudevent))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES))
         .with_state(svc);
+    let app = rrstitch::http::limit_body(app, MAX_EVENT_BYTES);
     rrstitch::http::serve(app, &settings.http_addr).await?;
     Ok(())
 }
