@@ -13,6 +13,7 @@
 //! It is not a recorder or a player: it never changes an event, only orders, checks and
 //! concatenates them.
 
+pub mod alloc;
 #[cfg(feature = "aws")]
 mod aws;
 pub mod config;

@@ -290,3 +290,70 @@ async fn awkward_object_names() {
     let report = b.svc.finalize("names").await.unwrap();
     assert_eq!(report.chunks + report.duplicate_chunks, 5);
 }
+
+/// The batch job over the same objects: each is rejected with the same reason — including the
+/// ones that name a valid session first thing and break later, which the batch job's first
+/// pass groups without parsing — and only the good chunk's session is written.
+#[tokio::test]
+async fn backfill_rejects_the_same_objects_for_the_same_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let mut cases = cases();
+    // Valid guid up front, broken afterwards: only a full parse can tell.
+    cases.push((
+        "late-break".into(),
+        br#"{"session_guid":"late","session_data":[{"type":1,"timestamp":1},{"type":"#.to_vec(),
+        "bad_json",
+    ));
+    cases.push((
+        "late-bad-event".into(),
+        br#"{"session_guid":"late2","session_data":[{"type":1}],"environment":"p"}"#.to_vec(),
+        "bad_event",
+    ));
+    let mut expected = std::collections::BTreeMap::new();
+    for (i, (label, body, kind)) in cases.iter().enumerate() {
+        let gz = label.contains("gzip") || *label == "bomb";
+        // Flat, as the seed's bucket is: distinct instants keep names unique.
+        let name = format!(
+            "2025-05-02T12:{:02}:{:02}.000000+0000.json{}",
+            i / 60,
+            i % 60,
+            if gz { ".gz" } else { "" }
+        );
+        std::fs::write(bucket.join(&name), body).unwrap();
+        expected.insert(name, *kind);
+    }
+    std::fs::write(
+        bucket.join("2025-05-02T13:00:00.000000+0000.json"),
+        chunk("\"fine\"", EVENTS),
+    )
+    .unwrap();
+    let source = Arc::new(LocalStore::open(StorageUrl::Local(bucket)).unwrap());
+    let out = dir.path().join("out");
+    let results = Arc::new(LocalStore::open(StorageUrl::Local(out.clone())).unwrap());
+    let summary = rrstitch::service::backfill(
+        source,
+        results,
+        &Options::default(),
+        &rrstitch::service::backfill::NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.rejected as usize, expected.len(), "{summary:?}");
+    for r in &summary.rejected_objects {
+        assert_eq!(
+            Some(&r.kind.as_str()),
+            expected.get(&r.name),
+            "{}: {}",
+            r.name,
+            r.reason
+        );
+    }
+    assert_eq!(summary.sessions_written, 1, "{summary:?}");
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written, ["fine.json"]);
+}

@@ -57,6 +57,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    rrstitch::alloc::tune();
     let cli = Cli::parse();
     let mut settings = Settings::from_env()?;
     if let Some(format) = &cli.log_format {

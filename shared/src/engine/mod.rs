@@ -15,7 +15,7 @@ pub mod name;
 pub mod reject;
 pub mod stitch;
 
-pub use chunk::{decode, parse, Chunk, Event, Limits};
+pub use chunk::{decode, parse, peek_guid, Chunk, Event, Limits};
 pub use guid::SessionGuid;
 pub use metadata::Metadata;
 pub use name::{ChunkName, NameClass};

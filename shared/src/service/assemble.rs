@@ -13,7 +13,7 @@ use flate2::write::GzEncoder;
 use futures::stream::{self, StreamExt};
 
 use super::{Options, Result, ServiceError};
-use crate::engine::{self, ChunkName, Metadata, Pushed, SessionGuid, Stitcher};
+use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, SessionGuid, Stitcher};
 use crate::storage::{Object, ObjectStore, Precondition, StorageError};
 
 /// One chunk to stitch and where to read it.
@@ -28,6 +28,10 @@ pub(crate) struct Assembled {
     pub metadata: Metadata,
     pub bytes: u64,
     pub missing: Vec<String>,
+    /// Chunks that did not validate when read here, skipped (and listed in `warnings`).
+    pub invalid: Vec<(String, Reject)>,
+    /// False when no chunk could be stitched at all: nothing was written.
+    pub written: bool,
 }
 
 /// The stitcher's output: plain or gzip, drained part by part into the upload.
@@ -91,6 +95,8 @@ pub(crate) async fn assemble(
     let mut writer = results.writer(object, Precondition::None).await?;
     let mut bytes = 0u64;
     let mut missing = Vec::new();
+    let mut invalid = Vec::new();
+    let total = sources.len();
 
     let limit = options.limits.max_chunk_bytes;
     let mut reads = stream::iter(sources)
@@ -113,18 +119,22 @@ pub(crate) async fn assemble(
                 }
                 Err(StorageError::TooLarge { size, limit, .. }) => {
                     let st = stitcher.as_mut().expect("stitcher present");
-                    st.warn(format!("chunk {name} is now {size} bytes, over the {limit}-byte limit; skipped"));
+                    st.warn(format!("chunk {name} is {size} bytes, over the {limit}-byte limit; skipped"));
+                    invalid.push((name.object().to_owned(), Reject::TooLarge { size, limit }));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             let st = stitcher.take().expect("stitcher present");
             let limits = options.limits;
+            let name_text = name.object().to_owned();
             let (st, pushed) = tokio::task::spawn_blocking(move || push(st, &name, &object, &limits))
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             stitcher = Some(st);
-            pushed?;
+            if let Some(reject) = pushed? {
+                invalid.push((name_text, reject));
+            }
             let out = stitcher.as_mut().expect("stitcher present").writer_mut();
             if out.pending() >= options.part_size {
                 let part = out.take();
@@ -141,6 +151,17 @@ pub(crate) async fn assemble(
     }
 
     let (buf, metadata) = stitcher.take().expect("stitcher present").finish()?;
+    if total > 0 && invalid.len() == total {
+        // Nothing valid to stitch: no result rather than an empty one.
+        writer.abort().await;
+        return Ok(Assembled {
+            metadata,
+            bytes: 0,
+            missing,
+            invalid,
+            written: false,
+        });
+    }
     let tail = buf.finish()?;
     bytes += tail.len() as u64;
     let finished = async {
@@ -152,17 +173,19 @@ pub(crate) async fn assemble(
         metadata,
         bytes,
         missing,
+        invalid,
+        written: true,
     })
 }
 
-/// Decodes, validates and appends one chunk; a chunk that no longer validates becomes a
-/// warning in the session, not a failure of it.
+/// Decodes, validates and appends one chunk. A chunk that does not validate becomes a
+/// warning in the session and is handed back, not a failure of the session.
 fn push(
     mut st: Stitcher<OutBuf>,
     name: &ChunkName,
     object: &Object,
     limits: &engine::Limits,
-) -> (Stitcher<OutBuf>, io::Result<()>) {
+) -> (Stitcher<OutBuf>, io::Result<Option<Reject>>) {
     let parsed = engine::decode(&object.body, name.is_gzip(), limits)
         .and_then(|text| match engine::parse(&text) {
             Ok(chunk) => {
@@ -179,13 +202,13 @@ fn push(
             Err(reject) => Err(reject),
         });
     match parsed {
-        Ok(result) => (st, result),
+        Ok(result) => (st, result.map(|()| None)),
         Err(reject) => {
-            tracing::warn!(chunk = %name, reason = %reject, "indexed chunk no longer validates; skipped");
+            tracing::warn!(chunk = %name, kind = reject.kind(), reason = %reject, "chunk does not validate; skipped, kept");
             st.warn(format!(
-                "chunk {name} no longer validates ({reject}); skipped"
+                "chunk {name} does not validate ({reject}); skipped"
             ));
-            (st, Ok(()))
+            (st, Ok(Some(reject)))
         }
     }
 }

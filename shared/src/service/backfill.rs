@@ -1,9 +1,11 @@
 //! Backfill: stitch a whole bucket in one batch, no index needed — the seed's batch job.
 //!
-//! Two passes, so memory never holds a session: the first reads every chunk once to validate
-//! it and learn its session (keeping only names), the second stitches each session by
-//! streaming its chunks again into the results bucket. Both passes are parallel (chunks in
-//! the first, sessions in the second) with bounded concurrency.
+//! Two passes, so memory never holds a session: the first reads every chunk once to learn its
+//! session (keeping only names), the second validates and stitches each session by streaming
+//! its chunks again into the results bucket. The first pass reads the guid off the chunk's
+//! first bytes where the chunk starts with it (as SDKs write them) and parses the whole chunk
+//! only otherwise, so each byte is parsed once. Both passes are parallel (chunks in the first,
+//! sessions in the second) with bounded concurrency.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,7 +98,7 @@ pub async fn backfill(
         }
     }
 
-    // Pass 1: validate every candidate and learn its session.
+    // Pass 1: learn every candidate's session (rejecting what cannot even say that).
     progress.phase("reading chunks", candidates.len() as u64);
     let limits = options.limits;
     let mut checks = stream::iter(candidates)
@@ -151,6 +153,12 @@ pub async fn backfill(
         progress.advance(1);
         match done {
             Ok(assembled) => {
+                for (name, reject) in assembled.invalid {
+                    note_reject(&mut summary, name, reject);
+                }
+                if !assembled.written {
+                    continue;
+                }
                 summary.sessions_written += 1;
                 summary.events_written += assembled.metadata.event_count;
                 summary.bytes_written += assembled.bytes;
@@ -186,6 +194,13 @@ async fn check(source: &dyn ObjectStore, name: ChunkName, limits: engine::Limits
         }
         Err(e) => return Checked::Unreadable(name.object().to_owned(), e),
     };
+    // Most chunks name their session first thing: that is all this pass needs, and the full
+    // validation happens once, when the chunk is stitched (and rejects it then if it fails).
+    if !name.is_gzip() {
+        if let Some(guid) = engine::peek_guid(&object.body) {
+            return Checked::Chunk(name, guid);
+        }
+    }
     tokio::task::spawn_blocking(move || {
         let guid = engine::decode(&object.body, name.is_gzip(), &limits)
             .and_then(|text| engine::parse(&text).map(|chunk| chunk.session_guid));
