@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEMO := .rrstitch/demo
 RRSTITCH := target/release/rrstitch
 
-.PHONY: demo test test-unit lint fmt bench build emulators browser viewer fuzz soak clean
+.PHONY: demo test test-unit lint fmt bench build emulators browser viewer fuzz soak clean package deploy-aws deploy-gcp
 
 build:
 	$(CARGO) build --release -p rrstitch-cli
@@ -51,6 +51,19 @@ test-unit:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	terraform fmt -check -recursive infra
+
+## package: the two Lambda zips, target/lambda/<bin>/bootstrap.zip (cargo-lambda from PyPI).
+package:
+	bash scripts/package-lambda.sh
+
+## deploy-aws: infra/aws with those zips (AWS_TFVARS, default infra/aws/terraform.tfvars).
+deploy-aws: package
+	bash scripts/deploy-aws.sh
+
+## deploy-gcp: images built and pushed, then infra/gcp/example (GCP_TFVARS). Needs docker.
+deploy-gcp:
+	bash scripts/deploy-gcp.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -11,6 +11,7 @@
 # Optional:
 #   TF_PLUGIN_DIR  provider mirror (default /opt/tf-plugins, holding hashicorp/aws 5.100.0)
 #   PYTHON         a python3 with boto3 (default: .build/venv/bin/python if present, else python3)
+#   CHUNK_PREFIX   apply with this chunk_prefix and check the notification's prefix filter
 #   KEEP_WORKDIR=1 keep the temporary terraform working directory for inspection
 set -euo pipefail
 
@@ -73,7 +74,9 @@ TF_VARS=(
   -var "ingest_zip=$INGEST_ZIP"
   -var "finalize_zip=$FINALIZE_ZIP"
   -var "force_destroy=true"
+  -var "chunk_prefix=${CHUNK_PREFIX:-}"
 )
+export CHUNK_PREFIX="${CHUNK_PREFIX:-}"
 
 step() { echo; echo "== $*"; }
 
@@ -98,6 +101,17 @@ APPLIED=1
 terraform apply -auto-approve -input=false -no-color "${TF_VARS[@]}" >apply.log 2>&1 \
   || { tail -60 apply.log; die "terraform apply failed"; }
 grep -E '^Apply complete' apply.log
+
+step "terraform plan after apply: nothing left to change"
+set +e
+terraform plan -detailed-exitcode -input=false -no-color "${TF_VARS[@]}" >replan.log 2>&1
+PLAN_RC=$?
+set -e
+case "$PLAN_RC" in
+  0) echo "PASS  second plan: no changes" ;;
+  2) grep -E '^ +[#~+-]|will be|must be' replan.log | head -60; die "second plan wants changes: apply is not idempotent" ;;
+  *) tail -40 replan.log; die "terraform plan failed" ;;
+esac
 
 step "terraform state list"
 terraform state list -no-color
@@ -178,6 +192,15 @@ lambda_confs = notif.get("LambdaFunctionConfigurations", [])
 check("chunk bucket notifies the ingest function on s3:ObjectCreated:*",
       any(c["LambdaFunctionArn"] == ingest["FunctionArn"] and "s3:ObjectCreated:*" in c["Events"] for c in lambda_confs),
       json.dumps(lambda_confs))
+want_prefix = os.environ.get("CHUNK_PREFIX", "")
+rules = [r for c in lambda_confs for r in c.get("Filter", {}).get("Key", {}).get("FilterRules", [])]
+if want_prefix:
+    check(f"notification filters on prefix {want_prefix!r}",
+          any(r["Name"].lower() == "prefix" and r["Value"] == want_prefix for r in rules), rules)
+    check("ingest env RRSTITCH_CHUNK_PREFIX set", env_i.get("RRSTITCH_CHUNK_PREFIX") == want_prefix)
+else:
+    check("notification has no prefix filter", not rules, rules)
+    check("ingest env has no empty RRSTITCH_CHUNK_PREFIX", "RRSTITCH_CHUNK_PREFIX" not in env_i)
 check("results bucket has no notification", not s3.get_bucket_notification_configuration(Bucket=results).get("LambdaFunctionConfigurations"))
 
 # Lambda permissions (resource policies)

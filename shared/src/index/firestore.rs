@@ -51,6 +51,16 @@ use super::{
 use crate::engine::SessionGuid;
 use crate::time::Millis;
 
+/// The composite indexes the two idle queries need, as (equality field, range-and-order
+/// field): Terraform declares exactly these (`infra/gcp/modules/rrstitch/firestore.tf`, checked
+/// by `tests/tests/infra_gcp.rs`).
+pub const COMPOSITE_INDEXES: [(&str, &str); 2] =
+    [("status", "last_chunk_at"), ("status", "lease_until")];
+/// The subcollection of a session's chunk documents.
+pub const CHUNKS_COLLECTION: &str = "chunks";
+/// Appended to the sessions collection's name for the rejected objects' collection.
+pub const REJECTED_SUFFIX: &str = "_rejected";
+
 /// Optimistic-concurrency attempts before contention is reported as transient.
 const ATTEMPTS: usize = 16;
 /// Attempts at one RPC that failed transiently (unavailable, deadline), with backoff between.
@@ -402,7 +412,7 @@ impl FirestoreIndex {
     }
 
     fn rejected_collection(&self) -> String {
-        format!("{}_rejected", self.config.collection)
+        format!("{}{REJECTED_SUFFIX}", self.config.collection)
     }
 
     fn database(&self) -> String {
@@ -548,7 +558,7 @@ impl FirestoreIndex {
                 all_descendants: false,
             }],
             r#where: Some(and(vec![
-                field_filter("status", Operator::Equal, string(status)),
+                field_filter(COMPOSITE_INDEXES[0].0, Operator::Equal, string(status)),
                 field_filter(field, Operator::LessThan, timestamp(before)),
             ])),
             order_by: vec![order(field, structured_query::Direction::Ascending)],
@@ -584,7 +594,7 @@ impl SessionIndex for FirestoreIndex {
         let (_, root) = self.client().await?;
         let session = self.session_name(&root, &chunk.guid);
         let chunk_name = format!(
-            "{session}/chunks/{}",
+            "{session}/{CHUNKS_COLLECTION}/{}",
             object_hash(&chunk.bucket, &chunk.name, &chunk.generation)
         );
         for _ in 0..ATTEMPTS {
@@ -661,7 +671,7 @@ impl SessionIndex for FirestoreIndex {
             .query(
                 "idle_sessions",
                 root.clone(),
-                self.idle_query("open", "last_chunk_at", idle_before, limit),
+                self.idle_query("open", COMPOSITE_INDEXES[0].1, idle_before, limit),
             )
             .await?
             .iter()
@@ -673,7 +683,7 @@ impl SessionIndex for FirestoreIndex {
                 .query(
                     "idle_sessions",
                     root,
-                    self.idle_query("finalizing", "lease_until", now, limit - out.len()),
+                    self.idle_query("finalizing", COMPOSITE_INDEXES[1].1, now, limit - out.len()),
                 )
                 .await?;
             out.extend(expired.iter().filter_map(guid));
@@ -699,7 +709,7 @@ impl SessionIndex for FirestoreIndex {
         let (_, root) = self.client().await?;
         let query = StructuredQuery {
             from: vec![structured_query::CollectionSelector {
-                collection_id: "chunks".into(),
+                collection_id: CHUNKS_COLLECTION.into(),
                 all_descendants: false,
             }],
             ..Default::default()

@@ -1,0 +1,320 @@
+# rrstitch on AWS: chunk bucket → (S3 notification) → ingest Lambda → DynamoDB session index;
+# EventBridge schedule → finalize Lambda (sweep) → results bucket; a Function URL (AWS_IAM)
+# finalizes one session on demand.
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  table_name = coalesce(var.table_name, "${var.name_prefix}-sessions")
+
+  ingest_name   = "${var.name_prefix}-ingest"
+  finalize_name = "${var.name_prefix}-finalize"
+
+  # The same variable names in every binary (shared/src/config.rs). Empty optional values are
+  # left out: the binaries treat a missing variable and an empty one alike.
+  common_env = {
+    RRSTITCH_CHUNKS          = "s3://${aws_s3_bucket.chunks.bucket}"
+    RRSTITCH_CHUNK_PREFIX    = var.chunk_prefix
+    RRSTITCH_INDEX           = "dynamodb"
+    RRSTITCH_DYNAMODB_TABLE  = aws_dynamodb_table.sessions.name
+    RRSTITCH_MAX_CHUNK_BYTES = tostring(var.max_chunk_bytes)
+    RRSTITCH_LOG_FORMAT      = "json"
+  }
+  finalize_only_env = {
+    RRSTITCH_RESULTS        = "s3://${aws_s3_bucket.results.bucket}"
+    RRSTITCH_RESULTS_PREFIX = var.results_prefix
+    RRSTITCH_IDLE_SECS      = tostring(var.idle_secs)
+    RRSTITCH_LEASE_SECS     = tostring(var.lease_secs)
+    RRSTITCH_OUTPUT_GZIP    = tostring(var.output_gzip)
+  }
+  ingest_env   = { for k, v in merge(local.common_env, var.extra_environment) : k => v if v != "" }
+  finalize_env = { for k, v in merge(local.common_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Buckets
+
+resource "aws_s3_bucket" "chunks" {
+  bucket        = var.chunk_bucket_name
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket" "results" {
+  bucket        = var.results_bucket_name
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "chunks" {
+  bucket                  = aws_s3_bucket.chunks.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_public_access_block" "results" {
+  bucket                  = aws_s3_bucket.results.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Session index: one table; sessions under sk = SESSION, chunks under sk = C#<hash>, rejects
+# under pk = R#<hash>. The sparse GSI by_status (status, last_chunk_at as RFC 3339 text)
+# answers the idle and expired-lease queries. Items carry expire_at (epoch seconds) for TTL.
+
+resource "aws_dynamodb_table" "sessions" {
+  name         = local.table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "last_chunk_at"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "by_status"
+    hash_key        = "status"
+    range_key       = "last_chunk_at"
+    projection_type = "ALL"
+  }
+
+  ttl {
+    attribute_name = "expire_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = false
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Logs
+
+resource "aws_cloudwatch_log_group" "ingest" {
+  name              = "/aws/lambda/${local.ingest_name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "finalize" {
+  name              = "/aws/lambda/${local.finalize_name}"
+  retention_in_days = var.log_retention_days
+}
+
+# ---------------------------------------------------------------------------------------------
+# IAM: one role per function, least privilege.
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ingest" {
+  name               = "${local.ingest_name}-role"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+resource "aws_iam_role" "finalize" {
+  name               = "${local.finalize_name}-role"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+locals {
+  # Every item operation the DynamoDB adapter performs (shared/src/index/dynamodb.rs).
+  dynamodb_item_actions = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:TransactWriteItems",
+  ]
+}
+
+data "aws_iam_policy_document" "ingest" {
+  statement {
+    sid       = "ReadChunks"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.chunks.arn}/${var.chunk_prefix}*"]
+  }
+  statement {
+    sid       = "SessionIndex"
+    actions   = local.dynamodb_item_actions
+    resources = [aws_dynamodb_table.sessions.arn, "${aws_dynamodb_table.sessions.arn}/index/*"]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.ingest.arn}:*"]
+  }
+}
+
+data "aws_iam_policy_document" "finalize" {
+  statement {
+    sid       = "ReadChunks"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.chunks.arn}/${var.chunk_prefix}*"]
+  }
+  statement {
+    sid       = "ListChunks"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.chunks.arn]
+  }
+  statement {
+    sid       = "WriteResults"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.results.arn}/${var.results_prefix}*"]
+  }
+  statement {
+    sid       = "SessionIndex"
+    actions   = local.dynamodb_item_actions
+    resources = [aws_dynamodb_table.sessions.arn]
+  }
+  statement {
+    sid       = "StatusIndex"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.sessions.arn}/index/by_status"]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.finalize.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "ingest" {
+  name   = "${local.ingest_name}-policy"
+  role   = aws_iam_role.ingest.id
+  policy = data.aws_iam_policy_document.ingest.json
+}
+
+resource "aws_iam_role_policy" "finalize" {
+  name   = "${local.finalize_name}-policy"
+  role   = aws_iam_role.finalize.id
+  policy = data.aws_iam_policy_document.finalize.json
+}
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+resource "aws_lambda_function" "ingest" {
+  function_name    = local.ingest_name
+  description      = "rrstitch ingest: one new chunk object in, one session-index record out."
+  filename         = var.ingest_zip
+  source_code_hash = filebase64sha256(var.ingest_zip)
+  role             = aws_iam_role.ingest.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.ingest_memory_mb
+  timeout          = var.ingest_timeout_secs
+
+  environment {
+    variables = local.ingest_env
+  }
+
+  # Lambda logs to /aws/lambda/<function name>, the group declared above (with its
+  # retention); depending on it makes it exist before the first invocation could create an
+  # unmanaged one. No logging_config block: it would only restate those defaults.
+  depends_on = [aws_iam_role_policy.ingest, aws_cloudwatch_log_group.ingest]
+}
+
+resource "aws_lambda_function" "finalize" {
+  function_name    = local.finalize_name
+  description      = "rrstitch finalize: sweep idle sessions (schedule) or finalize one (Function URL)."
+  filename         = var.finalize_zip
+  source_code_hash = filebase64sha256(var.finalize_zip)
+  role             = aws_iam_role.finalize.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  memory_size      = var.finalize_memory_mb
+  timeout          = var.finalize_timeout_secs
+
+  environment {
+    variables = local.finalize_env
+  }
+
+  # Lambda logs to /aws/lambda/<function name>, the group declared above (with its
+  # retention); depending on it makes it exist before the first invocation could create an
+  # unmanaged one. No logging_config block: it would only restate those defaults.
+  depends_on = [aws_iam_role_policy.finalize, aws_cloudwatch_log_group.finalize]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Chunk bucket → ingest
+
+resource "aws_lambda_permission" "s3_invoke_ingest" {
+  statement_id   = "AllowChunkBucketInvoke"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.ingest.function_name
+  principal      = "s3.amazonaws.com"
+  source_arn     = aws_s3_bucket.chunks.arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+resource "aws_s3_bucket_notification" "chunks" {
+  bucket = aws_s3_bucket.chunks.id
+
+  lambda_function {
+    lambda_function_arn = aws_lambda_function.ingest.arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_prefix       = var.chunk_prefix != "" ? var.chunk_prefix : null
+  }
+
+  depends_on = [aws_lambda_permission.s3_invoke_ingest]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Schedule → finalize (sweep)
+
+resource "aws_cloudwatch_event_rule" "sweep" {
+  name                = "${var.name_prefix}-sweep"
+  description         = "rrstitch: finalize idle sessions."
+  schedule_expression = var.sweep_schedule
+}
+
+resource "aws_cloudwatch_event_target" "sweep" {
+  rule      = aws_cloudwatch_event_rule.sweep.name
+  target_id = "finalize"
+  arn       = aws_lambda_function.finalize.arn
+}
+
+resource "aws_lambda_permission" "events_invoke_finalize" {
+  statement_id  = "AllowSweepScheduleInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.finalize.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.sweep.arn
+}
+
+# ---------------------------------------------------------------------------------------------
+# Manual finalize: POST {"session_guid": "..."} to the Function URL, SigV4-signed. Only
+# principals granted lambda:InvokeFunctionUrl on this function (none by default) can call it.
+
+resource "aws_lambda_function_url" "finalize" {
+  function_name      = aws_lambda_function.finalize.function_name
+  authorization_type = "AWS_IAM"
+}

@@ -1,0 +1,54 @@
+output "chunk_bucket" {
+  description = "Name of the chunk bucket (upload <timestamp>.json chunks here)."
+  value       = aws_s3_bucket.chunks.bucket
+}
+
+output "results_bucket" {
+  description = "Name of the results bucket (<session_guid>.json)."
+  value       = aws_s3_bucket.results.bucket
+}
+
+output "table_name" {
+  description = "DynamoDB session-index table."
+  value       = aws_dynamodb_table.sessions.name
+}
+
+output "ingest_function" {
+  description = "Name of the ingest Lambda."
+  value       = aws_lambda_function.ingest.function_name
+}
+
+output "ingest_function_arn" {
+  description = "ARN of the ingest Lambda."
+  value       = aws_lambda_function.ingest.arn
+}
+
+output "finalize_function" {
+  description = "Name of the finalize Lambda."
+  value       = aws_lambda_function.finalize.function_name
+}
+
+output "finalize_function_arn" {
+  description = "ARN of the finalize Lambda."
+  value       = aws_lambda_function.finalize.arn
+}
+
+output "finalize_url" {
+  description = "Function URL of finalize (AWS_IAM auth): POST {\"session_guid\": \"...\"} signed with SigV4."
+  value       = aws_lambda_function_url.finalize.function_url
+}
+
+output "sweep_rule" {
+  description = "EventBridge rule that runs the sweep."
+  value       = aws_cloudwatch_event_rule.sweep.name
+}
+
+output "ingest_role_arn" {
+  description = "IAM role of the ingest Lambda."
+  value       = aws_iam_role.ingest.arn
+}
+
+output "finalize_role_arn" {
+  description = "IAM role of the finalize Lambda."
+  value       = aws_iam_role.finalize.arn
+}

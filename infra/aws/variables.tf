@@ -1,0 +1,144 @@
+variable "region" {
+  description = "AWS region for every resource."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, roles, table, rule, log groups)."
+  type        = string
+  default     = "rrstitch"
+}
+
+variable "chunk_bucket_name" {
+  description = "Name of the S3 bucket that receives the chunk objects (<timestamp>.json)."
+  type        = string
+}
+
+variable "results_bucket_name" {
+  description = "Name of the S3 bucket that receives the stitched <session_guid>.json results."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete non-empty buckets (tests, throw-away stacks)."
+  type        = bool
+  default     = false
+}
+
+variable "chunk_prefix" {
+  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX); also the S3 notification's filter_prefix. Empty: every object."
+  type        = string
+  default     = ""
+}
+
+variable "results_prefix" {
+  description = "Object-name prefix of results (RRSTITCH_RESULTS_PREFIX). Empty: bucket root."
+  type        = string
+  default     = ""
+}
+
+variable "table_name" {
+  description = "DynamoDB session-index table name. Null: \"<name_prefix>-sessions\"."
+  type        = string
+  default     = null
+}
+
+variable "ingest_zip" {
+  description = "Path of the ingest Lambda zip (cargo lambda build --release --bin rrstitch-ingest --output-format zip → target/lambda/rrstitch-ingest/bootstrap.zip)."
+  type        = string
+}
+
+variable "finalize_zip" {
+  description = "Path of the finalize Lambda zip (target/lambda/rrstitch-finalize/bootstrap.zip)."
+  type        = string
+}
+
+variable "architecture" {
+  description = "Lambda architecture the zips were built for: x86_64 or arm64."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "ingest_memory_mb" {
+  description = "Memory of the ingest Lambda, MB."
+  type        = number
+  default     = 256
+}
+
+variable "ingest_timeout_secs" {
+  description = "Timeout of the ingest Lambda, seconds."
+  type        = number
+  default     = 60
+}
+
+variable "finalize_memory_mb" {
+  description = "Memory of the finalize Lambda, MB. Stitching streams: this bounds read parallelism × largest chunk, not session size."
+  type        = number
+  default     = 1024
+}
+
+variable "finalize_timeout_secs" {
+  description = "Timeout of the finalize Lambda, seconds (at most 900)."
+  type        = number
+  default     = 900
+}
+
+variable "sweep_schedule" {
+  description = "EventBridge schedule expression of the sweep."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
+variable "idle_secs" {
+  description = "Seconds without a new chunk before a session is finalized (RRSTITCH_IDLE_SECS)."
+  type        = number
+  default     = 300
+}
+
+variable "lease_secs" {
+  description = "Finalize lease, seconds (RRSTITCH_LEASE_SECS)."
+  type        = number
+  default     = 600
+}
+
+variable "max_chunk_bytes" {
+  description = "Largest chunk object read, bytes (RRSTITCH_MAX_CHUNK_BYTES)."
+  type        = number
+  default     = 67108864
+}
+
+variable "output_gzip" {
+  description = "Write results gzip-compressed (RRSTITCH_OUTPUT_GZIP)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch log retention of both functions, days."
+  type        = number
+  default     = 30
+}
+
+variable "extra_environment" {
+  description = "Extra environment variables for both Lambdas (e.g. AWS_ENDPOINT_URL for an emulator)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "endpoint_url" {
+  description = "Send every AWS API call to this endpoint (an emulator such as moto, e.g. http://127.0.0.1:5000). Null: real AWS."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = { app = "rrstitch" }
+}

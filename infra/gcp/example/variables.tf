@@ -1,0 +1,78 @@
+variable "project_id" {
+  description = "GCP project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the services, repository, scheduler job and (by default) buckets and Firestore."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "rrstitch"
+}
+
+variable "chunk_bucket_name" {
+  description = "Globally unique name of the chunk bucket."
+  type        = string
+}
+
+variable "results_bucket_name" {
+  description = "Globally unique name of the results bucket."
+  type        = string
+}
+
+variable "ingest_image" {
+  description = "Ingest image, e.g. europe-west1-docker.pkg.dev/PROJECT/rrstitch/rrstitch-ingest:TAG."
+  type        = string
+}
+
+variable "finalize_image" {
+  description = "Finalize image, e.g. europe-west1-docker.pkg.dev/PROJECT/rrstitch/rrstitch-finalize:TAG."
+  type        = string
+}
+
+variable "firestore_location" {
+  description = "Firestore location (region or multi-region such as eur3). Null: the region."
+  type        = string
+  default     = null
+}
+
+variable "sweep_schedule" {
+  description = "Cron schedule of the sweep."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "idle_secs" {
+  description = "Seconds without a new chunk before a session is finalized."
+  type        = number
+  default     = 300
+}
+
+variable "output_gzip" {
+  description = "Write results gzip-compressed."
+  type        = bool
+  default     = false
+}
+
+variable "manual_finalize_invokers" {
+  description = "Members allowed to POST /finalize by hand (user:, group:, serviceAccount:)."
+  type        = list(string)
+  default     = []
+}
+
+variable "deletion_protection" {
+  description = "Protect the services and the Firestore database from destroy."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Let destroy delete non-empty buckets."
+  type        = bool
+  default     = false
+}

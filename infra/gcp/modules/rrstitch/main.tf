@@ -1,0 +1,103 @@
+# rrstitch on GCP: chunk bucket → (Eventarc, object finalized) → ingest (Cloud Run) →
+# Firestore session index; Cloud Scheduler → POST /sweep on finalize (Cloud Run) → results
+# bucket. Every identity is a dedicated service account with the least it needs; no service
+# admits unauthenticated callers.
+
+locals {
+  bucket_location    = upper(coalesce(var.bucket_location, var.region))
+  firestore_location = coalesce(var.firestore_location, var.region)
+  # The database id the services use: the one created here, or an existing one.
+  firestore_database = var.create_firestore_database ? google_firestore_database.index[0].name : var.firestore_database
+
+  apis = toset([
+    "artifactregistry.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "eventarc.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "storage.googleapis.com",
+  ])
+}
+
+resource "google_project_service" "apis" {
+  for_each = var.enable_apis ? local.apis : toset([])
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# ---------------------------------------------------------------------------------------------
+# Buckets: uniform bucket-level access, no public access, no versioning.
+
+resource "google_storage_bucket" "chunks" {
+  project                     = var.project_id
+  name                        = var.chunk_bucket_name
+  location                    = local.bucket_location
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy
+  labels                      = var.labels
+
+  versioning {
+    enabled = false
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.chunk_retention_days == null ? [] : [var.chunk_retention_days]
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "results" {
+  project                     = var.project_id
+  name                        = var.results_bucket_name
+  location                    = local.bucket_location
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy
+  labels                      = var.labels
+
+  versioning {
+    enabled = false
+  }
+
+  dynamic "lifecycle_rule" {
+    for_each = var.results_retention_days == null ? [] : [var.results_retention_days]
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Container images (infra/docker/Dockerfile) are pushed here.
+
+resource "google_artifact_registry_repository" "images" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.name_prefix
+  format        = "DOCKER"
+  description   = "rrstitch ingest and finalize images"
+  labels        = var.labels
+
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,245 @@
+# ---------------------------------------------------------------------------------------------
+# Where
+
+variable "project_id" {
+  description = "GCP project that holds everything (buckets, Firestore, services, trigger, scheduler)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud Run services, Artifact Registry repository and Cloud Scheduler job (e.g. europe-west1)."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (services, service accounts, trigger, job, repository). Lowercase letters, digits and dashes, at most 16 characters."
+  type        = string
+  default     = "rrstitch"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,15}$", var.name_prefix))
+    error_message = "name_prefix must be 1-16 characters: a lowercase letter, then lowercase letters, digits or dashes (service account ids are at most 30 characters)."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to the resources that take labels."
+  type        = map(string)
+  default     = { app = "rrstitch" }
+}
+
+variable "enable_apis" {
+  description = "Enable the APIs the module needs (run, eventarc, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam). They are never disabled on destroy."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud Run services and the Firestore database from `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Buckets
+
+variable "chunk_bucket_name" {
+  description = "Name of the chunk bucket (receives <timestamp>.json chunks; its object-finalized events drive ingest)."
+  type        = string
+}
+
+variable "results_bucket_name" {
+  description = "Name of the results bucket (receives <session_guid>.json)."
+  type        = string
+}
+
+variable "bucket_location" {
+  description = "Location of both buckets. Null: the region. The Eventarc trigger is created in this location (lowercased), as Eventarc requires for Cloud Storage events."
+  type        = string
+  default     = null
+}
+
+variable "chunk_prefix" {
+  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX). Empty: every object in the chunk bucket."
+  type        = string
+  default     = ""
+}
+
+variable "results_prefix" {
+  description = "Object-name prefix of results (RRSTITCH_RESULTS_PREFIX). Empty: bucket root."
+  type        = string
+  default     = ""
+}
+
+variable "chunk_retention_days" {
+  description = "Delete chunk objects this many days after creation (lifecycle rule). Null: keep forever."
+  type        = number
+  default     = null
+}
+
+variable "results_retention_days" {
+  description = "Delete result objects this many days after creation (lifecycle rule). Null: keep forever."
+  type        = number
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete non-empty buckets."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------------------------
+# Firestore (session index)
+
+variable "create_firestore_database" {
+  description = "Create the Firestore database. False: use an existing Native-mode database named firestore_database."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_database" {
+  description = "Firestore database id (RRSTITCH_FIRESTORE_DATABASE)."
+  type        = string
+  default     = "(default)"
+}
+
+variable "firestore_location" {
+  description = "Firestore location id (a region such as europe-west1, or a multi-region such as eur3/nam5). Null: the region."
+  type        = string
+  default     = null
+}
+
+variable "firestore_collection" {
+  description = "Collection of session documents (RRSTITCH_FIRESTORE_COLLECTION); the composite indexes and the TTL policy are declared on it."
+  type        = string
+  default     = "rrstitch_sessions"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+variable "ingest_image" {
+  description = "Container image of the ingest service (infra/docker/Dockerfile with BIN=rrstitch-ingest), e.g. REGION-docker.pkg.dev/PROJECT/rrstitch/ingest:TAG."
+  type        = string
+}
+
+variable "finalize_image" {
+  description = "Container image of the finalize service (infra/docker/Dockerfile with BIN=rrstitch-finalize)."
+  type        = string
+}
+
+variable "ingest_max_instances" {
+  description = "Most ingest instances Cloud Run may run at once."
+  type        = number
+  default     = 20
+}
+
+variable "finalize_max_instances" {
+  description = "Most finalize instances Cloud Run may run at once."
+  type        = number
+  default     = 3
+}
+
+variable "ingest_concurrency" {
+  description = "Concurrent requests (chunk events) per ingest instance."
+  type        = number
+  default     = 80
+}
+
+variable "ingest_memory" {
+  description = "Memory limit of an ingest instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "finalize_memory" {
+  description = "Memory limit of a finalize instance. Stitching streams, so this bounds read parallelism × largest chunk, not session size."
+  type        = string
+  default     = "2Gi"
+}
+
+variable "cpu" {
+  description = "CPU limit of an instance of either service."
+  type        = string
+  default     = "1"
+}
+
+variable "ingest_timeout_secs" {
+  description = "Request timeout of ingest, seconds."
+  type        = number
+  default     = 60
+}
+
+variable "finalize_timeout_secs" {
+  description = "Request timeout of finalize, seconds (also the scheduler's attempt deadline, capped at 1800)."
+  type        = number
+  default     = 900
+}
+
+variable "finalize_ingress" {
+  description = "Ingress of the finalize service. INGRESS_TRAFFIC_INTERNAL_ONLY admits Cloud Scheduler and callers inside the project's VPC; INGRESS_TRAFFIC_ALL lets IAM-authorized callers reach POST /finalize from anywhere (IAM is enforced either way)."
+  type        = string
+  default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", "INGRESS_TRAFFIC_ALL"], var.finalize_ingress)
+    error_message = "finalize_ingress must be INGRESS_TRAFFIC_INTERNAL_ONLY, INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL."
+  }
+}
+
+variable "manual_finalize_invokers" {
+  description = "IAM members (user:, group:, serviceAccount:) granted roles/run.invoker on the finalize service for manual POST /finalize. allUsers and allAuthenticatedUsers are refused."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.manual_finalize_invokers : !contains(["allusers", "allauthenticatedusers"], lower(m))])
+    error_message = "manual_finalize_invokers must not contain allUsers or allAuthenticatedUsers: finalize has no unauthenticated path."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour
+
+variable "sweep_schedule" {
+  description = "Cron schedule of the Cloud Scheduler job that POSTs /sweep to finalize."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "sweep_time_zone" {
+  description = "Time zone of sweep_schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "idle_secs" {
+  description = "Seconds without a new chunk before a session is finalized (RRSTITCH_IDLE_SECS)."
+  type        = number
+  default     = 300
+}
+
+variable "lease_secs" {
+  description = "Finalize lease, seconds (RRSTITCH_LEASE_SECS); a finalizer that dies loses its claim after this."
+  type        = number
+  default     = 600
+}
+
+variable "max_chunk_bytes" {
+  description = "Largest chunk object read, bytes (RRSTITCH_MAX_CHUNK_BYTES)."
+  type        = number
+  default     = 67108864
+}
+
+variable "output_gzip" {
+  description = "Write results gzip-compressed (RRSTITCH_OUTPUT_GZIP)."
+  type        = bool
+  default     = false
+}
+
+variable "grant_pubsub_token_creator" {
+  description = "Grant the Pub/Sub service agent roles/iam.serviceAccountTokenCreator on the trigger service account. Only projects created before 8 April 2021 need it for authenticated Eventarc delivery."
+  type        = bool
+  default     = false
+}
