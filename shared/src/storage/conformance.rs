@@ -31,6 +31,12 @@ pub async fn put_get_stat(store: &dyn ObjectStore) {
     let got = store.get("conf/a.json", 1 << 20).await.expect("get");
     assert_eq!(got.body, body, "get returns what put wrote");
     assert_eq!(got.meta.name, "conf/a.json");
+    // u64::MAX means "no limit" (the viewer reads results that way): no overflow, no refusal.
+    let unbounded = store
+        .get("conf/a.json", u64::MAX)
+        .await
+        .expect("get, no limit");
+    assert_eq!(unbounded.body, body);
     let stat = store.stat("conf/a.json").await.expect("stat");
     assert_eq!(stat.size, body.len() as u64);
     assert_eq!(

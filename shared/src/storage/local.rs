@@ -245,7 +245,7 @@ impl ObjectStore for LocalStore {
             }
             let mut body = Vec::with_capacity(m.len() as usize);
             // `take` guards against a file that grew after the size check.
-            file.take(limit + 1)
+            file.take(limit.saturating_add(1))
                 .read_to_end(&mut body)
                 .map_err(|e| io_error("get", &name, e))?;
             if body.len() as u64 > limit {
