@@ -29,7 +29,7 @@ demo: build
 
 ## test: everything, on a fresh machine: installs the emulators and the browser, then runs
 ## unit, conformance, end-to-end and browser tests.
-test: emulators
+test: emulators browser
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 	bash scripts/fuzz.sh 60
@@ -74,6 +74,14 @@ bench:
 
 emulators:
 	bash scripts/install-emulators.sh
+
+## browser: Debian's chromium (apt), rrweb and playwright-core (npm ci) for the browser tests.
+browser:
+	bash scripts/install-browser.sh
+
+## viewer: rrweb from npm into viewer/node_modules, for `rrstitch view`.
+viewer:
+	cd viewer && npm ci --no-audit --no-fund --loglevel=error
 
 clean:
 	rm -rf .rrstitch target/bench

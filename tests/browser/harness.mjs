@@ -1,0 +1,310 @@
+// The browser half of tests/tests/browser.rs: Debian's Chromium driven by playwright-core,
+// pages served from 127.0.0.1 only, rrweb from the viewer's npm install.
+//
+//   node harness.mjs record --out DIR [--checkout-ms N]   record a scripted session, cut it into chunks
+//   node harness.mjs replay --session FILE --live FILE     replay a stitched session to its end, compare
+//   node harness.mjs viewer --url URL --guid GUID --shot PNG   the viewer plays a session
+//
+// Each prints one JSON object on stdout; the Rust test makes the assertions.
+import { chromium } from "playwright-core";
+import { createServer } from "node:http";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const rrwebDist = resolve(process.env.RRWEB_DIST || join(here, "../../viewer/node_modules/rrweb/dist"));
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+function args() {
+  const out = {};
+  const argv = process.argv.slice(3);
+  for (let i = 0; i < argv.length; i += 2) out[argv[i].replace(/^--/, "")] = argv[i + 1];
+  return out;
+}
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".cjs": "text/javascript", ".css": "text/css", ".json": "application/json" };
+
+/** Serves `routes` (path → file or string) and /vendor/rrweb/* on 127.0.0.1:0. */
+async function serve(routes) {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/favicon.ico") {
+      res.writeHead(204).end();
+      return;
+    }
+    let body = null;
+    let type = "text/plain";
+    if (path.startsWith("/vendor/rrweb/")) {
+      const file = normalize(join(rrwebDist, path.slice("/vendor/rrweb/".length)));
+      if (file.startsWith(rrwebDist)) {
+        try {
+          body = readFileSync(file);
+          type = types[extname(file)] || "application/octet-stream";
+        } catch {}
+      }
+    } else if (path in routes) {
+      const r = routes[path];
+      body = r.file ? readFileSync(r.file) : r.text;
+      type = r.type;
+    }
+    if (body === null) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": type }).end(body);
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return { server, base: `http://127.0.0.1:${server.address().port}` };
+}
+
+async function browser() {
+  const profile = mkdtempSync(join(tmpdir(), "rrstitch-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1024, height: 768 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Console warnings and errors and uncaught exceptions of a page: any of them fails a check. */
+function watch(page) {
+  const problems = [];
+  page.on("console", (m) => {
+    // The replay iframe is sandboxed without allow-scripts, so Chromium notes each recorded
+    // <script> it refuses to run: that is rrweb's protection working, not a fault.
+    if (/^Blocked script execution in .* the document's frame is sandboxed/.test(m.text())) return;
+    if (m.type() === "warning" || m.type() === "error") problems.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
+  return problems;
+}
+
+// Runs in the page: a line per element of <body>, in document order: tag, attributes, own
+// text, and form state (value, checked). Left out, on both sides, are what rrweb's Replayer
+// changes on purpose: scripts (never run in the replay), a textarea's text child, the ":hover" class it puts on the
+// element under the recorded pointer, autocomplete="off" it sets on form fields, and the
+// value/checked/selected attributes (form state is compared as properties instead).
+const SUMMARIZE = `(doc) => {
+  const lines = [];
+  const skip = new Set(["value", "checked", "selected", "autocomplete"]);
+  const walk = (el, depth) => {
+    if (["SCRIPT", "NOSCRIPT"].includes(el.tagName)) return;
+    const attrs = [...el.attributes].filter((a) => !skip.has(a.name))
+      .map((a) => [a.name, a.name === "class" ? a.value.split(/\\s+/).filter((c) => c && c !== ":hover").join(" ") : a.value])
+      .filter(([name, value]) => !(name === "class" && value === ""))
+      .map(([name, value]) => name + "=" + JSON.stringify(value)).sort().join(" ");
+    // A textarea's text child is only its default value (a full snapshot's rebuild writes the
+    // current value there); what it holds is compared as .value below.
+    const text = el.tagName === "TEXTAREA" ? "" : [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).filter(Boolean).join(" ");
+    let state = "";
+    if (el.tagName === "INPUT") state = " value=" + JSON.stringify(el.value) + " checked=" + el.checked;
+    if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") state = " value=" + JSON.stringify(el.value);
+    lines.push("  ".repeat(depth) + el.tagName + (attrs ? " [" + attrs + "]" : "") + (text ? " " + JSON.stringify(text) : "") + state);
+    for (const c of el.children) walk(c, depth + 1);
+  };
+  walk(doc.body, 0);
+  return lines;
+}`;
+
+const pause = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/** rrweb timestamps (ms) → an upload-time object name, microseconds, +0000. */
+function chunkName(ms) {
+  const iso = new Date(ms).toISOString(); // 2026-11-23T04:50:00.123Z
+  return `${iso.slice(0, 19)}.${iso.slice(20, 23)}000+0000.json`;
+}
+
+async function record({ out, "checkout-ms": checkoutMs, guid }) {
+  const { server, base } = await serve({ "/page.html": { file: join(here, "page.html"), type: "text/html" } });
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${base}/page.html`);
+    await page.addScriptTag({ url: "/vendor/rrweb/rrweb.umd.min.cjs" });
+    await page.evaluate((checkout) => {
+      window.__events = [];
+      const options = { emit: (e) => window.__events.push(e) };
+      if (checkout) options.checkoutEveryNms = checkout;
+      window.__stop = rrweb.record(options);
+      let n = 0;
+      rrweb.record.addCustomEvent("marker", { n: n++ });
+      window.__markers = setInterval(() => rrweb.record.addCustomEvent("marker", { n: n++ }), 250);
+    }, checkoutMs ? Number(checkoutMs) : 0);
+
+    // The scripted user: typing, a list that grows and shrinks, style changes, scrolling.
+    await page.type("#name", "Ada Lovelace", { delay: 30 });
+    await page.type("#notes", "leave at the door\nring twice", { delay: 20 });
+    await page.selectOption("#size", "l");
+    await page.check("#gift");
+    for (let i = 0; i < 5; i++) {
+      await page.click("#add");
+      await pause(120);
+    }
+    await page.click("#remove");
+    await page.click("#remove");
+    await page.click("#toggle");
+    await page.mouse.wheel(0, 1400);
+    await pause(400);
+    for (let i = 0; i < 3; i++) {
+      await page.click("#add");
+      await pause(150);
+    }
+    await page.click("#toggle");
+    await page.click("#toggle");
+    await page.fill("#name", "");
+    await page.type("#name", "Grace Hopper", { delay: 30 });
+    await page.click("#remove");
+    await page.mouse.wheel(0, -900);
+    await pause(700);
+
+    const { events, live } = await page.evaluate(`(() => {
+      clearInterval(window.__markers);
+      window.__stop();
+      return { events: window.__events, live: (${SUMMARIZE})(document) };
+    })()`);
+
+    // Cut into chunks the way an SDK uploads: a chunk per ~600 ms of events, named by the
+    // time it would have been uploaded (just after its last event).
+    const chunksDir = join(out, "chunks");
+    mkdirSync(chunksDir, { recursive: true });
+    const chunks = [];
+    let current = [];
+    for (const e of events) {
+      if (current.length && e.timestamp - current[0].timestamp > 600) {
+        chunks.push(current);
+        current = [];
+      }
+      current.push(e);
+    }
+    if (current.length) chunks.push(current);
+    let last = 0;
+    const names = [];
+    for (const c of chunks) {
+      const at = Math.max(c[c.length - 1].timestamp + 50, last + 1);
+      last = at;
+      const name = chunkName(at);
+      names.push(name);
+      writeFileSync(join(chunksDir, name), JSON.stringify({ session_guid: guid, session_data: c, environment: "browser-test" }));
+    }
+    writeFileSync(join(out, "live.json"), JSON.stringify(live, null, 1));
+    const markers = events.filter((e) => e.type === 5 && e.data.tag === "marker").length;
+    const fullSnapshots = events.filter((e) => e.type === 2).length;
+    console.log(JSON.stringify({ chunks: names, events: events.length, markers, fullSnapshots, problems }));
+  } finally {
+    await b.close();
+    server.close();
+  }
+}
+
+async function replay({ session, live }) {
+  const page_html = `<!doctype html><html><head><meta charset="utf-8">
+    <link rel="stylesheet" href="/vendor/rrweb/style.css"></head><body><div id="root"></div>
+    <script src="/vendor/rrweb/rrweb.umd.min.cjs"></script></body></html>`;
+  const { server, base } = await serve({
+    "/replay.html": { text: page_html, type: "text/html" },
+    "/session.json": { file: session, type: "application/json" },
+  });
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${base}/replay.html`);
+    const result = await page.evaluate(`(async () => {
+      const stitched = await (await fetch("/session.json")).json();
+      const events = stitched.rrweb_data;
+      const markers = events.filter((e) => e.type === 5 && e.data.tag === "marker").map((e) => e.data.payload.n);
+      const replayer = new rrweb.Replayer(events, { root: document.getElementById("root"), showWarning: true });
+      const total = replayer.getMetaData().totalTime;
+      // rrweb applies the events strictly before the target: one past the end applies them all.
+      replayer.pause(total + 1);
+      await new Promise((ok) => setTimeout(ok, 300));
+      const doc = replayer.iframe.contentDocument;
+      const dom = doc && doc.body ? (${SUMMARIZE})(doc) : [];
+      return { markers, total, dom, metadata: stitched.metadata };
+    })()`);
+    const want = JSON.parse(readFileSync(live, "utf8"));
+    const mismatches = [];
+    const n = Math.max(want.length, result.dom.length);
+    for (let i = 0; i < n; i++) {
+      if (want[i] !== result.dom[i]) mismatches.push({ line: i, live: want[i] ?? null, replayed: result.dom[i] ?? null });
+    }
+    // Markers are numbered from 0 every 250 ms: any number missing is a lost stretch of events.
+    const seen = new Set(result.markers);
+    const max = result.markers.length ? Math.max(...result.markers) : -1;
+    const missing = [];
+    for (let i = 0; i <= max; i++) if (!seen.has(i)) missing.push(i);
+    console.log(JSON.stringify({
+      ok: mismatches.length === 0 && problems.length === 0 && missing.length === 0 && result.markers.length > 0,
+      mismatches: mismatches.slice(0, 20),
+      mismatch_count: mismatches.length,
+      problems: problems.slice(0, 20),
+      markers: { count: result.markers.length, max, missing },
+      total_ms: result.total,
+      dom_lines: result.dom.length,
+      replayable: result.metadata.replayable,
+    }));
+  } finally {
+    await b.close();
+    server.close();
+  }
+}
+
+async function viewer({ url, guid, shot }) {
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${url}?session=${encodeURIComponent(guid)}`);
+    await page
+      .waitForFunction(() => window.rrstitchViewer && window.rrstitchViewer.replayer, null, { timeout: 15000 })
+      .catch((e) => {
+        throw new Error(`the viewer never started a replay: ${e.message}; page said: ${problems.join("; ")}`);
+      });
+    const rows = await page.locator("#sessions tr").count();
+    await pause(2000);
+    const state = await page.evaluate(() => {
+      const r = window.rrstitchViewer.replayer;
+      const doc = r.iframe.contentDocument;
+      return {
+        current_ms: r.getCurrentTime(),
+        replayed_elements: doc && doc.body ? doc.body.querySelectorAll("*").length : 0,
+        clock: document.getElementById("clock").textContent,
+        title: document.getElementById("title").textContent,
+      };
+    });
+    mkdirSync(dirname(shot), { recursive: true });
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(JSON.stringify({
+      ok: problems.length === 0 && rows > 0 && state.replayed_elements > 0 && state.current_ms > 0,
+      rows, problems, ...state,
+    }));
+  } finally {
+    await b.close();
+  }
+}
+
+const commands = { record, replay, viewer };
+const command = commands[process.argv[2]];
+if (!command) {
+  console.error(`usage: node harness.mjs ${Object.keys(commands).join("|")} …`);
+  process.exit(2);
+}
+command(args()).catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

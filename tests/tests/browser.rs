@@ -1,0 +1,285 @@
+//! Replay fidelity, judged by rrweb itself in a real browser.
+//!
+//! `tests/browser/harness.mjs` records a scripted session with `rrweb.record` in Debian's
+//! Chromium (playwright-core, pages on 127.0.0.1) and cuts it into timestamp-named chunks; the
+//! real `rrstitch` binary ingests and sweeps them on the embedded default (directory + SQLite);
+//! the harness then replays the stitched file with rrweb's `Replayer` to its end and compares
+//! the replayed DOM with the live page's final DOM. Negative controls prove the comparison can
+//! fail: without the first chunk (no FullSnapshot) and without a middle chunk (numbered marker
+//! events recorded every 250 ms go missing).
+//!
+//! Needs `scripts/install-browser.sh` (make test runs it): without Chromium or the npm
+//! packages these tests fail and say so; they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rrstitch_tests::procs::Group;
+use rrstitch_tests::{bins, repo_root};
+use serde_json::Value;
+
+fn harness() -> PathBuf {
+    let root = repo_root();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: run scripts/install-browser.sh (make test does)"
+    );
+    for needed in [
+        "viewer/node_modules/rrweb/dist/rrweb.umd.min.cjs",
+        "tests/browser/node_modules/playwright-core/package.json",
+    ] {
+        assert!(
+            root.join(needed).exists(),
+            "{needed} is missing: run scripts/install-browser.sh (make test does)"
+        );
+    }
+    root.join("tests/browser/harness.mjs")
+}
+
+/// Runs `node harness.mjs <args>` and parses the JSON line it prints.
+fn node(args: &[&str]) -> Value {
+    let out = Command::new("node")
+        .arg(harness())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "harness {args:?} failed\n{stdout}\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from harness {args:?}:\n{stdout}\n{stderr}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// `rrstitch ingest` + `rrstitch sweep --idle 0s` over `chunks` on the embedded default;
+/// returns the stitched session.
+fn stitch(work: &Path, chunks: &Path, guid: &str) -> (PathBuf, Value) {
+    let results = work.join("results");
+    let env = [
+        (
+            "RRSTITCH_INDEX".to_string(),
+            format!("sqlite:{}", work.join("index.sqlite").display()),
+        ),
+        (
+            "RRSTITCH_RESULTS".to_string(),
+            results.display().to_string(),
+        ),
+    ];
+    for args in [
+        vec!["ingest".to_string(), chunks.display().to_string()],
+        vec!["sweep".into(), "--idle".into(), "0s".into()],
+    ] {
+        let out = bins::command("rrstitch", &env)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rrstitch {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let file = results.join(format!("{guid}.json"));
+    let body =
+        std::fs::read(&file).unwrap_or_else(|e| panic!("{} was not written: {e}", file.display()));
+    (file, serde_json::from_slice(&body).unwrap())
+}
+
+/// A copy of `chunks` without the chunks at `drop` (indices in name order).
+fn without(chunks: &Path, names: &[String], drop: &[usize], to: &Path) -> PathBuf {
+    let dir = to.join("chunks");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        if !drop.contains(&i) {
+            std::fs::copy(chunks.join(name), dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+fn names(recorded: &Value) -> Vec<String> {
+    recorded["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Records a session (`checkout_ms`: rrweb's checkoutEveryNms, 0 for none), stitches it and
+/// checks the replay; then the negative controls.
+fn fidelity(guid: &str, checkout_ms: u32) {
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("rec");
+    let recorded = node(&[
+        "record",
+        "--out",
+        rec.to_str().unwrap(),
+        "--guid",
+        guid,
+        "--checkout-ms",
+        &checkout_ms.to_string(),
+    ]);
+    assert_eq!(recorded["problems"], Value::Array(vec![]), "{recorded}");
+    let names = names(&recorded);
+    assert!(names.len() >= 5, "too few chunks to be a test: {recorded}");
+    let markers = recorded["markers"].as_u64().unwrap();
+    assert!(markers >= 10, "{recorded}");
+    if checkout_ms > 0 {
+        assert!(
+            recorded["fullSnapshots"].as_u64().unwrap() >= 2,
+            "checkoutEveryNms took no second snapshot: {recorded}"
+        );
+    }
+    let chunks = rec.join("chunks");
+    let live = rec.join("live.json");
+
+    // The whole session: replays to the live page's final DOM, with every marker.
+    let (file, stitched) = stitch(&work.path().join("all"), &chunks, guid);
+    let meta = &stitched["metadata"];
+    assert_eq!(meta["replayable"], true, "{meta}");
+    assert_eq!(meta["chunk_count"], names.len(), "{meta}");
+    assert_eq!(meta["event_count"], recorded["events"], "{meta}");
+    let replay = node(&[
+        "replay",
+        "--session",
+        file.to_str().unwrap(),
+        "--live",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        replay["ok"], true,
+        "replay differs from the live page: {replay:#}"
+    );
+    assert_eq!(replay["markers"]["count"], markers, "{replay}");
+    println!(
+        "FIGURE browser.{guid}: {} chunks, {} events, {} DOM lines equal, {} markers",
+        names.len(),
+        recorded["events"],
+        replay["dom_lines"],
+        markers
+    );
+
+    // Control 1: the first chunk (Meta + FullSnapshot) lost. rrstitch must say so, and the
+    // replay must not match.
+    let dir = without(&chunks, &names, &[0], &work.path().join("no-first"));
+    let (file, stitched) = stitch(&work.path().join("no-first"), &dir, guid);
+    assert_eq!(
+        stitched["metadata"]["replayable"], false,
+        "{}",
+        stitched["metadata"]
+    );
+    let replay = node(&[
+        "replay",
+        "--session",
+        file.to_str().unwrap(),
+        "--live",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        replay["ok"], false,
+        "a session without its first chunk replayed as a whole: {replay}"
+    );
+    if checkout_ms == 0 {
+        // Nothing to rebuild the page from: the replayed DOM cannot match.
+        assert!(replay["mismatch_count"].as_u64().unwrap() > 0, "{replay}");
+    } else {
+        // A later checkout's FullSnapshot rebuilds the page, so the end state may match: the
+        // loss shows as the markers of the dropped stretch.
+        assert!(
+            !replay["markers"]["missing"].as_array().unwrap().is_empty(),
+            "{replay}"
+        );
+    }
+
+    // Control 2: a middle chunk lost: the markers show the gap.
+    let middle = names.len() / 2;
+    let dir = without(&chunks, &names, &[middle], &work.path().join("no-middle"));
+    let (file, _) = stitch(&work.path().join("no-middle"), &dir, guid);
+    let replay = node(&[
+        "replay",
+        "--session",
+        file.to_str().unwrap(),
+        "--live",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        replay["ok"], false,
+        "a session without a middle chunk passed: {replay}"
+    );
+    assert!(
+        !replay["markers"]["missing"].as_array().unwrap().is_empty(),
+        "the markers did not show the dropped chunk: {replay}"
+    );
+}
+
+#[test]
+fn a_recorded_session_replays_to_the_live_page() {
+    fidelity("browser-plain", 0);
+}
+
+#[test]
+fn a_session_with_periodic_full_snapshots_replays_to_the_live_page() {
+    fidelity("browser-checkout", 1500);
+}
+
+#[test]
+fn the_viewer_lists_and_plays_a_stitched_session() {
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("rec");
+    let guid = "browser-viewer";
+    node(&[
+        "record",
+        "--out",
+        rec.to_str().unwrap(),
+        "--guid",
+        guid,
+        "--checkout-ms",
+        "0",
+    ]);
+    let (file, _) = stitch(&work.path().join("all"), &rec.join("chunks"), guid);
+    let results = file.parent().unwrap();
+
+    let mut cmd = bins::command("rrstitch", &[]);
+    cmd.args(["view", results.to_str().unwrap(), "--port", "0"])
+        .env("RRSTITCH_VIEWER_DIR", repo_root().join("viewer"));
+    let mut server = Group::spawn("rrstitch-view", cmd);
+    let mut url = String::new();
+    let log_path = server.log.clone();
+    server.wait_until(std::time::Duration::from_secs(20), || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        match log.lines().find_map(|l| l.strip_prefix("viewer at ")) {
+            Some(u) => {
+                url = u.trim().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    let shot = repo_root().join("target/browser/viewer.png");
+    let _ = std::fs::remove_file(&shot);
+    let seen = node(&[
+        "viewer",
+        "--url",
+        &url,
+        "--guid",
+        guid,
+        "--shot",
+        shot.to_str().unwrap(),
+    ]);
+    assert_eq!(seen["ok"], true, "{seen:#}\n{}", server.tail());
+    assert_eq!(seen["rows"], 1, "{seen}");
+    assert!(
+        shot.metadata().unwrap().len() > 10_000,
+        "screenshot too small"
+    );
+    println!("FIGURE browser.viewer_screenshot: {}", shot.display());
+}
