@@ -5,13 +5,13 @@
 #
 #   BENCH_SESSIONS=230 BENCH_BIG_EVENTS=600000 bash bench/run.sh
 #
-# Each contender runs once to warm the page cache, then is measured (dropping the cache
-# needs root; a warm cache is the same for all three).
+# rrstitch and the floor run once to warm the page cache, then are measured (dropping the
+# cache needs root); the baseline, slow enough for the cache to be warm already, runs once.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 sessions=${BENCH_SESSIONS:-230}
-big_events=${BENCH_BIG_EVENTS:-600000}
+big_events=${BENCH_BIG_EVENTS:-660000}
 work=target/bench
 rr=target/release/rrstitch
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time (GNU time) is required" >&2; exit 1; }
@@ -27,11 +27,13 @@ files=$(ls "$work/bucket" | wc -l)
 bytes=$(du -sb "$work/bucket" | cut -f1)
 echo "   $files chunk files, $((bytes / 1000000)) MB"
 
-# measure NAME CMD...: runs CMD twice (warm-up, then measured); leaves seconds and KiB in
-# $secs and $rss.
+# measure NAME CMD...: runs CMD twice (warm-up, then measured; WARM=0 skips the warm-up);
+# leaves seconds and KiB in $secs and $rss.
 measure() {
   local name=$1; shift
-  "$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*" >&2; "$@"; exit 1; }
+  if [ "${WARM:-1}" = 1 ]; then
+    "$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*" >&2; "$@"; exit 1; }
+  fi
   /usr/bin/time -v -o "$work/$name.time" "$@" >/dev/null 2>"$work/$name.err" \
     || { cat "$work/$name.err" >&2; exit 1; }
   secs=$(python3 -c "
@@ -52,7 +54,8 @@ export work
 
 echo "== baseline: bench/baseline.py (the seed's plan: single-threaded, json.load, json.dump)"
 rm -rf "$work/out-baseline"
-measure baseline python3 bench/baseline.py --bucket "$work/bucket" --output_dir "$work/out-baseline"
+cat "$work"/bucket/*.json > /dev/null
+WARM=0 measure baseline python3 bench/baseline.py --bucket "$work/bucket" --output_dir "$work/out-baseline"
 base_s=$secs; base_rss=$rss
 echo "== rrstitch backfill"
 rm -rf "$work/out-rrstitch"
@@ -68,10 +71,9 @@ echo "== one big session: $big_events events"
 rm -rf "$work/big"
 "$rr" generate --out "$work/big" --sessions 1 --events "$big_events" --events-per-chunk 400 --seed 9 >/dev/null
 big_bytes=$(du -sb "$work/big" | cut -f1)
-largest=$(ls -S "$work/big" | head -1)
-largest_bytes=$(stat -c %s "$work/big/$largest")
+largest_bytes=$(python3 -c "import os,sys; d=sys.argv[1]; print(max(os.path.getsize(os.path.join(d,n)) for n in os.listdir(d)))" "$work/big")
 rm -rf "$work/out-big"
-measure big "$rr" backfill --bucket "$work/big" --output-dir "$work/out-big"
+WARM=0 measure big "$rr" backfill --bucket "$work/big" --output-dir "$work/out-big"
 big_s=$secs; big_rss=$rss
 out_bytes=$(du -sb "$work/out-big" | cut -f1)
 
