@@ -30,6 +30,7 @@ demo: build
 ## test: everything, on a fresh machine: installs the emulators and the browser, then runs
 ## unit, conformance, end-to-end and browser tests.
 test: emulators browser
+	terraform fmt -check -recursive infra
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 	bash scripts/fuzz.sh 60

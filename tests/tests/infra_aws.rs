@@ -49,8 +49,19 @@ fn aws_stack_applies_to_moto_checks_out_and_destroys() {
     );
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let ingest = lambda_zip("rrstitch-ingest", dir.path());
-    let finalize = lambda_zip("rrstitch-finalize", dir.path());
+    // The packages `make package` builds (cargo lambda) when they are there, else the
+    // workspace's own binaries zipped the same way (a cold cargo-lambda build is minutes).
+    let package = |bin: &str| {
+        let built = repo_root().join(format!("target/lambda/{bin}/bootstrap.zip"));
+        if built.is_file() {
+            println!("using {}", built.display());
+            built
+        } else {
+            lambda_zip(bin, dir.path())
+        }
+    };
+    let ingest = package("rrstitch-ingest");
+    let finalize = package("rrstitch-finalize");
     let python = repo_root().join(".build/venv/bin/python");
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/tf-moto-apply.sh"))
