@@ -11,8 +11,10 @@ pub mod emulators;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod stacks;
 
 pub use emulators::{FakeGcs, Firestore, Moto};
+pub use stacks::GcpStack;
 
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {

@@ -105,6 +105,17 @@ fn without(chunks: &Path, names: &[String], drop: &[usize], to: &Path) -> PathBu
     dir
 }
 
+/// Replays a stitched session to its end and compares it with the live page's final DOM.
+fn replay_to_end(session: &Path, live: &Path) -> Value {
+    node(&[
+        "replay",
+        "--session",
+        session.to_str().unwrap(),
+        "--live",
+        live.to_str().unwrap(),
+    ])
+}
+
 fn names(recorded: &Value) -> Vec<String> {
     recorded["chunks"]
         .as_array()
@@ -148,13 +159,7 @@ fn fidelity(guid: &str, checkout_ms: u32) {
     assert_eq!(meta["replayable"], true, "{meta}");
     assert_eq!(meta["chunk_count"], names.len(), "{meta}");
     assert_eq!(meta["event_count"], recorded["events"], "{meta}");
-    let replay = node(&[
-        "replay",
-        "--session",
-        file.to_str().unwrap(),
-        "--live",
-        live.to_str().unwrap(),
-    ]);
+    let replay = replay_to_end(&file, &live);
     assert_eq!(
         replay["ok"], true,
         "replay differs from the live page: {replay:#}"
@@ -177,13 +182,7 @@ fn fidelity(guid: &str, checkout_ms: u32) {
         "{}",
         stitched["metadata"]
     );
-    let replay = node(&[
-        "replay",
-        "--session",
-        file.to_str().unwrap(),
-        "--live",
-        live.to_str().unwrap(),
-    ]);
+    let replay = replay_to_end(&file, &live);
     assert_eq!(
         replay["ok"], false,
         "a session without its first chunk replayed as a whole: {replay}"
@@ -204,13 +203,7 @@ fn fidelity(guid: &str, checkout_ms: u32) {
     let middle = names.len() / 2;
     let dir = without(&chunks, &names, &[middle], &work.path().join("no-middle"));
     let (file, _) = stitch(&work.path().join("no-middle"), &dir, guid);
-    let replay = node(&[
-        "replay",
-        "--session",
-        file.to_str().unwrap(),
-        "--live",
-        live.to_str().unwrap(),
-    ]);
+    let replay = replay_to_end(&file, &live);
     assert_eq!(
         replay["ok"], false,
         "a session without a middle chunk passed: {replay}"

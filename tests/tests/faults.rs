@@ -22,7 +22,7 @@ use rrstitch::index::{SessionIndex, SessionStatus};
 use rrstitch_tests::bins::{self, HttpFunction};
 use rrstitch_tests::cloudevents::{binary_event, sweep, try_post, Reply};
 use rrstitch_tests::procs::Group;
-use rrstitch_tests::{FakeGcs, Firestore};
+use rrstitch_tests::{FakeGcs, Firestore, GcpStack};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -52,43 +52,25 @@ impl Rng {
     }
 }
 
+/// The GCP stack plus a scratch directory (chunk copies, expected results).
 struct Stack {
-    gcs: FakeGcs,
-    firestore: Firestore,
-    env: Vec<(String, String)>,
+    gcp: GcpStack,
     dir: TempDir,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = GcpStack;
+    fn deref(&self) -> &GcpStack {
+        &self.gcp
+    }
 }
 
 impl Stack {
     fn start() -> Stack {
-        let gcs = FakeGcs::start();
-        gcs.create_bucket("chunks");
-        gcs.create_bucket("results");
-        let firestore = Firestore::start();
-        let mut env = gcs.env();
-        env.extend(firestore.env());
-        env.extend(
-            [
-                ("RRSTITCH_INDEX", "firestore"),
-                ("RRSTITCH_CHUNKS", "gs://chunks"),
-                ("RRSTITCH_RESULTS", "gs://results"),
-                ("RRSTITCH_IDLE_SECS", "0"),
-                ("RRSTITCH_LOG_FORMAT", "json"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
         Stack {
-            gcs,
-            firestore,
-            env,
+            gcp: GcpStack::start(),
             dir: tempfile::tempdir().unwrap(),
         }
-    }
-
-    fn with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = self.env.clone();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        env
     }
 
     fn index(&self) -> FirestoreIndex {
@@ -504,9 +486,11 @@ fn failing_dependencies_make_ingest_fail_retryably_and_recover() {
 
     // Firestore down: 5xx (Eventarc retries), quickly.
     let Stack {
-        gcs,
-        mut firestore,
-        env,
+        gcp: GcpStack {
+            gcs,
+            mut firestore,
+            env,
+        },
         dir,
     } = stack;
     let port = firestore.port;

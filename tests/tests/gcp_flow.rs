@@ -10,7 +10,7 @@ use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{
     binary_event, post, post_announcing, structured_event, FINALIZED,
 };
-use rrstitch_tests::{FakeGcs, Firestore};
+use rrstitch_tests::GcpStack;
 use serde_json::{json, Value};
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
@@ -28,34 +28,10 @@ fn chunk_names() -> Vec<String> {
     names
 }
 
-struct Stack {
-    gcs: FakeGcs,
-    firestore: Firestore,
-    env: Vec<(String, String)>,
-}
+type Stack = GcpStack;
 
 fn stack() -> Stack {
-    let gcs = FakeGcs::start();
-    gcs.create_bucket("chunks");
-    gcs.create_bucket("results");
-    let firestore = Firestore::start();
-    let mut env = gcs.env();
-    env.extend(firestore.env());
-    env.extend(
-        [
-            ("RRSTITCH_INDEX", "firestore"),
-            ("RRSTITCH_CHUNKS", "gs://chunks"),
-            ("RRSTITCH_RESULTS", "gs://results"),
-            ("RRSTITCH_IDLE_SECS", "0"),
-            ("RRSTITCH_LOG_FORMAT", "json"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    Stack {
-        gcs,
-        firestore,
-        env,
-    }
+    GcpStack::start()
 }
 
 fn result(stack: &Stack) -> Value {
@@ -141,6 +117,20 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
 
+/// Binary-mode headers of a finalized event from the `chunks` bucket; the body is the caller's.
+fn finalized_headers(id: &str) -> [(&str, &str); 5] {
+    [
+        ("ce-specversion", "1.0"),
+        ("ce-id", id),
+        (
+            "ce-source",
+            "//storage.googleapis.com/projects/_/buckets/chunks",
+        ),
+        ("ce-type", FINALIZED),
+        ("content-type", "application/json"),
+    ]
+}
+
 #[test]
 fn bad_events_and_objects_are_answered_and_recorded() {
     let stack = stack();
@@ -165,32 +155,14 @@ fn bad_events_and_objects_are_answered_and_recorded() {
     // A CloudEvent without the object's name: 4xx.
     let nameless = post(
         &format!("{}/", ingest.url),
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", "nameless"),
-            (
-                "ce-source",
-                "//storage.googleapis.com/projects/_/buckets/chunks",
-            ),
-            ("ce-type", FINALIZED),
-            ("content-type", "application/json"),
-        ],
+        &finalized_headers("nameless"),
         r#"{"bucket":"chunks","generation":"1"}"#,
     );
     assert!((400..500).contains(&nameless.status), "{}", nameless.body);
     // A huge body is refused before it is read: the head announcing it is enough.
     let huge = post_announcing(
         &format!("{}/", ingest.url),
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", "huge"),
-            (
-                "ce-source",
-                "//storage.googleapis.com/projects/_/buckets/chunks",
-            ),
-            ("ce-type", FINALIZED),
-            ("content-type", "application/json"),
-        ],
+        &finalized_headers("huge"),
         1 << 20,
     );
     assert_eq!(huge, 413);
