@@ -226,7 +226,34 @@ async fn list_sessions(State(s): State<Shared>) -> Response {
     Json(rows).into_response()
 }
 
+/// A results bucket names each session `<guid>.json` (or `.json.gz`): read that object
+/// directly rather than every session in the bucket.
+async fn by_name(s: &AppState, guid: &str) -> Result<Option<Vec<u8>>> {
+    let Source::Store(store, prefix) = &s.source else {
+        return Ok(None);
+    };
+    if rrstitch::engine::SessionGuid::parse(guid).is_err() {
+        return Ok(None);
+    }
+    for ext in ["json", "json.gz"] {
+        match store.get(&format!("{prefix}{guid}.{ext}"), u64::MAX).await {
+            Ok(object) => return Ok(Some(gunzip_if_needed(object.body.to_vec())?)),
+            Err(rrstitch::storage::StorageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
 async fn one_session(State(s): State<Shared>, UrlPath(guid): UrlPath<String>) -> Response {
+    match by_name(&s, &guid).await {
+        Ok(Some(body)) => {
+            return ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(None) => {}
+        Err(e) => return server_error(e),
+    }
+    // A file not named by its guid: find it by content.
     match load_all(&s).await {
         Ok(all) => match all.into_iter().find(|(g, _)| *g == guid) {
             Some((_, body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
