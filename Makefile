@@ -31,7 +31,7 @@ demo: build
 ## unit, conformance, end-to-end and browser tests.
 test: emulators browser
 	terraform fmt -check -recursive infra
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --bins --tests --locked
 	$(CARGO) test --workspace --locked
 	bash scripts/fuzz.sh 60
 
@@ -42,7 +42,7 @@ fuzz:
 
 ## soak: the fault suite scaled up tenfold, then each fuzz target for 10 minutes.
 soak: emulators
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --bins --tests --locked
 	RRSTITCH_SOAK=1 $(CARGO) test --locked -p rrstitch-tests --test faults -- --nocapture
 	bash scripts/fuzz.sh 600
 

@@ -1,5 +1,7 @@
-//! The workspace's binaries, as built by `cargo build --workspace --bins` (which `make test`
-//! runs before the tests), started with a clean, explicit environment.
+//! The workspace's binaries, as built by `cargo build --workspace --bins --tests` (which
+//! `make test` runs before the tests), started with a clean, explicit environment. Building the
+//! bins together with the tests makes them share one feature set, so the cloud SDKs compile once
+//! rather than once for the bins and again for the tests.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,7 +20,7 @@ pub fn path(name: &str) -> PathBuf {
     let bin = dir.join(name);
     if !bin.exists() {
         panic!(
-            "{} is not built: run `cargo build --workspace --bins` first (make test does)",
+            "{} is not built: run `cargo build --workspace --bins --tests` first (make test does)",
             bin.display()
         );
     }
