@@ -336,15 +336,32 @@ fn span<'a>(text: &'a str, first: &'a str, last: &'a str) -> &'a str {
     &text[start..end]
 }
 
-/// The fields of an event rrstitch reads; everything else is skipped unparsed.
-#[derive(Deserialize)]
+/// The fields of an event rrstitch reads, as raw text; everything else is skipped.
+#[derive(Default)]
 struct Head<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "some_raw")]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "some_raw")]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "some_raw")]
-    data: Option<&'a RawValue>,
+    kind: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    data: Option<&'a str>,
+}
+
+impl<'a> Head<'a> {
+    /// Reads an event [`parse`] has already validated, without validating it again (see
+    /// [`super::skim`]). A field given twice is an error, as serde's derive makes it.
+    fn read(event: &'a str) -> Result<Head<'a>, String> {
+        let mut head = Head::default();
+        for member in super::skim::members(event) {
+            let slot = match &*member.key {
+                "type" => &mut head.kind,
+                "timestamp" => &mut head.timestamp,
+                "data" => &mut head.data,
+                _ => continue,
+            };
+            if slot.replace(member.value).is_some() {
+                return Err(format!("duplicate field `{}`", member.key));
+            }
+        }
+        Ok(head)
+    }
 }
 
 fn some_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -355,14 +372,14 @@ fn parse_event(raw: &RawValue) -> Result<Event<'_>, String> {
     if !raw.get().starts_with('{') {
         return Err("is not a JSON object".into());
     }
-    let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let head = Head::read(raw.get())?;
     let kind = head
         .kind
-        .and_then(|k| serde_json::from_str::<i64>(k.get()).ok())
+        .and_then(|k| serde_json::from_str::<i64>(k).ok())
         .ok_or("has no integer `type`")?;
     let timestamp = head
         .timestamp
-        .and_then(|t| serde_json::from_str::<Number>(t.get()).ok())
+        .and_then(|t| serde_json::from_str::<Number>(t).ok())
         .ok_or("has no numeric `timestamp`")?;
     let mut event = Event {
         raw,
@@ -379,25 +396,24 @@ fn parse_event(raw: &RawValue) -> Result<Event<'_>, String> {
     Ok(event)
 }
 
-fn meta_href(data: &RawValue) -> Option<String> {
+fn meta_href(data: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Meta {
         href: Option<String>,
     }
-    serde_json::from_str::<Meta>(data.get()).ok()?.href
+    serde_json::from_str::<Meta>(data).ok()?.href
 }
 
 /// Whether an incremental event is a click. DOM mutations (source 0) are the largest events
 /// of a session, and rrweb writes `source` first, so a leading `{"source":N` that is not a
 /// mouse interaction settles it without scanning the rest.
-fn is_click(data: &RawValue) -> bool {
+fn is_click(text: &str) -> bool {
     #[derive(Deserialize)]
     struct Interaction {
         source: Option<i64>,
         #[serde(rename = "type")]
         kind: Option<i64>,
     }
-    let text = data.get();
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
@@ -669,5 +685,103 @@ mod tests {
         let (a, b, c) = (parse(&a).unwrap(), parse(&b).unwrap(), parse(&c).unwrap());
         assert_eq!(a.data_hash(), b.data_hash());
         assert_ne!(a.data_hash(), c.data_hash());
+    }
+
+    /// How events were read before [`Head::read`]: serde's derive over the event text, which
+    /// validates all of it again. The skimmer must agree with it on every valid event.
+    #[derive(Deserialize)]
+    struct SerdeHead<'a> {
+        #[serde(rename = "type", borrow, default, deserialize_with = "some_raw")]
+        kind: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "some_raw")]
+        timestamp: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "some_raw")]
+        data: Option<&'a RawValue>,
+    }
+
+    fn serde_head(text: &str) -> Result<[Option<&str>; 3], ()> {
+        let h: SerdeHead<'_> = serde_json::from_str(text).map_err(|_| ())?;
+        Ok([h.kind, h.timestamp, h.data].map(|v| v.map(RawValue::get)))
+    }
+
+    fn skim_head(text: &str) -> Result<[Option<&str>; 3], ()> {
+        let h = Head::read(text).map_err(|_| ())?;
+        Ok([h.kind, h.timestamp, h.data])
+    }
+
+    fn ws() -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["", " ", "\n", "\t ", "\r\n"])
+    }
+
+    /// An object of members with keys that matter, near misses, escapes and duplicates.
+    fn object_text(
+        value: impl proptest::strategy::Strategy<Value = String>,
+    ) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec![
+            "type",
+            "timestamp",
+            "data",
+            "t\\u0079pe",
+            "x",
+            "types",
+            "",
+            "da\\\"ta",
+        ]);
+        prop::collection::vec((key, value, ws()), 0..6).prop_map(|members| {
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        })
+    }
+
+    /// JSON text for any value, with whitespace, escapes and brackets inside strings.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "0",
+                "-12",
+                "3.5",
+                "1e3",
+                "-2.5E-3",
+                "true",
+                "false",
+                "null",
+                "9007199254740993",
+            ])
+            .prop_map(str::to_owned),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "a", "\\\"", "\\\\", "\\n", "\\u0079", "]", "}", "{", "[", ",", ":", "é", "😀",
+                    " ",
+                ]),
+                0..6
+            )
+            .prop_map(|parts| format!("\"{}\"", parts.concat())),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec((inner.clone(), ws()), 0..5).prop_map(|items| {
+                    let items: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, w)| format!("{w}{v}{w}"))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }),
+                object_text(inner),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4_000))]
+        #[test]
+        fn skimming_an_event_agrees_with_serde(text in object_text(json_text())) {
+            serde_json::from_str::<&RawValue>(&text).expect("the generator writes valid JSON");
+            proptest::prop_assert_eq!(skim_head(&text), serde_head(&text), "{}", text);
+        }
     }
 }
