@@ -3,7 +3,8 @@
 //! The body is `{"session_guid", "session_data": [events], "environment"}`. Events are never
 //! deserialized into values: each is kept as the exact bytes it had (`&RawValue`, a slice of
 //! the input), and only the few fields rrstitch needs (`type`, `timestamp`, a Meta's `href`, an
-//! interaction's `source`/`type`) are read from it. That is what lets the stitcher copy events
+//! interaction's `source`/`type`) are read from it, by a structural walk that does not
+//! validate the event a second time ([`super::skim`]). That is what lets the stitcher copy events
 //! byte for byte, and what keeps deep DOM snapshots safe: serde_json skips over a value it
 //! does not deserialize with a loop, not recursion, so a snapshot nested 100,000 levels deep
 //! is just bytes to it (its 128-level limit applies only to typed deserialization, which never

@@ -14,7 +14,7 @@ pub mod guid;
 pub mod metadata;
 pub mod name;
 pub mod reject;
-mod skim;
+pub mod skim;
 pub mod stitch;
 
 pub use chunk::{decode, parse, peek_guid, Chunk, Event, Limits};

@@ -31,6 +31,7 @@ pub fn members(text: &str) -> Members<'_> {
     }
 }
 
+/// Iterator over an object's members; see [`members`].
 pub struct Members<'a> {
     text: &'a str,
     pos: usize,
