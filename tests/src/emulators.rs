@@ -132,7 +132,9 @@ pub fn percent(name: &str) -> String {
         .collect()
 }
 
-/// moto's server mode: S3 and DynamoDB (and the rest of AWS) in one process.
+/// moto's server mode: S3 and DynamoDB (and the rest of AWS) in one process, served one
+/// request at a time (`scripts/moto_serial.py`: threaded moto lets two racing conditional
+/// writes to one DynamoDB item both succeed, which DynamoDB never does).
 pub struct Moto {
     pub endpoint: String,
     pub port: u16,
@@ -143,8 +145,8 @@ impl Moto {
     pub fn start() -> Moto {
         let bin = binary(
             "RRSTITCH_MOTO_BIN",
-            repo_root().join(".build/venv/bin/moto_server"),
-            "moto_server",
+            repo_root().join(".build/bin/moto-serial"),
+            "moto (scripts/moto_serial.py)",
         );
         let port = free_port();
         let mut cmd = Command::new(bin);
