@@ -2,7 +2,7 @@
 //! ingest → sweep flow, redelivery, late chunks, vanished objects, streaming, the idle clock.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -283,11 +283,22 @@ async fn gzip_output_is_the_same_document() {
     assert_eq!(v["rrweb_data"], full_events());
 }
 
-/// A results store that records the size of every part written.
+/// A store that records the size of every part written and counts the bytes read.
 #[derive(Debug)]
 struct Recording {
     inner: LocalStore,
     parts: Arc<Mutex<Vec<usize>>>,
+    read: Arc<AtomicU64>,
+}
+
+impl Recording {
+    fn new(root: PathBuf) -> Self {
+        Recording {
+            inner: LocalStore::open(StorageUrl::Local(root)).unwrap(),
+            parts: Arc::default(),
+            read: Arc::default(),
+        }
+    }
 }
 
 struct RecordingWriter {
@@ -321,7 +332,14 @@ impl ObjectStore for Recording {
         self.inner.stat(name).await
     }
     async fn get(&self, name: &str, limit: u64) -> StorageResult<Object> {
-        self.inner.get(name, limit).await
+        let got = self.inner.get(name, limit).await?;
+        self.read.fetch_add(got.body.len() as u64, Ordering::SeqCst);
+        Ok(got)
+    }
+    async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
+        let head = self.inner.get_head(name, len).await?;
+        self.read.fetch_add(head.len() as u64, Ordering::SeqCst);
+        Ok(head)
     }
     async fn put(&self, name: &str, body: Bytes, p: Precondition) -> StorageResult<ObjectMeta> {
         self.inner.put(name, body, p).await
@@ -337,11 +355,8 @@ impl ObjectStore for Recording {
 #[tokio::test]
 async fn results_stream_out_in_parts_bounded_by_one_chunk() {
     let dir = tempfile::tempdir().unwrap();
-    let parts = Arc::new(Mutex::new(Vec::new()));
-    let store = Recording {
-        inner: LocalStore::open(StorageUrl::Local(dir.path().join("r"))).unwrap(),
-        parts: parts.clone(),
-    };
+    let store = Recording::new(dir.path().join("r"));
+    let parts = store.parts.clone();
     let part_size = 8 * 1024;
     let e = env_with(
         Options {
@@ -368,4 +383,59 @@ async fn results_stream_out_in_parts_bounded_by_one_chunk() {
         "no part holds more than the part size plus one chunk: {parts:?}"
     );
     assert_eq!(parts.iter().sum::<usize>() as u64, report.bytes);
+}
+
+/// Backfill learns an SDK-shaped chunk's session from its first bytes, so each such chunk is
+/// downloaded whole once (to stitch it), not twice; a chunk that does not start with its guid
+/// is still grouped, by a full read.
+#[tokio::test]
+async fn backfill_downloads_each_sdk_chunk_once() {
+    use rrstitch::service::backfill::{backfill, NoProgress, HEAD_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let source = Recording::new(dir.path().join("bucket"));
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let mut total = 0;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(fixture_chunks()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        total += std::fs::copy(&path, bucket.join(&name)).unwrap();
+        names.push(name);
+    }
+    // One chunk with its fields in another order: its head names no session.
+    names.sort();
+    let reordered = bucket.join(&names[0]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&reordered).unwrap()).unwrap();
+    let text = format!(
+        r#"{{"environment":{},"session_data":{},"session_guid":{}}}"#,
+        v["environment"], v["session_data"], v["session_guid"]
+    );
+    std::fs::write(&reordered, &text).unwrap();
+    let reordered_len = std::fs::metadata(&reordered).unwrap().len();
+    total += reordered_len
+        - std::fs::metadata(fixture_chunks().join(&names[0]))
+            .unwrap()
+            .len();
+
+    let read = source.read.clone();
+    let out = dir.path().join("out");
+    let results = Arc::new(LocalStore::open(StorageUrl::Local(out.clone())).unwrap());
+    let summary = backfill(Arc::new(source), results, &Options::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.sessions_written, 1, "{summary:?}");
+    assert_eq!(summary.rejected, 0, "{summary:?}");
+    let stitched: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("{GUID}.json"))).unwrap()).unwrap();
+    assert_eq!(stitched["rrweb_data"], full_events());
+
+    // Every chunk's head (all are longer than HEAD_BYTES), every chunk whole once to stitch
+    // it, and the reordered one whole once more to group it.
+    let heads = names.len() as u64 * HEAD_BYTES;
+    assert_eq!(
+        read.load(Ordering::SeqCst),
+        total + heads + reordered_len,
+        "bytes read from a {total}-byte bucket"
+    );
 }

@@ -1,11 +1,13 @@
 //! Backfill: stitch a whole bucket in one batch, no index needed — the seed's batch job.
 //!
-//! Two passes, so memory never holds a session: the first reads every chunk once to learn its
-//! session (keeping only names), the second validates and stitches each session by streaming
-//! its chunks again into the results bucket. The first pass reads the guid off the chunk's
-//! first bytes where the chunk starts with it (as SDKs write them) and parses the whole chunk
-//! only otherwise, so each byte is parsed once. Both passes are parallel (chunks in the first,
-//! sessions in the second) with bounded concurrency.
+//! Two passes, so memory never holds a session: the first learns every chunk's session
+//! (keeping only names), the second validates and stitches each session by streaming its
+//! chunks into the results bucket. SDKs write `session_guid` first, so the first pass reads
+//! only a chunk's first [`HEAD_BYTES`] (a ranged read) and takes the guid from there; it
+//! downloads and parses the whole chunk only when the head does not name a session (gzip, or
+//! another field order). So most chunks are downloaded once and every byte is parsed once.
+//! Both passes are parallel (chunks in the first, sessions in the second) with bounded
+//! concurrency.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,6 +73,11 @@ pub struct Failure {
     pub error: String,
 }
 
+/// How much of a chunk the grouping pass reads: `{"session_guid":"` plus the longest valid
+/// guid (128) fit with room for whitespace; a head that cuts the guid short falls back to a
+/// full read.
+pub const HEAD_BYTES: u64 = 512;
+
 enum Checked {
     Chunk(ChunkName, SessionGuid),
     Rejected(String, Reject),
@@ -94,7 +101,7 @@ pub async fn backfill(
         match ChunkName::classify(&meta.name, &options.chunk_prefix) {
             NameClass::Ignored => summary.ignored += 1,
             NameClass::Rejected(reject) => note_reject(&mut summary, meta.name, reject),
-            NameClass::Chunk(name) => candidates.push(name),
+            NameClass::Chunk(name) => candidates.push((name, meta.size)),
         }
     }
 
@@ -102,9 +109,9 @@ pub async fn backfill(
     progress.phase("reading chunks", candidates.len() as u64);
     let limits = options.limits;
     let mut checks = stream::iter(candidates)
-        .map(|name| {
+        .map(|(name, size)| {
             let source = source.clone();
-            async move { check(source.as_ref(), name, limits).await }
+            async move { check(source.as_ref(), name, size, limits).await }
         })
         .buffer_unordered(options.read_parallelism.max(1));
     let mut sessions: BTreeMap<SessionGuid, Vec<ChunkName>> = BTreeMap::new();
@@ -186,21 +193,37 @@ pub async fn backfill(
     Ok(summary)
 }
 
-async fn check(source: &dyn ObjectStore, name: ChunkName, limits: engine::Limits) -> Checked {
-    let object = match source.get(name.object(), limits.max_chunk_bytes).await {
-        Ok(object) => object,
-        Err(StorageError::TooLarge { size, limit, .. }) => {
-            return Checked::Rejected(name.object().to_owned(), Reject::TooLarge { size, limit })
-        }
-        Err(e) => return Checked::Unreadable(name.object().to_owned(), e),
-    };
+/// Learns which session one chunk belongs to, reading as little of it as that takes.
+async fn check(
+    source: &dyn ObjectStore,
+    name: ChunkName,
+    listed_size: u64,
+    limits: engine::Limits,
+) -> Checked {
+    let object_name = || name.object().to_owned();
+    // Refused by the size the listing gave, before any byte is read.
+    if let Err(reject) = limits.check_size(listed_size) {
+        return Checked::Rejected(object_name(), reject);
+    }
     // Most chunks name their session first thing: that is all this pass needs, and the full
     // validation happens once, when the chunk is stitched (and rejects it then if it fails).
     if !name.is_gzip() {
-        if let Some(guid) = engine::peek_guid(&object.body) {
-            return Checked::Chunk(name, guid);
+        match source.get_head(name.object(), HEAD_BYTES).await {
+            Ok(head) => {
+                if let Some(guid) = engine::peek_guid(&head) {
+                    return Checked::Chunk(name, guid);
+                }
+            }
+            Err(e) => return Checked::Unreadable(object_name(), e),
         }
     }
+    let object = match source.get(name.object(), limits.max_chunk_bytes).await {
+        Ok(object) => object,
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            return Checked::Rejected(object_name(), Reject::TooLarge { size, limit })
+        }
+        Err(e) => return Checked::Unreadable(object_name(), e),
+    };
     tokio::task::spawn_blocking(move || {
         let guid = engine::decode(&object.body, name.is_gzip(), &limits)
             .and_then(|text| engine::parse(&text).map(|chunk| chunk.session_guid));

@@ -16,6 +16,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     generation_match(store).await;
     list_by_prefix_in_order(store).await;
     size_limit_before_download(store).await;
+    head_reads(store).await;
     streamed_write(store).await;
     missing_objects(store).await;
     awkward_names(store).await;
@@ -167,6 +168,46 @@ pub async fn size_limit_before_download(store: &dyn ObjectStore) {
     assert_eq!(
         store.get("conf/big.json", 1000).await.unwrap().body.len(),
         1000
+    );
+}
+
+/// `get_head` returns exactly the first bytes, however the object compares with `len`.
+pub async fn head_reads(store: &dyn ObjectStore) {
+    let body: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    store
+        .put(
+            "conf/head.json",
+            Bytes::from(body.clone()),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    for len in [1, 10, 999, 1000, 1001, 1 << 20] {
+        let head = store
+            .get_head("conf/head.json", len)
+            .await
+            .unwrap_or_else(|e| panic!("get_head {len}: {e}"));
+        let want = &body[..body.len().min(len as usize)];
+        assert_eq!(head.as_ref(), want, "the first {len} bytes");
+    }
+    assert!(store
+        .get_head("conf/head.json", 0)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .put("conf/empty.json", Bytes::new(), Precondition::None)
+        .await
+        .unwrap();
+    let empty = store.get_head("conf/empty.json", 512).await;
+    assert!(
+        matches!(&empty, Ok(b) if b.is_empty()),
+        "the head of an empty object is empty, got {empty:?}"
+    );
+    let missing = store.get_head("conf/missing.json", 512).await;
+    assert!(
+        matches!(missing, Err(StorageError::NotFound { .. })),
+        "got {missing:?}"
     );
 }
 

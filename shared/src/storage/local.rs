@@ -263,6 +263,25 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn get_head(&self, name: &str, len: u64) -> Result<Bytes> {
+        let path = self.path_of(name)?;
+        let name = name.to_owned();
+        blocking(move || {
+            use std::io::Read;
+            let file = std::fs::File::open(&path).map_err(|e| io_error("get", &name, e))?;
+            let m = file.metadata().map_err(|e| io_error("get", &name, e))?;
+            if !m.is_file() {
+                return Err(StorageError::NotFound { name });
+            }
+            let mut head = Vec::with_capacity(len.min(m.len()) as usize);
+            file.take(len)
+                .read_to_end(&mut head)
+                .map_err(|e| io_error("get", &name, e))?;
+            Ok(Bytes::from(head))
+        })
+        .await
+    }
+
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
         let mut writer = self.writer(name, precondition).await?;
         writer.write(body).await?;

@@ -1,8 +1,10 @@
 //! The object storage port, and its adapters.
 //!
-//! Buckets are flat namespaces of immutable-ish objects; rrstitch needs five things of one:
-//! list by prefix, get (with a size cap checked *before* download), stat, a small put with a
-//! precondition, and a streaming writer for results too large to hold. Each adapter lives in
+//! Buckets are flat namespaces of immutable-ish objects; rrstitch needs six things of one:
+//! list by prefix, get (with a size cap checked *before* download), a read of an object's
+//! first bytes (a ranged read: which session a chunk belongs to is written at its start),
+//! stat, a small put with a precondition, and a streaming writer for results too large to
+//! hold. Each adapter lives in
 //! its own module and is held to the same behaviour by [`conformance`].
 //!
 //! Preconditions exist for two reasons: create-only writes (a lost race is visible, not a
@@ -108,6 +110,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
 
     /// Reads one object whole, refusing (before downloading) one over `limit` bytes.
     async fn get(&self, name: &str, limit: u64) -> Result<Object>;
+
+    /// Reads at most the first `len` bytes of one object (all of it when it is shorter;
+    /// nothing for an empty one), downloading no more than that. Backfill's grouping pass
+    /// needs only the `session_guid` a chunk starts with; reading the rest there would read
+    /// every chunk twice.
+    async fn get_head(&self, name: &str, len: u64) -> Result<Bytes>;
 
     /// Writes one object whole.
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta>;
