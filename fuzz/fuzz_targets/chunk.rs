@@ -1,7 +1,8 @@
 //! Any bytes as a chunk object: decoding and validation never panic, whatever validates
-//! stitches into a document that parses as JSON with every event in it, and each event's
-//! `type` and `timestamp` are what serde_json finds in it (rrstitch skims them from text it
-//! has validated once, without a second parser pass).
+//! stitches into a document that parses as JSON with every event in it, each event's bytes
+//! are exactly the `session_data` element serde_json finds (rrstitch locates them from the
+//! members it captured in its one validating pass), and each event's `type` and `timestamp`
+//! are what serde_json reads from it.
 #![no_main]
 
 use std::collections::HashMap;
@@ -17,9 +18,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(text) = decode(data, false, &limits) else { return };
     let Ok(chunk) = parse(&text) else { return };
+    let top: HashMap<String, &RawValue> =
+        serde_json::from_str(&text).expect("an accepted chunk is a JSON object");
+    let elements: Vec<&RawValue> = serde_json::from_str(top["session_data"].get())
+        .expect("an accepted chunk has a session_data array");
+    let located: Vec<&str> = chunk.events.iter().map(|e| e.raw).collect();
+    let expected: Vec<&str> = elements.iter().map(|e| e.get()).collect();
+    assert_eq!(located, expected, "each event's bytes are its array element");
     for event in &chunk.events {
         let fields: HashMap<String, &RawValue> =
-            serde_json::from_str(event.raw.get()).expect("an accepted event is a JSON object");
+            serde_json::from_str(event.raw).expect("an accepted event is a JSON object");
         assert_eq!(serde_json::from_str::<i64>(fields["type"].get()).ok(), Some(event.kind));
         assert_eq!(
             serde_json::from_str::<serde_json::Number>(fields["timestamp"].get()).ok(),

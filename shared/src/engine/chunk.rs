@@ -1,14 +1,17 @@
 //! Reading one chunk object: from stored bytes to validated events, without building trees.
 //!
 //! The body is `{"session_guid", "session_data": [events], "environment"}`. Events are never
-//! deserialized into values: each is kept as the exact bytes it had (`&RawValue`, a slice of
-//! the input), and only the few fields rrstitch needs (`type`, `timestamp`, a Meta's `href`, an
-//! interaction's `source`/`type`) are read from it, by a structural walk that does not
-//! validate the event a second time ([`super::skim`]). That is what lets the stitcher copy events
-//! byte for byte, and what keeps deep DOM snapshots safe: serde_json skips over a value it
-//! does not deserialize with a loop, not recursion, so a snapshot nested 100,000 levels deep
-//! is just bytes to it (its 128-level limit applies only to typed deserialization, which never
-//! goes deeper than an event's top-level fields here).
+//! deserialized into values: each is kept as the exact bytes it had (a slice of the input),
+//! and only the few fields rrstitch needs (`type`, `timestamp`, a Meta's `href`, an
+//! interaction's `source`/`type`) are read from it. All of that happens in serde_json's one
+//! validating pass over the chunk: each event is visited as a map whose member values are
+//! captured raw (slices of the input, nothing built), and the event's own bytes are the
+//! stretch from the `{` before its first member to the `}` after its last. No byte is walked
+//! twice. That is what lets the stitcher copy events byte for byte, and what keeps deep DOM
+//! snapshots safe: serde_json skips over a value it does not deserialize with a loop, not
+//! recursion, so a snapshot nested 100,000 levels deep is just bytes to it (its 128-level
+//! limit applies only to typed deserialization, which never goes deeper than an event's
+//! top-level members here).
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -122,7 +125,8 @@ pub struct Chunk<'a> {
 /// One rrweb event: its exact bytes plus the fields metadata needs.
 #[derive(Debug)]
 pub struct Event<'a> {
-    pub raw: &'a RawValue,
+    /// The event's JSON object exactly as stored, a slice of the chunk's text.
+    pub raw: &'a str,
     pub kind: i64,
     pub timestamp: Number,
     /// A Meta event's `data.href`.
@@ -184,15 +188,17 @@ pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
         }
         Some(EventsField::Array(events)) => events,
     };
-    let session_data = match (raw_events.first(), raw_events.last()) {
-        (Some(first), Some(last)) => span(text, first.get(), last.get()),
-        _ => "",
-    };
     let events = raw_events
         .into_iter()
         .enumerate()
-        .map(|(index, raw)| parse_event(raw).map_err(|reason| Reject::BadEvent { index, reason }))
+        .map(|(index, members)| {
+            event(text, members).map_err(|reason| Reject::BadEvent { index, reason })
+        })
         .collect::<Result<Vec<_>, _>>()?;
+    let session_data = match (events.first(), events.last()) {
+        (Some(first), Some(last)) => span(text, first.raw, last.raw),
+        _ => "",
+    };
 
     Ok(Chunk {
         session_guid,
@@ -274,10 +280,123 @@ struct Top<'a> {
     environment: Option<&'a RawValue>,
 }
 
-/// `session_data` as found: its elements, raw, or the news that it is not an array.
+/// `session_data` as found: what each element holds, or the news that it is not an array.
 enum EventsField<'a> {
-    Array(Vec<&'a RawValue>),
+    Array(Vec<Members<'a>>),
     NotArray,
+}
+
+/// What one `session_data` element holds, read in the validating pass: the raw values of
+/// the members rrstitch needs, and the first and last member values, which locate the
+/// event's own bytes. A problem that is not a JSON syntax error (not an object, a field
+/// given twice) is kept here rather than failing the pass, so that a syntax error anywhere
+/// in the chunk is still reported as such, as serde_json would.
+#[derive(Debug, Default, PartialEq)]
+struct Members<'a> {
+    kind: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    data: Option<&'a str>,
+    first: Option<&'a str>,
+    last: Option<&'a str>,
+    problem: Option<&'static str>,
+}
+
+/// The member names rrstitch reads; serde_json hands them over unescaped, and a name it
+/// cannot borrow (one with escapes) is compared without being allocated.
+enum Name {
+    Type,
+    Timestamp,
+    Data,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Name, E> {
+                Ok(match name {
+                    "type" => Name::Type,
+                    "timestamp" => Name::Timestamp,
+                    "data" => Name::Data,
+                    _ => Name::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an rrweb event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut m = Members::default();
+                while let Some(name) = map.next_key::<Name>()? {
+                    let value = map.next_value::<&'de RawValue>()?.get();
+                    m.first.get_or_insert(value);
+                    m.last = Some(value);
+                    let (slot, duplicate) = match name {
+                        Name::Type => (&mut m.kind, "duplicate field `type`"),
+                        Name::Timestamp => (&mut m.timestamp, "duplicate field `timestamp`"),
+                        Name::Data => (&mut m.data, "duplicate field `data`"),
+                        Name::Other => continue,
+                    };
+                    if slot.replace(value).is_some() {
+                        m.problem.get_or_insert(duplicate);
+                    }
+                }
+                Ok(m)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Members<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Members::not_an_object())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+            fn visit_unit<E>(self) -> Result<Members<'de>, E> {
+                Ok(Members::not_an_object())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Members<'_> {
+    fn not_an_object() -> Self {
+        Members {
+            problem: Some("is not a JSON object"),
+            ..Members::default()
+        }
+    }
 }
 
 fn some_events<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EventsField<'de>>, D::Error> {
@@ -292,8 +411,8 @@ fn some_events<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EventsField<'de
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
             let mut events = Vec::with_capacity(seq.size_hint().unwrap_or(64));
-            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                events.push(raw);
+            while let Some(members) = seq.next_element::<Members<'de>>()? {
+                events.push(members);
             }
             Ok(EventsField::Array(events))
         }
@@ -337,51 +456,29 @@ fn span<'a>(text: &'a str, first: &'a str, last: &'a str) -> &'a str {
     &text[start..end]
 }
 
-/// The fields of an event rrstitch reads, as raw text; everything else is skipped.
-#[derive(Default)]
-struct Head<'a> {
-    kind: Option<&'a str>,
-    timestamp: Option<&'a str>,
-    data: Option<&'a str>,
-}
-
-impl<'a> Head<'a> {
-    /// Reads an event [`parse`] has already validated, without validating it again (see
-    /// [`super::skim`]). A field given twice is an error, as serde's derive makes it.
-    fn read(event: &'a str) -> Result<Head<'a>, String> {
-        let mut head = Head::default();
-        for member in super::skim::members(event) {
-            let slot = match &*member.key {
-                "type" => &mut head.kind,
-                "timestamp" => &mut head.timestamp,
-                "data" => &mut head.data,
-                _ => continue,
-            };
-            if slot.replace(member.value).is_some() {
-                return Err(format!("duplicate field `{}`", member.key));
-            }
-        }
-        Ok(head)
-    }
-}
-
 fn some_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
 }
 
-fn parse_event(raw: &RawValue) -> Result<Event<'_>, String> {
-    if !raw.get().starts_with('{') {
-        return Err("is not a JSON object".into());
+/// Turns what the validating pass found in one element into an event.
+fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>, String> {
+    if let Some(problem) = members.problem {
+        return Err(problem.into());
     }
-    let head = Head::read(raw.get())?;
-    let kind = head
+    let kind = members
         .kind
         .and_then(|k| serde_json::from_str::<i64>(k).ok())
         .ok_or("has no integer `type`")?;
-    let timestamp = head
+    let timestamp = members
         .timestamp
         .and_then(|t| serde_json::from_str::<Number>(t).ok())
         .ok_or("has no numeric `timestamp`")?;
+    // An event with a `type` has a first and a last member.
+    let raw = members
+        .first
+        .zip(members.last)
+        .and_then(|(first, last)| object_around(text, first, last))
+        .ok_or("could not be located in the chunk's text")?;
     let mut event = Event {
         raw,
         kind,
@@ -389,12 +486,53 @@ fn parse_event(raw: &RawValue) -> Result<Event<'_>, String> {
         href: None,
         is_click: false,
     };
-    match (kind, head.data) {
+    match (kind, members.data) {
         (event_type::META, Some(data)) => event.href = meta_href(data),
         (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => event.is_click = is_click(data),
         _ => {}
     }
     Ok(event)
+}
+
+/// The object whose first member's value is `first` and whose last member's value is `last`,
+/// both slices of `text`, which serde_json has validated: back from `first` over
+/// `{ "name" :` (the name may hold escaped quotes), forward from `last` to the `}`. `None`
+/// only if `text` is not what serde_json validated.
+fn object_around<'a>(text: &'a str, first: &str, last: &str) -> Option<&'a str> {
+    let bytes = text.as_bytes();
+    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let offset = |s: &str| (s.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+    let back = |mut at: usize| {
+        while at > 0 && ws(bytes[at - 1]) {
+            at -= 1;
+        }
+        at
+    };
+    let expect = |at: usize, want: u8| (at > 0 && bytes[at - 1] == want).then(|| at - 1);
+
+    let mut at = back(offset(first)?);
+    at = expect(back(expect(at, b':')?), b'"')?;
+    // The name's opening quote: the nearest quote before, not escaped (an even run of
+    // backslashes before it).
+    loop {
+        let quote = memchr::memrchr(b'"', &bytes[..at])?;
+        let backslashes = bytes[..quote]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        at = quote;
+        if backslashes % 2 == 0 {
+            break;
+        }
+    }
+    let start = expect(back(at), b'{')?;
+
+    let mut end = offset(last)? + last.len();
+    while bytes.get(end).is_some_and(|&b| ws(b)) {
+        end += 1;
+    }
+    (bytes.get(end) == Some(&b'}')).then(|| &text[start..=end])
 }
 
 fn meta_href(data: &str) -> Option<String> {
@@ -478,7 +616,7 @@ mod tests {
         assert_eq!(c.events.len(), 2);
         assert_eq!(c.events[0].href.as_deref(), Some("https://a.test/"));
         assert_eq!(
-            c.events[1].raw.get(),
+            c.events[1].raw,
             r#"{"timestamp":2.5, "type":3,"data":{"source":2,"type":2,"id":9}}"#
         );
         assert!(c.events[1].is_click);
@@ -627,7 +765,7 @@ mod tests {
         let event = format!(r#"{{"type":2,"timestamp":5,"data":{{"node":{deep}}}}}"#);
         let text = chunk_text(&event);
         let c = parse(&text).unwrap();
-        assert_eq!(c.events[0].raw.get(), event);
+        assert_eq!(c.events[0].raw, event);
         // Deep junk in an ignored top-level field is skipped as well.
         let text =
             format!(r#"{{"x":{deep},"session_guid":"g","session_data":[],"environment":"e"}}"#);
@@ -688,8 +826,7 @@ mod tests {
         assert_ne!(a.data_hash(), c.data_hash());
     }
 
-    /// How events were read before [`Head::read`]: serde's derive over the event text, which
-    /// validates all of it again. The skimmer must agree with it on every valid event.
+    /// serde's derive over the event text: the reference for which members an event has.
     #[derive(Deserialize)]
     struct SerdeHead<'a> {
         #[serde(rename = "type", borrow, default, deserialize_with = "some_raw")]
@@ -705,9 +842,14 @@ mod tests {
         Ok([h.kind, h.timestamp, h.data].map(|v| v.map(RawValue::get)))
     }
 
-    fn skim_head(text: &str) -> Result<[Option<&str>; 3], ()> {
-        let h = Head::read(text).map_err(|_| ())?;
-        Ok([h.kind, h.timestamp, h.data])
+    /// What the validating pass reads from one event, and the bytes it takes for the event.
+    fn pass_head(text: &str) -> Result<([Option<&str>; 3], Option<&str>), ()> {
+        let m: Members<'_> = serde_json::from_str(text).map_err(|_| ())?;
+        if m.problem.is_some() {
+            return Err(());
+        }
+        let raw = m.first.zip(m.last).map(|(f, l)| object_around(text, f, l));
+        Ok(([m.kind, m.timestamp, m.data], raw.flatten()))
     }
 
     fn ws() -> impl proptest::strategy::Strategy<Value = &'static str> {
@@ -780,9 +922,35 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4_000))]
         #[test]
-        fn skimming_an_event_agrees_with_serde(text in object_text(json_text())) {
+        fn the_validating_pass_reads_events_as_serde_does(text in object_text(json_text())) {
             serde_json::from_str::<&RawValue>(&text).expect("the generator writes valid JSON");
-            proptest::prop_assert_eq!(skim_head(&text), serde_head(&text), "{}", text);
+            let pass = pass_head(&text);
+            proptest::prop_assert_eq!(pass.map(|(head, _)| head), serde_head(&text), "{}", text);
+            if let Ok((_, raw)) = pass {
+                // An object with members is located exactly; `{}` has nothing to locate.
+                let want = (text.trim() != "{}").then_some(text.as_str());
+                proptest::prop_assert_eq!(raw, want, "{}", text);
+            }
+        }
+
+        /// Whitespace and escaped names around events in a real array: each event's bytes
+        /// are exactly the array element serde_json sees.
+        #[test]
+        fn events_are_located_exactly_in_their_array(
+            events in proptest::collection::vec(object_text(json_text()), 1..4),
+            w in ws(),
+        ) {
+            let events: Vec<String> = events
+                .into_iter()
+                .map(|e| format!(r#"{{{w}"t\u0079pe"{w}:{w}3,"timestamp":1,"x":{e}{w}}}"#))
+                .collect();
+            let text = format!(
+                r#"{{"session_guid":"g","session_data":[{w}{}{w}],"environment":"e"}}"#,
+                events.join(&format!("{w},{w}"))
+            );
+            let chunk = parse(&text).expect("valid events");
+            let raw: Vec<&str> = chunk.events.iter().map(|e| e.raw).collect();
+            proptest::prop_assert_eq!(raw, events.iter().map(String::as_str).collect::<Vec<_>>());
         }
     }
 }

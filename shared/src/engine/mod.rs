@@ -4,7 +4,6 @@
 //! - [`name`]: which objects are chunks and the upload time a name carries (the order);
 //! - [`guid`]: the session id rule that keeps hostile ids out of paths and object names;
 //! - [`chunk`]: decoding (size caps, gzip, UTF-8) and validating one chunk, events kept raw;
-//! - [`skim`]: reading an already validated event's fields without validating it again;
 //! - [`stitch`]: the streaming writer of the stitched document;
 //! - [`metadata`]: what that document says about the session;
 //! - [`reject`]: the permanent reasons a chunk is refused.
@@ -14,7 +13,6 @@ pub mod guid;
 pub mod metadata;
 pub mod name;
 pub mod reject;
-pub mod skim;
 pub mod stitch;
 
 pub use chunk::{decode, parse, peek_guid, Chunk, Event, Limits};

@@ -76,7 +76,7 @@ impl<W: Write> Stitcher<W> {
             if self.wrote_event {
                 self.out.write_all(b",")?;
             }
-            self.out.write_all(event.raw.get().as_bytes())?;
+            self.out.write_all(event.raw.as_bytes())?;
             self.wrote_event = true;
         }
         Ok(Pushed::Stitched)
