@@ -188,13 +188,12 @@ pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
         }
         Some(EventsField::Array(events)) => events,
     };
-    let events = raw_events
-        .into_iter()
-        .enumerate()
-        .map(|(index, members)| {
-            event(text, members).map_err(|reason| Reject::BadEvent { index, reason })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // A vector of its own, sized exactly: collecting straight from `raw_events` would reuse
+    // its larger buffer in place and keep it for as long as the chunk lives.
+    let mut events = Vec::with_capacity(raw_events.len());
+    for (index, members) in raw_events.into_iter().enumerate() {
+        events.push(event(text, members).map_err(|reason| Reject::BadEvent { index, reason })?);
+    }
     let session_data = match (events.first(), events.last()) {
         (Some(first), Some(last)) => span(text, first.raw, last.raw),
         _ => "",
