@@ -139,6 +139,18 @@ fn walk(
     Ok(())
 }
 
+/// Opens a file to read it as an object: a directory is no object.
+fn open_file(path: &Path, name: &str) -> Result<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::File::open(path).map_err(|e| io_error("get", name, e))?;
+    let m = file.metadata().map_err(|e| io_error("get", name, e))?;
+    if !m.is_file() {
+        return Err(StorageError::NotFound {
+            name: name.to_owned(),
+        });
+    }
+    Ok((file, m))
+}
+
 fn temp_path(dest: &Path) -> PathBuf {
     let mut nonce = [0u8; 8];
     let _ = getrandom::getrandom(&mut nonce);
@@ -231,11 +243,7 @@ impl ObjectStore for LocalStore {
         let name = name.to_owned();
         blocking(move || {
             use std::io::Read;
-            let file = std::fs::File::open(&path).map_err(|e| io_error("get", &name, e))?;
-            let m = file.metadata().map_err(|e| io_error("get", &name, e))?;
-            if !m.is_file() {
-                return Err(StorageError::NotFound { name });
-            }
+            let (file, m) = open_file(&path, &name)?;
             if m.len() > limit {
                 return Err(StorageError::TooLarge {
                     name,
@@ -268,11 +276,7 @@ impl ObjectStore for LocalStore {
         let name = name.to_owned();
         blocking(move || {
             use std::io::Read;
-            let file = std::fs::File::open(&path).map_err(|e| io_error("get", &name, e))?;
-            let m = file.metadata().map_err(|e| io_error("get", &name, e))?;
-            if !m.is_file() {
-                return Err(StorageError::NotFound { name });
-            }
+            let (file, m) = open_file(&path, &name)?;
             let mut head = Vec::with_capacity(len.min(m.len()) as usize);
             file.take(len)
                 .read_to_end(&mut head)

@@ -85,6 +85,18 @@ where
     }
 }
 
+/// Reads a response body to its end; a connection lost halfway is worth retrying.
+async fn read_body(name: &str, body: ByteStream) -> Result<Bytes> {
+    body.collect()
+        .await
+        .map(|b| b.into_bytes())
+        .map_err(|e| StorageError::Transient {
+            op: "get",
+            name: name.to_owned(),
+            source: e.into(),
+        })
+}
+
 fn meta(name: &str, size: Option<i64>, etag: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: name.to_owned(),
@@ -151,16 +163,7 @@ impl ObjectStore for S3Store {
             });
         }
         let m = meta(name, got.content_length(), got.e_tag());
-        let body = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Transient {
-                op: "get",
-                name: name.to_owned(),
-                source: e.into(),
-            })?
-            .into_bytes();
+        let body = read_body(name, got.body).await?;
         if body.len() as u64 > limit {
             return Err(StorageError::TooLarge {
                 name: name.to_owned(),
@@ -191,16 +194,7 @@ impl ObjectStore for S3Store {
             }
             Err(e) => return Err(classify("get", name, e)),
         };
-        let mut body = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Transient {
-                op: "get",
-                name: name.to_owned(),
-                source: e.into(),
-            })?
-            .into_bytes();
+        let mut body = read_body(name, got.body).await?;
         // A server that ignores Range sends the whole object; keep the promise anyway.
         body.truncate(len as usize);
         Ok(body)
