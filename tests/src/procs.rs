@@ -88,6 +88,20 @@ impl Group {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP to the whole group: a paused instance, frozen wherever it was.
+    pub fn pause(&self) {
+        unsafe {
+            libc::killpg(self.child.id() as libc::pid_t, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT to the whole group.
+    pub fn resume(&self) {
+        unsafe {
+            libc::killpg(self.child.id() as libc::pid_t, libc::SIGCONT);
+        }
+    }
+
     /// Waits for the group leader to exit, returning its exit status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("waiting for a child")
@@ -97,6 +111,8 @@ impl Group {
         let pgid = self.child.id() as libc::pid_t;
         unsafe {
             libc::killpg(pgid, libc::SIGTERM);
+            // A paused group would never see the SIGTERM.
+            libc::killpg(pgid, libc::SIGCONT);
         }
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {

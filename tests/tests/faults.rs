@@ -620,3 +620,184 @@ fn a_chunk_deleted_before_finalize_is_reported_and_the_rest_stitched() {
     );
     figure("vanished.missing_reported", 1);
 }
+
+/// Which of the two finalizers of [`superseded_finalizer`] finishes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// The newer claim writes and completes while the superseded one is paused.
+    Newer,
+    /// The superseded finalizer resumes and writes first, while the newer one is paused.
+    Superseded,
+}
+
+/// A finalizer (A) claims a session and stitches slowly (every storage request of its goes
+/// through a proxy adding latency), then pauses past its lease, as a frozen instance does. A
+/// chunk lands, and a sweep (B) takes the session over. Whichever finishes first, once both
+/// are done the result must hold every chunk and the session be finalized.
+fn superseded_finalizer(first: First) {
+    let stack = Stack::start();
+    let bucket = stack.dir.path().join("bucket");
+    bins::command("rrstitch", &[])
+        .args(["generate", "--sessions", "1", "--events", "1800"])
+        .args(["--events-per-chunk", "60", "--seed", "21", "--out"])
+        .arg(&bucket)
+        .status()
+        .unwrap();
+    let expected = stack.expected();
+    let (file, _) = expected.iter().next().unwrap();
+    let guid = SessionGuid::parse(file.trim_end_matches(".json")).unwrap();
+    // Hold the last chunk back: it lands while A is paused.
+    let late_dir = stack.dir.path().join("late");
+    std::fs::create_dir_all(&late_dir).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&bucket)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let late = names.pop().unwrap();
+    std::fs::rename(bucket.join(&late), late_dir.join(&late)).unwrap();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    for (name, size) in stack.upload_dir(&bucket) {
+        assert_eq!(
+            binary_event(&ingest, "chunks", &name, size).body["outcome"],
+            "recorded"
+        );
+    }
+    std::fs::rename(late_dir.join(&late), bucket.join(&late)).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gcs_addr = format!("127.0.0.1:{}", stack.gcs.port).parse().unwrap();
+    let slow = rt.block_on(rrstitch_tests::latency::start(
+        gcs_addr,
+        Duration::from_millis(60),
+    ));
+    let lease = "2";
+    let slow_env = stack.with(&[
+        ("STORAGE_EMULATOR_HOST", &format!("http://{slow}")),
+        ("RRSTITCH_LEASE_SECS", lease),
+        ("RRSTITCH_READ_PARALLELISM", "1"),
+    ]);
+    let index = stack.index();
+    let session = || {
+        rt.block_on(index.session(&guid))
+            .unwrap()
+            .expect("session indexed")
+    };
+    let lease_expired = || {
+        let s = session();
+        s.status == SessionStatus::Finalizing
+            && s.lease_until
+                .is_some_and(|u| u < rrstitch::time::Millis::now())
+    };
+    let chunks_in_result = || -> usize {
+        let got: Value =
+            serde_json::from_slice(&stack.gcs.download("results", file).expect("a result"))
+                .unwrap();
+        got["metadata"]["timestamp_list"].as_array().unwrap().len()
+    };
+
+    // A claims, then freezes mid-stitch.
+    let mut a = Group::spawn("rrstitch-finalize-superseded", {
+        let mut c = bins::command("rrstitch", &slow_env);
+        c.args(["finalize", guid.as_str(), "--json"]);
+        c
+    });
+    a.wait_until(Duration::from_secs(60), || {
+        session().status == SessionStatus::Finalizing
+    });
+    // Past its fence (it renews its lease before it reads a chunk), so that resumed it
+    // would write, not merely notice it lost.
+    let claimed = session().lease_until;
+    a.wait_until(Duration::from_secs(30), || session().lease_until != claimed);
+    a.pause();
+    assert!(
+        stack.gcs.download("results", file).is_none(),
+        "A wrote before it could be paused; make the session bigger"
+    );
+    // A chunk lands; A's lease runs out.
+    stack
+        .gcs
+        .upload("chunks", &late, &std::fs::read(bucket.join(&late)).unwrap());
+    let reply = binary_event(
+        &ingest,
+        "chunks",
+        &late,
+        std::fs::metadata(bucket.join(&late)).unwrap().len() as usize,
+    );
+    assert_eq!(reply.body["outcome"], "recorded", "{}", reply.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lease_expired() {
+        assert!(Instant::now() < deadline, "A's lease never ran out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut b = match first {
+        First::Newer => {
+            // B takes over and finishes while A is frozen.
+            let swept = cli_json(
+                &stack.with(&[("RRSTITCH_LEASE_SECS", lease)]),
+                &["sweep", "--idle", "0s", "--json"],
+            );
+            assert_eq!(
+                swept["finalized"][0]["session_guid"],
+                guid.as_str(),
+                "{swept}"
+            );
+            assert_eq!(
+                chunks_in_result(),
+                names.len() + 1,
+                "B stitched every chunk"
+            );
+            None
+        }
+        First::Superseded => {
+            // B takes over, slowly, and freezes too; A resumes and writes first.
+            let mut b = Group::spawn("rrstitch-sweep-newer", {
+                let mut c = bins::command("rrstitch", &slow_env);
+                c.args(["sweep", "--idle", "0s", "--json"]);
+                c
+            });
+            b.wait_until(Duration::from_secs(60), || !lease_expired());
+            b.pause();
+            Some(b)
+        }
+    };
+    a.resume();
+    let a_status = a.wait();
+    assert!(
+        !a_status.success(),
+        "the superseded finalizer must not report success: {}",
+        a.tail()
+    );
+    let a_log = std::fs::read_to_string(&a.log).unwrap();
+    assert!(a_log.contains("took the session over"), "{a_log}");
+    if let Some(b) = b.as_mut() {
+        assert_eq!(
+            chunks_in_result(),
+            names.len(),
+            "A (superseded) finished first and wrote its older stitch"
+        );
+        b.resume();
+        assert!(b.wait().success(), "{}", b.tail());
+    }
+    // Settled: every chunk is in the result, and the index agrees.
+    assert_eq!(chunks_in_result(), names.len() + 1, "a stale stitch won");
+    assert_eq!(stack.check_results(&expected), 0);
+    let settled = session();
+    assert_eq!(settled.status, SessionStatus::Finalized);
+    assert_eq!(settled.chunk_count as usize, names.len() + 1);
+    figure(
+        &format!("fence.{first:?}_first.chunks_in_result"),
+        chunks_in_result(),
+    );
+}
+
+#[test]
+fn a_superseded_finalizer_cannot_replace_a_newer_result() {
+    superseded_finalizer(First::Newer);
+}
+
+#[test]
+fn a_superseded_finalizer_that_writes_first_is_overwritten() {
+    superseded_finalizer(First::Superseded);
+}

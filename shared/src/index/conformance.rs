@@ -24,6 +24,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     late_chunk_reopens_a_finalized_session(index).await;
     expired_lease_is_claimable_and_stale_claim_loses(index).await;
     release_returns_to_open(index).await;
+    renew_holds_only_while_the_claim_is_current(index).await;
     force_claim_and_unknown_sessions(index).await;
     rejects_are_recorded_once(index).await;
     claims_are_exclusive_across_handles(index, index).await;
@@ -251,6 +252,82 @@ pub async fn late_chunk_reopens_a_finalized_session(index: &dyn SessionIndex) {
     );
     assert_eq!(
         index.session(&h).await.unwrap().unwrap().status,
+        SessionStatus::Finalized
+    );
+}
+
+/// Renewal is the finalizer's fence: it must succeed for the current claim (even past its
+/// lease, if nobody took over), keep the session out of the sweep query while it holds, and
+/// fail once another claim, a completion or a release has happened.
+pub async fn renew_holds_only_while_the_claim_is_current(index: &dyn SessionIndex) {
+    let g = guid("renew");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(first) = index
+        .claim(&g, ClaimMode::Force, at(10), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    let past_lease = at(10).plus(LEASE).plus(Duration::from_secs(5));
+    assert_eq!(
+        index.renew(&first, past_lease, LEASE).await.unwrap(),
+        Some(past_lease.plus(LEASE)),
+        "an expired claim nobody took over may still renew"
+    );
+    let record = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(record.lease_until, Some(past_lease.plus(LEASE)));
+    assert_eq!(record.status, SessionStatus::Finalizing);
+    let soon = past_lease.plus(Duration::from_secs(1));
+    assert!(
+        !index
+            .idle_sessions(at(5), soon, 10_000)
+            .await
+            .unwrap()
+            .contains(&g),
+        "a renewed lease is live again: no sweep offers the session"
+    );
+    assert!(matches!(
+        index
+            .claim(&g, ClaimMode::Idle { idle_before: at(5) }, soon, LEASE)
+            .await
+            .unwrap(),
+        ClaimOutcome::Busy { .. }
+    ));
+    // Let it expire again, and another finalizer takes over: the first may not renew now.
+    let later = past_lease.plus(LEASE).plus(Duration::from_secs(5));
+    let ClaimOutcome::Claimed(second) = index
+        .claim(&g, ClaimMode::Idle { idle_before: at(5) }, later, LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("an expired lease is claimable");
+    };
+    assert_eq!(
+        index.renew(&first, later, LEASE).await.unwrap(),
+        None,
+        "a superseded claim cannot renew"
+    );
+    assert_eq!(
+        index.session(&g).await.unwrap().unwrap().lease_until,
+        Some(later.plus(LEASE)),
+        "the superseded renewal changed nothing"
+    );
+    assert!(index.renew(&second, later, LEASE).await.unwrap().is_some());
+    assert_eq!(
+        index.complete(&second, "r.json", later).await.unwrap(),
+        Completion::Finalized
+    );
+    assert_eq!(
+        index.renew(&second, later, LEASE).await.unwrap(),
+        None,
+        "a completed claim cannot renew"
+    );
+    assert_eq!(
+        index.session(&g).await.unwrap().unwrap().status,
         SessionStatus::Finalized
     );
 }

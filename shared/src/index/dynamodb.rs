@@ -528,6 +528,13 @@ impl SessionIndex for DynamoIndex {
         .await
     }
 
+    async fn renew(&self, claim: &Claim, now: Millis, lease: Duration) -> Result<Option<Millis>> {
+        self.update("renew", &claim.guid, |before| {
+            protocol::renew(before, claim, now, lease)
+        })
+        .await
+    }
+
     async fn release(&self, claim: &Claim, _now: Millis) -> Result<()> {
         self.update("release", &claim.guid, |before| {
             protocol::release(before, claim)

@@ -16,8 +16,18 @@
 //! - token still ours but the version moved (a chunk landed mid-stitch) → back to `open`, so
 //!   the next sweep stitches again with the new chunk;
 //! - token not ours (our lease expired and another finalizer took over) → nothing changes;
-//!   the result we wrote is a complete stitch of an older chunk set, and the newer claim's
-//!   result will replace it.
+//!   the newer claim stitches the session, and the fence below keeps our older stitch from
+//!   replacing its result.
+//!
+//! ## Fencing the result
+//! A lease is only a promise about time, and a paused or slow finalizer outlives it. So the
+//! result object is written conditionally: a finalizer reads the result's current generation,
+//! then [`SessionIndex::renew`]s its claim (which succeeds only while the claim is still the
+//! session's), then writes on that generation. A later claim can only write after it was
+//! granted, which is after that renewal, so the superseded finalizer's write fails its
+//! precondition if the newer one wrote first, and the newer one's write fails (and is retried
+//! on the new generation) if the superseded one wrote first. Either way the last result
+//! written is the newest claim's. [`crate::service::finalize`] implements the loop.
 //!
 //! A finalizer that dies simply lets its lease expire; the next sweep claims the session again.
 //! On a failure it can report, it *releases* the claim, returning the session to `open`.
@@ -227,6 +237,12 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
 
     async fn complete(&self, claim: &Claim, result_object: &str, now: Millis)
         -> Result<Completion>;
+
+    /// Extends a claim's lease to `now + lease` if the claim still holds the session (its
+    /// token is the session's), whether or not the lease has run out meanwhile; `None` when
+    /// another claim took the session over, or it was completed or released. Finalizers call
+    /// it as their fence before writing a result, and periodically while stitching.
+    async fn renew(&self, claim: &Claim, now: Millis, lease: Duration) -> Result<Option<Millis>>;
 
     /// Gives a claim back after a failure: the session is open again.
     async fn release(&self, claim: &Claim, now: Millis) -> Result<()>;

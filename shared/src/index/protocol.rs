@@ -148,6 +148,31 @@ pub fn complete(
     Decision::Write(Box::new(after), completion)
 }
 
+/// Extending `claim`'s lease: only while the claim is still the session's. A `true` answer
+/// is linearized after every earlier claim of the session and before any later one, which is
+/// what makes it a fence: a finalizer that reads its result object's generation, then renews,
+/// then writes on that generation cannot overwrite a result a later claim wrote (see
+/// [`crate::service::finalize`]).
+pub fn renew(
+    before: Option<&SessionState>,
+    claim: &Claim,
+    now: Millis,
+    lease: Duration,
+) -> Decision<Option<Millis>> {
+    match before {
+        Some(b)
+            if b.record.status == SessionStatus::Finalizing
+                && b.claim_token.as_deref() == Some(&claim.token) =>
+        {
+            let lease_until = now.plus(lease);
+            let mut after = b.clone();
+            after.record.lease_until = Some(lease_until);
+            Decision::Write(Box::new(after), Some(lease_until))
+        }
+        _ => Decision::Done(None),
+    }
+}
+
 /// Giving `claim` back after a failure: open again, unless someone else holds it now.
 pub fn release(before: Option<&SessionState>, claim: &Claim) -> Decision<()> {
     match before {

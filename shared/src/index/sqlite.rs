@@ -382,6 +382,20 @@ impl SessionIndex for SqliteIndex {
         .await
     }
 
+    async fn renew(&self, claim: &Claim, now: Millis, lease: Duration) -> Result<Option<Millis>> {
+        let claim = claim.clone();
+        let lease_until = now.plus(lease);
+        self.write("renew", move |tx| {
+            let changed = tx.execute(
+                "UPDATE sessions SET lease_until = ?3 \
+                 WHERE guid = ?1 AND claim_token = ?2 AND status = 'finalizing'",
+                params![claim.guid.as_str(), claim.token, lease_until.0],
+            )?;
+            Ok((changed == 1).then_some(lease_until))
+        })
+        .await
+    }
+
     async fn release(&self, claim: &Claim, _now: Millis) -> Result<()> {
         let claim = claim.clone();
         self.write("release", move |tx| {

@@ -77,12 +77,14 @@ impl OutBuf {
     }
 }
 
-/// Stitches `sources` (any order; sorted here) into `results/<object>`.
+/// Stitches `sources` (any order; sorted here) into `results/<object>`, written only if
+/// `precondition` still holds when the upload completes.
 pub(crate) async fn assemble(
     results: &dyn ObjectStore,
     object: &str,
     guid: &SessionGuid,
     mut sources: Vec<Source>,
+    precondition: Precondition,
     options: &Options,
 ) -> Result<Assembled> {
     sources.sort_by(|a, b| a.name.cmp(&b.name));
@@ -92,7 +94,7 @@ pub(crate) async fn assemble(
         OutBuf::Plain(Vec::with_capacity(options.part_size.min(1 << 20)))
     };
     let mut stitcher = Some(Stitcher::new(buf, guid.clone())?);
-    let mut writer = results.writer(object, Precondition::None).await?;
+    let mut writer = results.writer(object, precondition).await?;
     let mut bytes = 0u64;
     let mut missing = Vec::new();
     let mut invalid = Vec::new();

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::assemble::{assemble, Source};
 use super::{Options, Result};
 use crate::engine::{self, ChunkName, NameClass, Reject, SessionGuid};
-use crate::storage::{ObjectStore, StorageError};
+use crate::storage::{ObjectStore, Precondition, StorageError};
 
 /// Hooks for a progress display; every method defaults to nothing.
 pub trait Progress: Send + Sync {
@@ -151,7 +151,15 @@ pub async fn backfill(
             let results = results.clone();
             async move {
                 let object = options.result_name(&guid);
-                let done = assemble(results.as_ref(), &object, &guid, sources, options).await;
+                let done = assemble(
+                    results.as_ref(),
+                    &object,
+                    &guid,
+                    sources,
+                    Precondition::None,
+                    options,
+                )
+                .await;
                 (guid, done)
             }
         })

@@ -3,6 +3,8 @@
 //! session now. See [`crate::index`] for the claim/lease protocol this follows.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
@@ -12,6 +14,7 @@ use super::assemble::{assemble, Source};
 use super::{Result, Service, ServiceError};
 use crate::engine::{ChunkName, SessionGuid};
 use crate::index::{Claim, ClaimMode, ClaimOutcome, Completion};
+use crate::storage::{Precondition, StorageError};
 
 /// What finalizing one session did.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +28,7 @@ pub struct FinalizeReport {
     pub bytes: u64,
     pub replayable: bool,
     pub warnings: usize,
-    /// `finalized`, `reopened` (a chunk arrived mid-stitch) or `lost_claim`.
+    /// `finalized`, or `reopened` (a chunk arrived mid-stitch: the next sweep stitches again).
     pub completion: &'static str,
 }
 
@@ -37,6 +40,8 @@ pub struct SweepSummary {
     pub finalized: Vec<FinalizeReport>,
     /// Sessions another worker held, or that became busy since the query.
     pub skipped: usize,
+    /// Sessions another finalizer took over mid-stitch (our lease ran out): it writes them.
+    pub superseded: usize,
     /// Sessions that failed; their claims were released for the next sweep.
     pub failed: Vec<SweepFailure>,
 }
@@ -72,6 +77,7 @@ impl Service {
             match outcome {
                 Ok(Some(report)) => summary.finalized.push(report),
                 Ok(None) => summary.skipped += 1,
+                Err(ServiceError::Superseded(_)) => summary.superseded += 1,
                 Err(e) => {
                     tracing::error!(session_guid = %guid, error = %e, "finalize failed; will retry on a later sweep");
                     summary.failed.push(SweepFailure {
@@ -126,6 +132,8 @@ impl Service {
         };
         match self.finalize_claimed(&claim).await {
             Ok(report) => Ok(Some(report)),
+            // Nothing of ours to release: the session is another claim's now.
+            Err(e @ ServiceError::Superseded(_)) => Err(e),
             Err(e) => {
                 if let Err(release) = self.index.release(&claim, self.now()).await {
                     // The lease will expire on its own; the next sweep takes over then.
@@ -137,6 +145,34 @@ impl Service {
     }
 
     async fn finalize_claimed(&self, claim: &Claim) -> Result<FinalizeReport> {
+        let object = self.options.result_name(&claim.guid);
+        for attempt in 1..=FENCE_ATTEMPTS {
+            match self.stitch_fenced(claim, &object).await? {
+                Fenced::Written(report) => return Ok(*report),
+                Fenced::Superseded => {
+                    tracing::warn!(
+                        session_guid = %claim.guid,
+                        "another finalizer took this session over; it writes the result, this stitch is dropped"
+                    );
+                    return Err(ServiceError::Superseded(claim.guid.to_string()));
+                }
+                Fenced::ResultChanged => tracing::info!(
+                    session_guid = %claim.guid,
+                    attempt,
+                    "the result object changed while stitching; stitching again on the new one"
+                ),
+            }
+        }
+        Err(ServiceError::Storage(StorageError::Transient {
+            op: "put",
+            name: object,
+            source: "the result object kept changing while this finalizer stitched".into(),
+        }))
+    }
+
+    /// One fenced stitch: the result's generation, then the claim's renewal, then a write on
+    /// that generation (see the fencing section of [`crate::index`]).
+    async fn stitch_fenced(&self, claim: &Claim, object: &str) -> Result<Fenced> {
         let guid = &claim.guid;
         let records = self.index.chunks(guid).await?;
         // One source per object name: a re-uploaded name (new generation) is read once, as
@@ -159,11 +195,33 @@ impl Service {
                 store: self.buckets.get_text(&bucket).await?,
             });
         }
-        let object = self.options.result_name(guid);
+        // The order is the fence: a generation read before a successful renewal predates
+        // every write of any later claim.
+        let precondition = self.result_precondition(object).await?;
+        if self
+            .index
+            .renew(claim, self.now(), self.options.lease)
+            .await?
+            .is_none()
+        {
+            return Ok(Fenced::Superseded);
+        }
         let span = tracing::info_span!("finalize", session_guid = %guid, chunks = sources.len());
-        let assembled = assemble(self.results.as_ref(), &object, guid, sources, &self.options)
-            .instrument(span)
-            .await?;
+        let stitch = assemble(
+            self.results.as_ref(),
+            object,
+            guid,
+            sources,
+            precondition,
+            &self.options,
+        )
+        .instrument(span);
+        let assembled = match self.renewing(claim, stitch).await {
+            Err(ServiceError::Storage(StorageError::PreconditionFailed { .. })) => {
+                return Ok(Fenced::ResultChanged)
+            }
+            other => other?,
+        };
         // The listing can be newer than the claim: a chunk recorded between the two is already
         // in this stitch. Every chunk record bumps the version by one, so the version of the
         // set stitched is its size; completing against it re-opens the session only for a
@@ -172,11 +230,13 @@ impl Service {
             version: claim.version.max(records.len() as u64),
             ..claim.clone()
         };
-        let completion = self.index.complete(&stitched, &object, self.now()).await?;
+        let completion = self.index.complete(&stitched, object, self.now()).await?;
         let completion = match completion {
             Completion::Finalized => "finalized",
             Completion::Reopened => "reopened",
-            Completion::LostClaim => "lost_claim",
+            // Our write was fenced, so it was no newer claim's to lose; the newer claim
+            // writes again after it (its precondition fails on ours).
+            Completion::LostClaim => return Ok(Fenced::Superseded),
         };
         let meta = &assembled.metadata;
         tracing::info!(
@@ -188,9 +248,9 @@ impl Service {
             completion,
             "session stitched"
         );
-        Ok(FinalizeReport {
+        Ok(Fenced::Written(Box::new(FinalizeReport {
             session_guid: guid.to_string(),
-            result_object: object,
+            result_object: object.to_owned(),
             chunks: meta.chunk_count,
             duplicate_chunks: meta.duplicate_chunks.len() as u64,
             missing_chunks: assembled.missing,
@@ -199,6 +259,63 @@ impl Service {
             replayable: meta.replayable,
             warnings: meta.warnings.len(),
             completion,
-        })
+        })))
+    }
+
+    /// The condition a result write must meet: the object is still the one there now.
+    async fn result_precondition(&self, object: &str) -> Result<Precondition> {
+        match self.results.stat(object).await {
+            Ok(meta) => Ok(match meta.generation {
+                Some(g) => Precondition::GenerationMatches(g),
+                // Every adapter has generations; one without could not be fenced.
+                None => Precondition::None,
+            }),
+            Err(StorageError::NotFound { .. }) => Ok(Precondition::DoesNotExist),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `work` while renewing the claim's lease every third of it, so a long stitch is
+    /// not taken over while it makes progress. Renewal only saves work: correctness is the
+    /// fence's, which holds however long `work` takes.
+    async fn renewing<T>(&self, claim: &Claim, work: impl Future<Output = T>) -> T {
+        let every = (self.options.lease / 3).max(Duration::from_millis(100));
+        let renewals = async {
+            loop {
+                tokio::time::sleep(every).await;
+                match self
+                    .index
+                    .renew(claim, self.now(), self.options.lease)
+                    .await
+                {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        tracing::warn!(session_guid = %claim.guid, "lease lost mid-stitch; the write will be fenced");
+                        return std::future::pending().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(session_guid = %claim.guid, error = %e, "could not renew the lease")
+                    }
+                }
+            }
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => out,
+            never = renewals => never,
+        }
     }
 }
+
+/// How one fenced stitch ended.
+enum Fenced {
+    Written(Box<FinalizeReport>),
+    /// Another claim holds the session now: it writes the result.
+    Superseded,
+    /// The result object changed between our read of it and our write: try again.
+    ResultChanged,
+}
+
+/// Stitches one claim tries before giving up for this sweep: each retry means another
+/// finalizer wrote the result meanwhile, which a live lease makes rare.
+const FENCE_ATTEMPTS: usize = 4;

@@ -95,6 +95,8 @@ pub enum ServiceError {
     UnknownSession(String),
     #[error("session {guid} is being finalized by another worker (lease until {lease_until})")]
     Busy { guid: String, lease_until: Millis },
+    #[error("session {0}: this finalizer's lease ran out and another took the session over; that one writes the result")]
+    Superseded(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("writing the stitched output: {0}")]
@@ -108,7 +110,9 @@ impl ServiceError {
             ServiceError::Storage(e) => e.is_transient(),
             ServiceError::Index(e) => e.is_transient(),
             ServiceError::Busy { .. } | ServiceError::Output(_) => true,
-            ServiceError::UnknownSession(_) | ServiceError::InvalidRequest(_) => false,
+            ServiceError::UnknownSession(_)
+            | ServiceError::InvalidRequest(_)
+            | ServiceError::Superseded(_) => false,
         }
     }
 
@@ -118,7 +122,7 @@ impl ServiceError {
         match self {
             ServiceError::UnknownSession(_) => 404,
             ServiceError::InvalidRequest(_) => 400,
-            ServiceError::Busy { .. } => 409,
+            ServiceError::Busy { .. } | ServiceError::Superseded(_) => 409,
             e if e.is_transient() => 503,
             _ => 500,
         }

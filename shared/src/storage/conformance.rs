@@ -18,6 +18,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     size_limit_before_download(store).await;
     head_reads(store).await;
     streamed_write(store).await;
+    fenced_streamed_writes(store).await;
     missing_objects(store).await;
     awkward_names(store).await;
 }
@@ -243,6 +244,64 @@ pub async fn streamed_write(store: &dyn ObjectStore) {
         store.stat("conf/aborted.json").await,
         Err(StorageError::NotFound { .. })
     ));
+}
+
+/// The finalizer's fence as the store sees it: two streamed writes opened on the same
+/// generation (or on "absent"); whichever finishes first lands, the other fails at `finish`
+/// and changes nothing. Generations never repeat for one name, however fast the writes.
+pub async fn fenced_streamed_writes(store: &dyn ObjectStore) {
+    let name = "conf/fenced.json";
+    let open = |p: Precondition| async move { store.writer(name, p).await.unwrap() };
+    let mut first = open(Precondition::DoesNotExist).await;
+    let mut second = open(Precondition::DoesNotExist).await;
+    first.write(Bytes::from_static(b"first")).await.unwrap();
+    second.write(Bytes::from_static(b"second")).await.unwrap();
+    let landed = second.finish().await.expect("the first to finish lands");
+    let lost = first.finish().await;
+    assert!(
+        matches!(lost, Err(StorageError::PreconditionFailed { .. })),
+        "a create-only write finishing second must fail, got {lost:?}"
+    );
+    let got = store.get(name, 1 << 20).await.unwrap();
+    assert_eq!(got.body, Bytes::from_static(b"second"));
+
+    let g = landed.generation.expect("adapters report generations");
+    let mut stale = open(Precondition::GenerationMatches(g.clone())).await;
+    let mut fresh = open(Precondition::GenerationMatches(g.clone())).await;
+    stale.write(Bytes::from_static(b"stale")).await.unwrap();
+    fresh.write(Bytes::from_static(b"fresh")).await.unwrap();
+    let newest = fresh
+        .finish()
+        .await
+        .expect("matching the current generation");
+    let lost = stale.finish().await;
+    assert!(
+        matches!(lost, Err(StorageError::PreconditionFailed { .. })),
+        "a write on a generation that was replaced meanwhile must fail, got {lost:?}"
+    );
+    assert_eq!(
+        store.get(name, 1 << 20).await.unwrap().body,
+        Bytes::from_static(b"fresh")
+    );
+
+    let mut seen = vec![g, newest.generation.clone().unwrap()];
+    let mut current = newest.generation.unwrap();
+    for i in 0..8 {
+        let m = store
+            .put(
+                name,
+                Bytes::from(format!("v{i}")),
+                Precondition::GenerationMatches(current.clone()),
+            )
+            .await
+            .expect("back-to-back writes on the generation just written");
+        current = m.generation.unwrap();
+        assert!(
+            !seen.contains(&current),
+            "generation {current} repeats for one name: a stale write could match it"
+        );
+        seen.push(current.clone());
+    }
 }
 
 pub async fn missing_objects(store: &dyn ObjectStore) {

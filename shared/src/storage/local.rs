@@ -4,7 +4,8 @@
 //! leave the root (`..`, an absolute path, NUL) is refused, whatever asked for it. Writes go
 //! to a hidden temporary file in the target's directory and are renamed into place, so a
 //! reader never sees half an object and a crash leaves at most a stray temp file, which
-//! listing skips. The generation of a file is its modification time in nanoseconds.
+//! listing skips. The generation of a file is its modification time in nanoseconds, kept
+//! strictly increasing per name by the commit step, which checks preconditions under a lock.
 
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
@@ -159,41 +160,61 @@ fn temp_path(dest: &Path) -> PathBuf {
 }
 
 /// Moves a finished temp file into place under the precondition.
+///
+/// The check and the rename happen under an exclusive lock on the directory's lock file, so
+/// two processes writing one name cannot both pass a generation check (the finalizer's fence
+/// depends on that), and the new file's modification time is made later than the one it
+/// replaces, so a generation is never seen twice for one name even when two writes land in
+/// one tick of the filesystem's clock.
 fn commit(temp: &Path, dest: &Path, name: &str, precondition: &Precondition) -> Result<ObjectMeta> {
-    let result = match precondition {
-        // A hard link fails if the target exists: an atomic create-only.
-        Precondition::DoesNotExist => {
-            std::fs::hard_link(temp, dest).and_then(|_| std::fs::remove_file(temp))
-        }
-        Precondition::GenerationMatches(expected) => {
-            match std::fs::metadata(dest) {
-                Ok(m) if meta_of(name, &m).generation.as_ref() == Some(expected) => {}
-                Ok(_) => {
-                    let _ = std::fs::remove_file(temp);
-                    return Err(StorageError::PreconditionFailed {
-                        name: name.to_owned(),
-                    });
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(temp);
-                    return Err(match e.kind() {
-                        ErrorKind::NotFound => StorageError::PreconditionFailed {
-                            name: name.to_owned(),
-                        },
-                        _ => io_error("put", name, e),
-                    });
-                }
-            }
-            std::fs::rename(temp, dest)
-        }
-        Precondition::None => std::fs::rename(temp, dest),
-    };
-    if let Err(e) = result {
+    let fail = |e: StorageError| {
         let _ = std::fs::remove_file(temp);
-        return Err(io_error("put", name, e));
+        e
+    };
+    let _lock = lock_dir(dest).map_err(|e| fail(io_error("put", name, e)))?;
+    let current = match std::fs::metadata(dest) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(fail(io_error("put", name, e))),
+    };
+    let holds = match (precondition, &current) {
+        (Precondition::None, _) | (Precondition::DoesNotExist, None) => true,
+        (Precondition::DoesNotExist, Some(_)) | (Precondition::GenerationMatches(_), None) => false,
+        (Precondition::GenerationMatches(expected), Some(m)) => {
+            meta_of(name, m).generation.as_ref() == Some(expected)
+        }
+    };
+    if !holds {
+        return Err(fail(StorageError::PreconditionFailed {
+            name: name.to_owned(),
+        }));
     }
+    if let Some(replaced) = current.as_ref().and_then(|m| m.modified().ok()) {
+        later_than(temp, replaced).map_err(|e| fail(io_error("put", name, e)))?;
+    }
+    std::fs::rename(temp, dest).map_err(|e| fail(io_error("put", name, e)))?;
     let m = std::fs::metadata(dest).map_err(|e| io_error("put", name, e))?;
     Ok(meta_of(name, &m))
+}
+
+/// Holds an exclusive `flock` on `dest`'s directory itself until dropped: no lock file is
+/// left beside the objects, and every writer of the directory agrees on the one lock.
+fn lock_dir(dest: &Path) -> std::io::Result<std::fs::File> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = std::fs::File::open(dir.unwrap_or(Path::new(".")))?;
+    dir.lock()?;
+    Ok(dir)
+}
+
+/// Sets `path`'s modification time past `than` if it is not already.
+fn later_than(path: &Path, than: std::time::SystemTime) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mtime = file.metadata()?.modified()?;
+    if mtime <= than {
+        // A microsecond: filesystems keep at least that much of a timestamp.
+        file.set_modified(than + std::time::Duration::from_micros(1))?;
+    }
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
