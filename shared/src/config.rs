@@ -99,6 +99,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Most sessions one sweep finalizes.",
     ),
     (
+        "RRSTITCH_SWEEP_BUDGET_SECS",
+        "`240`",
+        "Seconds a sweep or reconcile may run; then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
+    ),
+    (
         "RRSTITCH_LOG_FORMAT",
         "`text`",
         "`text`, or `json` (with `severity`, for Cloud Logging and CloudWatch).",
@@ -254,6 +259,12 @@ impl Settings {
             sweep_limit: number("RRSTITCH_SWEEP_LIMIT", defaults.sweep_limit as u64)? as usize,
             output_gzip: flag("RRSTITCH_OUTPUT_GZIP")?,
             part_size: defaults.part_size,
+            sweep_budget: Duration::from_secs(number(
+                "RRSTITCH_SWEEP_BUDGET_SECS",
+                defaults.sweep_budget.as_secs(),
+            )?),
+            // Set by setup from RRSTITCH_CHUNKS once the bucket is open.
+            chunk_bucket: None,
         };
         Ok(Settings {
             chunks: get("RRSTITCH_CHUNKS"),

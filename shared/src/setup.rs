@@ -45,6 +45,7 @@ pub async fn service(settings: &Settings) -> Result<Service, SetupError> {
         if !prefix.is_empty() {
             options.chunk_prefix = prefix;
         }
+        options.chunk_bucket = Some(store.url().clone());
         stores.push(store);
     }
     Ok(Service::new(

@@ -267,13 +267,20 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     let mut event = s3_event("chunks", std::slice::from_ref(&name));
     let mut broken = event["Records"][0].clone();
     broken["s3"]["object"]["key"] = json!("bad%zzkey");
+    let mut foreign = event["Records"][0].clone();
+    foreign["s3"]["bucket"]["name"] = json!("someone-elses");
     event["Records"].as_array_mut().unwrap().push(broken);
+    event["Records"].as_array_mut().unwrap().push(foreign);
     let reply = api
         .invoke(event)
         .await
         .expect("a bad record does not fail the good one");
     assert_eq!(reply["objects"][0]["outcome"], "recorded", "{reply}");
     assert_eq!(reply["objects"][1]["outcome"], "bad_record", "{reply}");
+    assert_eq!(
+        reply["objects"][2]["outcome"], "not_chunk_bucket",
+        "a record naming another bucket is acknowledged, never read: {reply}"
+    );
 
     // With moto gone, ingest cannot record: the invocation fails so Lambda retries.
     let Stack { moto, env, .. } = stack;

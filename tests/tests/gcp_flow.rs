@@ -218,3 +218,60 @@ fn bad_events_and_objects_are_answered_and_recorded() {
     );
     drop((gcs, env));
 }
+
+/// The resident set of a process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+#[test]
+fn events_for_other_buckets_are_acknowledged_and_never_read() {
+    let stack = stack();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let name = &chunk_names()[0];
+    let body = std::fs::read(fixture().join("chunks").join(name)).unwrap();
+    // A real chunk in a real bucket that is not the configured one, and a bucket that does
+    // not exist: both acknowledged, neither read nor recorded.
+    stack.gcs.create_bucket("other");
+    stack.gcs.upload("other", name, &body);
+    for bucket in ["other", "no-such-bucket"] {
+        let reply = binary_event(&ingest, bucket, name, body.len());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["outcome"], "not_chunk_bucket", "{}", reply.body);
+    }
+    let index = rrstitch::index::firestore::FirestoreIndex::on_emulator(
+        &stack.firestore.host,
+        &stack.firestore.project,
+        "rrstitch_sessions",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    use rrstitch::index::SessionIndex;
+    assert!(rt.block_on(index.sessions(10)).unwrap().is_empty());
+    assert!(rt.block_on(index.rejected(10)).unwrap().is_empty());
+
+    // Memory does not grow with the number of distinct bucket names seen.
+    let warm = rss_kib(ingest.group.pid());
+    let events = 3_000;
+    for i in 0..events {
+        let reply = binary_event(&ingest, &format!("bucket-{i}"), name, body.len());
+        assert_eq!(reply.body["outcome"], "not_chunk_bucket", "{}", reply.body);
+    }
+    let after = rss_kib(ingest.group.pid());
+    println!("FIGURE foreign_buckets.events: {events}");
+    println!("FIGURE foreign_buckets.rss_kib: {warm} -> {after}");
+    assert!(
+        after < warm + 8 * 1024,
+        "ingest grew from {warm} KiB to {after} KiB over {events} foreign buckets"
+    );
+
+    // The configured bucket still works.
+    stack.gcs.upload("chunks", name, &body);
+    let ours = binary_event(&ingest, "chunks", name, body.len());
+    assert_eq!(ours.body["outcome"], "recorded", "{}", ours.body);
+}

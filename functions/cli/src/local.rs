@@ -89,7 +89,9 @@ impl Tally {
                 self.reopened += u64::from(*reopened);
             }
             Ok(IngestOutcome::AlreadyKnown { .. }) => self.known += 1,
-            Ok(IngestOutcome::Ignored { .. }) => self.ignored += 1,
+            Ok(IngestOutcome::Ignored { .. } | IngestOutcome::NotChunkBucket { .. }) => {
+                self.ignored += 1
+            }
             Ok(IngestOutcome::Vanished { .. }) => self.vanished += 1,
             Ok(IngestOutcome::Rejected { kind, .. }) => {
                 *self.rejected.entry(kind.clone()).or_default() += 1
@@ -153,7 +155,9 @@ async fn objects_of(svc: &Service, path: &str) -> Result<Vec<ObjectRef>> {
 }
 
 pub async fn ingest(args: IngestArgs, settings: Settings) -> Result<()> {
-    let svc = service(&settings).await?;
+    let mut svc = service(&settings).await?;
+    // The paths on the command line are the user's own choice of bucket.
+    svc.options.chunk_bucket = None;
     let mut objects = Vec::new();
     for path in &args.paths {
         objects.extend(objects_of(&svc, path).await?);
@@ -328,6 +332,7 @@ pub async fn watch(args: WatchArgs, settings: Settings) -> Result<()> {
     if let Some(idle) = args.idle {
         svc.options.idle = idle;
     }
+    svc.options.chunk_bucket = None;
     let svc = Arc::new(svc);
     let dir = std::path::absolute(&args.dir)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -30,6 +30,12 @@ async fn main() -> Result<()> {
     rrstitch::alloc::tune();
     let settings = Settings::from_env()?;
     rrstitch::telemetry::init(settings.log_format, "info");
+    if settings.chunks.is_none() {
+        anyhow::bail!(
+            "RRSTITCH_CHUNKS is not set: the ingest function reads chunks from its configured \
+             bucket only, and refuses events naming any other"
+        );
+    }
     let svc = Arc::new(rrstitch::setup::service(&settings).await?);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -44,12 +44,29 @@ pub enum IngestOutcome {
     AlreadyKnown { name: String, session_guid: String },
     /// The object was deleted before it could be read.
     Vanished { name: String },
+    /// The event names a bucket other than the configured chunk bucket: never read, never
+    /// recorded.
+    NotChunkBucket { name: String, bucket: String },
 }
 
 impl Service {
     /// Ingests one object.
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestOutcome> {
         let name = object.name.clone();
+        if let Some(ours) = &self.options.chunk_bucket {
+            if &object.bucket != ours {
+                tracing::warn!(
+                    object = %name,
+                    bucket = %object.bucket,
+                    chunk_bucket = %ours,
+                    "not the chunk bucket; acknowledged, not read"
+                );
+                return Ok(IngestOutcome::NotChunkBucket {
+                    name,
+                    bucket: object.bucket.to_string(),
+                });
+            }
+        }
         let chunk_name = match ChunkName::classify(&name, &self.options.chunk_prefix) {
             NameClass::Ignored => {
                 tracing::debug!(object = %name, "not a chunk object; ignored");

@@ -51,6 +51,15 @@ pub struct Options {
     pub output_gzip: bool,
     /// Bytes buffered before a part is sent to the results writer.
     pub part_size: usize,
+    /// The one bucket ingest reads chunks from (`RRSTITCH_CHUNKS`). An event naming any
+    /// other bucket is acknowledged and never read: the function enforces its configuration
+    /// itself rather than trusting the platform's filters. `None` (the CLI's `ingest` of
+    /// paths it is given) accepts any.
+    pub chunk_bucket: Option<StorageUrl>,
+    /// How long one sweep (or reconcile) may run: near the end it stops taking new sessions
+    /// and answers with what it did, so it always returns before the scheduler's or the
+    /// Lambda's deadline.
+    pub sweep_budget: Duration,
 }
 
 impl Default for Options {
@@ -66,6 +75,8 @@ impl Default for Options {
             sweep_limit: 500,
             output_gzip: false,
             part_size: 8 * 1024 * 1024,
+            chunk_bucket: None,
+            sweep_budget: Duration::from_secs(240),
         }
     }
 }
