@@ -44,6 +44,31 @@ pub struct SweepSummary {
     pub superseded: usize,
     /// Sessions that failed; their claims were released for the next sweep.
     pub failed: Vec<SweepFailure>,
+    /// Idle sessions left for the next sweep: the budget ran out or the index kept failing.
+    pub deferred: usize,
+    /// Why the sweep stopped before it had tried every idle session.
+    pub stopped: Option<Stop>,
+    /// Wall time of the sweep.
+    pub seconds: f64,
+}
+
+/// Why a sweep left sessions for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// `RRSTITCH_SWEEP_BUDGET_SECS` was (nearly) spent.
+    Budget,
+    /// [`BREAKER`] sessions in a row failed on the index.
+    IndexFailing,
+}
+
+/// Sessions in a row failing on the index after which a sweep stops claiming: each one
+/// costs a full RPC timeout against a hanging index, and the next sweep will try again.
+pub const BREAKER: usize = 3;
+
+enum Run {
+    Done(Result<Option<FinalizeReport>>),
+    Deferred(Stop),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,31 +79,79 @@ pub struct SweepFailure {
 }
 
 impl Service {
-    /// Finalizes every session idle for `options.idle`, up to `options.sweep_limit`.
+    /// Finalizes every session idle for `options.idle`, up to `options.sweep_limit`, within
+    /// `options.sweep_budget`.
+    ///
+    /// Two things stop it taking more sessions: the budget (past four fifths of it no new
+    /// session is claimed, and at its end sessions still in flight are abandoned: their
+    /// leases expire and a later sweep takes them over, their writes fenced), and a circuit
+    /// breaker (after [`BREAKER`] sessions in a row fail on the index, the index is taken to
+    /// be down). Either way the summary says what was done and what was left.
     pub async fn sweep(&self) -> Result<SweepSummary> {
+        let started = tokio::time::Instant::now();
+        let budget = self.options.sweep_budget;
         let now = self.now();
         let idle_before = now.minus(self.options.idle);
-        let guids = self
-            .index
-            .idle_sessions(idle_before, now, self.options.sweep_limit)
-            .await?;
+        let guids = tokio::time::timeout(
+            budget,
+            self.index
+                .idle_sessions(idle_before, now, self.options.sweep_limit),
+        )
+        .await
+        .map_err(|_| self.budget_spent("idle_sessions"))??;
         let mut summary = SweepSummary {
             considered: guids.len(),
             ..SweepSummary::default()
         };
         let mode = ClaimMode::Idle { idle_before };
+        let last_claim = started + budget.mul_f64(0.8);
+        let index_failures = std::sync::atomic::AtomicUsize::new(0);
+        let tripped = || index_failures.load(std::sync::atomic::Ordering::SeqCst) >= BREAKER;
         let mut runs = stream::iter(guids)
-            .map(|guid| async move {
+            .map(|guid| async {
+                if tokio::time::Instant::now() >= last_claim {
+                    return (guid, Run::Deferred(Stop::Budget));
+                }
+                if tripped() {
+                    return (guid, Run::Deferred(Stop::IndexFailing));
+                }
                 let outcome = self.claim_and_finalize(&guid, mode).await;
-                (guid, outcome)
+                let index_down =
+                    matches!(&outcome, Err(ServiceError::Index(e)) if e.is_transient());
+                if index_down {
+                    index_failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                } else if outcome.is_ok() {
+                    index_failures.store(0, std::sync::atomic::Ordering::SeqCst);
+                }
+                (guid, Run::Done(outcome))
             })
             .buffer_unordered(self.options.session_parallelism.max(1));
-        while let Some((guid, outcome)) = runs.next().await {
-            match outcome {
-                Ok(Some(report)) => summary.finalized.push(report),
-                Ok(None) => summary.skipped += 1,
-                Err(ServiceError::Superseded(_)) => summary.superseded += 1,
-                Err(e) => {
+        let deadline = started + budget;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, runs.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(_) => {
+                    // What is still in flight is abandoned, as a crash would: its leases
+                    // expire, and the fence keeps its writes from ever replacing newer ones.
+                    summary.deferred = summary.considered
+                        - summary.finalized.len()
+                        - summary.skipped
+                        - summary.superseded
+                        - summary.failed.len();
+                    summary.stopped = Some(Stop::Budget);
+                    break;
+                }
+            };
+            match next {
+                (_, Run::Deferred(why)) => {
+                    summary.deferred += 1;
+                    summary.stopped.get_or_insert(why);
+                }
+                (_, Run::Done(Ok(Some(report)))) => summary.finalized.push(report),
+                (_, Run::Done(Ok(None))) => summary.skipped += 1,
+                (_, Run::Done(Err(ServiceError::Superseded(_)))) => summary.superseded += 1,
+                (guid, Run::Done(Err(e))) => {
                     tracing::error!(session_guid = %guid, error = %e, "finalize failed; will retry on a later sweep");
                     summary.failed.push(SweepFailure {
                         session_guid: guid.to_string(),
@@ -88,14 +161,30 @@ impl Service {
                 }
             }
         }
+        summary.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             considered = summary.considered,
             finalized = summary.finalized.len(),
             skipped = summary.skipped,
+            superseded = summary.superseded,
             failed = summary.failed.len(),
+            deferred = summary.deferred,
+            stopped = ?summary.stopped,
+            seconds = summary.seconds,
             "sweep done"
         );
         Ok(summary)
+    }
+
+    fn budget_spent(&self, op: &'static str) -> ServiceError {
+        ServiceError::Index(crate::index::IndexError::Transient {
+            op,
+            source: format!(
+                "no answer within the sweep budget ({:?})",
+                self.options.sweep_budget
+            )
+            .into(),
+        })
     }
 
     /// Finalizes one session now, idle or not.
@@ -134,6 +223,9 @@ impl Service {
             Ok(report) => Ok(Some(report)),
             // Nothing of ours to release: the session is another claim's now.
             Err(e @ ServiceError::Superseded(_)) => Err(e),
+            // An index that just failed would most likely fail the release too (another full
+            // RPC timeout when it hangs); the lease expires by itself.
+            Err(e @ ServiceError::Index(_)) => Err(e),
             Err(e) => {
                 if let Err(release) = self.index.release(&claim, self.now()).await {
                     // The lease will expire on its own; the next sweep takes over then.
