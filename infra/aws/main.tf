@@ -1,6 +1,7 @@
 # rrstitch on AWS: chunk bucket → (S3 notification) → ingest Lambda → DynamoDB session index;
 # EventBridge schedule → finalize Lambda (sweep) → results bucket; a Function URL (AWS_IAM)
-# finalizes one session on demand.
+# finalizes one session on demand. An ingest event Lambda gives up on lands in an SQS
+# dead-letter queue, and a daily reconcile ingests every chunk object the index does not know.
 
 data "aws_caller_identity" "current" {}
 
@@ -20,12 +21,17 @@ locals {
     RRSTITCH_MAX_CHUNK_BYTES = tostring(var.max_chunk_bytes)
     RRSTITCH_LOG_FORMAT      = "json"
   }
+  # A sweep or reconcile stops taking new work after this many seconds, so it answers before
+  # the function's timeout cuts it off: 80 % of the timeout unless set.
+  sweep_budget_secs = coalesce(var.sweep_budget_secs, floor(var.finalize_timeout_secs * 0.8))
+
   finalize_only_env = {
-    RRSTITCH_RESULTS        = "s3://${aws_s3_bucket.results.bucket}"
-    RRSTITCH_RESULTS_PREFIX = var.results_prefix
-    RRSTITCH_IDLE_SECS      = tostring(var.idle_secs)
-    RRSTITCH_LEASE_SECS     = tostring(var.lease_secs)
-    RRSTITCH_OUTPUT_GZIP    = tostring(var.output_gzip)
+    RRSTITCH_RESULTS           = "s3://${aws_s3_bucket.results.bucket}"
+    RRSTITCH_RESULTS_PREFIX    = var.results_prefix
+    RRSTITCH_IDLE_SECS         = tostring(var.idle_secs)
+    RRSTITCH_LEASE_SECS        = tostring(var.lease_secs)
+    RRSTITCH_OUTPUT_GZIP       = tostring(var.output_gzip)
+    RRSTITCH_SWEEP_BUDGET_SECS = tostring(local.sweep_budget_secs)
   }
   ingest_env   = { for k, v in merge(local.common_env, var.extra_environment) : k => v if v != "" }
   finalize_env = { for k, v in merge(local.common_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }
@@ -169,6 +175,13 @@ data "aws_iam_policy_document" "ingest" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.ingest.arn}:*"]
   }
+  # Lambda sends a failed asynchronous invocation to its on-failure destination with the
+  # function's own role.
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.ingest_dlq.arn]
+  }
 }
 
 data "aws_iam_policy_document" "finalize" {
@@ -261,6 +274,13 @@ resource "aws_lambda_function" "finalize" {
   # retention); depending on it makes it exist before the first invocation could create an
   # unmanaged one. No logging_config block: it would only restate those defaults.
   depends_on = [aws_iam_role_policy.finalize, aws_cloudwatch_log_group.finalize]
+
+  lifecycle {
+    precondition {
+      condition     = local.sweep_budget_secs > 0 && local.sweep_budget_secs < var.finalize_timeout_secs
+      error_message = "sweep_budget_secs must be positive and below finalize_timeout_secs, or a sweep is cut off by the timeout before it answers."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +308,51 @@ resource "aws_s3_bucket_notification" "chunks" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Ingest dead letters. S3 invokes ingest asynchronously: Lambda retries a failed invocation
+# twice, then discards the event unless there is an on-failure destination. This queue is that
+# destination: each message holds the S3 event (requestPayload) and why it failed
+# (responsePayload). Events still queued in Lambda (throttled) when maximum_event_age runs
+# out land here too. `reconcile` re-ingests whatever they announced (docs/DEPLOY.md).
+
+resource "aws_sqs_queue" "ingest_dlq" {
+  name                      = "${local.ingest_name}-dlq"
+  message_retention_seconds = var.dead_letter_retention_secs
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_lambda_function_event_invoke_config" "ingest" {
+  function_name                = aws_lambda_function.ingest.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = var.ingest_max_event_age_secs
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.ingest_dlq.arn
+    }
+  }
+
+  # The role must be allowed to send to the queue before Lambda accepts it as a destination.
+  depends_on = [aws_iam_role_policy.ingest]
+}
+
+# Anything in the dead-letter queue is an event ingest gave up on: alarm on the first one.
+resource "aws_cloudwatch_metric_alarm" "ingest_dlq_not_empty" {
+  alarm_name          = "${local.ingest_name}-dead-letters"
+  alarm_description   = "rrstitch: ingest gave up on chunk events; they wait in ${aws_sqs_queue.ingest_dlq.name} (see docs/DEPLOY.md, dead letters)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.ingest_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}
+
+# ---------------------------------------------------------------------------------------------
 # Schedule → finalize (sweep)
 
 resource "aws_cloudwatch_event_rule" "sweep" {
@@ -308,6 +373,31 @@ resource "aws_lambda_permission" "events_invoke_finalize" {
   function_name = aws_lambda_function.finalize.function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.sweep.arn
+}
+
+# ---------------------------------------------------------------------------------------------
+# Schedule → finalize (reconcile): the repair path. The finalize function lists the chunk
+# bucket and ingests every chunk object the index does not know, whatever event was lost.
+
+resource "aws_cloudwatch_event_rule" "reconcile" {
+  name                = "${var.name_prefix}-reconcile"
+  description         = "rrstitch: ingest chunk objects the session index does not know."
+  schedule_expression = var.reconcile_schedule
+}
+
+resource "aws_cloudwatch_event_target" "reconcile" {
+  rule      = aws_cloudwatch_event_rule.reconcile.name
+  target_id = "finalize"
+  arn       = aws_lambda_function.finalize.arn
+  input     = jsonencode({ reconcile = true })
+}
+
+resource "aws_lambda_permission" "events_reconcile_finalize" {
+  statement_id  = "AllowReconcileScheduleInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.finalize.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.reconcile.arn
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,26 @@ output "sweep_rule" {
   value       = aws_cloudwatch_event_rule.sweep.name
 }
 
+output "reconcile_rule" {
+  description = "EventBridge rule that runs the reconcile ({\"reconcile\": true} to finalize)."
+  value       = aws_cloudwatch_event_rule.reconcile.name
+}
+
+output "ingest_dlq_url" {
+  description = "URL of the SQS queue that holds the S3 events ingest gave up on."
+  value       = aws_sqs_queue.ingest_dlq.url
+}
+
+output "ingest_dlq_arn" {
+  description = "ARN of the ingest dead-letter queue (the ingest Lambda's on-failure destination)."
+  value       = aws_sqs_queue.ingest_dlq.arn
+}
+
+output "ingest_dlq_alarm" {
+  description = "CloudWatch alarm raised while the ingest dead-letter queue holds a message."
+  value       = aws_cloudwatch_metric_alarm.ingest_dlq_not_empty.alarm_name
+}
+
 output "ingest_role_arn" {
   description = "IAM role of the ingest Lambda."
   value       = aws_iam_role.ingest.arn

@@ -22,6 +22,8 @@ provider "aws" {
       sts            = endpoints.value
       events         = endpoints.value
       cloudwatchlogs = endpoints.value
+      cloudwatch     = endpoints.value
+      sqs            = endpoints.value
     }
   }
 

@@ -95,6 +95,51 @@ variable "sweep_schedule" {
   default     = "rate(5 minutes)"
 }
 
+variable "sweep_budget_secs" {
+  description = "Seconds a sweep or reconcile may run before it stops taking new work (RRSTITCH_SWEEP_BUDGET_SECS); below finalize_timeout_secs. Null: 80 % of finalize_timeout_secs."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sweep_budget_secs == null ? true : var.sweep_budget_secs >= 1 && floor(var.sweep_budget_secs) == var.sweep_budget_secs
+    error_message = "sweep_budget_secs must be null or a whole number of seconds, at least 1."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "EventBridge schedule expression of the reconcile: the finalize function ingests every chunk object the index does not know."
+  type        = string
+  default     = "rate(1 day)"
+}
+
+variable "ingest_max_event_age_secs" {
+  description = "Longest an S3 event may wait in Lambda's asynchronous queue (throttling, retries) before it goes to the dead-letter queue, seconds (60 to 21600)."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.ingest_max_event_age_secs >= 60 && var.ingest_max_event_age_secs <= 21600
+    error_message = "ingest_max_event_age_secs must be between 60 and 21600 (Lambda's limits)."
+  }
+}
+
+variable "dead_letter_retention_secs" {
+  description = "How long the ingest dead-letter queue keeps a message, seconds (at most 1209600, 14 days)."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dead_letter_retention_secs >= 60 && var.dead_letter_retention_secs <= 1209600
+    error_message = "dead_letter_retention_secs must be between 60 and 1209600 (SQS's limits)."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic) notified when the ingest dead-letter queue holds a message, and again when it is empty. Empty: the alarm only shows in CloudWatch."
+  type        = list(string)
+  default     = []
+}
+
 variable "idle_secs" {
   description = "Seconds without a new chunk before a session is finalized (RRSTITCH_IDLE_SECS)."
   type        = number

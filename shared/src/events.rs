@@ -29,6 +29,49 @@ pub enum EventError {
     BadRecord { index: usize, reason: String },
     #[error("not an S3 notification: {0}")]
     NotS3(String),
+    #[error("not a Pub/Sub push message: {0}")]
+    NotPubSub(String),
+    #[error("not a payload this function handles: {0}")]
+    UnknownPayload(String),
+}
+
+/// The Pub/Sub `eventType` attribute of a GCS notification for a new object.
+pub const PUBSUB_FINALIZE: &str = "OBJECT_FINALIZE";
+
+/// Decodes a Pub/Sub push delivery of a GCS notification (what the dead-lettered ingest
+/// subscription sends): `Ok(Some(object))` for a new object, `Ok(None)` for a notification of
+/// another kind (acknowledge it: redelivery cannot change it), `Err` for a body that is not a
+/// push envelope at all.
+pub fn gcs_object_from_pubsub_push(body: &[u8]) -> Result<Option<ObjectRef>, EventError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        message: Message,
+    }
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(default)]
+        attributes: std::collections::HashMap<String, String>,
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| EventError::NotPubSub(e.to_string()))?;
+    let attrs = envelope.message.attributes;
+    let attr = |k: &str| attrs.get(k).filter(|v| !v.is_empty());
+    match attr("eventType") {
+        Some(t) if t == PUBSUB_FINALIZE => {}
+        _ => return Ok(None),
+    }
+    let (Some(bucket), Some(name)) = (attr("bucketId"), attr("objectId")) else {
+        return Err(EventError::BadData(
+            "a GCS notification without bucketId or objectId".into(),
+        ));
+    };
+    Ok(Some(ObjectRef {
+        bucket: StorageUrl::Gcs {
+            bucket: bucket.clone(),
+        },
+        name: name.clone(),
+        generation: attr("objectGeneration").cloned(),
+    }))
 }
 
 /// GCS's `StorageObjectData`, the fields rrstitch reads. int64 fields arrive as JSON strings.
@@ -160,6 +203,51 @@ pub fn decode_s3_key(raw: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
 }
 
+/// What a finalize Lambda invocation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizePayload {
+    /// An EventBridge scheduled event, or `{"sweep": true}`.
+    Sweep,
+    /// `{"session_guid": "…"}`.
+    Finalize,
+    /// `{"reconcile": true}`, optionally with `"since_secs"`.
+    Reconcile,
+}
+
+/// Classifies a finalize Lambda payload by its shape; anything else is an error to
+/// acknowledge, not to retry.
+pub fn finalize_payload(event: &Value) -> Result<FinalizePayload, EventError> {
+    if event.get("session_guid").is_some() {
+        return Ok(FinalizePayload::Finalize);
+    }
+    if event.get("reconcile").and_then(Value::as_bool) == Some(true) {
+        return Ok(FinalizePayload::Reconcile);
+    }
+    let scheduled = event.get("source").and_then(Value::as_str) == Some("aws.events")
+        || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
+    if scheduled || event.get("sweep").and_then(Value::as_bool) == Some(true) {
+        return Ok(FinalizePayload::Sweep);
+    }
+    Err(EventError::UnknownPayload(
+        "expected a scheduled event, {\"sweep\": true}, {\"reconcile\": true} or {\"session_guid\": …}"
+            .into(),
+    ))
+}
+
+/// A reconcile request: an empty body, or `{"since_secs": N}` (other fields are ignored).
+pub fn reconcile_request(body: &[u8]) -> Result<Option<std::time::Duration>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct Request {
+        since_secs: Option<u64>,
+    }
+    serde_json::from_slice::<Request>(body)
+        .map(|r| r.since_secs.map(std::time::Duration::from_secs))
+        .map_err(|e| format!("expected {{\"since_secs\": N}} or nothing: {e}"))
+}
+
 /// A manual finalize request: `{"session_guid": "…"}`.
 pub fn finalize_request(body: &[u8]) -> Result<String, String> {
     #[derive(Deserialize)]
@@ -175,6 +263,92 @@ pub fn finalize_request(body: &[u8]) -> Result<String, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pubsub_push_of_a_gcs_notification() {
+        let body = json!({
+            "message": {
+                "attributes": {
+                    "bucketId": "chunks",
+                    "objectId": "2025-05-02T12:10:50.644423+0000.json",
+                    "objectGeneration": "1746187851000000",
+                    "eventType": "OBJECT_FINALIZE",
+                    "payloadFormat": "JSON_API_V1",
+                    "notificationConfig": "projects/_/buckets/chunks/notificationConfigs/1"
+                },
+                "data": "e30=",
+                "messageId": "1",
+                "publishTime": "2025-05-02T12:10:51Z"
+            },
+            "subscription": "projects/p/subscriptions/ingest"
+        });
+        let object = gcs_object_from_pubsub_push(body.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            object.bucket,
+            StorageUrl::Gcs {
+                bucket: "chunks".into()
+            }
+        );
+        assert_eq!(object.name, "2025-05-02T12:10:50.644423+0000.json");
+        assert_eq!(object.generation.as_deref(), Some("1746187851000000"));
+        let mut deleted = body.clone();
+        deleted["message"]["attributes"]["eventType"] = json!("OBJECT_DELETE");
+        assert_eq!(
+            gcs_object_from_pubsub_push(deleted.to_string().as_bytes()).unwrap(),
+            None
+        );
+        let mut nameless = body.clone();
+        nameless["message"]["attributes"]
+            .as_object_mut()
+            .unwrap()
+            .remove("objectId");
+        assert!(gcs_object_from_pubsub_push(nameless.to_string().as_bytes()).is_err());
+        assert!(matches!(
+            gcs_object_from_pubsub_push(b"{}"),
+            Err(EventError::NotPubSub(_))
+        ));
+    }
+
+    #[test]
+    fn finalize_payloads_by_shape() {
+        let scheduled =
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(
+            finalize_payload(&scheduled).unwrap(),
+            FinalizePayload::Sweep
+        );
+        assert_eq!(
+            finalize_payload(&json!({"sweep": true})).unwrap(),
+            FinalizePayload::Sweep
+        );
+        assert_eq!(
+            finalize_payload(&json!({"reconcile": true, "since_secs": 60})).unwrap(),
+            FinalizePayload::Reconcile
+        );
+        assert_eq!(
+            finalize_payload(&json!({"session_guid": "abc"})).unwrap(),
+            FinalizePayload::Finalize
+        );
+        for junk in [
+            json!({}),
+            json!([1]),
+            json!("sweep"),
+            json!({"Records": []}),
+        ] {
+            assert!(matches!(
+                finalize_payload(&junk),
+                Err(EventError::UnknownPayload(_))
+            ));
+        }
+        assert_eq!(reconcile_request(b"").unwrap(), None);
+        assert_eq!(
+            reconcile_request(br#"{"reconcile":true,"since_secs":120}"#).unwrap(),
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert!(reconcile_request(b"nope").is_err());
+    }
 
     fn storage_data() -> Value {
         // The shape of Google's documented StorageObjectData (int64 fields as strings).

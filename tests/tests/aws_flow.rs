@@ -290,6 +290,7 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
         .await
         .expect_err("a transient failure fails the invocation");
     assert!(err.to_string().contains("transient"), "{err}");
+    assert_eq!(err["errorType"], "TransientIngestFailure", "{err}");
     drop(env);
 }
 
@@ -330,4 +331,63 @@ fn ureq_agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(60))
         .build()
+}
+
+#[tokio::test]
+async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged() {
+    let stack = stack().await;
+    let names = chunk_names();
+    for n in &names {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack
+            .chunks
+            .put(n, Bytes::from(body), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+
+    // Payloads that can never succeed are acknowledged, not failed (so never retried).
+    let junk = ingest_api
+        .invoke(json!({"hello": "world"}))
+        .await
+        .expect("a junk payload does not fail the invocation");
+    assert_eq!(junk["outcome"], "ignored", "{junk}");
+    let junk = finalize_api
+        .invoke(json!({"hello": "world"}))
+        .await
+        .expect("a junk payload does not fail the invocation");
+    assert_eq!(junk["status"], 400, "{junk}");
+
+    // Every other event is lost.
+    let delivered: Vec<String> = names.iter().step_by(2).cloned().collect();
+    let reply = ingest_api
+        .invoke(s3_event("chunks", &delivered))
+        .await
+        .unwrap();
+    assert_eq!(reply["objects"].as_array().unwrap().len(), delivered.len());
+
+    let reconciled = finalize_api
+        .invoke(json!({"reconcile": true}))
+        .await
+        .unwrap();
+    assert_eq!(reconciled["status"], 200, "{reconciled}");
+    let r = &reconciled["result"];
+    println!("FIGURE reconcile.s3.recovered: {}", r["recovered"]);
+    assert_eq!(r["recovered"], names.len() - delivered.len(), "{r}");
+    assert_eq!(r["known"], delivered.len(), "{r}");
+    let again = finalize_api
+        .invoke(json!({"reconcile": true}))
+        .await
+        .unwrap();
+    assert_eq!(again["result"]["recovered"], 0, "{again}");
+    assert_eq!(again["result"]["known"], names.len(), "{again}");
+
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(swept["status"], 200, "{swept}");
+    let v = result(&stack).await;
+    assert_eq!(v["rrweb_data"], full_events());
 }

@@ -275,3 +275,87 @@ fn events_for_other_buckets_are_acknowledged_and_never_read() {
     let ours = binary_event(&ingest, "chunks", name, body.len());
     assert_eq!(ours.body["outcome"], "recorded", "{}", ours.body);
 }
+
+/// A Pub/Sub push of a GCS `OBJECT_FINALIZE` notification, as the ingest subscription sends it.
+fn pubsub_push(
+    ingest: &HttpFunction,
+    bucket: &str,
+    name: &str,
+) -> rrstitch_tests::cloudevents::Reply {
+    let envelope = json!({
+        "message": {
+            "attributes": {
+                "bucketId": bucket,
+                "objectId": name,
+                "objectGeneration": "1",
+                "eventType": "OBJECT_FINALIZE",
+                "payloadFormat": "JSON_API_V1"
+            },
+            "data": "e30=",
+            "messageId": format!("m-{name}")
+        },
+        "subscription": "projects/demo/subscriptions/rrstitch-ingest"
+    });
+    post(
+        &format!("{}/pubsub", ingest.url),
+        &[("content-type", "application/json")],
+        &envelope.to_string(),
+    )
+}
+
+#[test]
+fn lost_events_are_recovered_by_reconcile() {
+    let stack = stack();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let names = chunk_names();
+    for n in &names {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack.gcs.upload("chunks", n, &body);
+    }
+    // Every other event arrives (as Pub/Sub pushes); the rest are lost.
+    for n in names.iter().step_by(2) {
+        let reply = pubsub_push(&ingest, "chunks", n);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["outcome"], "recorded", "{}", reply.body);
+    }
+    // A notification of another kind is acknowledged, so Pub/Sub does not redeliver it.
+    let deleted = post(
+        &format!("{}/pubsub", ingest.url),
+        &[("content-type", "application/json")],
+        &json!({"message": {"attributes": {"eventType": "OBJECT_DELETE", "bucketId": "chunks", "objectId": names[0]}}}).to_string(),
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let delivered = names.len().div_ceil(2);
+
+    let reconcile = |body: &str| {
+        post(
+            &format!("{}/reconcile", finalize.url),
+            &[("content-type", "application/json")],
+            body,
+        )
+    };
+    let first = reconcile("");
+    assert_eq!(first.status, 200, "{}", first.body);
+    println!(
+        "FIGURE reconcile.gcs.recovered: {}",
+        first.body["recovered"]
+    );
+    assert_eq!(
+        first.body["recovered"],
+        names.len() - delivered,
+        "{}",
+        first.body
+    );
+    assert_eq!(first.body["known"], delivered, "{}", first.body);
+    // Idempotent, and `since_secs` bounds it by the names' upload times (2025: long ago).
+    let again = reconcile("{}");
+    assert_eq!(again.body["recovered"], 0, "{}", again.body);
+    assert_eq!(again.body["known"], names.len(), "{}", again.body);
+    let recent = reconcile(r#"{"since_secs": 3600}"#);
+    assert_eq!(recent.body["candidates"], 0, "{}", recent.body);
+
+    let swept = rrstitch_tests::cloudevents::sweep(&finalize);
+    assert_eq!(swept.status, 200, "{}", swept.body);
+    assert_eq!(result(&stack)["rrweb_data"], full_events());
+}

@@ -5,6 +5,12 @@
 //!
 //! Needs Terraform and the `hashicorp/aws` provider mirror (`/opt/tf-plugins`, or
 //! `TF_PLUGIN_DIR`): without them this test fails and says so, it does not skip.
+//!
+//! The dead-letter and reconcile resources are checked on the same apply by this test's own
+//! boto3 checks ([`AFTER_APPLY`], [`AFTER_DESTROY`]): the script runs each of its two check
+//! steps as `$PYTHON - ARGS…` with the program on stdin, so the `PYTHON` this test hands it runs
+//! that program and then ours with the same arguments. Each of ours ends with a line the test
+//! requires, so a script that stopped calling them that way fails here instead of skipping them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +35,154 @@ fn lambda_zip(binary: &str, dir: &Path) -> PathBuf {
         .unwrap();
     assert!(status.success(), "zipping {binary}");
     zip
+}
+
+/// After the apply (argv: chunk bucket, results bucket, name prefix, outputs.json): the
+/// ingest dead-letter queue, ingest's asynchronous-invocation config and its on-failure
+/// destination, least privilege for the queue, the alarm, the reconcile schedule and the
+/// sweep budget.
+const AFTER_APPLY: &str = r#"import json, os, sys
+import boto3
+
+chunks, results, prefix, outputs_path = sys.argv[1:5]
+endpoint = os.environ["MOTO_ENDPOINT"]
+out = {k: v["value"] for k, v in json.load(open(outputs_path)).items()}
+
+def client(name):
+    return boto3.client(name, endpoint_url=endpoint, region_name="us-east-1")
+
+lam, sqs, iam, events, cw = (client(n) for n in ("lambda", "sqs", "iam", "events", "cloudwatch"))
+failures = []
+
+def check(label, ok, detail=""):
+    print(("PASS  " if ok else "FAIL  ") + label + (f"  ({detail})" if detail else ""))
+    if not ok:
+        failures.append(label)
+
+def policy_statements(role_arn):
+    name = role_arn.split("/")[-1]
+    (policy,) = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    listed = lambda v: [v] if isinstance(v, str) else v
+    return [(set(listed(s["Action"])), listed(s["Resource"])) for s in doc["Statement"]]
+
+# The dead-letter queue
+dlq_arn, dlq_url = out["ingest_dlq_arn"], out["ingest_dlq_url"]
+attrs = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+check("dead-letter queue exists at the output URL with the output ARN", attrs.get("QueueArn") == dlq_arn, attrs.get("QueueArn"))
+check("dead-letter queue keeps messages 14 days", attrs.get("MessageRetentionPeriod") == "1209600", attrs.get("MessageRetentionPeriod"))
+check("dead-letter queue encrypted (SQS-managed SSE)", attrs.get("SqsManagedSseEnabled") == "true", attrs.get("SqsManagedSseEnabled"))
+check("dead-letter queue has no resource policy (Lambda sends with the ingest role)", "Policy" not in attrs, attrs.get("Policy"))
+
+# Ingest's asynchronous invocations: two retries, then the queue
+cfg = lam.get_function_event_invoke_config(FunctionName=out["ingest_function"])
+check("ingest event invoke config: MaximumRetryAttempts 2", cfg.get("MaximumRetryAttempts") == 2, cfg.get("MaximumRetryAttempts"))
+check("ingest event invoke config: MaximumEventAgeInSeconds 21600", cfg.get("MaximumEventAgeInSeconds") == 21600, cfg.get("MaximumEventAgeInSeconds"))
+dest = cfg.get("DestinationConfig", {})
+check("ingest on-failure destination is the dead-letter queue", dest.get("OnFailure", {}).get("Destination") == dlq_arn, dest)
+check("ingest has no on-success destination", not dest.get("OnSuccess", {}).get("Destination"), dest)
+
+# Least privilege for the queue: only ingest may send, only to this queue
+ingest_st = policy_statements(out["ingest_role_arn"])
+sqs_st = [(a, r) for a, r in ingest_st if any(x.startswith("sqs:") for x in a)]
+check("ingest role: sqs:SendMessage on the dead-letter queue only",
+      sqs_st == [({"sqs:SendMessage"}, [dlq_arn])], sqs_st)
+finalize_st = policy_statements(out["finalize_role_arn"])
+check("finalize role has no sqs actions", not any(x.startswith("sqs:") for a, _ in finalize_st for x in a))
+reads = [r for a, r in finalize_st if "s3:GetObject" in a]
+lists = [r for a, r in finalize_st if "s3:ListBucket" in a]
+check("finalize role (reconcile) reads chunk objects and lists the chunk bucket",
+      any(res == [f"arn:aws:s3:::{chunks}/{os.environ.get('CHUNK_PREFIX', '')}*"] for res in reads)
+      and [f"arn:aws:s3:::{chunks}"] in lists, (reads, lists))
+
+# The alarm on the queue
+alarms = cw.describe_alarms(AlarmNames=[out["ingest_dlq_alarm"]])["MetricAlarms"]
+a = alarms[0] if alarms else {}
+check("alarm on the dead-letter queue's visible messages > 0",
+      a.get("Namespace") == "AWS/SQS" and a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+      and a.get("Dimensions") == [{"Name": "QueueName", "Value": dlq_url.rsplit("/", 1)[-1]}]
+      and a.get("Threshold") == 0 and a.get("ComparisonOperator") == "GreaterThanThreshold",
+      {k: a.get(k) for k in ("Namespace", "MetricName", "Dimensions", "Threshold", "ComparisonOperator")})
+
+# The reconcile schedule
+finalize_arn = out["finalize_function_arn"]
+rule = events.describe_rule(Name=out["reconcile_rule"])
+check("reconcile rule schedule rate(1 day), enabled",
+      rule.get("ScheduleExpression") == "rate(1 day)" and rule.get("State") == "ENABLED", rule.get("ScheduleExpression"))
+targets = events.list_targets_by_rule(Rule=out["reconcile_rule"])["Targets"]
+check("reconcile rule targets the finalize function with input {\"reconcile\":true}",
+      len(targets) == 1 and targets[0]["Arn"] == finalize_arn and json.loads(targets[0].get("Input", "null")) == {"reconcile": True},
+      targets)
+sweep_targets = events.list_targets_by_rule(Rule=out["sweep_rule"])["Targets"]
+check("sweep target passes the scheduled event itself (no input)", all("Input" not in t for t in sweep_targets), sweep_targets)
+statements = json.loads(lam.get_policy(FunctionName=out["finalize_function"])["Policy"])["Statement"]
+check("finalize permission for events.amazonaws.com from the reconcile rule",
+      any(s["Principal"].get("Service") == "events.amazonaws.com" and rule["Arn"] in json.dumps(s.get("Condition", {})) for s in statements))
+
+# The sweep budget
+fenv = lam.get_function(FunctionName=out["finalize_function"])["Configuration"]
+ienv = lam.get_function(FunctionName=out["ingest_function"])["Configuration"]["Environment"]["Variables"]
+budget = fenv["Environment"]["Variables"].get("RRSTITCH_SWEEP_BUDGET_SECS")
+check("finalize RRSTITCH_SWEEP_BUDGET_SECS is 80 % of its timeout",
+      budget == str(int(fenv["Timeout"] * 0.8)), f"{budget} of {fenv['Timeout']} s")
+check("ingest has no RRSTITCH_SWEEP_BUDGET_SECS", "RRSTITCH_SWEEP_BUDGET_SECS" not in ienv)
+
+print()
+if failures:
+    print(f"{len(failures)} reliability check(s) failed: {failures}")
+    sys.exit(1)
+print("reliability checks passed")
+"#;
+
+/// After the destroy (argv: chunk bucket, results bucket, name prefix): the queue, the rules
+/// and the alarm are gone too.
+const AFTER_DESTROY: &str = r#"import os, sys
+import boto3
+
+chunks, results, prefix = sys.argv[1:4]
+endpoint = os.environ["MOTO_ENDPOINT"]
+sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+events = boto3.client("events", endpoint_url=endpoint, region_name="us-east-1")
+cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1")
+bad = 0
+for label, ok in (
+    (f"dead-letter queue {prefix}-ingest-dlq gone", not sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls")),
+    (f"rules {prefix}-* gone", not events.list_rules(NamePrefix=f"{prefix}-")["Rules"]),
+    (f"alarms {prefix}-* gone", not cw.describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]),
+):
+    print(("PASS  " if ok else "FAIL  ") + label)
+    bad += not ok
+if bad:
+    sys.exit(1)
+print("reliability checks after destroy passed")
+"#;
+
+/// The `PYTHON` handed to `scripts/tf-moto-apply.sh`: `$REAL_PYTHON` for everything, and
+/// after each of the script's two stdin check programs (`- CHUNKS RESULTS PREFIX outputs.json`
+/// after the apply, `- CHUNKS RESULTS PREFIX` after the destroy) one of ours from `$CHECKS`
+/// with the same arguments.
+const PYTHON_WITH_CHECKS: &str = r#"#!/bin/sh
+if [ "$1" = - ] && [ "$#" -eq 5 ]; then
+  "$REAL_PYTHON" "$@" || exit $?
+  exec "$REAL_PYTHON" "$CHECKS/after_apply.py" "$2" "$3" "$4" "$5"
+fi
+if [ "$1" = - ] && [ "$#" -eq 4 ]; then
+  "$REAL_PYTHON" "$@" || exit $?
+  exec "$REAL_PYTHON" "$CHECKS/after_destroy.py" "$2" "$3" "$4"
+fi
+exec "$REAL_PYTHON" "$@"
+"#;
+
+/// Writes [`PYTHON_WITH_CHECKS`] and the check programs into `dir`; returns the wrapper.
+fn python_with_checks(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(dir.join("after_apply.py"), AFTER_APPLY).unwrap();
+    std::fs::write(dir.join("after_destroy.py"), AFTER_DESTROY).unwrap();
+    let wrapper = dir.join("python");
+    std::fs::write(&wrapper, PYTHON_WITH_CHECKS).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
 }
 
 #[test]
@@ -63,21 +217,29 @@ fn aws_stack_applies_to_moto_checks_out_and_destroys() {
     let ingest = package("rrstitch-ingest");
     let finalize = package("rrstitch-finalize");
     let python = repo_root().join(".build/venv/bin/python");
+    let check_dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/tf-moto-apply.sh"))
         .env("MOTO_ENDPOINT", &moto.endpoint)
         .env("INGEST_ZIP", &ingest)
         .env("FINALIZE_ZIP", &finalize)
         .env("TF_PLUGIN_DIR", &plugins)
-        .env("PYTHON", &python)
+        .env("PYTHON", python_with_checks(check_dir.path()))
+        .env("REAL_PYTHON", &python)
+        .env("CHECKS", check_dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("reliability checks passed"), "{stdout}");
+    assert!(
+        stdout.contains("reliability checks after destroy passed"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("FAIL "), "{stdout}");
     let checks = stdout.lines().filter(|l| l.starts_with("PASS ")).count();
     println!("FIGURE infra.aws_checks_passed: {checks}");
-    assert!(checks >= 30, "{stdout}");
+    assert!(checks >= 60, "{stdout}");
 }

@@ -2,12 +2,17 @@
 //!
 //! No `google` provider can be fetched on these machines, so `terraform validate` cannot run
 //! on `infra/gcp`; instead its HCL is parsed (`hcl-rs`) and held to what the binaries read and
-//! query: the variables each function gets, the Eventarc filter, the Scheduler target and its
-//! OIDC identity, the IAM roles per service account, and the Firestore composite indexes.
+//! query: the variables each function gets, the chunk notification → Pub/Sub push → ingest
+//! path and its dead-letter topic, the Scheduler targets and their OIDC identity, the IAM roles
+//! per identity (service agents included) and where each is granted, the Firestore composite
+//! indexes, and that every reference in the module names something the module declares. A few
+//! expressions (budgets, deadlines, validations) are evaluated with `hcl::eval` over the
+//! Terraform functions they use.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hcl::{Block, Body, Expression};
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::{Block, Body, Expression, Value};
 
 fn module() -> Body {
     let dir = rrstitch_tests::repo_root().join("infra/gcp/modules/rrstitch");
@@ -42,15 +47,125 @@ fn resource<'a>(body: &'a Body, kind: &str, name: &str) -> &'a Block {
         .unwrap_or_else(|| panic!("no resource {kind}.{name}"))
 }
 
-/// An attribute as HCL text (`"gs://${google_storage_bucket.chunks.name}"`, `var.x`).
-fn attr(block: &Block, key: &str) -> String {
-    let expr: &Expression = block
+/// `data "<kind>" "<name>"` blocks, as `(kind, name)`.
+fn data_sources(body: &Body) -> BTreeSet<(String, String)> {
+    body.blocks()
+        .filter(|b| b.identifier() == "data")
+        .map(|b| {
+            (
+                b.labels()[0].as_str().to_owned(),
+                b.labels()[1].as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `variable "<name>"` blocks.
+fn variables(body: &Body) -> BTreeMap<String, &Block> {
+    body.blocks()
+        .filter(|b| b.identifier() == "variable")
+        .map(|b| (b.labels()[0].as_str().to_owned(), b))
+        .collect()
+}
+
+fn variable<'a>(body: &'a Body, name: &str) -> &'a Block {
+    variables(body)
+        .remove(name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+}
+
+/// Every `locals` entry.
+fn locals(body: &Body) -> BTreeMap<String, &Expression> {
+    body.blocks()
+        .filter(|b| b.identifier() == "locals")
+        .flat_map(|b| b.body().attributes())
+        .map(|a| (a.key().to_owned(), a.expr()))
+        .collect()
+}
+
+fn expr<'a>(block: &'a Block, key: &str) -> &'a Expression {
+    block
         .body()
         .attributes()
         .find(|a| a.key() == key)
         .map(|a| a.expr())
-        .unwrap_or_else(|| panic!("{} has no attribute {key}", block.identifier()));
+        .unwrap_or_else(|| panic!("{} has no attribute {key}", block.identifier()))
+}
+
+fn has_attr(block: &Block, key: &str) -> bool {
+    block.body().attributes().any(|a| a.key() == key)
+}
+
+fn text(expr: &Expression) -> String {
     hcl::format::to_string(expr).unwrap().trim().to_owned()
+}
+
+/// An attribute as HCL text (`"gs://${google_storage_bucket.chunks.name}"`, `var.x`).
+fn attr(block: &Block, key: &str) -> String {
+    text(expr(block, key))
+}
+
+/// Evaluates `expr` with `var` = `vars` and the Terraform functions the module's evaluated
+/// expressions use (`min`, `max`, `floor`, `coalesce`).
+fn eval(expr: &Expression, vars: &[(&str, Value)]) -> Value {
+    fn numbers(args: &FuncArgs) -> Vec<f64> {
+        args.iter().map(|v| v.as_f64().unwrap()).collect()
+    }
+    let mut ctx = Context::new();
+    let var: hcl::Map<String, Value> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    ctx.declare_var("var", Value::Object(var));
+    let number = || FuncDef::builder().variadic_param(ParamType::Number);
+    ctx.declare_func(
+        "min",
+        number().build(|a| Ok(numbers(&a).into_iter().fold(f64::INFINITY, f64::min).into())),
+    );
+    ctx.declare_func(
+        "max",
+        number().build(|a| {
+            Ok(numbers(&a)
+                .into_iter()
+                .fold(f64::NEG_INFINITY, f64::max)
+                .into())
+        }),
+    );
+    ctx.declare_func(
+        "floor",
+        FuncDef::builder()
+            .param(ParamType::Number)
+            .build(|a| Ok(a[0].as_f64().unwrap().floor().into())),
+    );
+    ctx.declare_func(
+        "coalesce",
+        FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(|a| {
+                Ok(a.iter()
+                    .find(|v| !v.is_null())
+                    .cloned()
+                    .unwrap_or(Value::Null))
+            }),
+    );
+    expr.evaluate(&ctx)
+        .unwrap_or_else(|e| panic!("evaluating {}: {e}", text(expr)))
+}
+
+fn eval_f64(expr: &Expression, vars: &[(&str, Value)]) -> f64 {
+    let value = eval(expr, vars);
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{} is not a number: {value:?}", text(expr)))
+}
+
+/// Whether `variable "<name>"`'s validation conditions all hold for `value`.
+fn valid(body: &Body, name: &str, value: Value) -> bool {
+    let checks = child(variable(body, name), "validation");
+    assert!(!checks.is_empty(), "variable {name} has no validation");
+    checks
+        .into_iter()
+        .all(|v| eval(expr(v, "condition"), &[(name, value.clone())]) == Value::Bool(true))
 }
 
 fn child<'a>(block: &'a Block, name: &str) -> Vec<&'a Block> {
@@ -130,11 +245,13 @@ fn every_variable_the_functions_need_is_set_and_exists() {
         "RRSTITCH_IDLE_SECS",
         "RRSTITCH_LEASE_SECS",
         "RRSTITCH_OUTPUT_GZIP",
+        "RRSTITCH_SWEEP_BUDGET_SECS",
     ] {
         assert!(
             finalize.contains(name),
             "finalize lacks {name}: {finalize:?}"
         );
+        assert!(!ingest.contains(name), "ingest sets finalize's {name}");
     }
     let container = only(
         resource(&body, "google_cloud_run_v2_service", "ingest"),
@@ -156,83 +273,343 @@ fn every_variable_the_functions_need_is_set_and_exists() {
 }
 
 #[test]
-fn eventarc_sends_chunk_bucket_finalize_events_to_ingest() {
+fn sweep_budget_stays_under_the_timeout_and_the_scheduler_deadline() {
     let body = module();
-    let trigger = resource(&body, "google_eventarc_trigger", "chunk_finalized");
-    let criteria: BTreeMap<String, String> = child(trigger, "matching_criteria")
-        .into_iter()
-        .map(|c| (unquote(&attr(c, "attribute")).to_owned(), attr(c, "value")))
-        .collect();
-    assert_eq!(criteria.len(), 2, "{criteria:?}");
-    assert_eq!(unquote(&criteria["type"]), rrstitch::events::GCS_FINALIZED);
-    assert_eq!(criteria["bucket"], "google_storage_bucket.chunks.name");
-    let dest = only(trigger, &["destination", "cloud_run_service"]);
-    assert_eq!(
-        attr(dest, "service"),
-        "google_cloud_run_v2_service.ingest.name"
+    let container = only(
+        resource(&body, "google_cloud_run_v2_service", "finalize"),
+        &["template", "containers"],
     );
-    assert_eq!(
-        attr(trigger, "service_account"),
-        "google_service_account.trigger.email"
+    let budget = child(container, "env")
+        .into_iter()
+        .find(|e| attr(e, "name") == "\"RRSTITCH_SWEEP_BUDGET_SECS\"")
+        .expect("finalize sets RRSTITCH_SWEEP_BUDGET_SECS");
+    assert_eq!(attr(budget, "value"), "tostring(local.sweep_budget_secs)");
+    let local = locals(&body)["sweep_budget_secs"];
+    // The default: well under the request timeout, and under the scheduler's attempt
+    // deadline (min(timeout, 1800)), which ends a sweep's HTTP call even when the timeout is
+    // longer.
+    for timeout in [60.0, 300.0, 900.0, 1800.0, 3600.0] {
+        let got = eval_f64(
+            local,
+            &[
+                ("finalize_timeout_secs", timeout.into()),
+                ("sweep_budget_secs", Value::Null),
+            ],
+        );
+        let deadline = f64::min(timeout, 1800.0);
+        assert!(
+            got > 0.0 && got <= 0.8 * deadline && got >= 0.5 * deadline,
+            "budget {got} s for a {timeout} s timeout"
+        );
+    }
+    // An explicit budget wins, and a precondition refuses one at or over the deadline.
+    let explicit = eval_f64(
+        local,
+        &[
+            ("finalize_timeout_secs", 900.into()),
+            ("sweep_budget_secs", 500.into()),
+        ],
+    );
+    assert_eq!(explicit, 500.0);
+    // The binaries read a whole number of seconds.
+    for (budget, ok) in [
+        (Value::Null, true),
+        (Value::from(300), true),
+        (Value::from(0), false),
+        (Value::from(299.5), false),
+    ] {
+        assert_eq!(
+            valid(&body, "sweep_budget_secs", budget.clone()),
+            ok,
+            "sweep_budget_secs = {budget:?}"
+        );
+    }
+    let finalize = resource(&body, "google_cloud_run_v2_service", "finalize");
+    let condition = attr(only(finalize, &["lifecycle", "precondition"]), "condition");
+    assert!(
+        condition.contains("local.sweep_budget_secs <")
+            && condition.contains("var.finalize_timeout_secs")
+            && condition.contains("1800"),
+        "{condition}"
     );
 }
 
 #[test]
-fn scheduler_posts_sweep_to_finalize_with_oidc() {
+fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
     let body = module();
-    let job = resource(&body, "google_cloud_scheduler_job", "sweep");
-    let target = only(job, &["http_target"]);
-    assert_eq!(attr(target, "http_method"), "\"POST\"");
-    assert_eq!(
-        attr(target, "uri"),
-        "\"${google_cloud_run_v2_service.finalize.uri}/sweep\""
+    // Eventarc's managed subscription takes no dead-letter policy: none is left.
+    assert!(
+        body.blocks().all(|b| b.identifier() != "resource"
+            || !b.labels()[0].as_str().starts_with("google_eventarc")),
+        "an Eventarc resource is left"
     );
-    let oidc = only(target, &["oidc_token"]);
+    let apis = text(locals(&body)["apis"]);
+    assert!(!apis.contains("eventarc"), "{apis}");
+    assert!(apis.contains("\"pubsub.googleapis.com\""), "{apis}");
+
+    let notifications = resources(&body, "google_storage_notification");
+    assert_eq!(notifications.len(), 1, "{:?}", notifications.keys());
+    let notification = notifications["chunk_finalized"];
+    assert_eq!(
+        attr(notification, "bucket"),
+        "google_storage_bucket.chunks.name"
+    );
+    assert_eq!(
+        attr(notification, "topic"),
+        "google_pubsub_topic.chunk_events.id"
+    );
+    assert_eq!(attr(notification, "payload_format"), "\"JSON_API_V1\"");
+    assert_eq!(
+        eval(expr(notification, "event_types"), &[]),
+        Value::from(vec!["OBJECT_FINALIZE"])
+    );
+    let prefix = expr(notification, "object_name_prefix");
+    for (chunk_prefix, want) in [("", Value::Null), ("chunks/", Value::from("chunks/"))] {
+        assert_eq!(eval(prefix, &[("chunk_prefix", chunk_prefix.into())]), want);
+    }
+    assert!(
+        attr(notification, "depends_on")
+            .contains("google_pubsub_topic_iam_member.gcs_publishes_chunk_events"),
+        "the notification is created before Cloud Storage may publish"
+    );
+
+    let subscription = resource(&body, "google_pubsub_subscription", "ingest_push");
+    assert_eq!(
+        attr(subscription, "topic"),
+        "google_pubsub_topic.chunk_events.id"
+    );
+    let push = only(subscription, &["push_config"]);
+    assert_eq!(
+        attr(push, "push_endpoint"),
+        "\"${google_cloud_run_v2_service.ingest.uri}/pubsub\""
+    );
+    // Ingest's /pubsub reads the standard envelope: the message is wrapped.
+    assert!(child(push, "no_wrapper").is_empty());
+    let oidc = only(push, &["oidc_token"]);
     assert_eq!(
         attr(oidc, "service_account_email"),
-        "google_service_account.scheduler.email"
+        "google_service_account.trigger.email"
     );
     assert_eq!(
         attr(oidc, "audience"),
-        "google_cloud_run_v2_service.finalize.uri"
+        "google_cloud_run_v2_service.ingest.uri"
     );
-    assert!(child(target, "oauth_token").is_empty());
+    // Pub/Sub waits for ingest's answer at least as long as ingest may take (10..600 s).
+    let ack = expr(subscription, "ack_deadline_seconds");
+    for timeout in [5.0, 60.0, 300.0, 600.0, 3600.0] {
+        let got = eval_f64(ack, &[("ingest_timeout_secs", timeout.into())]);
+        assert!(
+            (10.0..=600.0).contains(&got) && got >= f64::min(timeout, 600.0),
+            "ack deadline {got} s for a {timeout} s ingest timeout"
+        );
+    }
+    let retry = only(subscription, &["retry_policy"]);
+    assert_eq!(attr(retry, "minimum_backoff"), "\"10s\"");
+    assert_eq!(attr(retry, "maximum_backoff"), "\"600s\"");
+    assert_eq!(
+        attr(only(subscription, &["expiration_policy"]), "ttl"),
+        "\"\"",
+        "the push subscription must never expire"
+    );
+    let dead_letter = only(subscription, &["dead_letter_policy"]);
+    assert_eq!(
+        attr(dead_letter, "dead_letter_topic"),
+        "google_pubsub_topic.dead_letters.id"
+    );
+    assert_eq!(
+        attr(dead_letter, "max_delivery_attempts"),
+        "var.max_delivery_attempts"
+    );
+    let attempts = variable(&body, "max_delivery_attempts");
+    assert_eq!(attr(attempts, "default"), "10");
+    for (n, ok) in [(4, false), (5, true), (10, true), (100, true), (101, false)] {
+        assert_eq!(
+            valid(&body, "max_delivery_attempts", n.into()),
+            ok,
+            "max_delivery_attempts = {n}"
+        );
+    }
 }
 
 #[test]
-fn each_identity_has_exactly_its_roles_and_nothing_is_public() {
+fn dead_letters_are_held_until_someone_pulls_them() {
     let body = module();
-    // (member's service account, role, where) for every IAM grant in the module.
-    let mut grants: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for kind in [
-        "google_project_iam_member",
-        "google_storage_bucket_iam_member",
-        "google_cloud_run_v2_service_iam_member",
+    let topics = resources(&body, "google_pubsub_topic");
+    assert_eq!(
+        topics.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["chunk_events", "dead_letters"]
+    );
+    let subscriptions = resources(&body, "google_pubsub_subscription");
+    // A topic with no subscription drops what is published to it.
+    for topic in topics.keys() {
+        let id = format!("google_pubsub_topic.{topic}.id");
+        assert!(
+            subscriptions.values().any(|s| attr(s, "topic") == id),
+            "nothing subscribes to topic {topic}"
+        );
+    }
+    let hold = subscriptions["dead_letters_hold"];
+    assert_eq!(attr(hold, "topic"), "google_pubsub_topic.dead_letters.id");
+    // A pull subscription, itself without a dead-letter policy (it would loop).
+    assert!(child(hold, "push_config").is_empty());
+    assert!(child(hold, "dead_letter_policy").is_empty());
+    assert_eq!(attr(only(hold, &["expiration_policy"]), "ttl"), "\"\"");
+    assert!(
+        !has_attr(hold, "retain_acked_messages") || attr(hold, "retain_acked_messages") == "false"
+    );
+    let retention = expr(hold, "message_retention_duration");
+    assert_eq!(
+        eval(retention, &[("dead_letter_retention_days", 7.into())]),
+        Value::from("604800s")
+    );
+    assert_eq!(
+        attr(variable(&body, "dead_letter_retention_days"), "default"),
+        "7"
+    );
+    for (days, ok) in [(0, false), (1, true), (7, true), (31, true), (32, false)] {
+        assert_eq!(
+            valid(&body, "dead_letter_retention_days", days.into()),
+            ok,
+            "dead_letter_retention_days = {days}"
+        );
+    }
+    for (output, value) in [
+        (
+            "chunk_events_topic",
+            "google_pubsub_topic.chunk_events.name",
+        ),
+        (
+            "ingest_push_subscription",
+            "google_pubsub_subscription.ingest_push.name",
+        ),
+        ("dead_letter_topic", "google_pubsub_topic.dead_letters.name"),
+        (
+            "dead_letter_subscription",
+            "google_pubsub_subscription.dead_letters_hold.name",
+        ),
+        ("reconcile_job", "google_cloud_scheduler_job.reconcile.name"),
     ] {
+        let block = body
+            .blocks()
+            .find(|b| b.identifier() == "output" && b.labels()[0].as_str() == output)
+            .unwrap_or_else(|| panic!("no output {output}"));
+        assert_eq!(attr(block, "value"), value);
+    }
+}
+
+#[test]
+fn scheduler_posts_sweep_and_reconcile_to_finalize_with_oidc() {
+    let body = module();
+    let jobs = resources(&body, "google_cloud_scheduler_job");
+    assert_eq!(
+        jobs.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["reconcile", "sweep"]
+    );
+    for (name, route) in [("sweep", "/sweep"), ("reconcile", "/reconcile")] {
+        let job = jobs[name];
+        assert_eq!(attr(job, "schedule"), format!("var.{name}_schedule"));
+        let target = only(job, &["http_target"]);
+        assert_eq!(attr(target, "http_method"), "\"POST\"");
+        assert_eq!(
+            attr(target, "uri"),
+            format!("\"${{google_cloud_run_v2_service.finalize.uri}}{route}\"")
+        );
+        let oidc = only(target, &["oidc_token"]);
+        assert_eq!(
+            attr(oidc, "service_account_email"),
+            "google_service_account.scheduler.email"
+        );
+        assert_eq!(
+            attr(oidc, "audience"),
+            "google_cloud_run_v2_service.finalize.uri"
+        );
+        assert!(child(target, "oauth_token").is_empty());
+        let deadline = eval(
+            expr(job, "attempt_deadline"),
+            &[("finalize_timeout_secs", 900.into())],
+        );
+        assert_eq!(deadline, Value::from("900s"), "{name}");
+    }
+    // Reconcile runs once a day by default: a fixed minute and hour, every day.
+    let schedule = attr(variable(&body, "reconcile_schedule"), "default");
+    let fields: Vec<&str> = unquote(&schedule).split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{schedule}");
+    assert!(
+        fields[0].parse::<u8>().is_ok()
+            && fields[1].parse::<u8>().is_ok()
+            && fields[2..] == ["*", "*", "*"],
+        "reconcile_schedule default {schedule} is not daily"
+    );
+}
+
+/// Who a grant's member is: a module service account by resource name, or a service agent.
+fn grantee(member: &str) -> String {
+    if let Some(rest) = member.split("google_service_account.").nth(1) {
+        return rest.split('.').next().unwrap().to_owned();
+    }
+    if member.contains("data.google_storage_project_service_account.gcs.email_address") {
+        return "gcs-agent".into();
+    }
+    if member == "local.pubsub_service_agent" {
+        return "pubsub-agent".into();
+    }
+    "other".into()
+}
+
+#[test]
+fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
+    let body = module();
+    // Where each kind of grant says what it is on.
+    let kinds = [
+        ("google_project_iam_member", "project"),
+        ("google_storage_bucket_iam_member", "bucket"),
+        ("google_cloud_run_v2_service_iam_member", "name"),
+        ("google_pubsub_topic_iam_member", "topic"),
+        ("google_pubsub_subscription_iam_member", "subscription"),
+        ("google_service_account_iam_member", "service_account_id"),
+    ];
+    // No IAM resource of another kind, and none authoritative (_binding, _policy would
+    // replace grants made outside the module).
+    for block in body.blocks().filter(|b| b.identifier() == "resource") {
+        let kind = block.labels()[0].as_str();
+        if kind.contains("_iam_") {
+            assert!(
+                kinds.iter().any(|(k, _)| *k == kind),
+                "{kind} is not a grant kind this test knows"
+            );
+        }
+    }
+    // The Pub/Sub service agent is the project's.
+    let agent = text(locals(&body)["pubsub_service_agent"]);
+    assert_eq!(
+        agent,
+        "\"serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com\""
+    );
+    // (grantee, role, where) for every IAM grant in the module.
+    let mut grants: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (kind, on) in kinds {
         for block in resources(&body, kind).values() {
             let member = attr(block, "member");
             assert!(
                 !member.contains("allUsers") && !member.contains("allAuthenticatedUsers"),
                 "{kind}: public member {member}"
             );
-            let account = member
-                .split("google_service_account.")
-                .nth(1)
-                .and_then(|rest| rest.split('.').next())
-                .unwrap_or("other")
-                .to_owned();
-            let place = match kind {
-                "google_storage_bucket_iam_member" => attr(block, "bucket"),
-                "google_cloud_run_v2_service_iam_member" => attr(block, "name"),
-                _ => "project".into(),
+            let place = if on == "project" {
+                "project".into()
+            } else {
+                attr(block, on)
             };
-            grants.insert((account, unquote(&attr(block, "role")).to_owned(), place));
+            grants.insert((
+                grantee(&member),
+                unquote(&attr(block, "role")).to_owned(),
+                place,
+            ));
         }
     }
-    let of = |account: &str| -> BTreeSet<(String, String)> {
+    let of = |who: &str| -> BTreeSet<(String, String)> {
         grants
             .iter()
-            .filter(|g| g.0 == account)
+            .filter(|g| g.0 == who)
             .map(|g| (g.1.clone(), g.2.clone()))
             .collect()
     };
@@ -252,6 +629,8 @@ fn each_identity_has_exactly_its_roles_and_nothing_is_public() {
             ("roles/datastore.user", "project"),
         ])
     );
+    // objectViewer on the chunk bucket (get and list) is all reconcile needs beyond what
+    // stitching already has.
     assert_eq!(
         of("finalize"),
         set(&[
@@ -268,13 +647,10 @@ fn each_identity_has_exactly_its_roles_and_nothing_is_public() {
     );
     assert_eq!(
         of("trigger"),
-        set(&[
-            ("roles/eventarc.eventReceiver", "project"),
-            (
-                "roles/run.invoker",
-                "google_cloud_run_v2_service.ingest.name"
-            ),
-        ])
+        set(&[(
+            "roles/run.invoker",
+            "google_cloud_run_v2_service.ingest.name"
+        )])
     );
     assert_eq!(
         of("scheduler"),
@@ -283,11 +659,111 @@ fn each_identity_has_exactly_its_roles_and_nothing_is_public() {
             "google_cloud_run_v2_service.finalize.name"
         )])
     );
+    assert_eq!(
+        of("gcs-agent"),
+        set(&[(
+            "roles/pubsub.publisher",
+            "google_pubsub_topic.chunk_events.name"
+        )])
+    );
+    assert_eq!(
+        of("pubsub-agent"),
+        set(&[
+            (
+                "roles/iam.serviceAccountTokenCreator",
+                "google_service_account.trigger.name"
+            ),
+            (
+                "roles/pubsub.publisher",
+                "google_pubsub_topic.dead_letters.name"
+            ),
+            (
+                "roles/pubsub.subscriber",
+                "google_pubsub_subscription.ingest_push.name"
+            ),
+        ])
+    );
+    // The rest: manual_finalize_invokers, on the finalize service only.
+    assert_eq!(
+        of("other"),
+        set(&[(
+            "roles/run.invoker",
+            "google_cloud_run_v2_service.finalize.name"
+        )])
+    );
+    // Project-wide only where Firestore leaves no narrower place.
+    for (who, role, place) in &grants {
+        assert!(
+            place != "project" || role == "roles/datastore.user",
+            "{who}: {role} on the whole project"
+        );
+    }
     // No service opens itself to unauthenticated callers.
     for service in resources(&body, "google_cloud_run_v2_service").values() {
         let text = hcl::to_string(service.body()).unwrap();
         assert!(!text.contains("allUsers"), "{text}");
     }
+}
+
+/// Terraform cannot validate this module here, so a reference to something the module does
+/// not declare (a renamed resource, a typo) would only show at the first real plan: every
+/// `google_*.NAME`, `data.google_*.NAME`, `var.NAME` and `local.NAME` must resolve.
+#[test]
+fn every_reference_resolves() {
+    let body = module();
+    let mut declared: BTreeSet<(String, String)> = body
+        .blocks()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| {
+            (
+                b.labels()[0].as_str().to_owned(),
+                b.labels()[1].as_str().to_owned(),
+            )
+        })
+        .collect();
+    for (kind, name) in data_sources(&body) {
+        declared.insert((format!("data.{kind}"), name));
+    }
+    for name in variables(&body).keys() {
+        declared.insert(("var".into(), name.clone()));
+    }
+    for name in locals(&body).keys() {
+        declared.insert(("local".into(), name.clone()));
+    }
+    let dir = rrstitch_tests::repo_root().join("infra/gcp/modules/rrstitch");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "tf") {
+            continue;
+        }
+        let code: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for token in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
+            let parts: Vec<&str> = token.split('.').collect();
+            let reference = match parts.as_slice() {
+                ["data", kind, name, ..] if kind.starts_with("google_") => {
+                    (format!("data.{kind}"), name.to_string())
+                }
+                [kind, name, ..] if kind.starts_with("google_") => {
+                    (kind.to_string(), name.to_string())
+                }
+                ["var" | "local", name, ..] => (parts[0].to_owned(), name.to_string()),
+                _ => continue,
+            };
+            assert!(
+                declared.contains(&reference),
+                "{}: {token} refers to nothing the module declares",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} references found");
 }
 
 #[test]

@@ -48,6 +48,20 @@ pub struct SweepArgs {
 }
 
 #[derive(Args)]
+pub struct ReconcileArgs {
+    /// Only chunks uploaded this recently (by the time in their names), e.g. `2d`; all
+    /// without it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// The chunk bucket (default RRSTITCH_CHUNKS): a directory, gs://… or s3://….
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct FinalizeArgs {
     /// The session to finalize.
     session_guid: String,
@@ -232,6 +246,43 @@ pub async fn sweep(args: SweepArgs, settings: Settings) -> Result<()> {
     if !summary.failed.is_empty() {
         bail!(
             "{} sessions failed to finalize; they stay open for the next sweep",
+            summary.failed.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()> {
+    if let Some(bucket) = args.bucket {
+        settings.chunks = Some(bucket);
+    }
+    if settings.chunks.is_none() {
+        bail!("reconcile needs the chunk bucket: --bucket or RRSTITCH_CHUNKS");
+    }
+    let svc = service(&settings).await?;
+    let summary = svc.reconcile(args.since).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        eprintln!(
+            "reconcile: {} objects, {} chunk candidates: {} known, {} recovered (in {} sessions), {} rejected, {} vanished, {} failed, {} left for the next run",
+            summary.objects_listed,
+            summary.candidates,
+            summary.known,
+            summary.recovered,
+            summary.sessions_recovered,
+            summary.rejected,
+            summary.vanished,
+            summary.failed.len(),
+            summary.deferred
+        );
+        if summary.recovered > 0 {
+            eprintln!("the recovered sessions are open again: the next sweep stitches them");
+        }
+    }
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} objects could not be checked (see errors above); run again to retry",
             summary.failed.len()
         );
     }

@@ -46,6 +46,8 @@ enum Command {
     Sweep(local::SweepArgs),
     /// Finalize one session now, idle or not.
     Finalize(local::FinalizeArgs),
+    /// Ingest every chunk of the chunk bucket the index does not know (lost events).
+    Reconcile(local::ReconcileArgs),
     /// List the sessions in the index.
     Sessions(local::ListArgs),
     /// List the objects the index rejected, with reasons.
@@ -87,6 +89,7 @@ fn main() -> Result<()> {
             Command::Watch(args) => local::watch(args, settings).await,
             Command::Sweep(args) => local::sweep(args, settings).await,
             Command::Finalize(args) => local::finalize(args, settings).await,
+            Command::Reconcile(args) => local::reconcile(args, settings).await,
             Command::Sessions(args) => local::sessions(args, settings).await,
             Command::Rejected(args) => local::rejected(args, settings).await,
             Command::View(args) => view::run(args).await,

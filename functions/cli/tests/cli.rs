@@ -304,3 +304,54 @@ fn generate_writes_replayable_sessions() {
         assert_eq!(v["metadata"]["event_count"], 52);
     }
 }
+
+#[test]
+fn reconcile_ingests_what_no_event_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&bucket)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    // Two of the six events arrived.
+    rrstitch(dir.path())
+        .arg("ingest")
+        .args(&names[..2])
+        .assert()
+        .success();
+    let out = rrstitch(dir.path())
+        .args(["reconcile", "--json", "--bucket"])
+        .arg(&bucket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["recovered"], 4, "{summary}");
+    assert_eq!(summary["known"], 2, "{summary}");
+    assert_eq!(summary["sessions_recovered"], 1, "{summary}");
+    // Again: nothing left to recover.
+    rrstitch(dir.path())
+        .args(["reconcile", "--bucket"])
+        .arg(&bucket)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("6 known, 0 recovered"));
+    rrstitch(dir.path())
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let v = read_json(&dir.path().join("results").join(format!("{GUID}.json")));
+    assert_eq!(v["rrweb_data"], full_events());
+    // Without a bucket it says what it needs.
+    rrstitch(dir.path())
+        .arg("reconcile")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--bucket or RRSTITCH_CHUNKS"));
+}

@@ -1,8 +1,12 @@
 //! The finalize function:
 //! - `POST /sweep` (Cloud Scheduler): finalize every idle session;
 //! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
-//! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event sweeps, a
-//!   `{"session_guid": …}` payload or a Function URL request finalizes one session.
+//! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N}`: ingest the
+//!   chunks whose events were lost;
+//! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event (or
+//!   `{"sweep": true}`) sweeps, `{"reconcile": true}` reconciles, a `{"session_guid": …}`
+//!   payload or a Function URL request finalizes one session, and anything else is
+//!   acknowledged with an error in the answer, never retried: it can never succeed.
 //!
 //! Both are `Service::sweep` / `Service::finalize`; this file maps their results to HTTP:
 //! 404 for an unknown session, 400 for a malformed request, 409 while another worker holds
@@ -20,7 +24,8 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use lambda_runtime::{service_fn, LambdaEvent};
 use rrstitch::config::Settings;
-use rrstitch::service::{Service, ServiceError};
+use rrstitch::events::FinalizePayload;
+use rrstitch::service::{Service, ServiceError, Stop};
 use serde_json::{json, Value};
 
 #[tokio::main]
@@ -40,6 +45,7 @@ async fn main() -> Result<()> {
     let app = Router::new()
         .route("/sweep", post(sweep))
         .route("/finalize", post(finalize))
+        .route("/reconcile", post(reconcile))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(svc);
     let app = rrstitch::http::limit_body(app, 64 * 1024);
@@ -51,7 +57,21 @@ async fn main() -> Result<()> {
 async fn run_sweep(svc: &Service) -> (u16, Value) {
     match svc.sweep().await {
         // Failed sessions stay open for the next sweep; a 5xx makes the failure visible to the
-        // scheduler.
+        // scheduler. A sweep the budget cut short is a success: the next tick goes on.
+        Ok(summary) if summary.stopped == Some(Stop::IndexFailing) => (503, json!(summary)),
+        Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
+        Ok(summary) => (500, json!(summary)),
+        Err(e) => error(&e),
+    }
+}
+
+/// `(status, JSON body)` of a reconcile; the body may say `{"since_secs": N}`.
+async fn run_reconcile(svc: &Service, body: &[u8]) -> (u16, Value) {
+    let since = match rrstitch::events::reconcile_request(body) {
+        Ok(since) => since,
+        Err(e) => return (400, json!({"error": e})),
+    };
+    match svc.reconcile(since).await {
         Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
         Ok(summary) => (500, json!(summary)),
         Err(e) => error(&e),
@@ -90,6 +110,10 @@ async fn finalize(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> R
     respond(run_finalize(&svc, &body).await)
 }
 
+async fn reconcile(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
+    respond(run_reconcile(&svc, &body).await)
+}
+
 /// Dispatches a Lambda payload by its shape.
 async fn on_lambda(svc: &Service, event: Value) -> Value {
     // A Function URL request: answer in its HTTP response shape.
@@ -106,17 +130,37 @@ async fn on_lambda(svc: &Service, event: Value) -> Value {
         };
         let result = match path {
             "/sweep" => run_sweep(svc).await,
-            _ => run_finalize(svc, &body).await,
+            "/reconcile" => run_reconcile(svc, &body).await,
+            "/" | "/finalize" => run_finalize(svc, &body).await,
+            other => (404, json!({"error": format!("no route {other}")})),
         };
         return http_response(result);
     }
-    if event.get("session_guid").is_some() {
-        let (status, body) = run_finalize(svc, event.to_string().as_bytes()).await;
-        return json!({"status": status, "result": body});
-    }
-    // EventBridge scheduled events (and anything else) sweep.
-    let (status, body) = run_sweep(svc).await;
+    let (status, body) = match rrstitch::events::finalize_payload(&event) {
+        Ok(FinalizePayload::Finalize) => run_finalize(svc, event.to_string().as_bytes()).await,
+        Ok(FinalizePayload::Reconcile) => run_reconcile(svc, event.to_string().as_bytes()).await,
+        Ok(FinalizePayload::Sweep) => run_sweep(svc).await,
+        Err(e) => {
+            // Retrying cannot make it one of ours: answer, so Lambda does not retry it.
+            tracing::error!(error = %e, payload = %truncated(&event), "payload acknowledged and ignored");
+            (400, json!({"error": e.to_string()}))
+        }
+    };
     json!({"status": status, "result": body})
+}
+
+/// A payload for a log line, cut to a readable length.
+fn truncated(event: &Value) -> String {
+    let mut text = event.to_string();
+    if text.len() > 512 {
+        let mut end = 512;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 fn http_response((status, body): (u16, Value)) -> Value {

@@ -1,6 +1,8 @@
 //! The ingest function. Fired once per new chunk object:
-//! - on Cloud Run, by an Eventarc `google.cloud.storage.object.v1.finalized` CloudEvent
-//!   (binary or structured content mode) POSTed to `/`;
+//! - on Cloud Run, by a Pub/Sub push of the chunk bucket's `OBJECT_FINALIZE` notification
+//!   POSTed to `/pubsub` (the deployed path: its subscription has a dead-letter topic), or by
+//!   an Eventarc `google.cloud.storage.object.v1.finalized` CloudEvent (binary or structured
+//!   content mode) POSTed to `/`;
 //! - on AWS Lambda (chosen when `AWS_LAMBDA_RUNTIME_API` is set), by an S3 notification.
 //!
 //! Everything it does is `Service::ingest`; this file only decodes the platform's event and
@@ -16,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rrstitch::config::Settings;
 use rrstitch::events;
 use rrstitch::service::Service;
@@ -47,6 +49,7 @@ async fn main() -> Result<()> {
     }
     let app = Router::new()
         .route("/", post(on_cloudevent))
+        .route("/pubsub", post(on_pubsub))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(svc);
     let app = rrstitch::http::limit_body(app, MAX_EVENT_BYTES);
@@ -70,7 +73,39 @@ async fn on_cloudevent(
                 .into_response();
         }
     };
-    match svc.ingest(&object).await {
+    ingest(&svc, &object).await
+}
+
+/// A Pub/Sub push. Pub/Sub redelivers anything but a 2xx until the message goes to the
+/// dead-letter topic, so everything that redelivery cannot change is answered 200.
+async fn on_pubsub(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
+    match events::gcs_object_from_pubsub_push(&body) {
+        Ok(Some(object)) => ingest(&svc, &object).await,
+        Ok(None) => {
+            tracing::info!("not an OBJECT_FINALIZE notification; acknowledged");
+            (StatusCode::OK, Json(json!({"outcome": "ignored"}))).into_response()
+        }
+        Err(e @ events::EventError::NotPubSub(_)) => {
+            tracing::warn!(error = %e, "push refused");
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "notification cannot be ingested; acknowledged");
+            (
+                StatusCode::OK,
+                Json(json!({"outcome": "refused", "error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn ingest(svc: &Service, object: &rrstitch::service::ObjectRef) -> Response {
+    match svc.ingest(object).await {
         Ok(outcome) => (StatusCode::OK, Json(json!(outcome))).into_response(),
         Err(e) => {
             tracing::error!(object = %object.name, error = %e, transient = e.is_transient(), "ingest failed");
@@ -81,10 +116,26 @@ async fn on_cloudevent(
     }
 }
 
+/// A failed invocation, named for what went wrong (Lambda shows `errorType`; the default
+/// would be the Rust type name of a boxed error).
+fn failed(error_type: &str, message: String) -> Diagnostic {
+    Diagnostic {
+        error_type: error_type.to_owned(),
+        error_message: message,
+    }
+}
+
 /// Every record of the notification is ingested; a transient failure of any fails the
 /// invocation (Lambda retries it; records already done are recorded idempotently).
-async fn on_s3_event(svc: &Service, event: Value) -> Result<Value, lambda_runtime::Error> {
-    let records = events::s3_objects(&event)?;
+async fn on_s3_event(svc: &Service, event: Value) -> Result<Value, Diagnostic> {
+    let records = match events::s3_objects(&event) {
+        Ok(records) => records,
+        Err(e) => {
+            // Not an S3 notification: no retry can make it one, so acknowledge it.
+            tracing::error!(error = %e, "payload acknowledged and ignored");
+            return Ok(json!({"outcome": "ignored", "error": e.to_string()}));
+        }
+    };
     let mut outcomes = Vec::new();
     let mut transient = None;
     for record in records {
@@ -109,7 +160,7 @@ async fn on_s3_event(svc: &Service, event: Value) -> Result<Value, lambda_runtim
         }
     }
     match transient {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(failed("TransientIngestFailure", e.to_string())),
         None => Ok(json!({"objects": outcomes})),
     }
 }

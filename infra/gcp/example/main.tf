@@ -40,6 +40,8 @@ module "rrstitch" {
 
   firestore_location       = var.firestore_location
   sweep_schedule           = var.sweep_schedule
+  reconcile_schedule       = var.reconcile_schedule
+  max_delivery_attempts    = var.max_delivery_attempts
   idle_secs                = var.idle_secs
   output_gzip              = var.output_gzip
   manual_finalize_invokers = var.manual_finalize_invokers

@@ -14,8 +14,18 @@ output "ingest_url" {
 }
 
 output "finalize_url" {
-  description = "URL of the finalize service (POST /sweep, POST /finalize)."
+  description = "URL of the finalize service (POST /sweep, POST /reconcile, POST /finalize)."
   value       = module.rrstitch.finalize_url
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription holding chunk events ingest did not take (gcloud pubsub subscriptions pull)."
+  value       = module.rrstitch.dead_letter_subscription
+}
+
+output "reconcile_job" {
+  description = "Cloud Scheduler job that reconciles the index with the chunk bucket (gcloud scheduler jobs run)."
+  value       = module.rrstitch.reconcile_job
 }
 
 output "image_repository" {

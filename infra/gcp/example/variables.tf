@@ -47,6 +47,18 @@ variable "sweep_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "reconcile_schedule" {
+  description = "Cron schedule of the reconcile (ingests every chunk object the index does not know)."
+  type        = string
+  default     = "17 3 * * *"
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a chunk event to ingest before it goes to the dead-letter topic (5 to 100)."
+  type        = number
+  default     = 10
+}
+
 variable "idle_secs" {
   description = "Seconds without a new chunk before a session is finalized."
   type        = number

@@ -24,10 +24,12 @@ mod assemble;
 pub mod backfill;
 pub mod finalize;
 pub mod ingest;
+pub mod reconcile;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
-pub use finalize::{FinalizeReport, SweepSummary};
+pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
+pub use reconcile::ReconcileSummary;
 
 /// Knobs shared by every entry point; built by the edges from [`crate::config`].
 #[derive(Debug, Clone)]

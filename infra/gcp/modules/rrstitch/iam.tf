@@ -1,8 +1,12 @@
 # One service account per identity, each with only what it needs:
 #   ingest    reads chunk objects, reads/writes the session index
 #   finalize  reads chunk objects, writes results, reads/writes the session index
-#   trigger   Eventarc's identity: receives events, invokes ingest (and nothing else)
+#   trigger   the push subscription's identity: invokes ingest (and nothing else)
 #   scheduler Cloud Scheduler's identity: invokes finalize (and nothing else)
+# and two Google-managed service agents, each granted on one resource only:
+#   Cloud Storage  publishes chunk notifications to the chunk-events topic
+#   Pub/Sub        mints the trigger account's OIDC tokens for push, moves undeliverable
+#                  messages from the push subscription to the dead-letter topic
 # Nothing is granted to allUsers or allAuthenticatedUsers.
 
 resource "google_service_account" "ingest" {
@@ -20,13 +24,13 @@ resource "google_service_account" "finalize" {
 resource "google_service_account" "trigger" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-trigger"
-  display_name = "rrstitch Eventarc trigger (invokes ingest)"
+  display_name = "rrstitch Pub/Sub push of chunk events (invokes ingest)"
 }
 
 resource "google_service_account" "scheduler" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-scheduler"
-  display_name = "rrstitch Cloud Scheduler sweep (invokes finalize)"
+  display_name = "rrstitch Cloud Scheduler sweep and reconcile (invokes finalize)"
 }
 
 # --- ingest
@@ -45,6 +49,7 @@ resource "google_project_iam_member" "ingest_datastore_user" {
 
 # --- finalize
 
+# objectViewer: get and list objects — stitching reads chunks, reconcile lists the bucket.
 resource "google_storage_bucket_iam_member" "finalize_chunks_viewer" {
   bucket = google_storage_bucket.chunks.name
   role   = "roles/storage.objectViewer"
@@ -64,13 +69,7 @@ resource "google_project_iam_member" "finalize_datastore_user" {
   member  = "serviceAccount:${google_service_account.finalize.email}"
 }
 
-# --- Eventarc trigger
-
-resource "google_project_iam_member" "trigger_event_receiver" {
-  project = var.project_id
-  role    = "roles/eventarc.eventReceiver"
-  member  = "serviceAccount:${google_service_account.trigger.email}"
-}
+# --- Pub/Sub push (the trigger account)
 
 resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_ingest" {
   project  = var.project_id
@@ -80,30 +79,39 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_ingest" {
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
 
-# Cloud Storage publishes its object events to Pub/Sub for Eventarc as its service agent.
-data "google_storage_project_service_account" "gcs" {
-  project = var.project_id
-}
+# --- Cloud Storage service agent: publishes to the chunk-events topic only
 
-resource "google_project_iam_member" "gcs_pubsub_publisher" {
+resource "google_pubsub_topic_iam_member" "gcs_publishes_chunk_events" {
   project = var.project_id
+  topic   = google_pubsub_topic.chunk_events.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
-# Projects created before 8 April 2021 only: the Pub/Sub service agent mints the trigger's
-# OIDC tokens.
-data "google_project" "this" {
-  count      = var.grant_pubsub_token_creator ? 1 : 0
-  project_id = var.project_id
-}
+# --- Pub/Sub service agent
 
-resource "google_service_account_iam_member" "pubsub_token_creator" {
-  count = var.grant_pubsub_token_creator ? 1 : 0
-
+# Signs the OIDC tokens the push subscription sends as the trigger account (needed for
+# projects created before 8 April 2021, harmless after).
+resource "google_service_account_iam_member" "pubsub_agent_mints_trigger_tokens" {
   service_account_id = google_service_account.trigger.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this[0].number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member             = local.pubsub_service_agent
+}
+
+# Dead lettering: the agent publishes the undeliverable message to the dead-letter topic and
+# acknowledges it on the push subscription, so it needs both, on these two resources only.
+resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letters.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_ingest_push" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.ingest_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
 }
 
 # --- Cloud Scheduler

@@ -1,18 +1,23 @@
-# rrstitch on GCP: chunk bucket → (Eventarc, object finalized) → ingest (Cloud Run) →
-# Firestore session index; Cloud Scheduler → POST /sweep on finalize (Cloud Run) → results
-# bucket. Every identity is a dedicated service account with the least it needs; no service
-# admits unauthenticated callers.
+# rrstitch on GCP: chunk bucket → (notification, OBJECT_FINALIZE) → Pub/Sub topic → push
+# subscription → POST /pubsub on ingest (Cloud Run) → Firestore session index; undeliverable
+# events go to a dead-letter topic. Cloud Scheduler → POST /sweep on finalize (Cloud Run) →
+# results bucket, and daily POST /reconcile, which ingests every chunk the index lacks. Every
+# identity is a dedicated service account with the least it needs; no service admits
+# unauthenticated callers.
 
 locals {
   bucket_location    = upper(coalesce(var.bucket_location, var.region))
   firestore_location = coalesce(var.firestore_location, var.region)
   # The database id the services use: the one created here, or an existing one.
   firestore_database = var.create_firestore_database ? google_firestore_database.index[0].name : var.firestore_database
+  # A sweep or reconcile stops taking new work after this many seconds, so it answers before
+  # the request timeout (or the scheduler's attempt deadline, at most 1800 s) cuts it off:
+  # 80 % of the shorter of the two unless set.
+  sweep_budget_secs = coalesce(var.sweep_budget_secs, floor(min(var.finalize_timeout_secs, 1800) * 0.8))
 
   apis = toset([
     "artifactregistry.googleapis.com",
     "cloudscheduler.googleapis.com",
-    "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "pubsub.googleapis.com",

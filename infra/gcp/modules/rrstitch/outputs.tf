@@ -9,12 +9,12 @@ output "results_bucket" {
 }
 
 output "ingest_url" {
-  description = "URL of the ingest Cloud Run service (internal-only; Eventarc calls it)."
+  description = "URL of the ingest Cloud Run service (internal-only; the push subscription calls POST /pubsub)."
   value       = google_cloud_run_v2_service.ingest.uri
 }
 
 output "finalize_url" {
-  description = "URL of the finalize Cloud Run service: POST /sweep (scheduler), POST /finalize {\"session_guid\": \"...\"} (IAM-authorized callers)."
+  description = "URL of the finalize Cloud Run service: POST /sweep and POST /reconcile (scheduler), POST /finalize {\"session_guid\": \"...\"} (IAM-authorized callers)."
   value       = google_cloud_run_v2_service.finalize.uri
 }
 
@@ -29,7 +29,7 @@ output "finalize_service_account" {
 }
 
 output "trigger_service_account" {
-  description = "Email of the Eventarc trigger's service account (invokes ingest)."
+  description = "Email of the push subscription's service account (invokes ingest)."
   value       = google_service_account.trigger.email
 }
 
@@ -53,12 +53,32 @@ output "firestore_collection" {
   value       = var.firestore_collection
 }
 
-output "eventarc_trigger" {
-  description = "Name of the Eventarc trigger (chunk object finalized → ingest)."
-  value       = google_eventarc_trigger.chunk_finalized.name
+output "chunk_events_topic" {
+  description = "Pub/Sub topic the chunk bucket's OBJECT_FINALIZE notifications are published to."
+  value       = google_pubsub_topic.chunk_events.name
+}
+
+output "ingest_push_subscription" {
+  description = "Push subscription that delivers chunk events to ingest's POST /pubsub."
+  value       = google_pubsub_subscription.ingest_push.name
+}
+
+output "dead_letter_topic" {
+  description = "Pub/Sub topic of chunk events ingest did not take after max_delivery_attempts."
+  value       = google_pubsub_topic.dead_letters.name
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription holding the dead letters: gcloud pubsub subscriptions pull it to inspect them."
+  value       = google_pubsub_subscription.dead_letters_hold.name
 }
 
 output "sweep_job" {
   description = "Name of the Cloud Scheduler job that runs the sweep."
   value       = google_cloud_scheduler_job.sweep.name
+}
+
+output "reconcile_job" {
+  description = "Name of the Cloud Scheduler job that runs the reconcile (gcloud scheduler jobs run it to reconcile now)."
+  value       = google_cloud_scheduler_job.reconcile.name
 }

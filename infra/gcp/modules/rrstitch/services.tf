@@ -1,4 +1,4 @@
-# The two functions as Cloud Run services. Both are internal-only by default: Eventarc and
+# The two functions as Cloud Run services. Both are internal-only by default: Pub/Sub push and
 # Cloud Scheduler in the same project count as internal callers, and IAM (run.invoker) is
 # enforced on top. Cloud Run sets PORT itself; every other setting is an RRSTITCH_*
 # variable (shared/src/config.rs). Optional prefixes are set only when non-empty: the
@@ -8,7 +8,7 @@ resource "google_cloud_run_v2_service" "ingest" {
   project             = var.project_id
   name                = "${var.name_prefix}-ingest"
   location            = var.region
-  description         = "rrstitch ingest: one chunk-object event in, one session-index record out"
+  description         = "rrstitch ingest: one chunk-object event in (POST /pubsub from the push subscription), one session-index record out"
   ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = var.deletion_protection
   labels              = var.labels
@@ -88,7 +88,7 @@ resource "google_cloud_run_v2_service" "finalize" {
   project             = var.project_id
   name                = "${var.name_prefix}-finalize"
   location            = var.region
-  description         = "rrstitch finalize: POST /sweep (scheduler) finalizes idle sessions, POST /finalize one session"
+  description         = "rrstitch finalize: POST /sweep (scheduler) finalizes idle sessions, POST /reconcile (scheduler) ingests unindexed chunks, POST /finalize one session"
   ingress             = var.finalize_ingress
   deletion_protection = var.deletion_protection
   labels              = var.labels
@@ -167,6 +167,10 @@ resource "google_cloud_run_v2_service" "finalize" {
         value = tostring(var.output_gzip)
       }
       env {
+        name  = "RRSTITCH_SWEEP_BUDGET_SECS"
+        value = tostring(local.sweep_budget_secs)
+      }
+      env {
         name  = "RRSTITCH_LOG_FORMAT"
         value = "json"
       }
@@ -185,4 +189,11 @@ resource "google_cloud_run_v2_service" "finalize" {
     google_storage_bucket_iam_member.finalize_results_user,
     google_project_iam_member.finalize_datastore_user,
   ]
+
+  lifecycle {
+    precondition {
+      condition     = local.sweep_budget_secs > 0 && local.sweep_budget_secs < min(var.finalize_timeout_secs, 1800)
+      error_message = "sweep_budget_secs must be positive and below both finalize_timeout_secs and the scheduler's 1800 s attempt deadline, or a sweep or reconcile is cut off before it answers."
+    }
+  }
 }

@@ -2,7 +2,7 @@
 # Where
 
 variable "project_id" {
-  description = "GCP project that holds everything (buckets, Firestore, services, trigger, scheduler)."
+  description = "GCP project that holds everything (buckets, Firestore, services, Pub/Sub, scheduler)."
   type        = string
 }
 
@@ -12,7 +12,7 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource name (services, service accounts, trigger, job, repository). Lowercase letters, digits and dashes, at most 16 characters."
+  description = "Prefix of every resource name (services, service accounts, topics, subscriptions, jobs, repository). Lowercase letters, digits and dashes, at most 16 characters."
   type        = string
   default     = "rrstitch"
 
@@ -29,7 +29,7 @@ variable "labels" {
 }
 
 variable "enable_apis" {
-  description = "Enable the APIs the module needs (run, eventarc, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam). They are never disabled on destroy."
+  description = "Enable the APIs the module needs (run, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam). They are never disabled on destroy."
   type        = bool
   default     = true
 }
@@ -44,7 +44,7 @@ variable "deletion_protection" {
 # Buckets
 
 variable "chunk_bucket_name" {
-  description = "Name of the chunk bucket (receives <timestamp>.json chunks; its object-finalized events drive ingest)."
+  description = "Name of the chunk bucket (receives <timestamp>.json chunks; its OBJECT_FINALIZE notifications drive ingest)."
   type        = string
 }
 
@@ -54,13 +54,13 @@ variable "results_bucket_name" {
 }
 
 variable "bucket_location" {
-  description = "Location of both buckets. Null: the region. The Eventarc trigger is created in this location (lowercased), as Eventarc requires for Cloud Storage events."
+  description = "Location of both buckets. Null: the region."
   type        = string
   default     = null
 }
 
 variable "chunk_prefix" {
-  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX). Empty: every object in the chunk bucket."
+  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX); also the bucket notification's object_name_prefix. Empty: every object in the chunk bucket."
   type        = string
   default     = ""
 }
@@ -166,7 +166,7 @@ variable "cpu" {
 }
 
 variable "ingest_timeout_secs" {
-  description = "Request timeout of ingest, seconds."
+  description = "Request timeout of ingest, seconds (also the push subscription's ack deadline, capped at 600)."
   type        = number
   default     = 60
 }
@@ -208,10 +208,27 @@ variable "sweep_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "reconcile_schedule" {
+  description = "Cron schedule of the Cloud Scheduler job that POSTs /reconcile to finalize: ingest every chunk object the session index does not know (the repair path for dead-lettered or lost events)."
+  type        = string
+  default     = "17 3 * * *"
+}
+
 variable "sweep_time_zone" {
-  description = "Time zone of sweep_schedule."
+  description = "Time zone of sweep_schedule and reconcile_schedule."
   type        = string
   default     = "Etc/UTC"
+}
+
+variable "sweep_budget_secs" {
+  description = "Seconds a sweep or reconcile may run before it stops taking new work (RRSTITCH_SWEEP_BUDGET_SECS); below finalize_timeout_secs and 1800. Null: 80 % of the smaller of the two."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sweep_budget_secs == null ? true : var.sweep_budget_secs >= 1 && floor(var.sweep_budget_secs) == var.sweep_budget_secs
+    error_message = "sweep_budget_secs must be null or a whole number of seconds, at least 1."
+  }
 }
 
 variable "idle_secs" {
@@ -238,8 +255,27 @@ variable "output_gzip" {
   default     = false
 }
 
-variable "grant_pubsub_token_creator" {
-  description = "Grant the Pub/Sub service agent roles/iam.serviceAccountTokenCreator on the trigger service account. Only projects created before 8 April 2021 need it for authenticated Eventarc delivery."
-  type        = bool
-  default     = false
+# ---------------------------------------------------------------------------------------------
+# Dead letters
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a chunk event to ingest (with retry backoff from 10 s to 600 s) before Pub/Sub moves it to the dead-letter topic (5 to 100)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "dead_letter_retention_days" {
+  description = "Days the dead-letter hold subscription keeps an unacknowledged dead letter (1 to 31)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.dead_letter_retention_days >= 1 && var.dead_letter_retention_days <= 31 && floor(var.dead_letter_retention_days) == var.dead_letter_retention_days
+    error_message = "dead_letter_retention_days must be a whole number from 1 to 31 (Pub/Sub keeps messages at most 31 days)."
+  }
 }
