@@ -177,6 +177,45 @@ async fn a_late_chunk_reopens_and_the_next_sweep_includes_it() {
 }
 
 #[tokio::test]
+async fn an_identical_re_upload_is_not_stitched_again() {
+    let e = env();
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    e.advance(61);
+    assert_eq!(e.svc.sweep().await.unwrap().finalized.len(), 1);
+    // The same bytes written again under the same name: a new generation (mtime), no new data.
+    let path = e.bucket.join(&names[2]);
+    let bytes = std::fs::read(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(before + Duration::from_secs(1)).unwrap();
+    let again = e.svc.ingest(&e.object(&names[2])).await.unwrap();
+    assert!(
+        matches!(again, IngestOutcome::AlreadyKnown { .. }),
+        "{again:?}"
+    );
+    e.advance(61);
+    assert_eq!(
+        e.svc.sweep().await.unwrap().considered,
+        0,
+        "nothing changed"
+    );
+    // Other bytes under that name are new data and stitched again.
+    let mut changed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    changed["session_data"].as_array_mut().unwrap().pop();
+    std::fs::write(&path, serde_json::to_vec(&changed).unwrap()).unwrap();
+    f.set_modified(before + Duration::from_secs(2)).unwrap();
+    let changed = e.svc.ingest(&e.object(&names[2])).await.unwrap();
+    assert!(
+        matches!(changed, IngestOutcome::Recorded { reopened: true, .. }),
+        "{changed:?}"
+    );
+    e.advance(61);
+    assert_eq!(e.svc.sweep().await.unwrap().finalized.len(), 1);
+}
+
+#[tokio::test]
 async fn manual_finalize_works_now_and_refuses_unknown_or_hostile_ids() {
     let e = env();
     let names = e.copy_fixture(0);

@@ -27,6 +27,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     renew_holds_only_while_the_claim_is_current(index).await;
     force_claim_and_unknown_sessions(index).await;
     rejects_are_recorded_once(index).await;
+    same_bytes_again_are_one_upload(index).await;
     claims_are_exclusive_across_handles(index, index).await;
 }
 
@@ -46,6 +47,7 @@ pub fn chunk(guid: &SessionGuid, name: &str, generation: &str) -> ChunkRecord {
         environment: "test".into(),
         size: 10,
         event_count: 2,
+        content_hash: String::new(),
     }
 }
 
@@ -53,6 +55,55 @@ const T0: Millis = Millis(1_700_000_000_000);
 
 fn at(secs: i64) -> Millis {
     Millis(T0.0 + secs * 1000)
+}
+
+/// The same bytes uploaded again under the same name (a new generation) are not new data:
+/// nothing changes and a finalized session stays finalized; other bytes under that name are a
+/// new upload.
+pub async fn same_bytes_again_are_one_upload(index: &dyn SessionIndex) {
+    let g = guid("rehash");
+    let first = ChunkRecord {
+        content_hash: super::content_hash(b"the bytes"),
+        ..chunk(&g, "2025-05-02T12:00:00Z", "1")
+    };
+    index.record_chunk(&first, at(0)).await.unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&g, ClaimMode::Force, at(1), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    assert_eq!(
+        index.complete(&claim, "r.json", at(2)).await.unwrap(),
+        Completion::Finalized
+    );
+    let again = ChunkRecord {
+        generation: "2".into(),
+        ..first.clone()
+    };
+    assert_eq!(
+        index.record_chunk(&again, at(3)).await.unwrap(),
+        Recorded::AlreadyKnown,
+        "an identical re-upload is the upload already recorded"
+    );
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(
+        s.status,
+        SessionStatus::Finalized,
+        "nothing to stitch again"
+    );
+    assert_eq!(s.chunk_count, 1);
+    let changed = ChunkRecord {
+        generation: "3".into(),
+        content_hash: super::content_hash(b"other bytes"),
+        ..first
+    };
+    assert_eq!(
+        index.record_chunk(&changed, at(4)).await.unwrap(),
+        Recorded::New { reopened: true },
+        "new bytes under the same name are new data"
+    );
 }
 
 pub async fn recording_is_idempotent(index: &dyn SessionIndex) {

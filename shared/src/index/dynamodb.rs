@@ -311,7 +311,7 @@ fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
             "sk",
             s(format!(
                 "C#{}",
-                object_hash(&c.bucket, &c.name, &c.generation)
+                object_hash(&c.bucket, &c.name, c.identity())
             )),
         ),
         ("bucket", s(&c.bucket)),
@@ -321,6 +321,7 @@ fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
         ("environment", s(&c.environment)),
         ("size", n(c.size)),
         ("event_count", n(c.event_count)),
+        ("content_hash", s(&c.content_hash)),
         ("recorded_at", n(now.0)),
         ("expire_at", n(now.plus(RECORD_TTL).0 / 1000)),
     ]
@@ -510,6 +511,7 @@ impl SessionIndex for DynamoIndex {
                     environment: get_s(item, "environment").unwrap_or_default().to_owned(),
                     size: get_n(item, "size").unwrap_or(0) as u64,
                     event_count: get_n(item, "event_count").unwrap_or(0) as u64,
+                    content_hash: get_s(item, "content_hash").unwrap_or_default().to_owned(),
                 });
             }
         }

@@ -271,6 +271,7 @@ fn chunk_fields(c: &ChunkRecord, now: Millis) -> Fields {
         ("bucket", Some(string(&c.bucket))),
         ("name", Some(string(&c.name))),
         ("generation", Some(string(&c.generation))),
+        ("content_hash", Some(string(&c.content_hash))),
         ("timestamp", Some(string(&c.timestamp))),
         ("environment", Some(string(&c.environment))),
         ("size", Some(integer(c.size))),
@@ -291,6 +292,7 @@ fn chunk_from(guid: &SessionGuid, f: &Fields) -> ChunkRecord {
         environment: s("environment"),
         size: get_int(f, "size").unwrap_or(0) as u64,
         event_count: get_int(f, "event_count").unwrap_or(0) as u64,
+        content_hash: s("content_hash"),
     }
 }
 
@@ -595,7 +597,7 @@ impl SessionIndex for FirestoreIndex {
         let session = self.session_name(&root, &chunk.guid);
         let chunk_name = format!(
             "{session}/{CHUNKS_COLLECTION}/{}",
-            object_hash(&chunk.bucket, &chunk.name, &chunk.generation)
+            object_hash(&chunk.bucket, &chunk.name, chunk.identity())
         );
         for _ in 0..ATTEMPTS {
             let before = self.read_session(&chunk.guid).await?;

@@ -3,7 +3,9 @@
 //! ## The model
 //! A *session* is `open` while chunks arrive, `finalizing` while one finalizer holds it, and
 //! `finalized` once its result is written. A *chunk record* is keyed by bucket + object name +
-//! generation, so recording the same upload twice (a redelivered event) changes nothing, while
+//! content (the generation where the content is unknown: [`ChunkRecord::identity`]), so
+//! recording the same upload twice (a redelivered event, or the same bytes uploaded again
+//! under the same name) changes nothing, while
 //! a new chunk bumps the session's `version` and its `last_chunk_at` (arrival time, which is
 //! what "idle" is measured against) and re-opens a finalized session.
 //!
@@ -97,6 +99,27 @@ pub struct ChunkRecord {
     pub environment: String,
     pub size: u64,
     pub event_count: u64,
+    /// A hash of the bytes that were validated ("" where unknown). An SDK or relay that
+    /// uploads the same bytes again under the same name makes a new generation but no new
+    /// data, so the content, not the generation, is what tells two uploads of a name apart.
+    pub content_hash: String,
+}
+
+impl ChunkRecord {
+    /// What makes two records one upload, with bucket and name: the content where it is
+    /// known, else the generation.
+    pub fn identity(&self) -> &str {
+        if self.content_hash.is_empty() {
+            &self.generation
+        } else {
+            &self.content_hash
+        }
+    }
+}
+
+/// The content hash [`ChunkRecord::content_hash`] holds: xxh3-128 of the stored bytes, hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 /// One refused object, kept for operators: it stays in the bucket, untouched.
@@ -209,7 +232,7 @@ pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 #[async_trait]
 pub trait SessionIndex: Send + Sync + std::fmt::Debug {
-    /// Records an accepted chunk; idempotent on bucket + name + generation.
+    /// Records an accepted chunk; idempotent on bucket + name + [`ChunkRecord::identity`].
     async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded>;
 
     /// Records a refused object; returns false when it was already recorded.

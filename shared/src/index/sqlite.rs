@@ -61,6 +61,21 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 ";
 
+/// Brings a file made by an older rrstitch up to the current schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_content: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'content_hash'")?
+        .exists([])?;
+    if !has_content {
+        conn.execute_batch("ALTER TABLE chunks ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''")?;
+    }
+    // The same bytes under the same name are one upload, whatever their generation.
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_content \
+         ON chunks (bucket, name, content_hash) WHERE content_hash != ''",
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteIndex {
     conn: Arc<Mutex<Connection>>,
@@ -105,6 +120,7 @@ impl SqliteIndex {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_error("open"))?;
         conn.execute_batch(SCHEMA).map_err(sql_error("open"))?;
+        migrate(&conn).map_err(sql_error("open"))?;
         Ok(SqliteIndex {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -195,7 +211,8 @@ impl SessionIndex for SqliteIndex {
         self.write("record_chunk", move |tx| {
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO chunks (bucket, name, generation, guid, timestamp, \
-                 environment, size, event_count, recorded_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                 environment, size, event_count, recorded_at, content_hash) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                 params![
                     c.bucket,
                     c.name,
@@ -205,7 +222,8 @@ impl SessionIndex for SqliteIndex {
                     c.environment,
                     c.size as i64,
                     c.event_count as i64,
-                    now.0
+                    now.0,
+                    c.content_hash
                 ],
             )?;
             if inserted == 0 {
@@ -332,8 +350,8 @@ impl SessionIndex for SqliteIndex {
         let g = guid.clone();
         self.read("chunks", move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT bucket, name, generation, timestamp, environment, size, event_count \
-                 FROM chunks WHERE guid = ?1 ORDER BY recorded_at, name",
+                "SELECT bucket, name, generation, timestamp, environment, size, event_count, \
+                 content_hash FROM chunks WHERE guid = ?1 ORDER BY recorded_at, name",
             )?;
             let rows = stmt.query_map([g.as_str()], |r| {
                 Ok(ChunkRecord {
@@ -345,6 +363,7 @@ impl SessionIndex for SqliteIndex {
                     environment: r.get(4)?,
                     size: r.get::<_, i64>(5)? as u64,
                     event_count: r.get::<_, i64>(6)? as u64,
+                    content_hash: r.get(7)?,
                 })
             })?;
             rows.collect()
@@ -467,5 +486,31 @@ mod tests {
         let a = SqliteIndex::open(&path).unwrap();
         let b = SqliteIndex::open(&path).unwrap();
         super::super::conformance::claims_are_exclusive_across_handles(&a, &b).await;
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_content_hashes_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            // The chunks table as rrstitch created it before content hashes.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE chunks (bucket TEXT NOT NULL, name TEXT NOT NULL, \
+                 generation TEXT NOT NULL, guid TEXT NOT NULL, timestamp TEXT NOT NULL, \
+                 environment TEXT NOT NULL, size INTEGER NOT NULL, event_count INTEGER NOT NULL, \
+                 recorded_at INTEGER NOT NULL, PRIMARY KEY (bucket, name, generation)); \
+                 INSERT INTO chunks VALUES ('/b', 'x.json', '1', 'g-1', 't', 'e', 1, 1, 0);",
+            )
+            .unwrap();
+        }
+        let index = SqliteIndex::open(&path).unwrap();
+        let g = SessionGuid::parse("g-1").unwrap();
+        let chunks = index.chunks(&g).await.unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].content_hash, "");
+        // Reopening a migrated file is a no-op.
+        drop(index);
+        SqliteIndex::open(&path).unwrap();
     }
 }

@@ -100,6 +100,7 @@ impl Service {
         // What was validated is what gets recorded: the generation actually read.
         let generation = got.meta.generation.clone().or(object.generation.clone());
         let body = got.body;
+        let content_hash = crate::index::content_hash(&body);
         let is_gzip = chunk_name.is_gzip();
         let parsed = tokio::task::spawn_blocking(move || {
             let text = engine::decode(&body, is_gzip, &limits)?;
@@ -125,6 +126,7 @@ impl Service {
             environment,
             size: got.meta.size,
             event_count: events as u64,
+            content_hash,
         };
         let session_guid = guid.to_string();
         match self.index.record_chunk(&record, self.now()).await? {
