@@ -45,6 +45,7 @@ fn configured(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
 /// What an SDK failure means to rrstitch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
+    NoSuchBucket,
     NotFound,
     /// A conditional write lost (412, or DynamoDB's ConditionalCheckFailed).
     Precondition,
@@ -60,6 +61,7 @@ pub(crate) fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) 
     let status = service.raw().status().as_u16();
     let code = service.err().code().unwrap_or_default();
     match (status, code) {
+        (_, "NoSuchBucket") => Failure::NoSuchBucket,
         (404, _) | (_, "NoSuchKey" | "NotFound" | "NoSuchUpload") => Failure::NotFound,
         (412, _) | (_, "PreconditionFailed" | "ConditionalCheckFailedException") => {
             Failure::Precondition

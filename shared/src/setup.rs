@@ -14,6 +14,8 @@ use crate::storage::{self, ObjectStore, StorageError, StorageUrl};
 pub enum SetupError {
     #[error("{var}: {reason}")]
     Config { var: &'static str, reason: String },
+    #[error("{role} bucket \"{bucket}\" does not exist")]
+    MissingBucket { role: &'static str, bucket: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -30,11 +32,28 @@ pub async fn open_bucket(
     Ok((storage::open(&url).await?, prefix))
 }
 
+/// Refuses to start on a bucket that is not there, with its role in the message; any other
+/// failure to tell (no permission to list, the service briefly down) is only logged: the
+/// work itself will say what is wrong, and a transient failure must not stop a start.
+async fn check(role: &'static str, store: &dyn ObjectStore) -> Result<(), SetupError> {
+    match store.check_bucket().await {
+        Ok(()) => Ok(()),
+        Err(StorageError::NoSuchBucket { bucket }) => {
+            Err(SetupError::MissingBucket { role, bucket })
+        }
+        Err(e) => {
+            tracing::warn!(role, bucket = %store.url(), error = %e, "could not check the bucket");
+            Ok(())
+        }
+    }
+}
+
 /// Builds the service: index, results bucket, and the configured chunk bucket (if any) kept
 /// open for ingest and finalize to share.
 pub async fn service(settings: &Settings) -> Result<Service, SetupError> {
     let index = index::open(&settings.index).await?;
     let (results, results_prefix) = open_bucket("RRSTITCH_RESULTS", &settings.results).await?;
+    check("results", results.as_ref()).await?;
     let mut options = settings.options.clone();
     if !results_prefix.is_empty() {
         options.results_prefix = results_prefix;
@@ -42,6 +61,7 @@ pub async fn service(settings: &Settings) -> Result<Service, SetupError> {
     let mut stores = Vec::new();
     if let Some(chunks) = &settings.chunks {
         let (store, prefix) = open_bucket("RRSTITCH_CHUNKS", chunks).await?;
+        check("chunk", store.as_ref()).await?;
         if !prefix.is_empty() {
             options.chunk_prefix = prefix;
         }

@@ -73,3 +73,36 @@ async fn unreachable_endpoints_are_transient_and_bounded() {
         started.elapsed()
     );
 }
+
+/// A missing bucket is named as such, not as a missing object.
+#[tokio::test]
+async fn a_missing_s3_bucket_is_said_to_be_missing() {
+    let moto = Moto::start();
+    let store = S3Store::on_emulator(
+        StorageUrl::S3 {
+            bucket: "never-made".into(),
+        },
+        &moto.endpoint,
+    )
+    .await
+    .unwrap();
+    let missing = |r: rrstitch::storage::StorageError| {
+        assert_eq!(
+            r.to_string(),
+            "bucket \"s3://never-made\" does not exist",
+            "{r:?}"
+        );
+    };
+    missing(store.check_bucket().await.unwrap_err());
+    missing(store.list("").await.unwrap_err());
+    missing(
+        store
+            .put(
+                "r.json",
+                bytes::Bytes::from_static(b"{}"),
+                rrstitch::storage::Precondition::None,
+            )
+            .await
+            .unwrap_err(),
+    );
+}

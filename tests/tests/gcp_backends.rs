@@ -94,3 +94,31 @@ async fn unreachable_backends_are_transient_and_bounded() {
         started.elapsed()
     );
 }
+
+/// A missing bucket is named as such, not as a missing object.
+#[tokio::test]
+async fn a_missing_gcs_bucket_is_said_to_be_missing() {
+    let gcs = FakeGcs::start();
+    let store = GcsStore::on_emulator(gs("never-made"), &gcs.endpoint).unwrap();
+    let missing = |r: rrstitch::storage::StorageError| {
+        assert!(
+            matches!(&r, rrstitch::storage::StorageError::NoSuchBucket { bucket } if bucket == "gs://never-made"),
+            "{r:?}"
+        );
+        assert_eq!(r.to_string(), "bucket \"gs://never-made\" does not exist");
+    };
+    missing(store.check_bucket().await.unwrap_err());
+    missing(store.list("").await.unwrap_err());
+    missing(
+        store
+            .put("r.json", Bytes::from_static(b"{}"), Precondition::None)
+            .await
+            .unwrap_err(),
+    );
+    gcs.create_bucket("made");
+    let there = GcsStore::on_emulator(gs("made"), &gcs.endpoint).unwrap();
+    there
+        .check_bucket()
+        .await
+        .expect("an existing bucket passes");
+}

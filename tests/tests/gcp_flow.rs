@@ -359,3 +359,56 @@ fn lost_events_are_recovered_by_reconcile() {
     assert_eq!(swept.status, 200, "{}", swept.body);
     assert_eq!(result(&stack)["rrweb_data"], full_events());
 }
+
+#[test]
+fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
+    let stack = stack();
+    // At startup: the function refuses to start and says which bucket is missing.
+    let mut env = stack.env.clone();
+    env.push(("RRSTITCH_RESULTS".into(), "gs://no-results-here".into()));
+    let mut finalize = rrstitch_tests::procs::Group::spawn(
+        "rrstitch-finalize-no-bucket",
+        rrstitch_tests::bins::command("rrstitch-finalize", &env),
+    );
+    let started = std::time::Instant::now();
+    while !finalize.exited() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "it started: {}",
+            finalize.tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&finalize.log).unwrap();
+    assert!(
+        log.contains(r#"results bucket "gs://no-results-here" does not exist"#),
+        "{log}"
+    );
+
+    // At write: the bucket went away after the start.
+    stack.gcs.create_bucket("results-gone");
+    let mut env = stack.env.clone();
+    env.push(("RRSTITCH_RESULTS".into(), "gs://results-gone".into()));
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &env);
+    let name = &chunk_names()[0];
+    let body = std::fs::read(fixture().join("chunks").join(name)).unwrap();
+    stack.gcs.upload("chunks", name, &body);
+    assert_eq!(
+        binary_event(&ingest, "chunks", name, body.len()).body["outcome"],
+        "recorded"
+    );
+    ureq::delete(&format!("{}/storage/v1/b/results-gone", stack.gcs.endpoint))
+        .call()
+        .expect("deleting the bucket");
+    let swept = rrstitch_tests::cloudevents::sweep(&finalize);
+    let error = swept.body["failed"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains(r#"results bucket "gs://results-gone" does not exist"#),
+        "{}",
+        swept.body
+    );
+}

@@ -94,7 +94,10 @@ pub(crate) async fn assemble(
         OutBuf::Plain(Vec::with_capacity(options.part_size.min(1 << 20)))
     };
     let mut stitcher = Some(Stitcher::new(buf, guid.clone())?);
-    let mut writer = results.writer(object, precondition).await?;
+    let mut writer = results
+        .writer(object, precondition)
+        .await
+        .map_err(results_error)?;
     let mut bytes = 0u64;
     let mut missing = Vec::new();
     let mut invalid = Vec::new();
@@ -141,7 +144,7 @@ pub(crate) async fn assemble(
             if out.pending() >= options.part_size {
                 let part = out.take();
                 bytes += part.len() as u64;
-                writer.write(Bytes::from(part)).await?;
+                writer.write(Bytes::from(part)).await.map_err(results_error)?;
             }
         }
         Ok(())
@@ -170,7 +173,7 @@ pub(crate) async fn assemble(
         writer.write(Bytes::from(tail)).await?;
         writer.finish().await
     };
-    finished.await.map_err(ServiceError::from)?;
+    finished.await.map_err(results_error)?;
     Ok(Assembled {
         metadata,
         bytes,
@@ -178,6 +181,17 @@ pub(crate) async fn assemble(
         invalid,
         written: true,
     })
+}
+
+/// A write to the results bucket failed: a missing bucket is named as the results bucket.
+fn results_error(e: StorageError) -> ServiceError {
+    match e {
+        StorageError::NoSuchBucket { bucket } => ServiceError::MissingBucket {
+            role: "results",
+            bucket,
+        },
+        e => e.into(),
+    }
 }
 
 /// Decodes, validates and appends one chunk. A chunk that does not validate becomes a

@@ -312,6 +312,7 @@ impl Service {
             Err(ServiceError::Storage(StorageError::PreconditionFailed { .. })) => {
                 return Ok(Fenced::ResultChanged)
             }
+
             other => other?,
         };
         // The listing can be newer than the claim: a chunk recorded between the two is already

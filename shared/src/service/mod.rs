@@ -110,6 +110,8 @@ pub enum ServiceError {
     Busy { guid: String, lease_until: Millis },
     #[error("session {0}: this finalizer's lease ran out and another took the session over; that one writes the result")]
     Superseded(String),
+    #[error("{role} bucket \"{bucket}\" does not exist")]
+    MissingBucket { role: &'static str, bucket: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("writing the stitched output: {0}")]
@@ -125,7 +127,8 @@ impl ServiceError {
             ServiceError::Busy { .. } | ServiceError::Output(_) => true,
             ServiceError::UnknownSession(_)
             | ServiceError::InvalidRequest(_)
-            | ServiceError::Superseded(_) => false,
+            | ServiceError::Superseded(_)
+            | ServiceError::MissingBucket { .. } => false,
         }
     }
 

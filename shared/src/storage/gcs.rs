@@ -183,6 +183,18 @@ fn classify(op: &'static str, name: &str, err: GcsError) -> StorageError {
     }
 }
 
+impl GcsStore {
+    /// A 404 where only the bucket can be missing (a listing, an upload) says so.
+    fn bucket_missing(&self, err: StorageError) -> StorageError {
+        match err {
+            StorageError::NotFound { .. } => StorageError::NoSuchBucket {
+                bucket: self.url.to_string(),
+            },
+            other => other,
+        }
+    }
+}
+
 /// Runs one request, again after a short backoff when it failed transiently.
 async fn retry<T, F, Fut>(op: &'static str, name: &str, call: F) -> Result<T>
 where
@@ -222,7 +234,9 @@ impl ObjectStore for GcsStore {
                 page_token: page_token.clone(),
                 ..Default::default()
             };
-            let page = retry("list", prefix, || self.client.list_objects(&req)).await?;
+            let page = retry("list", prefix, || self.client.list_objects(&req))
+                .await
+                .map_err(|e| self.bucket_missing(e))?;
             out.extend(page.items.iter().flatten().map(meta));
             match page.next_page_token {
                 Some(t) if !t.is_empty() => page_token = Some(t),
@@ -305,8 +319,21 @@ impl ObjectStore for GcsStore {
         let o = retry("put", name, || {
             self.client.upload_object(&req, body.clone(), &kind)
         })
-        .await?;
+        .await
+        .map_err(|e| self.bucket_missing(e))?;
         Ok(meta(&o))
+    }
+
+    async fn check_bucket(&self) -> Result<()> {
+        let req = ListObjectsRequest {
+            bucket: self.bucket.clone(),
+            max_results: Some(1),
+            ..Default::default()
+        };
+        retry("list", "", || self.client.list_objects(&req))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.bucket_missing(e))
     }
 
     async fn writer(
@@ -345,7 +372,8 @@ impl GcsWriter {
             let upload = retry("put", &self.name, || {
                 s.client.prepare_resumable_upload(&req, &kind)
             })
-            .await?;
+            .await
+            .map_err(|e| s.bucket_missing(e))?;
             self.upload = Some(upload);
         }
         Ok(self.upload.as_ref().expect("just created"))

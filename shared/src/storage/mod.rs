@@ -64,6 +64,10 @@ pub enum StorageError {
     PreconditionFailed { name: String },
     #[error("{name}: {size} bytes is over the {limit}-byte limit")]
     TooLarge { name: String, size: u64, limit: u64 },
+    /// The bucket itself is missing: retrying will not help, and saying "no such object"
+    /// would point at the wrong thing.
+    #[error("bucket \"{bucket}\" does not exist")]
+    NoSuchBucket { bucket: String },
     #[error("{name}: not a valid object name: {reason}")]
     InvalidName { name: String, reason: String },
     /// Worth retrying: a timeout, a refused connection, a 5xx, throttling.
@@ -116,6 +120,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// needs only the `session_guid` a chunk starts with; reading the rest there would read
     /// every chunk twice.
     async fn get_head(&self, name: &str, len: u64) -> Result<Bytes>;
+
+    /// Checks the bucket is there, as cheaply as the backend allows (a one-object listing,
+    /// which needs only the permission to list, not to read bucket metadata):
+    /// [`StorageError::NoSuchBucket`] when it is not. A local directory always is (it is
+    /// created on first write).
+    async fn check_bucket(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Writes one object whole.
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta>;

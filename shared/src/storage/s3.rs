@@ -64,12 +64,20 @@ impl S3Store {
 }
 
 /// Maps an SDK failure to a storage error.
-fn classify<E>(op: &'static str, name: &str, err: SdkError<E, HttpResponse>) -> StorageError
+fn classify<E>(
+    op: &'static str,
+    bucket: &str,
+    name: &str,
+    err: SdkError<E, HttpResponse>,
+) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let name = name.to_owned();
     match failure(&err) {
+        Failure::NoSuchBucket => StorageError::NoSuchBucket {
+            bucket: format!("s3://{bucket}"),
+        },
         Failure::NotFound => StorageError::NotFound { name },
         Failure::Precondition => StorageError::PreconditionFailed { name },
         Failure::Transient => StorageError::Transient {
@@ -121,7 +129,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("list", prefix, e))?;
+            let page = page.map_err(|e| classify("list", &self.bucket, prefix, e))?;
             for o in page.contents() {
                 if let Some(key) = o.key() {
                     out.push(meta(key, o.size(), o.e_tag()));
@@ -140,7 +148,7 @@ impl ObjectStore for S3Store {
             .key(name)
             .send()
             .await
-            .map_err(|e| classify("stat", name, e))?;
+            .map_err(|e| classify("stat", &self.bucket, name, e))?;
         Ok(meta(name, head.content_length(), head.e_tag()))
     }
 
@@ -152,7 +160,7 @@ impl ObjectStore for S3Store {
             .key(name)
             .send()
             .await
-            .map_err(|e| classify("get", name, e))?;
+            .map_err(|e| classify("get", &self.bucket, name, e))?;
         let size = got.content_length().unwrap_or(0).max(0) as u64;
         if size > limit {
             // Dropping the body closes the connection before the bytes arrive.
@@ -192,12 +200,23 @@ impl ObjectStore for S3Store {
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 416 => {
                 return Ok(Bytes::new())
             }
-            Err(e) => return Err(classify("get", name, e)),
+            Err(e) => return Err(classify("get", &self.bucket, name, e)),
         };
         let mut body = read_body(name, got.body).await?;
         // A server that ignores Range sends the whole object; keep the promise anyway.
         body.truncate(len as usize);
         Ok(body)
+    }
+
+    async fn check_bucket(&self) -> Result<()> {
+        self.client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .max_keys(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("list", &self.bucket, "", e))
     }
 
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
@@ -214,7 +233,10 @@ impl ObjectStore for S3Store {
             Precondition::DoesNotExist => req = req.if_none_match("*"),
             Precondition::GenerationMatches(etag) => req = req.if_match(etag),
         }
-        let out = req.send().await.map_err(|e| classify("put", name, e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| classify("put", &self.bucket, name, e))?;
         Ok(meta(name, Some(size), out.e_tag()))
     }
 
@@ -261,7 +283,7 @@ impl S3Writer {
                 .content_type("application/json")
                 .send()
                 .await
-                .map_err(|e| classify("put", &self.name, e))?;
+                .map_err(|e| classify("put", &self.store.bucket, &self.name, e))?;
             let id = created.upload_id().unwrap_or_default().to_owned();
             self.upload = Some(Upload {
                 id,
@@ -280,7 +302,7 @@ impl S3Writer {
             .body(ByteStream::from(data))
             .send()
             .await
-            .map_err(|e| classify("put", &self.name, e))?;
+            .map_err(|e| classify("put", &self.store.bucket, &self.name, e))?;
         upload.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -343,7 +365,7 @@ impl ObjectWriter for S3Writer {
                     .upload_id(&upload.id)
                     .send()
                     .await;
-                Err(classify("put", &self.name, e))
+                Err(classify("put", &self.store.bucket, &self.name, e))
             }
         }
     }
