@@ -801,3 +801,69 @@ fn a_superseded_finalizer_cannot_replace_a_newer_result() {
 fn a_superseded_finalizer_that_writes_first_is_overwritten() {
     superseded_finalizer(First::Superseded);
 }
+
+/// One session's chunks all at once: 300 chunks of one session, 32 requests in flight, as a
+/// busy SDK behind a fast network delivers them. Every record touches the one session
+/// document, so this is the index's worst case for contention.
+#[test]
+fn a_hot_session_is_ingested_with_few_retries_and_no_loss() {
+    let stack = Stack::start();
+    let chunks = stack.generate(&[
+        "--sessions",
+        "1",
+        "--events",
+        "3000",
+        "--events-per-chunk",
+        "10",
+        "--seed",
+        "5",
+    ]);
+    assert!(chunks.len() >= 280, "{} chunks", chunks.len());
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let queue = Mutex::new(chunks.clone());
+    let answers = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..32 {
+            s.spawn(|| loop {
+                let Some((name, size)) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let reply = binary_event(&ingest, "chunks", &name, size);
+                answers.lock().unwrap().push((name, size, reply.status));
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let answers = answers.into_inner().unwrap();
+    let failed: Vec<_> = answers.iter().filter(|(_, _, s)| *s >= 500).collect();
+    // What failed is retried, as the platform would: nothing may be lost.
+    for (name, size, _) in &failed {
+        let reply = binary_event(&ingest, "chunks", name, *size);
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let index = stack.index();
+    let sessions = rt.block_on(index.sessions(10)).unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0].chunk_count as usize,
+        chunks.len(),
+        "every chunk recorded once"
+    );
+    let rate = failed.len() as f64 / answers.len() as f64;
+    figure("hot_session.requests", answers.len());
+    figure("hot_session.concurrency", 32);
+    figure("hot_session.5xx", failed.len());
+    figure("hot_session.5xx_percent", format!("{:.1}", rate * 100.0));
+    figure(
+        "hot_session.seconds",
+        format!("{:.1}", elapsed.as_secs_f64()),
+    );
+    assert!(
+        rate <= 0.02,
+        "{} of {} answered 5xx",
+        failed.len(),
+        answers.len()
+    );
+}

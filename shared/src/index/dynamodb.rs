@@ -39,8 +39,9 @@ use crate::time::Millis;
 
 /// The status index's name; Terraform declares the same.
 pub const STATUS_INDEX: &str = "by_status";
-/// Optimistic-concurrency attempts before contention is reported as transient.
-const ATTEMPTS: usize = 16;
+/// Optimistic-concurrency attempts before contention is reported as transient: with the
+/// jittered backoff between them (up to 1.28 s), about 15 s of trying.
+const ATTEMPTS: usize = 20;
 
 #[derive(Debug, Clone)]
 pub struct DynamoIndex {
@@ -278,7 +279,10 @@ impl DynamoIndex {
         guid: &SessionGuid,
         decide: impl Fn(Option<&SessionState>) -> Decision<T>,
     ) -> Result<T> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                super::contention_pause(attempt as u32 - 1).await;
+            }
             let before = self.read_session(guid).await?;
             let (after, value) = match decide(before.as_ref().map(|b| &b.state)) {
                 Decision::Done(value) => return Ok(value),
@@ -333,7 +337,10 @@ fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
 #[async_trait]
 impl SessionIndex for DynamoIndex {
     async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                super::contention_pause(attempt as u32 - 1).await;
+            }
             let before = self.read_session(&chunk.guid).await?;
             let (after, reopened) =
                 protocol::with_chunk(before.as_ref().map(|b| &b.state), chunk, now);

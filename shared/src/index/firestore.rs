@@ -61,8 +61,9 @@ pub const CHUNKS_COLLECTION: &str = "chunks";
 /// Appended to the sessions collection's name for the rejected objects' collection.
 pub const REJECTED_SUFFIX: &str = "_rejected";
 
-/// Optimistic-concurrency attempts before contention is reported as transient.
-const ATTEMPTS: usize = 16;
+/// Optimistic-concurrency attempts before contention is reported as transient: with the
+/// jittered backoff between them (up to 1.28 s), about 15 s of trying.
+const ATTEMPTS: usize = 20;
 /// Attempts at one RPC that failed transiently (unavailable, deadline), with backoff between.
 const RPC_ATTEMPTS: u32 = 3;
 /// A deadline on every RPC, so a hung backend becomes a transient error, not a hung function.
@@ -528,7 +529,10 @@ impl FirestoreIndex {
         decide: impl Fn(Option<&SessionState>) -> Decision<T>,
     ) -> Result<T> {
         let (_, root) = self.client().await?;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                super::contention_pause(attempt as u32 - 1).await;
+            }
             let before = self.read_session(guid).await?;
             let (after, value) = match decide(before.as_ref().map(|b| &b.state)) {
                 Decision::Done(value) => return Ok(value),
@@ -599,7 +603,10 @@ impl SessionIndex for FirestoreIndex {
             "{session}/{CHUNKS_COLLECTION}/{}",
             object_hash(&chunk.bucket, &chunk.name, chunk.identity())
         );
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                super::contention_pause(attempt as u32 - 1).await;
+            }
             let before = self.read_session(&chunk.guid).await?;
             let (after, reopened) =
                 protocol::with_chunk(before.as_ref().map(|b| &b.state), chunk, now);
