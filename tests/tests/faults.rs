@@ -867,3 +867,37 @@ fn a_hot_session_is_ingested_with_few_retries_and_no_loss() {
         answers.len()
     );
 }
+
+/// A sweep against an index that accepts connections and never answers returns within its
+/// budget, with a 5xx, instead of after every RPC's deadline and retries.
+#[test]
+fn a_sweep_against_a_hanging_index_answers_within_its_budget() {
+    let stack = Stack::start();
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_host = hang.local_addr().unwrap().to_string();
+    let _held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in hang.incoming().take(16) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let env = stack.with(&[
+        ("FIRESTORE_EMULATOR_HOST", &hang_host),
+        ("RRSTITCH_SWEEP_BUDGET_SECS", "4"),
+    ]);
+    let finalize = HttpFunction::start("rrstitch-finalize", &env);
+    let started = Instant::now();
+    let reply = sweep(&finalize);
+    let took = started.elapsed();
+    figure("hanging_index.sweep_budget_s", 4);
+    figure(
+        "hanging_index.sweep_answer_s",
+        format!("{:.1}", took.as_secs_f64()),
+    );
+    assert!((500..600).contains(&reply.status), "{reply:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "a 4 s budget, answered after {took:?}"
+    );
+}
