@@ -3,17 +3,21 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 DEMO := .rrstitch/demo
-RRSTITCH := target/release/rrstitch
+# The demo's CLI: local backends only (no cloud SDK to compile), a quick-to-build profile.
+RRSTITCH := target/demo/rrstitch
 
-.PHONY: demo test test-unit lint fmt bench build emulators browser viewer fuzz soak clean package deploy-aws deploy-gcp
+.PHONY: demo demo-build test test-unit lint fmt bench build emulators browser viewer fuzz soak clean package deploy-aws deploy-gcp
 
 build:
 	$(CARGO) build --release -p rrstitch-cli
 
+demo-build:
+	$(CARGO) build --locked --profile demo -p rrstitch-cli --no-default-features
+
 ## demo: the main job on the embedded default — sample chunks (a real rrweb recording plus
 ## generated sessions, a few duplicates and malformed objects) ingested into a local SQLite
 ## index, swept, stitched into $(DEMO)/results.
-demo: build
+demo: demo-build
 	rm -rf $(DEMO)
 	mkdir -p $(DEMO)/bucket
 	cp fixtures/rrweb-form/chunks/*.json $(DEMO)/bucket/
@@ -32,8 +36,7 @@ demo: build
 test: emulators browser
 	terraform fmt -check -recursive infra
 	$(CARGO) build --workspace --bins --tests --locked
-	$(CARGO) test --workspace --locked
-	bash scripts/fuzz.sh 60
+	bash scripts/test.sh
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECS (default 60), corpus seeded from the fixtures.
 FUZZ_SECS ?= 60

@@ -156,6 +156,17 @@ pub enum IndexSpec {
     },
 }
 
+impl IndexSpec {
+    /// The cargo feature that compiles this backend in ("" for the embedded one).
+    pub fn feature(&self) -> &'static str {
+        match self {
+            IndexSpec::Sqlite(_) => "",
+            IndexSpec::Firestore { .. } => "gcp",
+            IndexSpec::DynamoDb { .. } => "aws",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,

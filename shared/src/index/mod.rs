@@ -290,6 +290,7 @@ pub fn new_token() -> String {
 /// from 0): exponential backoff with full jitter, from 10 ms up to 1.28 s. Without it, writers
 /// that collided retry in lockstep and collide again: 32 concurrent records of one session
 /// saw about a fifth of them give up after 16 immediate retries.
+#[cfg(any(feature = "aws", feature = "gcp"))]
 pub(crate) async fn contention_pause(attempt: u32) {
     let cap_ms = 10u64 << attempt.min(7);
     let mut bytes = [0u8; 8];
@@ -344,8 +345,11 @@ pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn 
         #[allow(unreachable_patterns)]
         other => Err(IndexError::Permanent {
             op: "open",
-            source: format!("{other:?}: this index backend was not compiled into this build")
-                .into(),
+            source: crate::storage::not_in_this_build(
+                &format!("{other:?} indexes"),
+                other.feature(),
+            )
+            .into(),
         }),
     }
 }

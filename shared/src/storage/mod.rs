@@ -148,6 +148,14 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
+/// What a build without a backend says when asked for it: which feature brings it in.
+pub fn not_in_this_build(what: &str, feature: &str) -> String {
+    format!(
+        "{what} are not in this build: rebuild with the `{feature}` feature \
+         (cargo build --release -p rrstitch-cli --features {feature})"
+    )
+}
+
 /// Opens the store a URL names: a local directory, `gs://bucket`, or `s3://bucket`.
 ///
 /// Cloud adapters configure themselves from the standard variables of their SDKs
@@ -164,11 +172,7 @@ pub async fn open(url: &StorageUrl) -> Result<Arc<dyn ObjectStore>> {
         _ => Err(StorageError::Permanent {
             op: "open",
             name: url.to_string(),
-            source: format!(
-                "{} buckets are not supported: this build was compiled without them",
-                url.scheme()
-            )
-            .into(),
+            source: not_in_this_build(&format!("{} buckets", url.scheme()), url.feature()).into(),
         }),
     }
 }

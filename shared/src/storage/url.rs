@@ -61,6 +61,15 @@ impl StorageUrl {
         }
     }
 
+    /// The cargo feature that compiles this backend in ("" for a local directory).
+    pub fn feature(&self) -> &'static str {
+        match self {
+            StorageUrl::Local(_) => "",
+            StorageUrl::Gcs { .. } => "gcp",
+            StorageUrl::S3 { .. } => "aws",
+        }
+    }
+
     /// The bucket name for cloud stores; the directory for local ones.
     pub fn bucket(&self) -> String {
         match self {
@@ -92,6 +101,17 @@ impl fmt::Display for StorageUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_left_out_names_its_feature() {
+        let (gs, _) = StorageUrl::parse("gs://b").unwrap();
+        let (s3, _) = StorageUrl::parse("s3://b").unwrap();
+        assert_eq!(gs.feature(), "gcp");
+        assert_eq!(s3.feature(), "aws");
+        let said = crate::storage::not_in_this_build("gs buckets", gs.feature());
+        assert!(said.contains("`gcp` feature"), "{said}");
+        assert!(said.contains("--features gcp"), "{said}");
+    }
 
     #[test]
     fn parses_buckets_and_prefixes() {
