@@ -104,6 +104,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Seconds a sweep or reconcile may run; then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
     ),
     (
+        "RRSTITCH_HTTP_HEADER_TIMEOUT_SECS",
+        "`10`",
+        "Seconds a connection may take to send a complete request head; then it is closed.",
+    ),
+    (
+        "RRSTITCH_HTTP_BODY_TIMEOUT_SECS",
+        "`30`",
+        "Seconds a request may take to send its whole body after its head; then it is answered 408 and closed.",
+    ),
+    (
+        "RRSTITCH_HTTP_MAX_CONNECTIONS",
+        "`1024`",
+        "Most connections an HTTP function keeps open; at the cap a new one displaces the longest-idle one, or waits.",
+    ),
+    (
         "RRSTITCH_LOG_FORMAT",
         "`text`",
         "`text`, or `json` (with `severity`, for Cloud Logging and CloudWatch).",
