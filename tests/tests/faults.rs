@@ -527,6 +527,8 @@ fn failing_dependencies_make_ingest_fail_retryably_and_recover() {
     });
     let hung_gcs = FakeGcs::start();
     hung_gcs.create_bucket("chunks");
+    // Functions refuse to start on a missing bucket.
+    hung_gcs.create_bucket("results");
     hung_gcs.upload(
         "chunks",
         first,
