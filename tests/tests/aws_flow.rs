@@ -134,6 +134,20 @@ async fn stack() -> Stack {
     }
 }
 
+/// Puts the fixture's chunks into the chunk bucket; returns their names in order.
+async fn upload_fixture(stack: &Stack) -> Vec<String> {
+    let names = chunk_names();
+    for n in &names {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack
+            .chunks
+            .put(n, Bytes::from(body), Precondition::None)
+            .await
+            .unwrap();
+    }
+    names
+}
+
 fn lambda(name: &str, api: &RuntimeApi, env: &[(String, String)]) -> Group {
     let mut all = env.to_vec();
     all.extend(api.env(name));
@@ -156,15 +170,7 @@ fn full_events() -> Value {
 #[tokio::test]
 async fn s3_events_through_lambda_to_a_stitched_session() {
     let stack = stack().await;
-    let names = chunk_names();
-    for n in &names {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
-        stack
-            .chunks
-            .put(n, Bytes::from(body), Precondition::None)
-            .await
-            .unwrap();
-    }
+    let names = upload_fixture(&stack).await;
     let ingest_api = RuntimeApi::start().await;
     let finalize_api = RuntimeApi::start().await;
     let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
@@ -336,15 +342,7 @@ fn ureq_agent() -> ureq::Agent {
 #[tokio::test]
 async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged() {
     let stack = stack().await;
-    let names = chunk_names();
-    for n in &names {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
-        stack
-            .chunks
-            .put(n, Bytes::from(body), Precondition::None)
-            .await
-            .unwrap();
-    }
+    let names = upload_fixture(&stack).await;
     let ingest_api = RuntimeApi::start().await;
     let finalize_api = RuntimeApi::start().await;
     let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
