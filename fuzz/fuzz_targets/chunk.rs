@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
-use rrstitch::engine::{decode, parse, ChunkName, Limits, Stitcher};
+use rrstitch_engine::{decode, parse, ChunkName, Limits, Stitcher};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {

@@ -17,7 +17,9 @@ pub mod alloc;
 #[cfg(feature = "aws")]
 mod aws;
 pub mod config;
-pub mod engine;
+/// The pure engine, a crate of its own (`shared/engine`) so nothing async or cloud-bound
+/// can creep into it; re-exported so the rest of the library says `engine::…`.
+pub use rrstitch_engine as engine;
 pub mod events;
 pub mod http;
 pub mod index;

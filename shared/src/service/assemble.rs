@@ -19,6 +19,8 @@ use crate::storage::{Object, ObjectStore, Precondition, StorageError};
 /// One chunk to stitch and where to read it.
 pub(crate) struct Source {
     pub name: ChunkName,
+    /// Where the object is (its bucket): the same name in two places is two objects.
+    pub place: String,
     pub store: Arc<dyn ObjectStore>,
 }
 
@@ -77,17 +79,17 @@ impl OutBuf {
     }
 }
 
-/// Stitches `sources` (any order; sorted here) into `results/<object>`, written only if
+/// Stitches `sources` (any order, repeats allowed: [`engine::order`] decides) into `results/<object>`, written only if
 /// `precondition` still holds when the upload completes.
 pub(crate) async fn assemble(
     results: &dyn ObjectStore,
     object: &str,
     guid: &SessionGuid,
-    mut sources: Vec<Source>,
+    sources: Vec<Source>,
     precondition: Precondition,
     options: &Options,
 ) -> Result<Assembled> {
-    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    let sources = engine::order::in_stitch_order(sources, |s| (&s.name, s.place.as_str()));
     let buf = if options.output_gzip {
         OutBuf::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::fast()))
     } else {

@@ -145,6 +145,7 @@ pub async fn backfill(
                 .into_iter()
                 .map(|name| Source {
                     name,
+                    place: String::new(),
                     store: source.clone(),
                 })
                 .collect();

@@ -2,7 +2,6 @@
 //! complete the claim. A sweep does this for every idle session; a manual finalize for one
 //! session now. See [`crate::index`] for the claim/lease protocol this follows.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -267,24 +266,16 @@ impl Service {
     async fn stitch_fenced(&self, claim: &Claim, object: &str) -> Result<Fenced> {
         let guid = &claim.guid;
         let records = self.index.chunks(guid).await?;
-        // One source per object name: a re-uploaded name (new generation) is read once, as
-        // it is now.
-        let mut by_name: BTreeMap<(String, String), ChunkName> = BTreeMap::new();
+        let mut sources = Vec::with_capacity(records.len());
         for record in &records {
-            match ChunkName::parse(&record.name) {
-                Some(name) => {
-                    by_name.insert((record.bucket.clone(), record.name.clone()), name);
-                }
-                None => {
-                    tracing::warn!(chunk = %record.name, "indexed chunk has an unparsable name")
-                }
-            }
-        }
-        let mut sources = Vec::with_capacity(by_name.len());
-        for ((bucket, _), name) in by_name {
+            let Some(name) = ChunkName::parse(&record.name) else {
+                tracing::warn!(chunk = %record.name, "indexed chunk has an unparsable name");
+                continue;
+            };
             sources.push(Source {
                 name,
-                store: self.buckets.get_text(&bucket).await?,
+                place: record.bucket.clone(),
+                store: self.buckets.get_text(&record.bucket).await?,
             });
         }
         // The order is the fence: a generation read before a successful renewal predates

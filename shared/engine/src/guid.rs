@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::reject::Reject;
+use crate::reject::Reject;
 
 /// The longest guid accepted.
 pub const MAX_GUID_LEN: usize = 128;

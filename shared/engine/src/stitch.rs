@@ -7,17 +7,17 @@
 //! size. Events are copied as the bytes they arrived as, so the output is the same JSON value
 //! as a parse-and-concatenate of the inputs, without ever building a tree.
 //!
-//! The caller hands chunks over in order (see [`super::name::ChunkName`]'s `Ord`); the
+//! The caller hands chunks over in order (see [`crate::order`]); the
 //! stitcher only decides what to do with each: stitch it, skip it as a duplicate upload, or
 //! refuse it as belonging to another session.
 
-use std::collections::HashSet;
 use std::io::{self, Write};
 
-use super::chunk::Chunk;
-use super::guid::SessionGuid;
-use super::metadata::{Metadata, MetadataBuilder};
-use super::name::ChunkName;
+use crate::chunk::Chunk;
+use crate::guid::SessionGuid;
+use crate::metadata::{Metadata, MetadataBuilder};
+use crate::name::ChunkName;
+use crate::order::Payloads;
 
 /// What became of one chunk handed to [`Stitcher::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct Stitcher<W: Write> {
     out: W,
     guid: SessionGuid,
     wrote_event: bool,
-    seen: HashSet<u128>,
+    payloads: Payloads,
     meta: MetadataBuilder,
 }
 
@@ -49,7 +49,7 @@ impl<W: Write> Stitcher<W> {
             out,
             guid,
             wrote_event: false,
-            seen: HashSet::new(),
+            payloads: Payloads::default(),
             meta: MetadataBuilder::default(),
         })
     }
@@ -58,7 +58,7 @@ impl<W: Write> Stitcher<W> {
         &self.guid
     }
 
-    /// Appends a chunk's events. Chunks must come in [`ChunkName`] order.
+    /// Appends a chunk's events. Chunks must come in [`crate::order::in_stitch_order`].
     pub fn push(&mut self, name: &ChunkName, chunk: &Chunk<'_>) -> io::Result<Pushed> {
         if chunk.session_guid != self.guid {
             self.meta.warn(format!(
@@ -67,7 +67,7 @@ impl<W: Write> Stitcher<W> {
             ));
             return Ok(Pushed::ForeignSession);
         }
-        if !self.seen.insert(chunk.data_hash()) {
+        if !self.payloads.first_time(chunk) {
             self.meta.duplicate(name);
             return Ok(Pushed::Duplicate);
         }
@@ -106,7 +106,7 @@ impl<W: Write> Stitcher<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::chunk::parse;
+    use crate::chunk::parse;
     use serde_json::{Number, Value};
 
     fn name(ts: &str) -> ChunkName {

@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::reject::Reject;
+use crate::reject::Reject;
 
 /// What an object name says about the object, before its body is read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 
-use rrstitch::engine::{decode, parse, ChunkName, Limits, SessionGuid, Stitcher};
+use rrstitch_engine::{decode, parse, ChunkName, Limits, SessionGuid, Stitcher};
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rrweb-form")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/rrweb-form")
 }
 
-fn stitch_fixture() -> (Vec<u8>, rrstitch::engine::Metadata) {
+fn stitch_fixture() -> (Vec<u8>, rrstitch_engine::Metadata) {
     let dir = fixture().join("chunks");
-    let mut names: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(&dir)
+    let names: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
@@ -22,7 +22,7 @@ fn stitch_fixture() -> (Vec<u8>, rrstitch::engine::Metadata) {
             )
         })
         .collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let names = rrstitch_engine::order::in_stitch_order(names, |(name, _)| (name, ""));
     let guid = SessionGuid::parse("6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33").unwrap();
     let mut stitcher = Stitcher::new(Vec::new(), guid).unwrap();
     for (name, bytes) in &names {

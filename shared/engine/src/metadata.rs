@@ -7,8 +7,10 @@
 use serde::Serialize;
 use serde_json::Number;
 
-use super::chunk::{event_type, Chunk};
-use super::name::ChunkName;
+use crate::chunk::Chunk;
+use crate::event::Event;
+use crate::name::ChunkName;
+use crate::rrweb::event_type;
 
 /// The `metadata` object of a stitched session, in output field order.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -68,13 +70,6 @@ impl MetadataBuilder {
         match &self.environment {
             None => self.environment = Some(chunk.environment.clone()),
             Some(env) if *env != chunk.environment => {
-                tracing::warn!(
-                    chunk = %name,
-                    session_guid = %chunk.session_guid,
-                    expected = %env,
-                    found = %chunk.environment,
-                    "inconsistent environment within a session; keeping the first"
-                );
                 self.warnings.push(format!(
                     "environment mismatch: chunk {name} says {:?}, the session uses {env:?}",
                     chunk.environment
@@ -95,7 +90,7 @@ impl MetadataBuilder {
         }
     }
 
-    fn event(&mut self, event: &super::chunk::Event<'_>) {
+    fn event(&mut self, event: &Event<'_>) {
         self.event_count += 1;
         if self.first_ts.is_none() {
             self.first_ts = Some(event.timestamp.clone());
@@ -136,10 +131,6 @@ impl MetadataBuilder {
             .unwrap_or(self.seen_meta && self.seen_full_snapshot);
         let mut warnings = self.warnings;
         if !replayable {
-            tracing::warn!(
-                events = self.event_count,
-                "stitched session is not replayable (no Meta + FullSnapshot before increments)"
-            );
             warnings.push(
                 "not replayable: no Meta and FullSnapshot before the first incremental event"
                     .to_owned(),

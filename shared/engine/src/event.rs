@@ -1,0 +1,90 @@
+//! One rrweb event as the stitcher holds it: its exact bytes and the few fields metadata
+//! needs (`type`, `timestamp`, a Meta's `href`, whether it is a click), read from the raw
+//! member values the validating pass captured.
+
+use serde::Deserialize;
+use serde_json::Number;
+
+use crate::locate::object_around;
+use crate::members::Members;
+use crate::rrweb::{event_type, MOUSE_CLICK, SOURCE_MOUSE_INTERACTION};
+
+/// One rrweb event: its exact bytes plus the fields metadata needs.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// The event's JSON object exactly as stored, a slice of the chunk's text.
+    pub raw: &'a str,
+    pub kind: i64,
+    pub timestamp: Number,
+    /// A Meta event's `data.href`.
+    pub href: Option<String>,
+    /// An incremental MouseInteraction of type Click.
+    pub is_click: bool,
+}
+
+/// Turns what the validating pass found in one element into an event.
+pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>, String> {
+    if let Some(problem) = members.problem {
+        return Err(problem.into());
+    }
+    let kind = members
+        .kind
+        .and_then(|k| serde_json::from_str::<i64>(k).ok())
+        .ok_or("has no integer `type`")?;
+    let timestamp = members
+        .timestamp
+        .and_then(|t| serde_json::from_str::<Number>(t).ok())
+        .ok_or("has no numeric `timestamp`")?;
+    // An event with a `type` has a first and a last member.
+    let raw = members
+        .first
+        .zip(members.last)
+        .and_then(|(first, last)| object_around(text, first, last))
+        .ok_or("could not be located in the chunk's text")?;
+    let mut event = Event {
+        raw,
+        kind,
+        timestamp,
+        href: None,
+        is_click: false,
+    };
+    match (kind, members.data) {
+        (event_type::META, Some(data)) => event.href = meta_href(data),
+        (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => event.is_click = is_click(data),
+        _ => {}
+    }
+    Ok(event)
+}
+
+fn meta_href(data: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta {
+        href: Option<String>,
+    }
+    serde_json::from_str::<Meta>(data).ok()?.href
+}
+
+/// Whether an incremental event is a click. DOM mutations (source 0) are the largest events
+/// of a session, and rrweb writes `source` first, so a leading `{"source":N` that is not a
+/// mouse interaction settles it without scanning the rest.
+fn is_click(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Interaction {
+        source: Option<i64>,
+        #[serde(rename = "type")]
+        kind: Option<i64>,
+    }
+    if let Some(rest) = text.strip_prefix("{\"source\":") {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let next = rest.as_bytes().get(digits);
+        if digits > 0
+            && matches!(next, Some(b',' | b'}'))
+            && rest[..digits].parse::<i64>().ok() != Some(SOURCE_MOUSE_INTERACTION)
+        {
+            return false;
+        }
+    }
+    serde_json::from_str::<Interaction>(text)
+        .map(|i| i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK))
+        .unwrap_or(false)
+}

@@ -1,0 +1,19 @@
+//! The rrweb vocabulary rrstitch reads: event types and the incremental sources it
+//! recognizes, as numbered in rrweb's `types` package. Kept in one place so a reader can
+//! check them against rrweb's source at a glance.
+
+/// rrweb event types (`EventType` in rrweb's types).
+pub mod event_type {
+    pub const DOM_CONTENT_LOADED: i64 = 0;
+    pub const LOAD: i64 = 1;
+    pub const FULL_SNAPSHOT: i64 = 2;
+    pub const INCREMENTAL_SNAPSHOT: i64 = 3;
+    pub const META: i64 = 4;
+    pub const CUSTOM: i64 = 5;
+    pub const PLUGIN: i64 = 6;
+}
+
+/// `IncrementalSource.MouseInteraction` in rrweb.
+pub const SOURCE_MOUSE_INTERACTION: i64 = 2;
+/// `MouseInteractions.Click` in rrweb.
+pub const MOUSE_CLICK: i64 = 2;
