@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: rrstitch backfill against the seed's plan in Python and against the I/O floor,
-# on a generated bucket of a few hundred MB, then one 1 GiB session. Prints wall time, the
-# ratio to each reference measured in this same run, and peak RSS (from /usr/bin/time -v).
+# on three bucket profiles, then one 1 GiB session. Prints, per profile, wall time, the ratio
+# to each reference measured in this same run, and peak RSS (from /usr/bin/time -v).
 #
-#   BENCH_SESSIONS=230 BENCH_BIG_EVENTS=600000 bash bench/run.sh
+# Profiles (what SDKs upload: PostHog flushes every 2 s, Sentry every 5 s):
+#   large   ~64 KB chunks  (BENCH_SESSIONS sessions of 750 events, ~40 events a chunk)
+#   40k     ~40 KB chunks  (300 sessions, ~25 events a chunk: ~9,000 chunks)
+#   5k      ~5 KB chunks   (500 sessions, ~3 events a chunk: ~20,000 chunks)
+#
+#   BENCH_PROFILES="large 40k 5k" BENCH_SESSIONS=230 BENCH_BIG_EVENTS=660000 bash bench/run.sh
 #
 # rrstitch and the floor run once to warm the page cache, then are measured (dropping the
 # cache needs root); the baseline, slow enough for the cache to be warm already, runs once.
@@ -12,6 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 sessions=${BENCH_SESSIONS:-230}
 big_events=${BENCH_BIG_EVENTS:-660000}
+profiles=${BENCH_PROFILES:-large 40k 5k}
 work=target/bench
 rr=target/release/rrstitch
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time (GNU time) is required" >&2; exit 1; }
@@ -20,12 +26,7 @@ command -v python3 >/dev/null || { echo "bench: python3 is required" >&2; exit 1
 cargo build --release --locked -p rrstitch-cli >&2
 rm -rf "$work"
 mkdir -p "$work"
-
-echo "== generating $sessions sessions of ~750 events (rrweb shapes: Meta, deep FullSnapshot, incremental events)"
-"$rr" generate --out "$work/bucket" --sessions "$sessions" --events 750 --seed 42 >/dev/null
-files=$(ls "$work/bucket" | wc -l)
-bytes=$(du -sb "$work/bucket" | cut -f1)
-echo "   $files chunk files, $((bytes / 1000000)) MB"
+: > "$work/profiles.tsv"
 
 # measure NAME CMD...: runs CMD twice (warm-up, then measured; WARM=0 skips the warm-up);
 # leaves seconds and KiB in $secs and $rss.
@@ -46,26 +47,46 @@ h,mi,s=m.groups(); print(int(h or 0)*3600+int(mi)*60+float(s))" "$work/$name.tim
 
 floor() {
   # Read every chunk twice (once for the listing pass, once to stitch) and write the bytes once.
-  cat "$work"/bucket/*.json > /dev/null
-  cat "$work"/bucket/*.json > "$work/floor.out"
+  find "$work/bucket" -name '*.json' -print0 | xargs -0 cat > /dev/null
+  find "$work/bucket" -name '*.json' -print0 | xargs -0 cat > "$work/floor.out"
 }
 export -f floor
 export work
 
-echo "== baseline: bench/baseline.py (the seed's plan: single-threaded, json.load, json.dump)"
-rm -rf "$work/out-baseline"
-cat "$work"/bucket/*.json > /dev/null
-WARM=0 measure baseline python3 bench/baseline.py --bucket "$work/bucket" --output_dir "$work/out-baseline"
-base_s=$secs; base_rss=$rss
-echo "== rrstitch backfill"
-rm -rf "$work/out-rrstitch"
-measure rrstitch "$rr" backfill --bucket "$work/bucket" --output-dir "$work/out-rrstitch"
-rr_s=$secs; rr_rss=$rss
-echo "== I/O floor: cat every chunk twice, write the bytes once"
-measure floor bash -c floor
-floor_s=$secs; floor_rss=$rss
+# profile NAME SESSIONS EVENTS EVENTS_PER_CHUNK: one bucket, the three runs, one row.
+profile() {
+  local name=$1 n=$2 events=$3 per_chunk=$4
+  rm -rf "$work/bucket" "$work/out-baseline" "$work/out-rrstitch"
+  echo "== profile $name: $n sessions of ~$events events, ~$per_chunk events a chunk"
+  "$rr" generate --out "$work/bucket" --sessions "$n" --events "$events" \
+    --events-per-chunk "$per_chunk" --seed 42 >/dev/null
+  local files bytes
+  files=$(find "$work/bucket" -name '*.json' | wc -l)
+  bytes=$(du -sb "$work/bucket" | cut -f1)
+  echo "   $files chunk files, $((bytes / 1000000)) MB"
+  echo "   baseline: bench/baseline.py (the seed's plan: single-threaded, json.load, json.dump)"
+  find "$work/bucket" -name '*.json' -print0 | xargs -0 cat > /dev/null
+  WARM=0 measure baseline python3 bench/baseline.py --bucket "$work/bucket" --output_dir "$work/out-baseline"
+  local base_s=$secs base_rss=$rss
+  echo "   rrstitch backfill"
+  measure rrstitch "$rr" backfill --bucket "$work/bucket" --output-dir "$work/out-rrstitch"
+  local rr_s=$secs rr_rss=$rss
+  echo "   I/O floor: cat every chunk twice, write the bytes once"
+  measure floor bash -c floor
+  local floor_s=$secs
+  python3 bench/compare.py "$work/out-baseline" "$work/out-rrstitch" | sed 's/^/   /'
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$files" "$bytes" "$base_s" "$base_rss" \
+    "$rr_s" "$rr_rss" "$floor_s" >> "$work/profiles.tsv"
+}
 
-python3 bench/compare.py "$work/out-baseline" "$work/out-rrstitch"
+for p in $profiles; do
+  case $p in
+    large) profile large "$sessions" 750 40 ;;
+    40k) profile 40k 300 750 25 ;;
+    5k) profile 5k 500 120 3 ;;
+    *) echo "bench: unknown profile $p (large, 40k, 5k)" >&2; exit 1 ;;
+  esac
+done
 
 echo "== one big session: $big_events events"
 rm -rf "$work/big"
@@ -77,25 +98,25 @@ WARM=0 measure big "$rr" backfill --bucket "$work/big" --output-dir "$work/out-b
 big_s=$secs; big_rss=$rss
 out_bytes=$(du -sb "$work/out-big" | cut -f1)
 
-python3 - "$files" "$bytes" "$base_s" "$base_rss" "$rr_s" "$rr_rss" "$floor_s" "$floor_rss" \
-  "$big_bytes" "$largest_bytes" "$big_s" "$big_rss" "$out_bytes" <<'PY'
+python3 - "$work/profiles.tsv" "$big_bytes" "$largest_bytes" "$big_s" "$big_rss" "$out_bytes" <<'PY'
 import sys
-(files, bytes_, base_s, base_rss, rr_s, rr_rss, floor_s, floor_rss,
- big_bytes, largest, big_s, big_rss, out_bytes) = sys.argv[1:]
+tsv, big_bytes, largest, big_s, big_rss, out_bytes = sys.argv[1:]
 mib = lambda kib: int(kib) / 1024
 f = float
 print()
-print(f"bucket: {files} chunks, {int(bytes_)/1e6:.0f} MB")
-print(f"{'':28}{'wall':>9}{'peak RSS':>12}")
-print(f"{'baseline.py (seed plan)':28}{f(base_s):>8.2f}s{mib(base_rss):>9.0f} MiB")
-print(f"{'rrstitch backfill':28}{f(rr_s):>8.2f}s{mib(rr_rss):>9.0f} MiB")
-print(f"{'I/O floor (cat x2)':28}{f(floor_s):>8.2f}s{mib(floor_rss):>9.0f} MiB")
-speed = f(base_s) / f(rr_s)
-floor_ratio = f(rr_s) / f(floor_s)
-print()
-print(f"rrstitch vs baseline:  {speed:.0f}x faster          (target >= 60x)  {'MET' if speed >= 60 else 'MISSED'}")
-print(f"rrstitch vs I/O floor: {floor_ratio:.2f}x the floor's time  (target <= 1.5x) {'MET' if floor_ratio <= 1.5 else 'MISSED'}")
-print(f"rrstitch peak RSS:     {mib(rr_rss):.0f} MiB              (target <= 64)   {'MET' if mib(rr_rss) <= 64 else 'MISSED'}")
+print(f"{'profile':9}{'chunks':>8}{'MB':>6}{'avg KB':>8}{'baseline':>10}{'rrstitch':>10}{'floor':>8}"
+      f"{'vs base':>9}{'vs floor':>9}{'RSS MiB':>9}")
+met = True
+for line in open(tsv):
+    name, files, bytes_, base_s, base_rss, rr_s, rr_rss, floor_s = line.split()
+    speed, floor_ratio = f(base_s) / f(rr_s), f(rr_s) / f(floor_s)
+    ok = speed >= 60 and floor_ratio <= 1.5 and mib(rr_rss) <= 64
+    met &= ok
+    print(f"{name:9}{int(files):>8}{int(bytes_)/1e6:>6.0f}{int(bytes_)/int(files)/1e3:>8.1f}"
+          f"{f(base_s):>9.2f}s{f(rr_s):>9.2f}s{f(floor_s):>7.2f}s{speed:>8.0f}x{floor_ratio:>8.2f}x"
+          f"{mib(rr_rss):>9.0f}  {'MET' if ok else 'MISSED'}")
+print("targets: >= 60x the baseline, <= 1.5x the I/O floor, <= 64 MiB peak RSS, on every profile:",
+      "MET" if met else "MISSED")
 limit = 64 + int(largest) / 2**20
 print(f"1 session, {int(big_bytes)/2**30:.2f} GiB in, {int(out_bytes)/2**30:.2f} GiB out: {f(big_s):.1f}s, "
       f"peak RSS {mib(big_rss):.0f} MiB (target <= 64 MiB + largest chunk {int(largest)/2**20:.1f} MiB = {limit:.0f}) "

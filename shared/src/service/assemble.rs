@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{Options, Result, ServiceError};
 use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, SessionGuid, Stitcher};
-use crate::storage::{Object, ObjectStore, Precondition, StorageError};
+use crate::storage::{ObjectStore, ObjectWriter, Precondition, StorageError};
 
 /// One chunk to stitch and where to read it.
 pub(crate) struct Source {
@@ -79,8 +79,12 @@ impl OutBuf {
     }
 }
 
-/// Stitches `sources` (any order, repeats allowed: [`engine::order`] decides) into `results/<object>`, written only if
-/// `precondition` still holds when the upload completes.
+/// Stitches `sources` (any order, repeats allowed: [`engine::order`] decides) into
+/// `results/<object>`, written only if `precondition` still holds when the upload completes.
+///
+/// When every chunk is in a store with blocking reads (a local directory), the whole session
+/// is read and stitched on one blocking thread; otherwise reads are async, `read_parallelism`
+/// in flight, and each chunk is parsed on the blocking pool.
 pub(crate) async fn assemble(
     results: &dyn ObjectStore,
     object: &str,
@@ -95,16 +99,137 @@ pub(crate) async fn assemble(
     } else {
         OutBuf::Plain(Vec::with_capacity(options.part_size.min(1 << 20)))
     };
-    let mut stitcher = Some(Stitcher::new(buf, guid.clone())?);
-    let mut writer = results
-        .writer(object, precondition)
-        .await
-        .map_err(results_error)?;
-    let mut bytes = 0u64;
-    let mut missing = Vec::new();
-    let mut invalid = Vec::new();
-    let total = sources.len();
+    let session = Session {
+        stitcher: Stitcher::new(buf, guid.clone())?,
+        writer: results
+            .writer(object, precondition)
+            .await
+            .map_err(results_error)?,
+        bytes: 0,
+        missing: Vec::new(),
+        invalid: Vec::new(),
+        total: sources.len(),
+    };
+    let (session, outcome) = if sources.iter().all(|s| s.store.blocking().is_some()) {
+        let options = options.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || stitch_blocking(session, sources, &options, &handle))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    } else {
+        stitch_async(session, sources, options).await
+    };
+    if let Err(e) = outcome {
+        session.writer.abort().await;
+        return Err(e);
+    }
+    session.finish().await
+}
 
+/// One session being stitched: the stitcher, the upload it drains into, and what was
+/// skipped. Both readers below feed it chunk by chunk, in order.
+struct Session {
+    stitcher: Stitcher<OutBuf>,
+    writer: Box<dyn ObjectWriter>,
+    bytes: u64,
+    missing: Vec<String>,
+    invalid: Vec<(String, Reject)>,
+    total: usize,
+}
+
+impl Session {
+    /// Takes one chunk's read: stitches its body, or notes why there is none. A storage
+    /// failure other than a missing or oversized object fails the session (retried later).
+    fn take(
+        &mut self,
+        name: &ChunkName,
+        read: std::result::Result<&[u8], StorageError>,
+        limits: &engine::Limits,
+    ) -> Result<()> {
+        let guid = self.stitcher.guid();
+        let body = match read {
+            Ok(body) => body,
+            Err(StorageError::NotFound { .. }) => {
+                tracing::warn!(chunk = %name, session_guid = %guid, "chunk listed in the index is gone");
+                self.missing.push(name.object().to_owned());
+                self.stitcher.warn(format!(
+                    "chunk {name} is listed in the index but no longer exists; skipped"
+                ));
+                return Ok(());
+            }
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                self.stitcher.warn(format!(
+                    "chunk {name} is {size} bytes, over the {limit}-byte limit; skipped"
+                ));
+                self.invalid
+                    .push((name.object().to_owned(), Reject::TooLarge { size, limit }));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(reject) = push(&mut self.stitcher, name, body, limits)? {
+            self.invalid.push((name.object().to_owned(), reject));
+        }
+        Ok(())
+    }
+
+    /// The bytes to upload now, once a part's worth is buffered.
+    fn part(&mut self, part_size: usize) -> Option<Bytes> {
+        let out = self.stitcher.writer_mut();
+        if out.pending() < part_size {
+            return None;
+        }
+        let part = out.take();
+        self.bytes += part.len() as u64;
+        Some(Bytes::from(part))
+    }
+
+    async fn finish(self) -> Result<Assembled> {
+        let Session {
+            stitcher,
+            writer,
+            mut bytes,
+            missing,
+            invalid,
+            total,
+        } = self;
+        let (buf, metadata) = stitcher.finish()?;
+        if total > 0 && invalid.len() == total {
+            // Nothing valid to stitch: no result rather than an empty one.
+            writer.abort().await;
+            return Ok(Assembled {
+                metadata,
+                bytes: 0,
+                missing,
+                invalid,
+                written: false,
+            });
+        }
+        let tail = buf.finish()?;
+        bytes += tail.len() as u64;
+        let mut writer = writer;
+        let finished = async {
+            writer.write(Bytes::from(tail)).await?;
+            writer.finish().await
+        };
+        finished.await.map_err(results_error)?;
+        Ok(Assembled {
+            metadata,
+            bytes,
+            missing,
+            invalid,
+            written: true,
+        })
+    }
+}
+
+/// Network stores: `read_parallelism` reads in flight, consumed in order, each chunk parsed
+/// on the blocking pool so a large one never stalls the reactor.
+async fn stitch_async(
+    mut session: Session,
+    sources: Vec<Source>,
+    options: &Options,
+) -> (Session, Result<()>) {
     let limit = options.limits.max_chunk_bytes;
     let mut reads = stream::iter(sources)
         .map(|source| async move {
@@ -112,77 +237,56 @@ pub(crate) async fn assemble(
             (source.name, got)
         })
         .buffered(options.read_parallelism.max(1));
-
-    let outcome: Result<()> = async {
-        while let Some((name, got)) = reads.next().await {
-            let object = match got {
-                Ok(object) => object,
-                Err(StorageError::NotFound { .. }) => {
-                    tracing::warn!(chunk = %name, session_guid = %guid, "chunk listed in the index is gone");
-                    missing.push(name.object().to_owned());
-                    let st = stitcher.as_mut().expect("stitcher present");
-                    st.warn(format!("chunk {name} is listed in the index but no longer exists; skipped"));
-                    continue;
-                }
-                Err(StorageError::TooLarge { size, limit, .. }) => {
-                    let st = stitcher.as_mut().expect("stitcher present");
-                    st.warn(format!("chunk {name} is {size} bytes, over the {limit}-byte limit; skipped"));
-                    invalid.push((name.object().to_owned(), Reject::TooLarge { size, limit }));
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+    while let Some((name, got)) = reads.next().await {
+        let limits = options.limits;
+        let (back, taken) = tokio::task::spawn_blocking(move || {
+            let taken = match got {
+                Ok(object) => session.take(&name, Ok(&object.body), &limits),
+                Err(e) => session.take(&name, Err(e), &limits),
             };
-            let st = stitcher.take().expect("stitcher present");
-            let limits = options.limits;
-            let name_text = name.object().to_owned();
-            let (st, pushed) = tokio::task::spawn_blocking(move || push(st, &name, &object, &limits))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            stitcher = Some(st);
-            if let Some(reject) = pushed? {
-                invalid.push((name_text, reject));
-            }
-            let out = stitcher.as_mut().expect("stitcher present").writer_mut();
-            if out.pending() >= options.part_size {
-                let part = out.take();
-                bytes += part.len() as u64;
-                writer.write(Bytes::from(part)).await.map_err(results_error)?;
+            (session, taken)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        session = back;
+        if let Err(e) = taken {
+            return (session, Err(e));
+        }
+        if let Some(part) = session.part(options.part_size) {
+            if let Err(e) = session.writer.write(part).await {
+                return (session, Err(results_error(e)));
             }
         }
-        Ok(())
     }
-    .await;
-    if let Err(e) = outcome {
-        writer.abort().await;
-        return Err(e);
-    }
+    (session, Ok(()))
+}
 
-    let (buf, metadata) = stitcher.take().expect("stitcher present").finish()?;
-    if total > 0 && invalid.len() == total {
-        // Nothing valid to stitch: no result rather than an empty one.
-        writer.abort().await;
-        return Ok(Assembled {
-            metadata,
-            bytes: 0,
-            missing,
-            invalid,
-            written: false,
-        });
+/// Stores with blocking reads (a local directory): the whole session on this one blocking
+/// thread, one reused buffer, no hand-off per chunk. Only the upload of a full part goes
+/// back to the runtime.
+fn stitch_blocking(
+    mut session: Session,
+    sources: Vec<Source>,
+    options: &Options,
+    handle: &tokio::runtime::Handle,
+) -> (Session, Result<()>) {
+    let mut buf = Vec::new();
+    let limit = options.limits.max_chunk_bytes;
+    for source in sources {
+        let reads = source.store.blocking().expect("checked by the caller");
+        let read = reads
+            .read_into(source.name.object(), limit, &mut buf)
+            .map(|()| buf.as_slice());
+        if let Err(e) = session.take(&source.name, read, &options.limits) {
+            return (session, Err(e));
+        }
+        if let Some(part) = session.part(options.part_size) {
+            if let Err(e) = handle.block_on(session.writer.write(part)) {
+                return (session, Err(results_error(e)));
+            }
+        }
     }
-    let tail = buf.finish()?;
-    bytes += tail.len() as u64;
-    let finished = async {
-        writer.write(Bytes::from(tail)).await?;
-        writer.finish().await
-    };
-    finished.await.map_err(results_error)?;
-    Ok(Assembled {
-        metadata,
-        bytes,
-        missing,
-        invalid,
-        written: true,
-    })
+    (session, Ok(()))
 }
 
 /// A write to the results bucket failed: a missing bucket is named as the results bucket.
@@ -199,34 +303,28 @@ fn results_error(e: StorageError) -> ServiceError {
 /// Decodes, validates and appends one chunk. A chunk that does not validate becomes a
 /// warning in the session and is handed back, not a failure of the session.
 fn push(
-    mut st: Stitcher<OutBuf>,
+    st: &mut Stitcher<OutBuf>,
     name: &ChunkName,
-    object: &Object,
+    body: &[u8],
     limits: &engine::Limits,
-) -> (Stitcher<OutBuf>, io::Result<Option<Reject>>) {
-    let parsed = engine::decode(&object.body, name.is_gzip(), limits)
-        .and_then(|text| match engine::parse(&text) {
-            Ok(chunk) => {
-                let guid = st.guid().clone();
-                Ok(match st.push(name, &chunk) {
-                    Ok(Pushed::ForeignSession) => {
-                        tracing::warn!(chunk = %name, session_guid = %guid, "chunk belongs to another session now");
-                        Ok(())
-                    }
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                })
-            }
-            Err(reject) => Err(reject),
-        });
+) -> io::Result<Option<Reject>> {
+    let parsed = engine::decode(body, name.is_gzip(), limits).and_then(|text| {
+        let chunk = engine::parse(&text)?;
+        Ok(st.push(name, &chunk))
+    });
     match parsed {
-        Ok(result) => (st, result.map(|()| None)),
+        Ok(Ok(Pushed::ForeignSession)) => {
+            tracing::warn!(chunk = %name, session_guid = %st.guid(), "chunk belongs to another session now");
+            Ok(None)
+        }
+        Ok(Ok(_)) => Ok(None),
+        Ok(Err(e)) => Err(e),
         Err(reject) => {
             tracing::warn!(chunk = %name, kind = reject.kind(), reason = %reject, "chunk does not validate; skipped, kept");
             st.warn(format!(
                 "chunk {name} does not validate ({reject}); skipped"
             ));
-            (st, Ok(Some(reject)))
+            Ok(Some(reject))
         }
     }
 }

@@ -17,6 +17,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     list_by_prefix_in_order(store).await;
     size_limit_before_download(store).await;
     head_reads(store).await;
+    blocking_reads(store).await;
     streamed_write(store).await;
     fenced_streamed_writes(store).await;
     missing_objects(store).await;
@@ -210,6 +211,68 @@ pub async fn head_reads(store: &dyn ObjectStore) {
         matches!(missing, Err(StorageError::NotFound { .. })),
         "got {missing:?}"
     );
+}
+
+/// A store that offers blocking reads gives the same answers through them as through
+/// `get` and `get_head`: same bytes, same refusals, a reused buffer never leaking old bytes.
+pub async fn blocking_reads(store: &dyn ObjectStore) {
+    let Some(reads) = store.blocking() else {
+        return;
+    };
+    let body: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for (name, bytes) in [
+        ("conf/b/long.json", &body[..]),
+        ("conf/b/short.json", b"{}"),
+    ] {
+        store
+            .put(name, Bytes::copy_from_slice(bytes), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let mut buf = Vec::new();
+    for name in ["conf/b/long.json", "conf/b/short.json"] {
+        reads.read_into(name, 1 << 20, &mut buf).unwrap();
+        let got = store.get(name, 1 << 20).await.unwrap();
+        assert_eq!(
+            buf,
+            got.body.as_ref(),
+            "read_into {name} reads what get reads"
+        );
+    }
+    reads
+        .read_head_into("conf/b/long.json", 512, &mut buf)
+        .unwrap();
+    assert_eq!(buf, &body[..512], "the first 512 bytes");
+    reads
+        .read_head_into("conf/b/short.json", 512, &mut buf)
+        .unwrap();
+    assert_eq!(buf, b"{}", "a short object's head is all of it");
+    let err = reads.read_into("conf/b/long.json", 4999, &mut buf);
+    assert!(
+        matches!(
+            err,
+            Err(StorageError::TooLarge {
+                size: 5000,
+                limit: 4999,
+                ..
+            })
+        ),
+        "got {err:?}"
+    );
+    reads.read_into("conf/b/long.json", 5000, &mut buf).unwrap();
+    assert_eq!(buf.len(), 5000, "exactly at the limit is accepted");
+    for missing in ["conf/b/missing.json", "conf/b"] {
+        let err = reads.read_into(missing, 1 << 20, &mut buf);
+        assert!(
+            matches!(err, Err(StorageError::NotFound { .. })),
+            "{missing}: got {err:?}"
+        );
+        let err = reads.read_head_into(missing, 512, &mut buf);
+        assert!(
+            matches!(err, Err(StorageError::NotFound { .. })),
+            "{missing}: got {err:?}"
+        );
+    }
 }
 
 pub async fn streamed_write(store: &dyn ObjectStore) {

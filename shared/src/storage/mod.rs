@@ -128,6 +128,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn check_bucket(&self) -> Result<()> {
         Ok(())
     }
+    /// The store's reads as plain blocking calls, where a read *is* a blocking syscall (a
+    /// local directory): a stitch then reads a whole session on one blocking thread rather
+    /// than taking an async hop (a thread hand-off and a wake-up) per chunk, which for a
+    /// bucket of small chunks cost more than the reads. `None`, the default, for network
+    /// stores, which need their async clients.
+    fn blocking(&self) -> Option<&dyn BlockingRead> {
+        None
+    }
 
     /// Writes one object whole.
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta>;
@@ -136,6 +144,18 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// [`ObjectWriter::finish`] succeeds.
     async fn writer(&self, name: &str, precondition: Precondition)
         -> Result<Box<dyn ObjectWriter>>;
+}
+
+/// Reads that block the calling thread, into a buffer the caller reuses: one open and one
+/// read per object, no metadata call and no allocation once the buffer has grown.
+/// Callers run them on blocking threads only.
+pub trait BlockingRead: Send + Sync {
+    /// Reads one object whole into `buf` (cleared first), refusing one over `limit` bytes:
+    /// the same answers as [`ObjectStore::get`], without the metadata.
+    fn read_into(&self, name: &str, limit: u64, buf: &mut Vec<u8>) -> Result<()>;
+    /// Reads at most the first `len` bytes into `buf` (cleared first), as
+    /// [`ObjectStore::get_head`].
+    fn read_head_into(&self, name: &str, len: u64, buf: &mut Vec<u8>) -> Result<()>;
 }
 
 /// A streamed write in progress: parts go up as they are written, the object appears
