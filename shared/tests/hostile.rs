@@ -66,11 +66,6 @@ fn cases() -> Vec<(String, Vec<u8>, &'static str)> {
             b"{\"session_guid\":\"a\xe9\"}".to_vec(),
             "not_utf8",
         ),
-        (
-            "bom".into(),
-            [b"\xef\xbb\xbf".as_slice(), &good("a")].concat(),
-            "byte_order_mark",
-        ),
         ("empty".into(), Vec::new(), "empty"),
         ("array".into(), b"[]".to_vec(), "not_an_object"),
         ("null".into(), b"null".to_vec(), "not_an_object"),

@@ -32,6 +32,9 @@ pub struct Chunk<'a> {
     /// its hash identifies duplicate uploads.
     pub session_data: &'a str,
     pub events: Vec<Event<'a>>,
+    /// The text began with a UTF-8 byte order mark, stripped here: JSON forbids it, but
+    /// editors and some relays write one, and refusing the chunk would lose all its events.
+    pub byte_order_mark: bool,
 }
 
 impl Chunk<'_> {
@@ -43,6 +46,10 @@ impl Chunk<'_> {
 
 /// Parses and validates decoded chunk text.
 pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
+    let (text, byte_order_mark) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    };
     let first = text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .bytes()
@@ -105,6 +112,7 @@ pub fn parse(text: &str) -> Result<Chunk<'_>, Reject> {
         environment,
         session_data,
         events,
+        byte_order_mark,
     })
 }
 
@@ -168,6 +176,35 @@ mod tests {
         for (data, click) in events {
             let text = chunk_text(&format!(r#"{{"type":3,"timestamp":1,"data":{data}}}"#));
             assert_eq!(parse(&text).unwrap().events[0].is_click, click, "{data}");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_stripped_and_noted() {
+        let text = format!("\u{feff}{}", chunk_text(r#"{"type":3,"timestamp":1}"#));
+        let c = parse(&text).unwrap();
+        assert!(c.byte_order_mark);
+        assert_eq!(c.events[0].raw, r#"{"type":3,"timestamp":1}"#);
+        assert!(!parse(&chunk_text("")).unwrap().byte_order_mark);
+        // Only at the very start: one inside the text is still not JSON.
+        assert!(matches!(
+            reject(&format!(" \u{feff}{{}}")),
+            Reject::BadJson { .. }
+        ));
+    }
+
+    #[test]
+    fn an_integral_float_type_is_its_integer() {
+        for (raw, kind) in [("3.0", 3), ("4e0", 4), ("2", 2), ("-0.0", 0)] {
+            let text = chunk_text(&format!(r#"{{"type":{raw},"timestamp":1}}"#));
+            assert_eq!(parse(&text).unwrap().events[0].kind, kind, "{raw}");
+        }
+        for raw in ["3.5", "1e300", "\"3\""] {
+            let text = chunk_text(&format!(r#"{{"type":{raw},"timestamp":1}}"#));
+            assert!(
+                matches!(parse(&text), Err(Reject::BadEvent { .. })),
+                "{raw}"
+            );
         }
     }
 

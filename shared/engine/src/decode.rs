@@ -1,5 +1,5 @@
 //! From stored bytes to JSON text: size caps, gzip (by name or magic bytes, with a bomb
-//! guard), UTF-8. The checks that must happen before a single byte is parsed.
+//! guard), UTF-8 (a byte order mark is left for [`crate::chunk::parse`] to strip). The checks that must happen before a single byte is parsed.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -66,9 +66,6 @@ pub fn decode<'a>(
     if bytes.is_empty() {
         return Err(Reject::Empty);
     }
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return Err(Reject::ByteOrderMark);
-    }
     match bytes {
         Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
         Cow::Owned(v) => String::from_utf8(v)
@@ -96,9 +93,10 @@ mod tests {
             Err(Reject::TooLarge { size: 101, .. })
         ));
         assert_eq!(decode(b"", false, &limits), Err(Reject::Empty));
+        // A byte order mark is valid UTF-8: parse strips it (and says so).
         assert_eq!(
-            decode(b"\xEF\xBB\xBF{}", false, &limits),
-            Err(Reject::ByteOrderMark)
+            decode(b"\xEF\xBB\xBF{}", false, &limits).unwrap(),
+            "\u{feff}{}"
         );
         assert_eq!(
             decode(b"{\"a\":\"\xff\"}", false, &limits),

@@ -22,6 +22,17 @@ pub struct Event<'a> {
     pub is_click: bool,
 }
 
+/// An integer written as one (`3`) or as an integral float (`3.0`, `3e0`: what a relay that
+/// round-trips numbers through doubles writes); `3.5` is none.
+fn integral(raw: &str) -> Option<i64> {
+    if let Ok(n) = serde_json::from_str::<i64>(raw) {
+        return Some(n);
+    }
+    let f = serde_json::from_str::<f64>(raw).ok()?;
+    // Event types are small; the range check keeps the cast exact.
+    (f.fract() == 0.0 && f.abs() < 1e15).then_some(f as i64)
+}
+
 /// Turns what the validating pass found in one element into an event.
 pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>, String> {
     if let Some(problem) = members.problem {
@@ -29,7 +40,7 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
     }
     let kind = members
         .kind
-        .and_then(|k| serde_json::from_str::<i64>(k).ok())
+        .and_then(integral)
         .ok_or("has no integer `type`")?;
     let timestamp = members
         .timestamp

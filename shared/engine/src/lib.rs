@@ -11,11 +11,12 @@
 //!   [`members`] (the serde visitors), [`locate`] (an event's bytes), [`event`] (the fields
 //!   read from an event) and [`rrweb`] (the vocabulary);
 //! - [`peek`]: a chunk's session read from its first bytes, for grouping a bucket;
-//! - [`stitch`]: the streaming writer of the stitched document;
+//! - [`stitch`]: the streaming writer of the stitched document, [`compact`] its whitespace rule;
 //! - [`metadata`]: what that document says about the session;
 //! - [`reject`]: the permanent reasons a chunk is refused.
 
 pub mod chunk;
+pub mod compact;
 pub mod decode;
 pub mod event;
 pub mod guid;

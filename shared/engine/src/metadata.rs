@@ -1,7 +1,8 @@
 //! What a stitched session says about itself: the seed's two fields, then facts a user wants
 //! without replaying (duration, pages, clicks, whether it can replay at all) and warnings.
+//! Times and replayability are judged as rrweb's Replayer plays: in timestamp order.
 //!
-//! Everything here is O(chunks) or O(distinct URLs), never O(events): it is accumulated as
+//! Everything here is O(chunks), O(FullSnapshots) or O(distinct URLs), never O(events): it is accumulated as
 //! events stream past and serialized once, after the last event.
 
 use serde::Serialize;
@@ -19,20 +20,39 @@ pub struct Metadata {
     pub timestamp_list: Vec<String>,
     pub chunk_count: u64,
     pub event_count: u64,
+    /// The earliest event timestamp: where rrweb's Replayer, which orders events by
+    /// timestamp, starts.
     pub first_event_timestamp: Option<Number>,
+    /// The latest event timestamp, wherever it is in the array.
     pub last_event_timestamp: Option<Number>,
+    /// The player's total time: latest minus earliest.
     pub duration_ms: Number,
     pub full_snapshot_count: u64,
     pub urls: Vec<String>,
     pub click_count: u64,
-    /// A Meta and a FullSnapshot come before the first incremental event: rrweb's Replayer
-    /// needs both to build a DOM to apply increments to.
+    /// Played in timestamp order (as the Replayer does; a stable sort, so ties keep their
+    /// array order), a Meta comes before a FullSnapshot that comes before the first
+    /// incremental event: what the Replayer needs to build a DOM to apply increments to.
     pub replayable: bool,
+    /// Events whose timestamp is earlier than the event before them in the array, within a
+    /// chunk or across a chunk boundary. The player reorders them; a count here says the
+    /// recording's clock or the upload order is off.
+    pub backwards_timestamps: u64,
     /// Chunks whose `session_data` repeated an earlier chunk's byte for byte (an SDK retry
     /// under a new name): skipped, and listed here rather than in `timestamp_list`.
     pub duplicate_chunks: Vec<String>,
+    /// Events skipped as repeats of a recent chunk's (an overlapping retry).
+    pub duplicate_events: u64,
+    /// Events that arrived with whitespace outside their strings, written compact.
+    pub compacted_events: u64,
     pub warnings: Vec<String>,
 }
+
+/// Warnings of one kind listed before the rest are only counted.
+const WARNINGS_PER_KIND: u64 = 5;
+
+/// A position in play order: timestamp, then array index.
+type PlayAt = (f64, u64);
 
 /// Accumulates [`Metadata`] while chunks stream through the stitcher.
 #[derive(Debug, Default)]
@@ -40,15 +60,21 @@ pub(crate) struct MetadataBuilder {
     environment: Option<String>,
     timestamp_list: Vec<String>,
     event_count: u64,
-    first_ts: Option<Number>,
-    last_ts: Option<Number>,
+    min_ts: Option<Number>,
+    max_ts: Option<Number>,
+    /// The previous event's timestamp in array order.
+    prev_ts: Option<f64>,
     full_snapshot_count: u64,
     urls: Vec<String>,
     click_count: u64,
-    seen_meta: bool,
-    seen_full_snapshot: bool,
-    replayable: Option<bool>,
+    first_meta: Option<PlayAt>,
+    /// Every FullSnapshot's position: one per checkout, a handful per session.
+    full_snapshots: Vec<PlayAt>,
+    first_incremental: Option<PlayAt>,
+    backwards_timestamps: u64,
     duplicate_chunks: Vec<String>,
+    duplicate_events: u64,
+    compacted_events: u64,
     warnings: Vec<String>,
 }
 
@@ -67,6 +93,11 @@ impl MetadataBuilder {
     /// Records a chunk that is being stitched; call before its events are written.
     pub(crate) fn chunk(&mut self, name: &ChunkName, chunk: &Chunk<'_>) {
         self.timestamp_list.push(name.timestamp().to_owned());
+        if chunk.byte_order_mark {
+            self.warnings.push(format!(
+                "chunk {name} starts with a UTF-8 byte order mark; stripped"
+            ));
+        }
         match &self.environment {
             None => self.environment = Some(chunk.environment.clone()),
             Some(env) if *env != chunk.environment => {
@@ -77,28 +108,58 @@ impl MetadataBuilder {
             }
             Some(_) => {}
         }
-        if let (Some(prev), Some(first)) = (&self.last_ts, chunk.events.first()) {
-            if as_f64(&first.timestamp) < as_f64(prev) {
-                self.warnings.push(format!(
-                    "timestamps go backwards at chunk {name}: its first event is at {}, the previous chunk ended at {prev}",
-                    first.timestamp
-                ));
-            }
-        }
-        for event in &chunk.events {
-            self.event(event);
+    }
+
+    /// An event of `chunk` that was skipped as a repeat.
+    pub(crate) fn repeated_event(&mut self, name: &ChunkName) {
+        self.duplicate_events += 1;
+        if self.duplicate_events == 1 {
+            self.warnings.push(format!(
+                "chunk {name} repeats events of an earlier chunk (an overlapping retry); the repeats are skipped (count in duplicate_events)"
+            ));
         }
     }
 
-    fn event(&mut self, event: &Event<'_>) {
-        self.event_count += 1;
-        if self.first_ts.is_none() {
-            self.first_ts = Some(event.timestamp.clone());
+    /// An event written compact because it arrived with whitespace.
+    pub(crate) fn compacted(&mut self, name: &ChunkName) {
+        self.compacted_events += 1;
+        if self.compacted_events == 1 {
+            self.warnings.push(format!(
+                "chunk {name} holds events with whitespace outside strings (pretty-printed); written compact (count in compacted_events)"
+            ));
         }
-        self.last_ts = Some(event.timestamp.clone());
+    }
+
+    /// An event that is being written.
+    pub(crate) fn event(&mut self, name: &ChunkName, event: &Event<'_>) {
+        let at: PlayAt = (as_f64(&event.timestamp), self.event_count);
+        self.event_count += 1;
+        if let Some(prev) = self.prev_ts {
+            if at.0 < prev {
+                self.backwards_timestamps += 1;
+                if self.backwards_timestamps <= WARNINGS_PER_KIND {
+                    self.warnings.push(format!(
+                        "timestamps go backwards in chunk {name}: an event at {} follows one at {prev}",
+                        event.timestamp
+                    ));
+                }
+            }
+        }
+        self.prev_ts = Some(at.0);
+        if self.min_ts.as_ref().is_none_or(|m| at.0 < as_f64(m)) {
+            self.min_ts = Some(event.timestamp.clone());
+        }
+        if self.max_ts.as_ref().is_none_or(|m| at.0 > as_f64(m)) {
+            self.max_ts = Some(event.timestamp.clone());
+        }
+        let earliest = |slot: &mut Option<PlayAt>| {
+            if slot.is_none_or(|s| before(at, s)) {
+                *slot = Some(at);
+            }
+        };
         match event.kind {
             event_type::META => {
-                self.seen_meta = true;
+                earliest(&mut self.first_meta);
                 if let Some(href) = &event.href {
                     if !self.urls.contains(href) {
                         self.urls.push(href.clone());
@@ -106,13 +167,11 @@ impl MetadataBuilder {
                 }
             }
             event_type::FULL_SNAPSHOT => {
-                self.seen_full_snapshot = true;
+                self.full_snapshots.push(at);
                 self.full_snapshot_count += 1;
             }
             event_type::INCREMENTAL_SNAPSHOT => {
-                if self.replayable.is_none() {
-                    self.replayable = Some(self.seen_meta && self.seen_full_snapshot);
-                }
+                earliest(&mut self.first_incremental);
                 if event.is_click {
                     self.click_count += 1;
                 }
@@ -121,18 +180,32 @@ impl MetadataBuilder {
         }
     }
 
+    /// Whether, in play order, a FullSnapshot follows a Meta and precedes every increment.
+    fn replayable(&self) -> bool {
+        let Some(meta) = self.first_meta else {
+            return false;
+        };
+        self.full_snapshots.iter().any(|&full| {
+            before(meta, full) && self.first_incremental.is_none_or(|inc| before(full, inc))
+        })
+    }
+
     pub(crate) fn finish(self) -> Metadata {
-        let duration_ms = match (&self.first_ts, &self.last_ts) {
+        let duration_ms = match (&self.min_ts, &self.max_ts) {
             (Some(first), Some(last)) => difference(first, last),
             _ => Number::from(0),
         };
-        let replayable = self
-            .replayable
-            .unwrap_or(self.seen_meta && self.seen_full_snapshot);
+        let replayable = self.replayable();
         let mut warnings = self.warnings;
+        if self.backwards_timestamps > WARNINGS_PER_KIND {
+            warnings.push(format!(
+                "timestamps go backwards {} times in all (count in backwards_timestamps)",
+                self.backwards_timestamps
+            ));
+        }
         if !replayable {
             warnings.push(
-                "not replayable: no Meta and FullSnapshot before the first incremental event"
+                "not replayable: played in timestamp order, no Meta then FullSnapshot comes before the first incremental event"
                     .to_owned(),
             );
         }
@@ -141,24 +214,33 @@ impl MetadataBuilder {
             chunk_count: self.timestamp_list.len() as u64,
             timestamp_list: self.timestamp_list,
             event_count: self.event_count,
-            first_event_timestamp: self.first_ts,
-            last_event_timestamp: self.last_ts,
+            first_event_timestamp: self.min_ts,
+            last_event_timestamp: self.max_ts,
             duration_ms,
             full_snapshot_count: self.full_snapshot_count,
             urls: self.urls,
             click_count: self.click_count,
             replayable,
+            backwards_timestamps: self.backwards_timestamps,
             duplicate_chunks: self.duplicate_chunks,
+            duplicate_events: self.duplicate_events,
+            compacted_events: self.compacted_events,
             warnings,
         }
     }
+}
+
+/// Play order: by timestamp, ties by position in the array.
+fn before(a: PlayAt, b: PlayAt) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
 }
 
 fn as_f64(n: &Number) -> f64 {
     n.as_f64().unwrap_or(0.0)
 }
 
-/// `last - first`, never negative, an integer when both are integers (rrweb's usual case).
+/// `last - first` (never negative: they are the min and max), an integer when both are
+/// integers (rrweb's usual case).
 fn difference(first: &Number, last: &Number) -> Number {
     if let (Some(a), Some(b)) = (first.as_i64(), last.as_i64()) {
         return Number::from(b.saturating_sub(a).max(0));

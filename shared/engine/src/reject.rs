@@ -23,8 +23,6 @@ pub enum Reject {
     Empty,
     #[error("not valid UTF-8 (first bad byte at offset {offset})")]
     NotUtf8 { offset: usize },
-    #[error("starts with a UTF-8 byte order mark; chunks must be plain JSON")]
-    ByteOrderMark,
     #[error("top level is {found}, not a JSON object")]
     NotAnObject { found: &'static str },
     #[error("invalid JSON: {reason}")]
@@ -56,7 +54,6 @@ impl Reject {
             Reject::BadGzip { .. } => "bad_gzip",
             Reject::Empty => "empty",
             Reject::NotUtf8 { .. } => "not_utf8",
-            Reject::ByteOrderMark => "byte_order_mark",
             Reject::NotAnObject { .. } => "not_an_object",
             Reject::BadJson { .. } => "bad_json",
             Reject::MissingField { .. } => "missing_field",

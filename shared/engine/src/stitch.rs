@@ -14,10 +14,11 @@
 use std::io::{self, Write};
 
 use crate::chunk::Chunk;
+use crate::compact::{compact_into, is_compact};
 use crate::guid::SessionGuid;
 use crate::metadata::{Metadata, MetadataBuilder};
 use crate::name::ChunkName;
-use crate::order::Payloads;
+use crate::order::{Payloads, Recent};
 
 /// What became of one chunk handed to [`Stitcher::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct Stitcher<W: Write> {
     guid: SessionGuid,
     wrote_event: bool,
     payloads: Payloads,
+    recent: Recent,
+    /// Reused for events that need compacting.
+    scratch: Vec<u8>,
     meta: MetadataBuilder,
 }
 
@@ -50,6 +54,8 @@ impl<W: Write> Stitcher<W> {
             guid,
             wrote_event: false,
             payloads: Payloads::default(),
+            recent: Recent::default(),
+            scratch: Vec::new(),
             meta: MetadataBuilder::default(),
         })
     }
@@ -73,12 +79,25 @@ impl<W: Write> Stitcher<W> {
         }
         self.meta.chunk(name, chunk);
         for event in &chunk.events {
+            if self.recent.repeats(event) {
+                self.meta.repeated_event(name);
+                continue;
+            }
+            self.meta.event(name, event);
             if self.wrote_event {
                 self.out.write_all(b",")?;
             }
-            self.out.write_all(event.raw.as_bytes())?;
+            if is_compact(event.raw) {
+                self.out.write_all(event.raw.as_bytes())?;
+            } else {
+                self.scratch.clear();
+                compact_into(event.raw, &mut self.scratch);
+                self.out.write_all(&self.scratch)?;
+                self.meta.compacted(name);
+            }
             self.wrote_event = true;
         }
+        self.recent.remember(&chunk.events);
         Ok(Pushed::Stitched)
     }
 
@@ -147,7 +166,7 @@ mod tests {
             ),
         ]);
         let expected_start = format!(
-            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"duplicate_chunks":[],"warnings":[]}}}}"#
+            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"backwards_timestamps":0,"duplicate_chunks":[],"duplicate_events":0,"compacted_events":0,"warnings":[]}}}}"#
         );
         assert_eq!(out, expected_start);
         let _: Value = serde_json::from_str(&out).unwrap();
@@ -192,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn backwards_time_across_a_boundary_is_a_warning() {
+    fn backwards_time_is_counted_and_times_are_min_and_max() {
         let (_, meta) = stitch(&[
             (
                 "2025-05-02T12:00:00Z",
@@ -200,7 +219,11 @@ mod tests {
             ),
             (
                 "2025-05-02T12:00:01Z",
-                body("g", "e", r#"{"type":3,"timestamp":50}"#),
+                body(
+                    "g",
+                    "e",
+                    r#"{"type":3,"timestamp":50},{"type":3,"timestamp":400},{"type":3,"timestamp":300}"#,
+                ),
             ),
         ]);
         assert!(
@@ -208,31 +231,118 @@ mod tests {
             "{:?}",
             meta.warnings
         );
-        assert_eq!(meta.duration_ms, Number::from(0), "never negative");
+        // Across the boundary (101 -> 50) and inside the chunk (400 -> 300).
+        assert_eq!(meta.backwards_timestamps, 2);
+        assert_eq!(meta.first_event_timestamp, Some(Number::from(50)));
+        assert_eq!(meta.last_event_timestamp, Some(Number::from(400)));
+        assert_eq!(
+            meta.duration_ms,
+            Number::from(350),
+            "the player's total time"
+        );
     }
 
     #[test]
-    fn replayable_needs_meta_and_full_snapshot_before_increments() {
-        let inc = r#"{"type":3,"timestamp":200,"data":{"source":1}}"#;
-        let (_, ok) = stitch(&[(
-            "2025-05-02T12:00:00Z",
-            body("g", "e", &format!("{META},{FULL},{inc}")),
-        )]);
-        assert!(ok.replayable);
-        let (_, late) = stitch(&[(
-            "2025-05-02T12:00:00Z",
-            body("g", "e", &format!("{META},{inc},{FULL}")),
-        )]);
-        assert!(!late.replayable);
+    fn replayable_is_judged_in_play_order() {
+        let inc = |ts: u32| format!(r#"{{"type":3,"timestamp":{ts},"data":{{"source":1}}}}"#);
+        let full = |ts: u32| format!(r#"{{"type":2,"data":{{"node":{{}}}},"timestamp":{ts}}}"#);
+        let meta = |ts: u32| {
+            format!(r#"{{"type":4,"data":{{"href":"https://a.test/x"}},"timestamp":{ts}}}"#)
+        };
+        let replayable = |events: Vec<String>| {
+            let (_, m) = stitch(&[("2025-05-02T12:00:00Z", body("g", "e", &events.join(",")))]);
+            m.replayable
+        };
+        assert!(replayable(vec![meta(100), full(101), inc(200)]));
+        // Out of array order, in play order: the Replayer sorts, and rebuilds this fine.
+        assert!(replayable(vec![meta(100), inc(200), full(101)]));
+        assert!(replayable(vec![inc(200), full(101), meta(100)]));
+        // Ties keep array order (a stable sort).
+        assert!(replayable(vec![meta(100), full(100), inc(100)]));
+        assert!(!replayable(vec![meta(100), inc(100), full(100)]));
+        // An increment before any snapshot, a snapshot before the Meta, no Meta at all.
+        assert!(!replayable(vec![meta(100), inc(150), full(300)]));
+        assert!(!replayable(vec![full(100), meta(101), inc(200)]));
+        assert!(!replayable(vec![full(101), inc(200)]));
+        // A second checkout after the Meta rescues a snapshot that came too early.
+        assert!(replayable(vec![full(99), meta(100), full(101), inc(200)]));
         let (_, no_meta) = stitch(&[(
             "2025-05-02T12:00:00Z",
-            body("g", "e", &format!("{FULL},{inc}")),
+            body("g", "e", &format!("{},{}", full(101), inc(200))),
         )]);
-        assert!(!no_meta.replayable);
         assert!(no_meta
             .warnings
             .iter()
             .any(|w| w.contains("not replayable")));
+    }
+
+    #[test]
+    fn pretty_printed_events_are_written_compact_and_counted() {
+        let pretty = "{\n  \"type\": 3,\n  \"timestamp\": 150,\n  \"data\": {\"text\": \"a b\"}\n}";
+        let (out, meta) = stitch(&[(
+            "2025-05-02T12:00:00Z",
+            body("g", "e", &format!("{META},{FULL},{pretty}")),
+        )]);
+        assert!(
+            out.contains(r#"{"type":3,"timestamp":150,"data":{"text":"a b"}}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(META) && out.contains(FULL),
+            "compact events are copied as is"
+        );
+        assert_eq!(meta.compacted_events, 1);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            serde_json::to_string(&v["rrweb_data"]).unwrap().len(),
+            {
+                let start = out.find("\"rrweb_data\":").unwrap() + "\"rrweb_data\":".len();
+                let end = out.find(",\"metadata\"").unwrap();
+                end - start
+            },
+            "the events array is exactly serde_json's compact form"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_stripped_with_a_warning() {
+        let text = format!("\u{feff}{}", body("g", "e", &format!("{META},{FULL}")));
+        let (out, meta) = stitch(&[("2025-05-02T12:00:00Z", text)]);
+        assert_eq!(meta.event_count, 2);
+        assert!(
+            meta.warnings.iter().any(|w| w.contains("byte order mark")),
+            "{:?}",
+            meta.warnings
+        );
+        assert!(!out.contains('\u{feff}'));
+    }
+
+    /// An SDK re-sent its last buffer plus new events, re-serialized (other key order,
+    /// `150.0` for `150`): the repeats are skipped, the new events kept.
+    #[test]
+    fn an_overlapping_retry_stitches_each_event_once() {
+        let a1 = r#"{"type":3,"timestamp":150,"data":{"source":1,"x":1}}"#;
+        let a2 = r#"{"type":3,"timestamp":160,"data":{"source":1,"x":2}}"#;
+        let a2_again = r#"{"data":{"x":2.0,"source":1},"timestamp":160,"type":3}"#;
+        let b = r#"{"type":3,"timestamp":170,"data":{"source":1,"x":3}}"#;
+        // Same type and time as a2, other content: a distinct event, kept.
+        let twin = r#"{"type":3,"timestamp":160,"data":{"source":1,"x":9}}"#;
+        let (out, meta) = stitch(&[
+            (
+                "2025-05-02T12:00:00Z",
+                body("g", "e", &format!("{META},{FULL},{a1},{a2}")),
+            ),
+            (
+                "2025-05-02T12:00:05Z",
+                body("g", "e", &format!("{a1},{a2_again},{twin},{b}")),
+            ),
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let events = v["rrweb_data"].as_array().unwrap();
+        assert_eq!(events.len(), 6, "{out}");
+        assert_eq!(meta.duplicate_events, 2);
+        assert_eq!(meta.event_count, 6);
+        assert!(out.contains(twin) && out.contains(b));
     }
 
     #[test]
