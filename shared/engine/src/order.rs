@@ -64,13 +64,16 @@ pub struct Recent {
     latest: Option<f64>,
 }
 
+/// One remembered event: timestamp, type, xxh3 of its bytes, and its span in the window's
+/// text (`None` when it did not fit).
+type Entry = (f64, i64, u64, Option<(usize, usize)>);
+
 /// One stitched chunk's events: their text side by side, and an index sorted by
 /// (timestamp, type) for the lookup.
 #[derive(Debug, Default)]
 struct Window {
     text: String,
-    /// (timestamp, type, xxh3 of the bytes, span in `text`; `None` when not kept).
-    index: Vec<(f64, i64, u64, Option<(usize, usize)>)>,
+    index: Vec<Entry>,
 }
 
 impl Recent {
@@ -86,7 +89,7 @@ impl Recent {
         let hash = xxhash_rust::xxh3::xxh3_64(event.raw.as_bytes());
         let mut parsed: Option<Option<Value>> = None;
         for window in &self.chunks {
-            let key = |e: &(f64, i64, u64, Option<(usize, usize)>)| (e.0, e.1);
+            let key = |e: &Entry| (e.0, e.1);
             let from = window.index.partition_point(|e| key(e) < (ts, event.kind));
             for &(t, kind, h, span) in &window.index[from..] {
                 if (t, kind) != (ts, event.kind) {
