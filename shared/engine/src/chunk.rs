@@ -187,10 +187,7 @@ mod tests {
         assert_eq!(c.events[0].raw, r#"{"type":3,"timestamp":1}"#);
         assert!(!parse(&chunk_text("")).unwrap().byte_order_mark);
         // Only at the very start: one inside the text is still not JSON.
-        assert!(matches!(
-            reject(" \u{feff}{}"),
-            Reject::BadJson { .. }
-        ));
+        assert!(matches!(reject(" \u{feff}{}"), Reject::BadJson { .. }));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Event<'a> {
     pub href: Option<String>,
     /// An incremental MouseInteraction of type Click.
     pub is_click: bool,
+    /// An incremental snapshot's `data.source` (Mutation, MouseMove, ...).
+    pub source: Option<i64>,
 }
 
 /// An integer written as one (`3`) or as an integral float (`3.0`, `3e0`: what a relay that
@@ -58,10 +60,13 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
         timestamp,
         href: None,
         is_click: false,
+        source: None,
     };
     match (kind, members.data) {
         (event_type::META, Some(data)) => event.href = meta_href(data),
-        (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => event.is_click = is_click(data),
+        (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => {
+            (event.source, event.is_click) = interaction(data);
+        }
         _ => {}
     }
     Ok(event)
@@ -75,10 +80,10 @@ fn meta_href(data: &str) -> Option<String> {
     serde_json::from_str::<Meta>(data).ok()?.href
 }
 
-/// Whether an incremental event is a click. DOM mutations (source 0) are the largest events
-/// of a session, and rrweb writes `source` first, so a leading `{"source":N` that is not a
-/// mouse interaction settles it without scanning the rest.
-fn is_click(text: &str) -> bool {
+/// An incremental event's source, and whether it is a click. DOM mutations (source 0) are
+/// the largest events of a session, and rrweb writes `source` first, so a leading
+/// `{"source":N` that is not a mouse interaction settles it without scanning the rest.
+fn interaction(text: &str) -> (Option<i64>, bool) {
     #[derive(Deserialize)]
     struct Interaction {
         source: Option<i64>,
@@ -88,14 +93,18 @@ fn is_click(text: &str) -> bool {
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
-        if digits > 0
-            && matches!(next, Some(b',' | b'}'))
-            && rest[..digits].parse::<i64>().ok() != Some(SOURCE_MOUSE_INTERACTION)
-        {
-            return false;
+        if digits > 0 && matches!(next, Some(b',' | b'}')) {
+            if let Ok(source) = rest[..digits].parse::<i64>() {
+                if source != SOURCE_MOUSE_INTERACTION {
+                    return (Some(source), false);
+                }
+            }
         }
     }
     serde_json::from_str::<Interaction>(text)
-        .map(|i| i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK))
-        .unwrap_or(false)
+        .map(|i| {
+            let click = i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK);
+            (i.source, click)
+        })
+        .unwrap_or((None, false))
 }

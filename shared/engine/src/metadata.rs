@@ -5,13 +5,15 @@
 //! Everything here is O(chunks), O(FullSnapshots) or O(distinct URLs), never O(events): it is accumulated as
 //! events stream past and serialized once, after the last event.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Number;
 
 use crate::chunk::Chunk;
 use crate::event::Event;
 use crate::name::ChunkName;
-use crate::rrweb::event_type;
+use crate::rrweb::{self, event_type};
 
 /// The `metadata` object of a stitched session, in output field order.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -45,8 +47,32 @@ pub struct Metadata {
     pub duplicate_events: u64,
     /// Events that arrived with whitespace outside their strings, written compact.
     pub compacted_events: u64,
+    /// Where the session's bytes are, and whether a browser can load it whole.
+    pub size: Size,
     pub warnings: Vec<String>,
 }
+
+/// Size diagnostics: what makes a session heavy, in output bytes.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Size {
+    /// Bytes of all events (the `rrweb_data` array without its brackets and commas).
+    pub event_bytes: u64,
+    /// By event type name (`FullSnapshot`, `IncrementalSnapshot`, ...; a number when rrweb
+    /// has no name for it).
+    pub bytes_by_type: BTreeMap<String, u64>,
+    /// Incremental snapshots by source (`Mutation`, `MouseMove`, `Input`, ...).
+    pub bytes_by_source: BTreeMap<String, u64>,
+    pub largest_event_bytes: u64,
+    pub largest_event_type: Option<String>,
+    /// Over [`BROWSER_LOAD_LIMIT`]: opening the single file in a browser will fail or
+    /// exhaust the tab's memory.
+    pub too_big_for_browser: bool,
+}
+
+/// The most event bytes a browser can reasonably load as one document. V8's longest string
+/// is about 512 MiB (2^29 - 24 characters), so `fetch().text()` of a larger file fails
+/// outright, and `JSON.parse` of a few hundred MB already takes gigabytes of heap.
+pub const BROWSER_LOAD_LIMIT: u64 = 256 << 20;
 
 /// Warnings of one kind listed before the rest are only counted.
 const WARNINGS_PER_KIND: u64 = 5;
@@ -75,10 +101,40 @@ pub(crate) struct MetadataBuilder {
     duplicate_chunks: Vec<String>,
     duplicate_events: u64,
     compacted_events: u64,
+    size: Size,
     warnings: Vec<String>,
 }
 
 impl MetadataBuilder {
+    /// Counts the bytes an event takes in the output.
+    pub(crate) fn sized(&mut self, event: &Event<'_>, bytes: usize) {
+        let bytes = bytes as u64;
+        let size = &mut self.size;
+        size.event_bytes += bytes;
+        let type_name =
+            || rrweb::type_name(event.kind).map_or_else(|| event.kind.to_string(), str::to_owned);
+        // Looked up by &str first: a name is allocated once per session, not per event.
+        let by_type = rrweb::type_name(event.kind).and_then(|n| size.bytes_by_type.get_mut(n));
+        match by_type {
+            Some(total) => *total += bytes,
+            None => *size.bytes_by_type.entry(type_name()).or_default() += bytes,
+        }
+        if let Some(source) = event.source {
+            let name = rrweb::source_name(source);
+            match name.and_then(|n| size.bytes_by_source.get_mut(n)) {
+                Some(total) => *total += bytes,
+                None => {
+                    let key = name.map_or_else(|| source.to_string(), str::to_owned);
+                    *size.bytes_by_source.entry(key).or_default() += bytes;
+                }
+            }
+        }
+        if bytes > size.largest_event_bytes {
+            size.largest_event_bytes = bytes;
+            size.largest_event_type = Some(type_name());
+        }
+    }
+
     pub(crate) fn duplicate(&mut self, name: &ChunkName) {
         self.duplicate_chunks.push(name.object().to_owned());
         self.warnings.push(format!(
@@ -196,7 +252,16 @@ impl MetadataBuilder {
             _ => Number::from(0),
         };
         let replayable = self.replayable();
+        let mut size = self.size;
+        size.too_big_for_browser = size.event_bytes > BROWSER_LOAD_LIMIT;
         let mut warnings = self.warnings;
+        if size.too_big_for_browser {
+            warnings.push(format!(
+                "{} MiB of events: too big to load whole in a browser (over {} MiB)",
+                size.event_bytes >> 20,
+                BROWSER_LOAD_LIMIT >> 20
+            ));
+        }
         if self.backwards_timestamps > WARNINGS_PER_KIND {
             warnings.push(format!(
                 "timestamps go backwards {} times in all (count in backwards_timestamps)",
@@ -225,6 +290,7 @@ impl MetadataBuilder {
             duplicate_chunks: self.duplicate_chunks,
             duplicate_events: self.duplicate_events,
             compacted_events: self.compacted_events,
+            size,
             warnings,
         }
     }
@@ -247,4 +313,44 @@ fn difference(first: &Number, last: &Number) -> Number {
     }
     let d = (as_f64(last) - as_f64(first)).max(0.0);
     Number::from_f64(d).unwrap_or_else(|| Number::from(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::parse;
+
+    #[test]
+    fn sizes_are_counted_by_type_and_source_and_the_browser_limit_is_flagged() {
+        let text = r#"{"session_guid":"g","session_data":[{"type":3,"timestamp":1,"data":{"source":0,"adds":[]}},{"type":3,"timestamp":2,"data":{"source":1,"positions":[]}},{"type":9,"timestamp":3}],"environment":"e"}"#;
+        let chunk = parse(text).unwrap();
+        let mut m = MetadataBuilder::default();
+        m.sized(&chunk.events[0], 100);
+        m.sized(&chunk.events[1], 10);
+        m.sized(&chunk.events[2], 1);
+        let size = m.finish().size;
+        assert_eq!(size.event_bytes, 111);
+        assert_eq!(size.bytes_by_type["IncrementalSnapshot"], 110);
+        assert_eq!(
+            size.bytes_by_type["9"], 1,
+            "an unnamed type is counted by number"
+        );
+        assert_eq!(size.bytes_by_source["Mutation"], 100);
+        assert_eq!(size.bytes_by_source["MouseMove"], 10);
+        assert_eq!(
+            size.largest_event_type.as_deref(),
+            Some("IncrementalSnapshot")
+        );
+        assert!(!size.too_big_for_browser);
+
+        let mut m = MetadataBuilder::default();
+        m.sized(&chunk.events[0], BROWSER_LOAD_LIMIT as usize + 1);
+        let meta = m.finish();
+        assert!(meta.size.too_big_for_browser);
+        assert!(
+            meta.warnings.iter().any(|w| w.contains("too big")),
+            "{:?}",
+            meta.warnings
+        );
+    }
 }

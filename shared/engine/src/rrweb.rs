@@ -17,3 +17,45 @@ pub mod event_type {
 pub const SOURCE_MOUSE_INTERACTION: i64 = 2;
 /// `MouseInteractions.Click` in rrweb.
 pub const MOUSE_CLICK: i64 = 2;
+
+/// A name for an event type, for size diagnostics; `None` for one rrweb does not define.
+pub fn type_name(kind: i64) -> Option<&'static str> {
+    const NAMES: [&str; 7] = [
+        "DomContentLoaded",
+        "Load",
+        "FullSnapshot",
+        "IncrementalSnapshot",
+        "Meta",
+        "Custom",
+        "Plugin",
+    ];
+    usize::try_from(kind)
+        .ok()
+        .and_then(|k| NAMES.get(k).copied())
+}
+
+/// A name for an incremental source (`IncrementalSource` in rrweb's types).
+pub fn source_name(source: i64) -> Option<&'static str> {
+    const NAMES: [&str; 17] = [
+        "Mutation",
+        "MouseMove",
+        "MouseInteraction",
+        "Scroll",
+        "ViewportResize",
+        "Input",
+        "TouchMove",
+        "MediaInteraction",
+        "StyleSheetRule",
+        "CanvasMutation",
+        "Font",
+        "Log",
+        "Drag",
+        "StyleDeclaration",
+        "Selection",
+        "AdoptedStyleSheet",
+        "CustomElement",
+    ];
+    usize::try_from(source)
+        .ok()
+        .and_then(|k| NAMES.get(k).copied())
+}

@@ -89,10 +89,12 @@ impl<W: Write> Stitcher<W> {
             }
             if is_compact(event.raw) {
                 self.out.write_all(event.raw.as_bytes())?;
+                self.meta.sized(event, event.raw.len());
             } else {
                 self.scratch.clear();
                 compact_into(event.raw, &mut self.scratch);
                 self.out.write_all(&self.scratch)?;
+                self.meta.sized(event, self.scratch.len());
                 self.meta.compacted(name);
             }
             self.wrote_event = true;
@@ -166,7 +168,11 @@ mod tests {
             ),
         ]);
         let expected_start = format!(
-            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"backwards_timestamps":0,"duplicate_chunks":[],"duplicate_events":0,"compacted_events":0,"warnings":[]}}}}"#
+            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"backwards_timestamps":0,"duplicate_chunks":[],"duplicate_events":0,"compacted_events":0,"size":{{"event_bytes":{},"bytes_by_type":{{"FullSnapshot":{},"IncrementalSnapshot":55,"Meta":{}}},"bytes_by_source":{{"MouseInteraction":55}},"largest_event_bytes":{},"largest_event_type":"Meta","too_big_for_browser":false}},"warnings":[]}}}}"#,
+            META.len() + FULL.len() + 55,
+            FULL.len(),
+            META.len(),
+            META.len()
         );
         assert_eq!(out, expected_start);
         let _: Value = serde_json::from_str(&out).unwrap();
