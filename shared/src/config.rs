@@ -62,7 +62,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_INDEX_SHARDS",
         "`32`",
-        "Shards of the session index's idle index (Firestore, DynamoDB, SQLite): spreads its writes over this many ranges. Change it freely: sessions already written are still found.",
+        "Shards the session index splits its idle index into, spreading its writes over as many ranges (Firestore, DynamoDB). Change it freely: sessions written under another count are still swept.",
     ),
     (
         "RRSTITCH_IDLE_SECS",
