@@ -228,12 +228,13 @@ keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
 check("table keys pk (HASH) / sk (RANGE)", keys == {"pk": "HASH", "sk": "RANGE"}, keys)
 check("table billing PAY_PER_REQUEST", table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST")
 gsis = {g["IndexName"]: g for g in table.get("GlobalSecondaryIndexes", [])}
-g = gsis.get("by_status")
-check("GSI by_status (status HASH, last_chunk_at RANGE, projection ALL)",
-      g is not None and {k["AttributeName"]: k["KeyType"] for k in g["KeySchema"]} == {"status": "HASH", "last_chunk_at": "RANGE"}
-      and g["Projection"]["ProjectionType"] == "ALL", g and g["KeySchema"])
+g = gsis.get("idle_by_shard")
+check("GSI idle_by_shard (idle_pk HASH, idle_sk RANGE, projection KEYS_ONLY), the only GSI",
+      g is not None and list(gsis) == ["idle_by_shard"]
+      and {k["AttributeName"]: k["KeyType"] for k in g["KeySchema"]} == {"idle_pk": "HASH", "idle_sk": "RANGE"}
+      and g["Projection"]["ProjectionType"] == "KEYS_ONLY", g and g["KeySchema"])
 attrs = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-check("attribute types all S", attrs == {"pk": "S", "sk": "S", "status": "S", "last_chunk_at": "S"}, attrs)
+check("attribute types: pk, sk, idle_pk S; idle_sk N", attrs == {"pk": "S", "sk": "S", "idle_pk": "S", "idle_sk": "N"}, attrs)
 ttl = ddb.describe_time_to_live(TableName=out["table_name"])["TimeToLiveDescription"]
 check("TTL enabled on expire_at", ttl.get("TimeToLiveStatus") == "ENABLED" and ttl.get("AttributeName") == "expire_at", ttl)
 

@@ -68,8 +68,16 @@ resource "aws_s3_bucket_public_access_block" "results" {
 
 # ---------------------------------------------------------------------------------------------
 # Session index: one table; sessions under sk = SESSION, chunks under sk = C#<hash>, rejects
-# under pk = R#<hash>. The sparse GSI by_status (status, last_chunk_at as RFC 3339 text)
-# answers the idle and expired-lease queries. Items carry expire_at (epoch seconds) for TTL.
+# under pk = R#<hash>, the shard high-water mark under pk = META. Items carry expire_at (epoch
+# seconds) for TTL.
+#
+# The sparse GSI idle_by_shard answers the idle and expired-lease queries. Its hash key is
+# idle_pk = "<status>#<shard>" (open#7, finalizing#7; the shard a hash of the guid modulo
+# RRSTITCH_INDEX_SHARDS), its range key idle_sk the time the sweep ranges over (arrival, or
+# lease expiry; epoch ms). Every chunk write rewrites its session's entry, and a GSI partition
+# takes ~1,000 WCU/s, so a low-cardinality hash key such as status alone would put every write
+# on one partition. Only open and finalizing sessions carry idle_pk: finalized ones leave the
+# index (shared/src/index/dynamodb/).
 
 resource "aws_dynamodb_table" "sessions" {
   name         = local.table_name
@@ -86,19 +94,19 @@ resource "aws_dynamodb_table" "sessions" {
     type = "S"
   }
   attribute {
-    name = "status"
+    name = "idle_pk"
     type = "S"
   }
   attribute {
-    name = "last_chunk_at"
-    type = "S"
+    name = "idle_sk"
+    type = "N"
   }
 
   global_secondary_index {
-    name            = "by_status"
-    hash_key        = "status"
-    range_key       = "last_chunk_at"
-    projection_type = "ALL"
+    name            = "idle_by_shard"
+    hash_key        = "idle_pk"
+    range_key       = "idle_sk"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {
@@ -148,7 +156,7 @@ resource "aws_iam_role" "finalize" {
 }
 
 locals {
-  # Every item operation the DynamoDB adapter performs (shared/src/index/dynamodb.rs).
+  # Every item operation the DynamoDB adapter performs (shared/src/index/dynamodb/).
   dynamodb_item_actions = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -206,9 +214,9 @@ data "aws_iam_policy_document" "finalize" {
     resources = [aws_dynamodb_table.sessions.arn]
   }
   statement {
-    sid       = "StatusIndex"
+    sid       = "IdleIndex"
     actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.sessions.arn}/index/by_status"]
+    resources = ["${aws_dynamodb_table.sessions.arn}/index/idle_by_shard"]
   }
   statement {
     sid       = "Logs"

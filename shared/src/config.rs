@@ -9,6 +9,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::engine::Limits;
+use crate::index::shard::{Shards, DEFAULT_SHARDS, MAX_SHARDS};
 use crate::service::Options;
 
 /// Every variable rrstitch reads: name, default, meaning.
@@ -57,6 +58,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "RRSTITCH_DYNAMODB_TABLE",
         "`rrstitch`",
         "DynamoDB table of the session index.",
+    ),
+    (
+        "RRSTITCH_INDEX_SHARDS",
+        "`32`",
+        "Shards the session index splits its idle index into, spreading its writes over as many ranges (Firestore, DynamoDB). Change it freely: sessions written under another count are still swept.",
     ),
     (
         "RRSTITCH_IDLE_SECS",
@@ -194,6 +200,9 @@ pub struct Settings {
     pub chunks: Option<String>,
     pub results: String,
     pub index: IndexSpec,
+    /// How many idle-index shards this process stamps sessions with
+    /// ([`crate::index::shard`]); the default is sized in [`DEFAULT_SHARDS`]'s documentation.
+    pub index_shards: Shards,
     pub log_format: LogFormat,
     /// `host:port` the HTTP functions listen on.
     pub http_addr: String,
@@ -251,6 +260,14 @@ impl Settings {
                 })
             }
         };
+        let shards = number("RRSTITCH_INDEX_SHARDS", u64::from(DEFAULT_SHARDS))?;
+        if !(1..=u64::from(MAX_SHARDS)).contains(&shards) {
+            return Err(ConfigError {
+                var: "RRSTITCH_INDEX_SHARDS",
+                reason: format!("{shards}: use 1 to {MAX_SHARDS}"),
+            });
+        }
+        let index_shards = Shards::new(shards as u32);
         let log_format = match get("RRSTITCH_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -296,6 +313,7 @@ impl Settings {
             chunks: get("RRSTITCH_CHUNKS"),
             results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
             index,
+            index_shards,
             log_format,
             http_addr: format!(
                 "{}:{}",
@@ -329,6 +347,8 @@ mod tests {
         assert_eq!(s.options.limits.max_chunk_bytes, 64 * 1024 * 1024);
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(!s.options.output_gzip);
+        assert_eq!(s.index_shards, Shards::new(DEFAULT_SHARDS));
+        assert_eq!(s.index_shards.count(), 32);
     }
 
     #[test]
@@ -340,8 +360,10 @@ mod tests {
             ("RRSTITCH_OUTPUT_GZIP", "true"),
             ("RRSTITCH_CHUNK_PREFIX", "in/"),
             ("RRSTITCH_LOG_FORMAT", "json"),
+            ("RRSTITCH_INDEX_SHARDS", "64"),
         ])
         .unwrap();
+        assert_eq!(s.index_shards.count(), 64);
         assert_eq!(
             s.index,
             IndexSpec::Firestore {
@@ -370,6 +392,14 @@ mod tests {
                 .var,
             "RRSTITCH_FIRESTORE_PROJECT"
         );
+        for shards in ["0", "5000", "many"] {
+            assert_eq!(
+                settings(&[("RRSTITCH_INDEX_SHARDS", shards)])
+                    .unwrap_err()
+                    .var,
+                "RRSTITCH_INDEX_SHARDS"
+            );
+        }
         assert_eq!(
             settings(&[("RRSTITCH_OUTPUT_GZIP", "maybe")])
                 .unwrap_err()

@@ -2,7 +2,7 @@
 //!
 //! The engine never reads a clock; the service takes `now` as an argument so sweeps and
 //! leases are testable. [`Millis`] is that argument: milliseconds since the Unix epoch, which
-//! every index backend stores natively (SQLite integer, Firestore timestamp, DynamoDB string).
+//! every index backend stores natively (SQLite integer, Firestore timestamp, DynamoDB number).
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +29,7 @@ impl Millis {
         Millis(self.0.saturating_sub(d.as_millis() as i64))
     }
 
-    /// `2025-05-02T12:10:50.644Z`: sortable as text, which DynamoDB sort keys rely on.
+    /// `2025-05-02T12:10:50.644Z`: sortable as text.
     pub fn to_rfc3339(self) -> String {
         let secs = self.0.div_euclid(1000);
         let ms = self.0.rem_euclid(1000);

@@ -49,6 +49,15 @@ async fn dynamodb_index_conforms() {
     rrstitch::index::conformance::run_all(&index).await;
     let other = DynamoIndex::on_emulator("rrstitch", &moto.endpoint).await;
     rrstitch::index::conformance::claims_are_exclusive_across_handles(&index, &other).await;
+    let endpoint = moto.endpoint.as_str();
+    let sharded = |n| async move {
+        DynamoIndex::on_emulator("resharded", endpoint)
+            .await
+            .with_shards(rrstitch::index::Shards::new(n))
+    };
+    let (four, eight, two) = (sharded(4).await, sharded(8).await, sharded(2).await);
+    four.create_table().await.unwrap();
+    rrstitch::index::conformance::resharding_strands_nothing(&four, &eight, &two).await;
 }
 
 #[tokio::test]

@@ -73,6 +73,12 @@ async fn firestore_index_conforms() {
     rrstitch::index::conformance::run_all(&index).await;
     let other = FirestoreIndex::on_emulator(&fs.host, &fs.project, "rrstitch_sessions");
     rrstitch::index::conformance::claims_are_exclusive_across_handles(&index, &other).await;
+    let sharded = |n| {
+        FirestoreIndex::on_emulator(&fs.host, &fs.project, "resharded")
+            .with_shards(rrstitch::index::Shards::new(n))
+    };
+    let (four, eight, two) = (sharded(4), sharded(8), sharded(2));
+    rrstitch::index::conformance::resharding_strands_nothing(&four, &eight, &two).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! `infra/aws` applied for real — to moto: `terraform init` from the local provider mirror,
+//! `infra/aws` parsed and held to the DynamoDB adapter's idle index (no Terraform needed),
+//! then applied for real — to moto: `terraform init` from the local provider mirror,
 //! `validate`, `apply` with the real function binaries zipped as Lambda packages, a second
 //! `plan` that must be empty, every resource checked through boto3, `destroy`
 //! (`scripts/tf-moto-apply.sh` does the work; this test gives it a fresh moto and the zips).
@@ -16,6 +17,106 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rrstitch_tests::{bins, repo_root, Moto};
+
+/// `infra/aws/main.tf`'s `resource "<kind>" "<name>"` block.
+fn resource(body: &hcl::Body, kind: &str, name: &str) -> hcl::Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == "resource" && b.labels().iter().map(|l| l.as_str()).eq([kind, name])
+        })
+        .unwrap_or_else(|| panic!("no resource {kind}.{name}"))
+        .clone()
+}
+
+fn children<'a>(block: &'a hcl::Block, name: &str) -> Vec<&'a hcl::Block> {
+    block
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == name)
+        .collect()
+}
+
+/// An attribute as HCL text, quotes dropped.
+fn attr(block: &hcl::Block, key: &str) -> String {
+    let expr = block
+        .body()
+        .attributes()
+        .find(|a| a.key() == key)
+        .unwrap_or_else(|| panic!("{} has no {key}", block.identifier()))
+        .expr();
+    hcl::format::to_string(expr)
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// `text` without its whitespace (the formatter spreads lists over lines).
+fn compact(text: &str) -> String {
+    text.split_whitespace().collect()
+}
+
+/// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk
+/// write rewrites its session's entry, so the index's hash key must be the shard attribute
+/// (`<status>#<shard>`), not a low-cardinality one such as `status`, and its range key the
+/// time the sweep ranges over. It is the only GSI, and finalize may query exactly it.
+#[test]
+fn the_idle_index_is_keyed_by_shard() {
+    use rrstitch::index::dynamodb::{IDLE_INDEX, IDLE_PK, IDLE_SK};
+    let text = std::fs::read_to_string(repo_root().join("infra/aws/main.tf")).unwrap();
+    let body: hcl::Body = hcl::from_str(&text).expect("infra/aws/main.tf is valid HCL");
+    let table = resource(&body, "aws_dynamodb_table", "sessions");
+    let gsis = children(&table, "global_secondary_index");
+    assert_eq!(gsis.len(), 1, "one GSI: the idle index");
+    let gsi = gsis[0];
+    assert_eq!(attr(gsi, "name"), IDLE_INDEX);
+    assert_eq!(
+        attr(gsi, "hash_key"),
+        IDLE_PK,
+        "the idle index's hash key must be the shard attribute"
+    );
+    assert_eq!(attr(gsi, "range_key"), IDLE_SK);
+    let types: std::collections::BTreeMap<String, String> = children(&table, "attribute")
+        .into_iter()
+        .map(|a| (attr(a, "name"), attr(a, "type")))
+        .collect();
+    assert_eq!(
+        types.get(IDLE_PK).map(String::as_str),
+        Some("S"),
+        "{types:?}"
+    );
+    assert_eq!(
+        types.get(IDLE_SK).map(String::as_str),
+        Some("N"),
+        "{types:?}"
+    );
+    assert!(
+        !types.contains_key("status"),
+        "status (three values) is a key attribute again: {types:?}"
+    );
+    let finalize = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "data"
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(["aws_iam_policy_document", "finalize"])
+        })
+        .expect("the finalize policy document");
+    let queries: Vec<String> = children(finalize, "statement")
+        .into_iter()
+        .filter(|st| compact(&attr(st, "actions")) == "[\"dynamodb:Query\"]")
+        .map(|st| compact(&attr(st, "resources")))
+        .collect();
+    assert_eq!(
+        queries,
+        vec![format!(
+            "[\"${{aws_dynamodb_table.sessions.arn}}/index/{IDLE_INDEX}\"]"
+        )],
+        "finalize queries the idle index"
+    );
+}
 
 /// A Lambda package: the binary as `bootstrap` (what provided.al2023 runs), zipped.
 fn lambda_zip(binary: &str, dir: &Path) -> PathBuf {

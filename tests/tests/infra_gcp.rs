@@ -766,39 +766,118 @@ fn every_reference_resolves() {
     assert!(checked > 100, "only {checked} references found");
 }
 
+/// The sessions' composite indexes as (field, order) lists, in index order.
+fn composite_indexes(body: &Body) -> BTreeSet<Vec<(String, String)>> {
+    resources(body, "google_firestore_index")
+        .values()
+        .map(|index| {
+            assert_eq!(attr(index, "collection"), "var.firestore_collection");
+            child(index, "fields")
+                .into_iter()
+                .map(|f| {
+                    (
+                        unquote(&attr(f, "field_path")).to_owned(),
+                        unquote(&attr(f, "order")).to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The collection expression Terraform names a document group by.
+fn collection_of(group: rrstitch::index::firestore::Group) -> String {
+    use rrstitch::index::firestore::{Group, CHUNKS_COLLECTION, REJECTED_SUFFIX};
+    match group {
+        Group::Sessions => "var.firestore_collection".to_owned(),
+        Group::Chunks => format!("\"{CHUNKS_COLLECTION}\""),
+        Group::Rejected => format!("\"${{var.firestore_collection}}{REJECTED_SUFFIX}\""),
+    }
+}
+
 #[test]
 fn firestore_indexes_match_the_queries() {
     let body = module();
-    let mut declared = BTreeSet::new();
-    for index in resources(&body, "google_firestore_index").values() {
-        assert_eq!(attr(index, "collection"), "var.firestore_collection");
-        let fields: Vec<String> = child(index, "fields")
-            .into_iter()
-            .map(|f| unquote(&attr(f, "field_path")).to_owned())
-            .collect();
-        declared.insert(fields);
-    }
-    let wanted: BTreeSet<Vec<String>> = rrstitch::index::firestore::COMPOSITE_INDEXES
+    let wanted: BTreeSet<Vec<(String, String)>> = rrstitch::index::firestore::COMPOSITE_INDEXES
         .iter()
-        .map(|(a, b)| vec![a.to_string(), b.to_string()])
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|(f, o)| (f.to_string(), o.to_string()))
+                .collect()
+        })
         .collect();
-    assert_eq!(declared, wanted);
+    assert_eq!(composite_indexes(&body), wanted);
     // TTL on expire_at for sessions, their chunks and the rejected objects.
     let ttl: BTreeSet<String> = resources(&body, "google_firestore_field")
         .values()
         .filter(|f| unquote(&attr(f, "field")) == "expire_at" && !child(f, "ttl_config").is_empty())
         .map(|f| attr(f, "collection"))
         .collect();
-    let rejected = format!(
-        "\"${{var.firestore_collection}}{}\"",
-        rrstitch::index::firestore::REJECTED_SUFFIX
-    );
-    let chunks = format!("\"{}\"", rrstitch::index::firestore::CHUNKS_COLLECTION);
-    for collection in [
-        "var.firestore_collection",
-        chunks.as_str(),
-        rejected.as_str(),
-    ] {
-        assert!(ttl.contains(collection), "no TTL on {collection}: {ttl:?}");
+    use rrstitch::index::firestore::Group;
+    for group in [Group::Sessions, Group::Chunks, Group::Rejected] {
+        let collection = collection_of(group);
+        assert!(ttl.contains(&collection), "no TTL on {collection}: {ttl:?}");
     }
+}
+
+/// The idle index has no hot range: Firestore sustains ~500 writes/s into one sequential index
+/// range, and every chunk write moves its session's timestamps to "now". So every composite
+/// index leads with the shard (not a low-cardinality field such as status, nor a timestamp),
+/// and every field that rises with time on the write-heavy documents has its automatic
+/// single-field indexes exempted (an `index_config` with no indexes).
+#[test]
+fn the_idle_index_has_no_low_cardinality_or_sequential_hot_range() {
+    use rrstitch::index::firestore::{Group, SEQUENTIAL_FIELDS, SHARD_FIELD};
+    let body = module();
+    let composites = composite_indexes(&body);
+    assert!(composites.len() >= 2, "{composites:?}");
+    for fields in &composites {
+        assert_eq!(
+            fields.first().map(|(f, _)| f.as_str()),
+            Some(SHARD_FIELD),
+            "composite index {fields:?} does not lead with the shard"
+        );
+    }
+    let idle: Vec<_> = composites
+        .iter()
+        .filter(|f| f.iter().any(|(name, _)| name == "status"))
+        .collect();
+    assert_eq!(
+        idle.len(),
+        2,
+        "the open and the expired-lease queries: {composites:?}"
+    );
+
+    let exempt: BTreeSet<(String, String)> = resources(&body, "google_firestore_field")
+        .values()
+        .filter(|f| {
+            let configs = child(f, "index_config");
+            configs.len() == 1 && child(configs[0], "indexes").is_empty()
+        })
+        .map(|f| (attr(f, "collection"), unquote(&attr(f, "field")).to_owned()))
+        .collect();
+    // What must be exempt whatever the code's list says: the timestamps the sweep ranges over
+    // and the TTL fields, on the sessions and on their chunks.
+    let must = [
+        (Group::Sessions, "last_chunk_at"),
+        (Group::Sessions, "lease_until"),
+        (Group::Sessions, "finalized_at"),
+        (Group::Sessions, "expire_at"),
+        (Group::Chunks, "recorded_at"),
+        (Group::Chunks, "expire_at"),
+    ];
+    let mut checked = 0;
+    for (group, field) in must.iter().chain(SEQUENTIAL_FIELDS) {
+        let key = (collection_of(*group), field.to_string());
+        assert!(
+            exempt.contains(&key),
+            "{} keeps its single-field index on the sequential field {field}: {exempt:?}",
+            key.0
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "{checked}");
+    // The shard itself is what spreads the writes; it must stay indexable.
+    assert!(!exempt.iter().any(|(_, f)| f == SHARD_FIELD), "{exempt:?}");
 }

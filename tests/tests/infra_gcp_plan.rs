@@ -284,8 +284,9 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
             "the tests expect {var}, which no binary reads (shared/src/config.rs)"
         );
     }
-    for (a, b) in rrstitch::index::firestore::COMPOSITE_INDEXES {
-        let index = format!("\"{a}:ASCENDING,{b}:ASCENDING\"");
+    for fields in rrstitch::index::firestore::COMPOSITE_INDEXES {
+        let joined: Vec<String> = fields.iter().map(|(f, o)| format!("{f}:{o}")).collect();
+        let index = format!("\"{}\"", joined.join(","));
         assert!(
             tests_text.contains(&index),
             "the tests do not expect the composite index {index} the Firestore index queries"

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::shard::Shards;
 use super::{
     new_token, ChunkRecord, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
     SessionIndex, SessionStatus,
@@ -549,4 +550,110 @@ pub async fn claims_are_exclusive_across_handles(a: &dyn SessionIndex, b: &dyn S
         b.session(&g).await.unwrap().is_some(),
         "both handles see the session"
     );
+}
+
+/// Changing the shard count strands nothing. `four`, `eight` and `two` are handles on one
+/// backend stamping with 4, 8 and 2 shards (one deployment before and after a reshard, or
+/// two versions of it running side by side): sessions the 4-shard writer stamped are offered
+/// by a sweep on either of the others, as idle and as expired leases, and what a 2-shard
+/// writer re-stamps is still found by the others.
+pub async fn resharding_strands_nothing(
+    four: &dyn SessionIndex,
+    eight: &dyn SessionIndex,
+    two: &dyn SessionIndex,
+) {
+    let guids: Vec<SessionGuid> = (0..24).map(|i| guid(&format!("reshard{i}"))).collect();
+    for g in &guids {
+        four.record_chunk(&chunk(g, "2025-05-02T12:00:00Z", "1"), at(0))
+            .await
+            .unwrap();
+    }
+    let beyond_two: Vec<&SessionGuid> =
+        guids.iter().filter(|g| Shards::new(4).of(g) >= 2).collect();
+    assert!(
+        !beyond_two.is_empty(),
+        "some session must live in a shard a 2-shard writer never stamps"
+    );
+    for (label, index) in [("8", eight), ("2", two), ("4", four)] {
+        let idle = index.idle_sessions(at(50), at(50), 10_000).await.unwrap();
+        for g in &guids {
+            assert!(
+                idle.contains(g),
+                "{g}, stamped with 4 shards, is not offered by a {label}-shard sweep"
+            );
+        }
+    }
+
+    // The 2-shard writer records a chunk: the session moves into its range; both find it.
+    let moved = beyond_two[0];
+    two.record_chunk(&chunk(moved, "2025-05-02T12:01:00Z", "1"), at(60))
+        .await
+        .unwrap();
+    for (label, index) in [("8", eight), ("2", two)] {
+        assert!(
+            index
+                .idle_sessions(at(100), at(100), 10_000)
+                .await
+                .unwrap()
+                .contains(moved),
+            "a session re-stamped by a 2-shard writer is not offered by a {label}-shard sweep"
+        );
+    }
+
+    // A lease taken by the 8-shard process and left to expire: the 2-shard sweep takes over.
+    let held = *beyond_two.last().unwrap();
+    let ClaimOutcome::Claimed(dead) = eight
+        .claim(held, ClaimMode::Force, at(100), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    let expired = at(100).plus(LEASE).plus(Duration::from_secs(1));
+    assert!(
+        two.idle_sessions(at(50), expired, 10_000)
+            .await
+            .unwrap()
+            .contains(held),
+        "an expired lease stamped with 8 shards is not offered by a 2-shard sweep"
+    );
+    let ClaimOutcome::Claimed(second) = two
+        .claim(
+            held,
+            ClaimMode::Idle {
+                idle_before: at(50),
+            },
+            expired,
+            LEASE,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an expired lease is claimable whatever the shard count");
+    };
+    assert_eq!(
+        four.complete(&dead, "stale.json", expired).await.unwrap(),
+        Completion::LostClaim
+    );
+    assert_eq!(
+        four.complete(&second, "r.json", expired).await.unwrap(),
+        Completion::Finalized
+    );
+    for index in [four, eight, two] {
+        assert!(
+            !index
+                .idle_sessions(at(500), at(500), 10_000)
+                .await
+                .unwrap()
+                .contains(held),
+            "a finalized session is in no sweep query"
+        );
+    }
+    let listed = two.sessions(10_000).await.unwrap();
+    for g in &guids {
+        assert!(
+            listed.iter().any(|s| &s.guid == g),
+            "{g} is missing from the 2-shard listing"
+        );
+    }
 }

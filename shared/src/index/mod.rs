@@ -34,8 +34,22 @@
 //! A finalizer that dies simply lets its lease expire; the next sweep claims the session again.
 //! On a failure it can report, it *releases* the claim, returning the session to `open`.
 //!
-//! Every adapter passes [`conformance::run_all`]: SQLite here, Firestore and DynamoDB against
-//! their emulators.
+//! ## One driver, thin adapters
+//! The protocol's decisions are pure functions of one session's state ([`protocol`]); the
+//! [`driver::Driver`] runs them in an optimistic loop (read with a revision, decide, write if
+//! the revision is unchanged, back off and retry on a conflict) over a [`store::SessionStore`],
+//! which is all an adapter implements: SQLite ([`sqlite`], a revision column inside a
+//! transaction), Firestore (a document's update time) and DynamoDB (a revision attribute).
+//!
+//! ## The sharded idle index
+//! Every session carries a shard number ([`shard`]), and the stores index idle and expired
+//! sessions by (shard, status, time) rather than (status, time), so the index entries that
+//! every chunk write moves to "now" are spread over many ranges instead of piling onto one
+//! (Firestore and DynamoDB both cap the write rate into one such range). The idle query asks
+//! every shard and merges.
+//!
+//! Every adapter passes [`conformance::run_all`]: SQLite and an in-memory store here,
+//! Firestore and DynamoDB against their emulators.
 
 use std::time::Duration;
 
@@ -46,12 +60,20 @@ use crate::engine::SessionGuid;
 use crate::time::Millis;
 
 pub mod conformance;
+pub mod driver;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "gcp")]
 pub mod firestore;
+#[cfg(test)]
+mod memory;
 pub mod protocol;
+pub mod shard;
 pub mod sqlite;
+pub mod store;
+
+pub use driver::Driver;
+pub use shard::Shards;
 
 /// How long cloud index records live after their last activity: the TTL (`expire_at`)
 /// Firestore and DynamoDB delete them by. A session that gets a chunk after this long starts
@@ -286,19 +308,6 @@ pub fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Waits before the next attempt of an optimistic write that lost a race (`attempt` counts
-/// from 0): exponential backoff with full jitter, from 10 ms up to 1.28 s. Without it, writers
-/// that collided retry in lockstep and collide again: 32 concurrent records of one session
-/// saw about a fifth of them give up after 16 immediate retries.
-#[cfg(any(feature = "aws", feature = "gcp"))]
-pub(crate) async fn contention_pause(attempt: u32) {
-    let cap_ms = 10u64 << attempt.min(7);
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::getrandom(&mut bytes);
-    let wait = u64::from_le_bytes(bytes) % (cap_ms + 1);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
-}
-
 /// The later of two name timestamps (by instant), for first/last chunk time bookkeeping.
 pub(crate) fn later<'a>(a: &'a str, b: &'a str) -> &'a str {
     let t = |s: &str| crate::engine::name::parse_timestamp(s).unwrap_or(i128::MIN);
@@ -319,29 +328,44 @@ pub(crate) fn earlier<'a>(a: &'a str, b: &'a str) -> &'a str {
     }
 }
 
-/// Opens the index a [`crate::config::IndexSpec`] names.
+/// Opens the index a [`crate::config::IndexSpec`] names, stamping the default shard count.
+/// Enough for reading (queries cover every shard any writer used); writers use
+/// [`open_sharded`] with the configured count.
 pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn SessionIndex>> {
+    open_sharded(spec, Shards::default()).await
+}
+
+/// Opens the index a [`crate::config::IndexSpec`] names, stamping sessions with `shards`.
+pub async fn open_sharded(
+    spec: &crate::config::IndexSpec,
+    shards: Shards,
+) -> Result<std::sync::Arc<dyn SessionIndex>> {
     use crate::config::IndexSpec;
     match spec {
-        IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteIndex::open(path)?)),
+        IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(
+            sqlite::SqliteIndex::open(path)?.with_shards(shards),
+        )),
         #[cfg(feature = "aws")]
         IndexSpec::DynamoDb { table } => Ok(std::sync::Arc::new(
-            dynamodb::DynamoIndex::connect(table).await,
+            dynamodb::DynamoIndex::connect(table)
+                .await
+                .with_shards(shards),
         )),
         #[cfg(feature = "gcp")]
         IndexSpec::Firestore {
             project,
             database,
             collection,
-        } => Ok(std::sync::Arc::new(firestore::FirestoreIndex::new(
-            firestore::FirestoreConfig {
+        } => Ok(std::sync::Arc::new(
+            firestore::FirestoreIndex::new(firestore::FirestoreConfig {
                 project: project.clone(),
                 database: database.clone(),
                 collection: collection.clone(),
                 // The client library reads FIRESTORE_EMULATOR_HOST itself.
                 emulator: None,
-            },
-        ))),
+            })
+            .with_shards(shards),
+        )),
         #[allow(unreachable_patterns)]
         other => Err(IndexError::Permanent {
             op: "open",

@@ -1,15 +1,15 @@
 //! The claim/lease protocol as pure decisions over one session's state.
 //!
-//! The document stores (DynamoDB, Firestore) cannot run SQL; they read a session, decide, and
-//! write back only if nobody wrote in between. The deciding is the same for both and lives
-//! here, so the two adapters differ only in how they read and conditionally write, and both
-//! agree with the SQLite adapter (all three pass one conformance suite).
+//! Every adapter only reads a session with its revision and writes it back if nobody wrote in
+//! between ([`super::store`]); [`super::driver`] runs that loop and asks the functions here
+//! what to write. So there is one protocol, and every adapter agrees with it by construction
+//! (all of them also pass one conformance suite).
 
 use std::time::Duration;
 
 use super::{
-    earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, SessionRecord,
-    SessionStatus,
+    earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded,
+    SessionRecord, SessionStatus,
 };
 use crate::time::Millis;
 
@@ -19,6 +19,9 @@ pub struct SessionState {
     pub record: SessionRecord,
     pub claim_token: Option<String>,
     pub claimed_version: Option<u64>,
+    /// The idle-index shard the session was last written under ([`super::shard`]); `None`
+    /// until the driver stamps it (and on records written before shards existed).
+    pub shard: Option<u32>,
 }
 
 /// What a read-decide-write step wants done.
@@ -54,6 +57,7 @@ pub fn with_chunk(
             },
             claim_token: None,
             claimed_version: None,
+            shard: None,
         };
         return (state, false);
     };
@@ -71,6 +75,13 @@ pub fn with_chunk(
     r.last_chunk_at = r.last_chunk_at.max(now);
     r.version += 1;
     (after, reopened)
+}
+
+/// Recording a new chunk always writes; the store answers [`Recorded::AlreadyKnown`] instead
+/// when the chunk's record exists already.
+pub fn record(before: Option<&SessionState>, c: &ChunkRecord, now: Millis) -> Decision<Recorded> {
+    let (after, reopened) = with_chunk(before, c, now);
+    Decision::Write(Box::new(after), Recorded::New { reopened })
 }
 
 /// Whether (and how) `token` may claim the session.
@@ -148,6 +159,22 @@ pub fn complete(
     Decision::Write(Box::new(after), completion)
 }
 
+impl Claim {
+    /// This claim as it stands for the chunk set `listed`, the listing a finalizer stitched.
+    ///
+    /// The listing can be newer than the claim: a chunk recorded between the two is already
+    /// in the stitch. Every chunk record bumps the version by one from 1 (a session's version
+    /// is its chunk count, and a chunk and its session are written atomically), so the version
+    /// of the listed set is its size; completing against it re-opens the session only for a
+    /// chunk the stitch did not see, never for one it did.
+    pub fn covering(&self, listed: &[ChunkRecord]) -> Claim {
+        Claim {
+            version: self.version.max(listed.len() as u64),
+            ..self.clone()
+        }
+    }
+}
+
 /// Extending `claim`'s lease: only while the claim is still the session's. A `true` answer
 /// is linearized after every earlier claim of the session and before any later one, which is
 /// what makes it a fence: a finalizer that reads its result object's generation, then renews,
@@ -185,5 +212,95 @@ pub fn release(before: Option<&SessionState>, claim: &Claim) -> Decision<()> {
             Decision::Write(Box::new(after), ())
         }
         _ => Decision::Done(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SessionGuid;
+
+    fn chunk(name: &str) -> ChunkRecord {
+        ChunkRecord {
+            guid: SessionGuid::parse("g-1").unwrap(),
+            bucket: "/b".into(),
+            name: format!("{name}.json"),
+            generation: "1".into(),
+            timestamp: name.into(),
+            environment: "e".into(),
+            size: 1,
+            event_count: 1,
+            content_hash: String::new(),
+        }
+    }
+
+    fn claim(version: u64) -> Claim {
+        Claim {
+            guid: SessionGuid::parse("g-1").unwrap(),
+            token: "t".into(),
+            version,
+            lease_until: Millis(0),
+        }
+    }
+
+    #[test]
+    fn a_claim_covers_the_chunks_its_finalizer_listed() {
+        let listed: Vec<ChunkRecord> = (0..3).map(|i| chunk(&format!("c{i}"))).collect();
+        assert_eq!(
+            claim(2).covering(&listed).version,
+            3,
+            "one chunk came after the claim"
+        );
+        assert_eq!(
+            claim(5).covering(&listed).version,
+            5,
+            "never below the claim's version"
+        );
+        assert_eq!(claim(3).covering(&[]).token, "t");
+    }
+
+    #[test]
+    fn completing_against_the_listing_reopens_only_for_an_unseen_chunk() {
+        // Claimed at version 1, a chunk lands (version 2), the finalizer lists both.
+        let (s1, _) = with_chunk(None, &chunk("2025-05-02T12:00:00Z"), Millis(0));
+        let Decision::Write(claimed, ClaimOutcome::Claimed(c)) = super::claim(
+            Some(&s1),
+            ClaimMode::Force,
+            Millis(1),
+            Duration::from_secs(60),
+            "t",
+        ) else {
+            panic!("claimable");
+        };
+        let (s2, _) = with_chunk(Some(&claimed), &chunk("2025-05-02T12:00:05Z"), Millis(2));
+        let listed = [chunk("a"), chunk("b")];
+        let Decision::Write(_, done) = complete(Some(&s2), &c.covering(&listed), "r", Millis(3))
+        else {
+            panic!("ours to complete");
+        };
+        assert_eq!(done, Completion::Finalized);
+        // Listed before the second chunk: that one was not stitched.
+        let Decision::Write(after, done) =
+            complete(Some(&s2), &c.covering(&listed[..1]), "r", Millis(3))
+        else {
+            panic!("ours to complete");
+        };
+        assert_eq!(done, Completion::Reopened);
+        assert_eq!(after.record.status, SessionStatus::Open);
+    }
+
+    #[test]
+    fn recording_always_writes_and_reports_a_reopen() {
+        let (s, _) = with_chunk(None, &chunk("2025-05-02T12:00:00Z"), Millis(0));
+        let mut finalized = s.clone();
+        finalized.record.status = SessionStatus::Finalized;
+        let Decision::Write(after, recorded) =
+            record(Some(&finalized), &chunk("2025-05-02T12:00:09Z"), Millis(5))
+        else {
+            panic!("a new chunk always writes");
+        };
+        assert_eq!(recorded, Recorded::New { reopened: true });
+        assert_eq!(after.record.status, SessionStatus::Open);
+        assert_eq!((after.record.version, after.record.chunk_count), (2, 2));
     }
 }

@@ -1,9 +1,15 @@
 //! The embedded session index: one SQLite file, no server.
 //!
 //! Several processes may share the file (racing sweeps, an ingest watcher beside a sweep):
-//! it runs in WAL mode with a busy timeout, and every read-modify-write is one
-//! `BEGIN IMMEDIATE` transaction, which takes the write lock up front so two claims can never
-//! interleave. rusqlite is synchronous, so calls run on tokio's blocking pool.
+//! it runs in WAL mode with a busy timeout. The store is the [`SessionStore`] port and nothing
+//! more: a session row carries a revision `rev`, and a write is one `BEGIN IMMEDIATE`
+//! transaction that checks the revision it expects, inserts the chunk row if there is one
+//! (`INSERT OR IGNORE`: a known chunk writes nothing) and replaces the session row with the
+//! next revision. The protocol is [`super::driver`]'s, the same as for the cloud stores.
+//! rusqlite is synchronous, so calls run on tokio's blocking pool.
+//!
+//! Files from older versions are migrated on open ([`migrate`]); sessions from before shards
+//! existed are put in shard 0, which every query reads.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,12 +18,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{
-    earlier, later, new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError,
-    Recorded, RejectRecord, Result, SessionIndex, SessionRecord, SessionStatus,
-};
+use super::driver::Driver;
+use super::protocol::SessionState;
+use super::store::{Due, DueEntry, NewChunk, SessionStore, Stored, Written};
+use super::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord, SessionStatus};
 use crate::engine::SessionGuid;
 use crate::time::Millis;
+
+/// The session index in one SQLite file.
+pub type SqliteIndex = Driver<SqliteStore>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -36,7 +45,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     finalized_at INTEGER,
     finalize_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS sessions_idle ON sessions (status, last_chunk_at);
 CREATE TABLE IF NOT EXISTS chunks (
     bucket TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -59,25 +67,51 @@ CREATE TABLE IF NOT EXISTS rejected (
     recorded_at INTEGER NOT NULL,
     PRIMARY KEY (bucket, name, generation)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
-/// Brings a file made by an older rrstitch up to the current schema.
+/// The `meta` key of the shard high-water mark.
+const SHARD_MARK: &str = "shard_mark";
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists(params![table, column])
+}
+
+/// Brings a file made by an older rrstitch up to the current schema. Each step checks for
+/// itself, so a file of any age (and a current one) goes through the same code.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_content: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'content_hash'")?
-        .exists([])?;
-    if !has_content {
+    if !has_column(conn, "chunks", "content_hash")? {
         conn.execute_batch("ALTER TABLE chunks ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''")?;
     }
     // The same bytes under the same name are one upload, whatever their generation.
     conn.execute_batch(
         "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_content \
          ON chunks (bucket, name, content_hash) WHERE content_hash != ''",
+    )?;
+    // The driver's revision, and the idle shard. Rows from before either start at revision 0
+    // in shard 0, which every query reads, and are re-stamped on their next write.
+    if !has_column(conn, "sessions", "rev")? {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")?;
+    }
+    if !has_column(conn, "sessions", "shard")? {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN shard INTEGER NOT NULL DEFAULT 0")?;
+    }
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS sessions_idle; \
+         CREATE INDEX IF NOT EXISTS sessions_idle_by_shard \
+         ON sessions (shard, status, last_chunk_at); \
+         CREATE INDEX IF NOT EXISTS sessions_expiry_by_shard \
+         ON sessions (shard, status, lease_until);",
     )
 }
 
+/// The SQLite store; [`SqliteIndex`] is the index over it.
 #[derive(Debug, Clone)]
-pub struct SqliteIndex {
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
@@ -102,8 +136,19 @@ fn sql_error(op: &'static str) -> impl Fn(rusqlite::Error) -> IndexError {
     }
 }
 
-impl SqliteIndex {
+impl Driver<SqliteStore> {
     /// Opens (creating if needed) the index at `path`; its directory is created too.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Driver::over(SqliteStore::open(path)?))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.store().path
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file at `path`, migrated to the current schema.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -121,21 +166,18 @@ impl SqliteIndex {
             .map_err(sql_error("open"))?;
         conn.execute_batch(SCHEMA).map_err(sql_error("open"))?;
         migrate(&conn).map_err(sql_error("open"))?;
-        Ok(SqliteIndex {
+        Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Runs `f` inside an immediate transaction on the blocking pool.
-    async fn write<T: Send + 'static>(
+    /// Runs `f` inside an immediate transaction on the blocking pool; it commits only if `f`
+    /// says so (`Ok((value, true))`).
+    async fn write_tx<T: Send + 'static>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<(T, bool)> + Send + 'static,
     ) -> Result<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
@@ -143,15 +185,17 @@ impl SqliteIndex {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error(op))?;
-            let value = f(&tx).map_err(sql_error(op))?;
-            tx.commit().map_err(sql_error(op))?;
+            let (value, commit) = f(&tx).map_err(sql_error(op))?;
+            if commit {
+                tx.commit().map_err(sql_error(op))?;
+            }
             Ok(value)
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
-    async fn read<T: Send + 'static>(
+    async fn read_conn<T: Send + 'static>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -192,163 +236,197 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-fn load_session(
-    tx: &Connection,
-    guid: &str,
-) -> rusqlite::Result<Option<(SessionRecord, Option<String>)>> {
-    tx.query_row(
-        &format!("SELECT {SESSION_COLUMNS}, claim_token FROM sessions WHERE guid = ?1"),
+fn load_session(conn: &Connection, guid: &str) -> rusqlite::Result<Option<Stored<i64>>> {
+    conn.query_row(
+        &format!(
+            "SELECT {SESSION_COLUMNS}, claim_token, claimed_version, shard, rev \
+             FROM sessions WHERE guid = ?1"
+        ),
         [guid],
-        |row| Ok((session_row(row)?, row.get(12)?)),
+        |row| {
+            Ok(Stored {
+                state: SessionState {
+                    record: session_row(row)?,
+                    claim_token: row.get(12)?,
+                    claimed_version: row.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+                    shard: Some(row.get::<_, i64>(14)? as u32),
+                },
+                revision: row.get(15)?,
+            })
+        },
     )
     .optional()
 }
 
+fn insert_chunk(tx: &Transaction<'_>, c: &ChunkRecord, at: Millis) -> rusqlite::Result<bool> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO chunks (bucket, name, generation, guid, timestamp, \
+         environment, size, event_count, recorded_at, content_hash) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        params![
+            c.bucket,
+            c.name,
+            c.generation,
+            c.guid.as_str(),
+            c.timestamp,
+            c.environment,
+            c.size as i64,
+            c.event_count as i64,
+            at.0,
+            c.content_hash
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+fn put_session(tx: &Transaction<'_>, s: &SessionState, rev: i64) -> rusqlite::Result<()> {
+    let r = &s.record;
+    tx.execute(
+        "INSERT OR REPLACE INTO sessions (guid, status, environment, chunk_count, \
+         first_chunk_time, last_chunk_time, last_chunk_at, version, lease_until, claim_token, \
+         claimed_version, result_object, finalized_at, finalize_count, shard, rev) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+        params![
+            r.guid.as_str(),
+            r.status.as_str(),
+            r.environment,
+            r.chunk_count as i64,
+            r.first_chunk_time,
+            r.last_chunk_time,
+            r.last_chunk_at.0,
+            r.version as i64,
+            r.lease_until.map(|t| t.0),
+            s.claim_token,
+            s.claimed_version.map(|v| v as i64),
+            r.result_object,
+            r.finalized_at.map(|t| t.0),
+            r.finalize_count as i64,
+            i64::from(s.shard.unwrap_or(0)),
+            rev
+        ],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
-impl SessionIndex for SqliteIndex {
-    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
-        let c = chunk.clone();
-        self.write("record_chunk", move |tx| {
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO chunks (bucket, name, generation, guid, timestamp, \
-                 environment, size, event_count, recorded_at, content_hash) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-                params![
-                    c.bucket,
-                    c.name,
-                    c.generation,
-                    c.guid.as_str(),
-                    c.timestamp,
-                    c.environment,
-                    c.size as i64,
-                    c.event_count as i64,
-                    now.0,
-                    c.content_hash
-                ],
-            )?;
-            if inserted == 0 {
-                return Ok(Recorded::AlreadyKnown);
+impl SessionStore for SqliteStore {
+    type Revision = i64;
+
+    async fn read(&self, guid: &SessionGuid) -> Result<Option<Stored<i64>>> {
+        let g = guid.clone();
+        self.read_conn("read", move |conn| load_session(conn, g.as_str()))
+            .await
+    }
+
+    async fn write(
+        &self,
+        expected: Option<&i64>,
+        state: &SessionState,
+        chunk: Option<NewChunk<'_>>,
+    ) -> Result<Written> {
+        let (expected, state) = (expected.copied(), state.clone());
+        let chunk = chunk.map(|c| (c.record.clone(), c.at));
+        self.write_tx("write", move |tx| {
+            if let Some((record, at)) = &chunk {
+                if !insert_chunk(tx, record, *at)? {
+                    return Ok((Written::ChunkKnown, false));
+                }
             }
-            let Some((s, _)) = load_session(tx, c.guid.as_str())? else {
-                tx.execute(
-                    "INSERT INTO sessions (guid, status, environment, chunk_count, \
-                     first_chunk_time, last_chunk_time, last_chunk_at, version) \
-                     VALUES (?1, 'open', ?2, 1, ?3, ?3, ?4, 1)",
-                    params![c.guid.as_str(), c.environment, c.timestamp, now.0],
-                )?;
-                return Ok(Recorded::New { reopened: false });
-            };
-            let reopened = s.status == SessionStatus::Finalized;
-            // A chunk landing mid-finalize leaves the claim in place; `complete` sees the
-            // version move and re-opens the session.
-            let status = match s.status {
-                SessionStatus::Finalizing => SessionStatus::Finalizing,
-                _ => SessionStatus::Open,
-            };
-            tx.execute(
-                "UPDATE sessions SET status = ?2, chunk_count = chunk_count + 1, \
-                 first_chunk_time = ?3, last_chunk_time = ?4, last_chunk_at = MAX(last_chunk_at, ?5), \
-                 version = version + 1 WHERE guid = ?1",
-                params![
-                    c.guid.as_str(),
-                    status.as_str(),
-                    earlier(&s.first_chunk_time, &c.timestamp),
-                    later(&s.last_chunk_time, &c.timestamp),
-                    now.0
-                ],
-            )?;
-            Ok(Recorded::New { reopened })
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT rev FROM sessions WHERE guid = ?1",
+                    [state.record.guid.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if current != expected {
+                return Ok((Written::Conflict, false));
+            }
+            put_session(tx, &state, current.unwrap_or(0) + 1)?;
+            Ok((Written::Written, true))
         })
         .await
     }
 
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         let r = r.clone();
-        self.write("record_rejected", move |tx| {
+        self.write_tx("record_rejected", move |tx| {
             let n = tx.execute(
                 "INSERT OR IGNORE INTO rejected (bucket, name, generation, kind, reason, recorded_at) \
                  VALUES (?1,?2,?3,?4,?5,?6)",
                 params![r.bucket, r.name, r.generation, r.kind, r.reason, now.0],
             )?;
-            Ok(n > 0)
+            Ok((n > 0, true))
         })
         .await
     }
 
-    async fn idle_sessions(
+    async fn due(
         &self,
-        idle_before: Millis,
-        now: Millis,
+        shard: u32,
+        due: Due,
+        before: Millis,
         limit: usize,
-    ) -> Result<Vec<SessionGuid>> {
-        let guids: Vec<String> = self
-            .read("idle_sessions", move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT guid FROM sessions WHERE (status = 'open' AND last_chunk_at < ?1) \
-                     OR (status = 'finalizing' AND lease_until < ?2) \
-                     ORDER BY last_chunk_at LIMIT ?3",
-                )?;
-                let rows =
-                    stmt.query_map(params![idle_before.0, now.0, limit as i64], |r| r.get(0))?;
+    ) -> Result<Vec<DueEntry>> {
+        let sql = match due {
+            Due::Idle => {
+                "SELECT guid, last_chunk_at FROM sessions \
+                 WHERE shard = ?1 AND status = 'open' AND last_chunk_at < ?2 \
+                 ORDER BY last_chunk_at LIMIT ?3"
+            }
+            Due::LeaseExpired => {
+                "SELECT guid, lease_until FROM sessions \
+                 WHERE shard = ?1 AND status = 'finalizing' AND lease_until < ?2 \
+                 ORDER BY lease_until LIMIT ?3"
+            }
+        };
+        let rows: Vec<(String, i64)> = self
+            .read_conn("idle_sessions", move |conn| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let rows = stmt
+                    .query_map(params![i64::from(shard), before.0, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
                 rows.collect()
             })
             .await?;
-        Ok(guids
-            .iter()
-            .filter_map(|g| SessionGuid::parse(g).ok())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(g, at)| {
+                Some(DueEntry {
+                    guid: SessionGuid::parse(&g).ok()?,
+                    at: Millis(at),
+                })
+            })
             .collect())
     }
 
-    async fn claim(
-        &self,
-        guid: &SessionGuid,
-        mode: ClaimMode,
-        now: Millis,
-        lease: Duration,
-    ) -> Result<ClaimOutcome> {
-        let guid = guid.clone();
-        self.write("claim", move |tx| {
-            let Some((s, _)) = load_session(tx, guid.as_str())? else {
-                return Ok(ClaimOutcome::NotFound);
-            };
-            let lease_live = s.status == SessionStatus::Finalizing
-                && s.lease_until.is_some_and(|until| until >= now);
-            if lease_live {
-                return Ok(ClaimOutcome::Busy {
-                    lease_until: s.lease_until.unwrap_or(now),
-                });
-            }
-            let eligible = match mode {
-                ClaimMode::Force => true,
-                ClaimMode::Idle { idle_before } => match s.status {
-                    SessionStatus::Open => s.last_chunk_at < idle_before,
-                    SessionStatus::Finalizing => true, // lease expired (checked above)
-                    SessionStatus::Finalized => false,
-                },
-            };
-            if !eligible {
-                return Ok(ClaimOutcome::NotEligible);
-            }
-            let token = new_token();
-            let lease_until = now.plus(lease);
+    async fn shard_mark(&self) -> Result<Option<u32>> {
+        self.read_conn("shard_mark", |conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [SHARD_MARK], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map(|v| v.map(|v| v as u32))
+        })
+        .await
+    }
+
+    async fn raise_shard_mark(&self, count: u32) -> Result<()> {
+        self.write_tx("raise_shard_mark", move |tx| {
             tx.execute(
-                "UPDATE sessions SET status = 'finalizing', lease_until = ?2, claim_token = ?3, \
-                 claimed_version = version WHERE guid = ?1",
-                params![guid.as_str(), lease_until.0, token],
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+                params![SHARD_MARK, i64::from(count)],
             )?;
-            Ok(ClaimOutcome::Claimed(Claim {
-                guid,
-                token,
-                version: s.version,
-                lease_until,
-            }))
+            Ok(((), true))
         })
         .await
     }
 
     async fn chunks(&self, guid: &SessionGuid) -> Result<Vec<ChunkRecord>> {
         let g = guid.clone();
-        self.read("chunks", move |conn| {
+        self.read_conn("chunks", move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT bucket, name, generation, timestamp, environment, size, event_count, \
                  content_hash FROM chunks WHERE guid = ?1 ORDER BY recorded_at, name",
@@ -371,73 +449,8 @@ impl SessionIndex for SqliteIndex {
         .await
     }
 
-    async fn complete(
-        &self,
-        claim: &Claim,
-        result_object: &str,
-        now: Millis,
-    ) -> Result<Completion> {
-        let (claim, result) = (claim.clone(), result_object.to_owned());
-        self.write("complete", move |tx| {
-            let Some((s, token)) = load_session(tx, claim.guid.as_str())? else {
-                return Ok(Completion::LostClaim);
-            };
-            if s.status != SessionStatus::Finalizing || token.as_deref() != Some(&claim.token) {
-                return Ok(Completion::LostClaim);
-            }
-            let (status, completion) = if s.version == claim.version {
-                (SessionStatus::Finalized, Completion::Finalized)
-            } else {
-                (SessionStatus::Open, Completion::Reopened)
-            };
-            tx.execute(
-                "UPDATE sessions SET status = ?2, lease_until = NULL, claim_token = NULL, \
-                 claimed_version = NULL, result_object = ?3, finalized_at = ?4, \
-                 finalize_count = finalize_count + 1 WHERE guid = ?1",
-                params![claim.guid.as_str(), status.as_str(), result, now.0],
-            )?;
-            Ok(completion)
-        })
-        .await
-    }
-
-    async fn renew(&self, claim: &Claim, now: Millis, lease: Duration) -> Result<Option<Millis>> {
-        let claim = claim.clone();
-        let lease_until = now.plus(lease);
-        self.write("renew", move |tx| {
-            let changed = tx.execute(
-                "UPDATE sessions SET lease_until = ?3 \
-                 WHERE guid = ?1 AND claim_token = ?2 AND status = 'finalizing'",
-                params![claim.guid.as_str(), claim.token, lease_until.0],
-            )?;
-            Ok((changed == 1).then_some(lease_until))
-        })
-        .await
-    }
-
-    async fn release(&self, claim: &Claim, _now: Millis) -> Result<()> {
-        let claim = claim.clone();
-        self.write("release", move |tx| {
-            tx.execute(
-                "UPDATE sessions SET status = 'open', lease_until = NULL, claim_token = NULL, \
-                 claimed_version = NULL WHERE guid = ?1 AND claim_token = ?2",
-                params![claim.guid.as_str(), claim.token],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn session(&self, guid: &SessionGuid) -> Result<Option<SessionRecord>> {
-        let g = guid.clone();
-        self.read("session", move |conn| {
-            Ok(load_session(conn, g.as_str())?.map(|(s, _)| s))
-        })
-        .await
-    }
-
-    async fn sessions(&self, limit: usize) -> Result<Vec<SessionRecord>> {
-        self.read("sessions", move |conn| {
+    async fn sessions(&self, _shards: u32, limit: usize) -> Result<Vec<SessionRecord>> {
+        self.read_conn("sessions", move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY last_chunk_at DESC, guid LIMIT ?1"
             ))?;
@@ -448,7 +461,7 @@ impl SessionIndex for SqliteIndex {
     }
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
-        self.read("rejected", move |conn| {
+        self.read_conn("rejected", move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT bucket, name, generation, kind, reason FROM rejected \
                  ORDER BY recorded_at DESC, name LIMIT ?1",
@@ -470,6 +483,7 @@ impl SessionIndex for SqliteIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{ClaimMode, ClaimOutcome, SessionIndex, Shards};
     use super::*;
 
     #[tokio::test]
@@ -486,6 +500,69 @@ mod tests {
         let a = SqliteIndex::open(&path).unwrap();
         let b = SqliteIndex::open(&path).unwrap();
         super::super::conformance::claims_are_exclusive_across_handles(&a, &b).await;
+    }
+
+    #[tokio::test]
+    async fn resharding_strands_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let handle = |n| {
+            SqliteIndex::open(&path)
+                .unwrap()
+                .with_shards(Shards::new(n))
+        };
+        let (four, eight, two) = (handle(4), handle(8), handle(2));
+        super::super::conformance::resharding_strands_nothing(&four, &eight, &two).await;
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_shards_and_revisions_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            // The sessions table and its index as rrstitch created them before shards.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE sessions (guid TEXT PRIMARY KEY, status TEXT NOT NULL,                  environment TEXT NOT NULL, chunk_count INTEGER NOT NULL,                  first_chunk_time TEXT NOT NULL, last_chunk_time TEXT NOT NULL,                  last_chunk_at INTEGER NOT NULL, version INTEGER NOT NULL, lease_until INTEGER,                  claim_token TEXT, claimed_version INTEGER, result_object TEXT,                  finalized_at INTEGER, finalize_count INTEGER NOT NULL DEFAULT 0);                  CREATE INDEX sessions_idle ON sessions (status, last_chunk_at);                  INSERT INTO sessions (guid, status, environment, chunk_count, first_chunk_time,                  last_chunk_time, last_chunk_at, version)                  VALUES ('old-open', 'open', 'e', 1, 't', 't', 1000, 1),                         ('old-fin', 'finalized', 'e', 1, 't', 't', 1000, 1);",
+            )
+            .unwrap();
+        }
+        for shards in [1, 4, 64] {
+            let index = SqliteIndex::open(&path)
+                .unwrap()
+                .with_shards(Shards::new(shards));
+            let idle = index
+                .idle_sessions(Millis(5000), Millis(5000), 10)
+                .await
+                .unwrap();
+            assert_eq!(
+                idle,
+                vec![SessionGuid::parse("old-open").unwrap()],
+                "{shards} shards"
+            );
+        }
+        let index = SqliteIndex::open(&path)
+            .unwrap()
+            .with_shards(Shards::new(4));
+        let g = SessionGuid::parse("old-open").unwrap();
+        let ClaimOutcome::Claimed(claim) = index
+            .claim(&g, ClaimMode::Force, Millis(6000), Duration::from_secs(60))
+            .await
+            .unwrap()
+        else {
+            panic!("a migrated session is claimable");
+        };
+        assert_eq!(claim.version, 1);
+        let stored = index.store().read(&g).await.unwrap().unwrap();
+        assert_eq!(stored.revision, 1, "the first write after the migration");
+        assert_eq!(stored.state.shard, Some(Shards::new(4).of(&g)));
+        let conn = Connection::open(&path).unwrap();
+        let old_index: bool = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'sessions_idle'")
+            .unwrap()
+            .exists([])
+            .unwrap();
+        assert!(!old_index, "the unsharded idle index is dropped");
     }
 
     #[tokio::test]

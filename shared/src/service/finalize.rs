@@ -306,14 +306,8 @@ impl Service {
 
             other => other?,
         };
-        // The listing can be newer than the claim: a chunk recorded between the two is already
-        // in this stitch. Every chunk record bumps the version by one, so the version of the
-        // set stitched is its size; completing against it re-opens the session only for a
-        // chunk this stitch did not see, never for one it did.
-        let stitched = Claim {
-            version: claim.version.max(records.len() as u64),
-            ..claim.clone()
-        };
+        // Complete against the chunk set this stitch listed, which may be newer than the claim.
+        let stitched = claim.covering(&records);
         let completion = self.index.complete(&stitched, object, self.now()).await?;
         let completion = match completion {
             Completion::Finalized => "finalized",

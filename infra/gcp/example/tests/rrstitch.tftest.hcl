@@ -276,18 +276,36 @@ run "ingest_path_identities_schedules_indexes_env" {
     error_message = "The reconcile job must POST <finalize>/reconcile daily with an OIDC token of the scheduler account, got ${jsonencode(google_cloud_scheduler_job.reconcile.http_target)}."
   }
 
-  # --- the Firestore indexes the session index queries (shared/src/index/firestore.rs)
+  # --- the Firestore indexes the session index queries (shared/src/index/firestore/)
 
   assert {
     condition = toset([
-      for i in [google_firestore_index.open_by_last_chunk, google_firestore_index.finalizing_by_lease] :
+      for i in [google_firestore_index.open_by_shard_last_chunk, google_firestore_index.finalizing_by_shard_lease, google_firestore_index.sessions_by_shard_recent] :
       join(",", [for f in i.fields : "${f.field_path}:${f.order}"])
       if i.collection == "rrstitch_sessions" && i.query_scope == "COLLECTION" && i.database == google_firestore_database.index[0].name
       ]) == toset([
-      "status:ASCENDING,last_chunk_at:ASCENDING",
-      "status:ASCENDING,lease_until:ASCENDING",
+      "shard:ASCENDING,status:ASCENDING,last_chunk_at:ASCENDING",
+      "shard:ASCENDING,status:ASCENDING,lease_until:ASCENDING",
+      "shard:ASCENDING,last_chunk_at:DESCENDING",
     ])
-    error_message = "The composite indexes on rrstitch_sessions must be exactly the index's queries: (status, last_chunk_at) and (status, lease_until)."
+    error_message = "The composite indexes on rrstitch_sessions must be exactly the index's queries, each led by the shard: (shard, status, last_chunk_at), (shard, status, lease_until), (shard, last_chunk_at DESC)."
+  }
+
+  assert {
+    condition = toset([
+      for f in [
+        google_firestore_field.last_chunk_at, google_firestore_field.lease_until, google_firestore_field.finalized_at,
+        google_firestore_field.first_chunk_time, google_firestore_field.last_chunk_time,
+        google_firestore_field.chunks_recorded_at, google_firestore_field.chunks_name,
+        google_firestore_field.chunks_generation, google_firestore_field.chunks_timestamp,
+      ] :
+      "${f.collection}.${f.field}" if length(f.index_config) == 1 && length(f.index_config[0].indexes) == 0
+      ]) == toset([
+      "rrstitch_sessions.last_chunk_at", "rrstitch_sessions.lease_until", "rrstitch_sessions.finalized_at",
+      "rrstitch_sessions.first_chunk_time", "rrstitch_sessions.last_chunk_time",
+      "chunks.recorded_at", "chunks.name", "chunks.generation", "chunks.timestamp",
+    ])
+    error_message = "Every sequential field of the sessions and their chunks must have its single-field indexes exempted (an empty index_config)."
   }
 
   assert {

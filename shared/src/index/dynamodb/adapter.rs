@@ -1,0 +1,293 @@
+//! [`SessionStore`] over DynamoDB: items read consistently with their revision `rev`, written
+//! whole with a `rev` (or must-not-exist) condition, and the sharded idle index's queries.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+use super::client::{sdk_error, DynamoStore};
+use super::codec::{
+    self, get_n, get_s, guid_of_pk, n, s, session_pk, META_PK, SESSION_SK, SHARD_MARK_ATTR,
+    SHARD_MARK_SK,
+};
+use super::{IDLE_INDEX, IDLE_PK, IDLE_SK};
+use crate::aws::{failure, Failure};
+use crate::engine::SessionGuid;
+use crate::index::protocol::SessionState;
+use crate::index::store::{Due, DueEntry, NewChunk, SessionStore, Stored, Written};
+use crate::index::{ChunkRecord, RejectRecord, Result, SessionRecord};
+use crate::time::Millis;
+
+impl DynamoStore {
+    /// A whole-item put of `state`, conditioned on the revision `expected`.
+    fn conditional_put(&self, expected: Option<i64>, state: &SessionState) -> Put {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(codec::session_item(
+                state,
+                expected.map_or(1, |rev| rev + 1),
+            )));
+        match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(rev) => put
+                .condition_expression("rev = :rev")
+                .expression_attribute_values(":rev", n(rev)),
+        }
+        .build()
+        .expect("table and item are set")
+    }
+
+    /// The session and its chunk in one transaction.
+    async fn write_with_chunk(
+        &self,
+        expected: Option<i64>,
+        state: &SessionState,
+        chunk: NewChunk<'_>,
+    ) -> Result<Written> {
+        let put_chunk = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(codec::chunk_item(chunk.record, chunk.at)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table and item are set");
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_chunk).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.conditional_put(expected, state))
+                    .build(),
+            )
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(Written::Written),
+            Err(e) => e,
+        };
+        if let SdkError::ServiceError(service) = &err {
+            if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() {
+                let chunk_known = cancel
+                    .cancellation_reasons()
+                    .first()
+                    .and_then(|r| r.code())
+                    .is_some_and(|c| c == "ConditionalCheckFailed");
+                // Otherwise the session moved under us, or another transaction conflicted.
+                return Ok(if chunk_known {
+                    Written::ChunkKnown
+                } else {
+                    Written::Conflict
+                });
+            }
+        }
+        Err(sdk_error("record_chunk", err))
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    type Revision = i64;
+
+    async fn read(&self, guid: &SessionGuid) -> Result<Option<Stored<i64>>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(guid)))
+            .key("sk", s(SESSION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("read", e))?;
+        Ok(got.item().and_then(codec::session_from))
+    }
+
+    async fn write(
+        &self,
+        expected: Option<&i64>,
+        state: &SessionState,
+        chunk: Option<NewChunk<'_>>,
+    ) -> Result<Written> {
+        let expected = expected.copied();
+        if let Some(chunk) = chunk {
+            return self.write_with_chunk(expected, state, chunk).await;
+        }
+        let put = self.conditional_put(expected, state);
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Written::Written),
+            Err(e) if failure(&e) == Failure::Precondition => Ok(Written::Conflict),
+            Err(e) => Err(sdk_error("write", e)),
+        }
+    }
+
+    async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(codec::reject_item(r, now)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if failure(&e) == Failure::Precondition => Ok(false),
+            Err(e) => Err(sdk_error("record_rejected", e)),
+        }
+    }
+
+    async fn due(
+        &self,
+        shard: u32,
+        due: Due,
+        before: Millis,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>> {
+        let mut out = Vec::new();
+        // One partition of the idle index, in its sort order (arrival, or lease expiry).
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(IDLE_INDEX)
+            .key_condition_expression("#pk = :pk AND #sk < :t")
+            .expression_attribute_names("#pk", IDLE_PK)
+            .expression_attribute_names("#sk", IDLE_SK)
+            .expression_attribute_values(":pk", s(codec::idle_pk(due, shard)))
+            .expression_attribute_values(":t", n(before.0))
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("idle_sessions", e))?;
+            for item in page.items() {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                let entry = get_s(item, "pk")
+                    .and_then(guid_of_pk)
+                    .zip(get_n(item, IDLE_SK));
+                if let Some((guid, at)) = entry {
+                    out.push(DueEntry {
+                        guid,
+                        at: Millis(at),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn shard_mark(&self) -> Result<Option<u32>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(META_PK))
+            .key("sk", s(SHARD_MARK_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("shard_mark", e))?;
+        Ok(got
+            .item()
+            .and_then(|item| get_n(item, SHARD_MARK_ATTR))
+            .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+
+    async fn raise_shard_mark(&self, count: u32) -> Result<()> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(META_PK))
+            .key("sk", s(SHARD_MARK_SK))
+            .update_expression("SET #m = :n")
+            .condition_expression("attribute_not_exists(#m) OR #m < :n")
+            .expression_attribute_names("#m", SHARD_MARK_ATTR)
+            .expression_attribute_values(":n", n(count))
+            .send()
+            .await;
+        match sent {
+            // The condition failing means another writer's mark is as high already.
+            Ok(_) => Ok(()),
+            Err(e) if failure(&e) == Failure::Precondition => Ok(()),
+            Err(e) => Err(sdk_error("raise_shard_mark", e)),
+        }
+    }
+
+    async fn chunks(&self, guid: &SessionGuid) -> Result<Vec<ChunkRecord>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+            .expression_attribute_values(":pk", s(session_pk(guid)))
+            .expression_attribute_values(":c", s("C#"))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("chunks", e))?;
+            out.extend(page.items().iter().map(|i| codec::chunk_from(guid, i)));
+        }
+        Ok(out)
+    }
+
+    async fn sessions(&self, _shards: u32, limit: usize) -> Result<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :s")
+            .expression_attribute_values(":s", s(SESSION_SK))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("sessions", e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(codec::session_from)
+                    .map(|s| s.state.record),
+            );
+        }
+        out.sort_by(|a, b| {
+            b.last_chunk_at
+                .cmp(&a.last_chunk_at)
+                .then(a.guid.cmp(&b.guid))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :r")
+            .expression_attribute_values(":r", s("REJECT"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("rejected", e))?;
+            out.extend(page.items().iter().map(codec::reject_from));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        Ok(out.into_iter().take(limit).map(|(_, r)| r).collect())
+    }
+}

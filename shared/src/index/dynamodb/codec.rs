@@ -1,0 +1,282 @@
+//! Sessions, chunks and rejected objects as DynamoDB items, and back.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{IDLE_PK, IDLE_SK};
+use crate::engine::SessionGuid;
+use crate::index::protocol::SessionState;
+use crate::index::store::{Due, Stored};
+use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus, RECORD_TTL};
+use crate::time::Millis;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// The sort key of a session item.
+pub(super) const SESSION_SK: &str = "SESSION";
+/// The key of the shard-mark item.
+pub(super) const META_PK: &str = "META";
+pub(super) const SHARD_MARK_SK: &str = "SHARDS";
+pub(super) const SHARD_MARK_ATTR: &str = "shards";
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(super) fn get_n(item: &Item, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+pub(super) fn session_pk(guid: &SessionGuid) -> String {
+    format!("S#{guid}")
+}
+
+/// The guid back from a session item's `pk` (all the idle index projects).
+pub(super) fn guid_of_pk(pk: &str) -> Option<SessionGuid> {
+    SessionGuid::parse(pk.strip_prefix("S#")?).ok()
+}
+
+/// The idle index's partition for `due` in `shard`: `open#7`, `finalizing#7`. Status and
+/// shard together, so each partition is one sweep query's range and no partition takes more
+/// than one shard's share of the writes.
+pub(super) fn idle_pk(due: Due, shard: u32) -> String {
+    format!("{}#{shard}", due.status().as_str())
+}
+
+fn object_hash(bucket: &str, name: &str, identity: &str) -> String {
+    let key = format!("{bucket}\0{name}\0{identity}");
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+}
+
+/// A session item as read: its state, and its revision `rev`.
+pub(super) fn session_from(item: &Item) -> Option<Stored<i64>> {
+    let guid = SessionGuid::parse(get_s(item, "guid")?).ok()?;
+    let state = SessionState {
+        record: SessionRecord {
+            guid,
+            status: SessionStatus::parse(get_s(item, "status")?)?,
+            environment: get_s(item, "environment").unwrap_or_default().to_owned(),
+            chunk_count: get_n(item, "chunk_count").unwrap_or(0) as u64,
+            first_chunk_time: get_s(item, "first_chunk_time")
+                .unwrap_or_default()
+                .to_owned(),
+            last_chunk_time: get_s(item, "last_chunk_time")
+                .unwrap_or_default()
+                .to_owned(),
+            last_chunk_at: Millis(get_n(item, "last_chunk_ms").unwrap_or(0)),
+            version: get_n(item, "version").unwrap_or(0) as u64,
+            lease_until: get_n(item, "lease_until").map(Millis),
+            result_object: get_s(item, "result_object").map(str::to_owned),
+            finalized_at: get_n(item, "finalized_at").map(Millis),
+            finalize_count: get_n(item, "finalize_count").unwrap_or(0) as u64,
+        },
+        claim_token: get_s(item, "claim_token").map(str::to_owned),
+        claimed_version: get_n(item, "claimed_version").map(|v| v as u64),
+        shard: get_n(item, "shard").map(|v| v as u32),
+    };
+    Some(Stored {
+        state,
+        revision: get_n(item, "rev").unwrap_or(0),
+    })
+}
+
+/// The whole item for `state` at revision `rev`. An open or finalizing session carries the
+/// idle index's keys; a finalized one does not, which takes it out of that sparse index.
+pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
+    let r = &state.record;
+    let shard = state.shard.unwrap_or(0);
+    let mut item: Item = [
+        ("pk", s(session_pk(&r.guid))),
+        ("sk", s(SESSION_SK)),
+        ("guid", s(r.guid.as_str())),
+        ("status", s(r.status.as_str())),
+        ("environment", s(&r.environment)),
+        ("chunk_count", n(r.chunk_count)),
+        ("first_chunk_time", s(&r.first_chunk_time)),
+        ("last_chunk_time", s(&r.last_chunk_time)),
+        ("last_chunk_ms", n(r.last_chunk_at.0)),
+        ("version", n(r.version)),
+        ("finalize_count", n(r.finalize_count)),
+        ("shard", n(shard)),
+        ("rev", n(rev)),
+        ("expire_at", n(r.last_chunk_at.plus(RECORD_TTL).0 / 1000)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let due = match r.status {
+        SessionStatus::Open => Some((Due::Idle, r.last_chunk_at)),
+        // A finalizing session always has a lease; without one it would be due at once.
+        SessionStatus::Finalizing => Some((Due::LeaseExpired, r.lease_until.unwrap_or(Millis(0)))),
+        SessionStatus::Finalized => None,
+    };
+    let optional = [
+        ("lease_until", r.lease_until.map(|t| n(t.0))),
+        ("result_object", r.result_object.as_ref().map(s)),
+        ("finalized_at", r.finalized_at.map(|t| n(t.0))),
+        ("claim_token", state.claim_token.as_ref().map(s)),
+        ("claimed_version", state.claimed_version.map(n)),
+        (IDLE_PK, due.map(|(d, _)| s(idle_pk(d, shard)))),
+        (IDLE_SK, due.map(|(_, at)| n(at.0))),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            item.insert(k.to_owned(), v);
+        }
+    }
+    item
+}
+
+pub(super) fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
+    [
+        ("pk", s(session_pk(&c.guid))),
+        (
+            "sk",
+            s(format!(
+                "C#{}",
+                object_hash(&c.bucket, &c.name, c.identity())
+            )),
+        ),
+        ("bucket", s(&c.bucket)),
+        ("name", s(&c.name)),
+        ("generation", s(&c.generation)),
+        ("timestamp", s(&c.timestamp)),
+        ("environment", s(&c.environment)),
+        ("size", n(c.size)),
+        ("event_count", n(c.event_count)),
+        ("content_hash", s(&c.content_hash)),
+        ("recorded_at", n(now.0)),
+        ("expire_at", n(now.plus(RECORD_TTL).0 / 1000)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+pub(super) fn chunk_from(guid: &SessionGuid, item: &Item) -> ChunkRecord {
+    let text = |k| get_s(item, k).unwrap_or_default().to_owned();
+    ChunkRecord {
+        guid: guid.clone(),
+        bucket: text("bucket"),
+        name: text("name"),
+        generation: text("generation"),
+        timestamp: text("timestamp"),
+        environment: text("environment"),
+        size: get_n(item, "size").unwrap_or(0) as u64,
+        event_count: get_n(item, "event_count").unwrap_or(0) as u64,
+        content_hash: text("content_hash"),
+    }
+}
+
+pub(super) fn reject_item(r: &RejectRecord, now: Millis) -> Item {
+    [
+        (
+            "pk",
+            s(format!(
+                "R#{}",
+                object_hash(&r.bucket, &r.name, &r.generation)
+            )),
+        ),
+        ("sk", s("REJECT")),
+        ("bucket", s(&r.bucket)),
+        ("name", s(&r.name)),
+        ("generation", s(&r.generation)),
+        ("kind", s(&r.kind)),
+        ("reason", s(&r.reason)),
+        ("recorded_at", n(now.0)),
+        ("expire_at", n(now.plus(RECORD_TTL).0 / 1000)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+pub(super) fn reject_from(item: &Item) -> (i64, RejectRecord) {
+    let text = |k| get_s(item, k).unwrap_or_default().to_owned();
+    (
+        get_n(item, "recorded_at").unwrap_or(0),
+        RejectRecord {
+            bucket: text("bucket"),
+            name: text("name"),
+            generation: text("generation"),
+            kind: text("kind"),
+            reason: text("reason"),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: SessionStatus) -> SessionState {
+        SessionState {
+            record: SessionRecord {
+                guid: SessionGuid::parse("g-1").unwrap(),
+                status,
+                environment: "e".into(),
+                chunk_count: 2,
+                first_chunk_time: "a".into(),
+                last_chunk_time: "b".into(),
+                last_chunk_at: Millis(1_000),
+                version: 2,
+                lease_until: (status == SessionStatus::Finalizing).then_some(Millis(9_000)),
+                result_object: None,
+                finalized_at: None,
+                finalize_count: 0,
+            },
+            claim_token: (status == SessionStatus::Finalizing).then(|| "t".to_owned()),
+            claimed_version: (status == SessionStatus::Finalizing).then_some(2),
+            shard: Some(13),
+        }
+    }
+
+    #[test]
+    fn live_sessions_are_in_their_shards_idle_partition_and_finalized_ones_leave_it() {
+        let open = session_item(&state(SessionStatus::Open), 4);
+        assert_eq!(get_s(&open, IDLE_PK), Some("open#13"));
+        assert_eq!(get_n(&open, IDLE_SK), Some(1_000), "ranged by arrival");
+        let finalizing = session_item(&state(SessionStatus::Finalizing), 5);
+        assert_eq!(get_s(&finalizing, IDLE_PK), Some("finalizing#13"));
+        assert_eq!(
+            get_n(&finalizing, IDLE_SK),
+            Some(9_000),
+            "ranged by lease expiry"
+        );
+        let finalized = session_item(&state(SessionStatus::Finalized), 6);
+        assert!(!finalized.contains_key(IDLE_PK), "{finalized:?}");
+        assert!(!finalized.contains_key(IDLE_SK), "{finalized:?}");
+    }
+
+    #[test]
+    fn a_session_item_reads_back_as_written() {
+        for status in [
+            SessionStatus::Open,
+            SessionStatus::Finalizing,
+            SessionStatus::Finalized,
+        ] {
+            let want = state(status);
+            let got = session_from(&session_item(&want, 7)).unwrap();
+            assert_eq!(got.state, want);
+            assert_eq!(got.revision, 7);
+        }
+        assert_eq!(
+            guid_of_pk(&session_pk(&SessionGuid::parse("g-1").unwrap())),
+            Some(SessionGuid::parse("g-1").unwrap())
+        );
+        assert_eq!(guid_of_pk("R#abc"), None);
+    }
+}

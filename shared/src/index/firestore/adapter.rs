@@ -1,0 +1,295 @@
+//! [`SessionStore`] over Firestore: documents read with their update time, written with
+//! an update-time (or must-not-exist) precondition, and the sharded queries.
+
+use async_trait::async_trait;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use gcloud_sdk::google::firestore::v1::{
+    document_transform::field_transform::TransformType, document_transform::FieldTransform,
+    precondition::ConditionType, structured_query, write, Document, DocumentMask, StructuredQuery,
+    Value, Write,
+};
+use gcloud_sdk::prost_types::Timestamp;
+
+use super::client::FirestoreStore;
+use super::codec::{self, get_int, get_time, integer, string, timestamp};
+use super::{CHUNKS_COLLECTION, SHARD_FIELD, SHARD_MARK_FIELD};
+use crate::engine::SessionGuid;
+use crate::index::driver::FANOUT;
+use crate::index::protocol::SessionState;
+use crate::index::store::{Due, DueEntry, NewChunk, SessionStore, Stored, Written};
+use crate::index::{ChunkRecord, RejectRecord, Result, SessionRecord};
+use crate::time::Millis;
+
+fn field(path: &str) -> structured_query::FieldReference {
+    structured_query::FieldReference {
+        field_path: path.to_owned(),
+    }
+}
+
+fn equal(path: &str, value: Value) -> structured_query::Filter {
+    compare(path, structured_query::field_filter::Operator::Equal, value)
+}
+
+fn compare(
+    path: &str,
+    op: structured_query::field_filter::Operator,
+    value: Value,
+) -> structured_query::Filter {
+    structured_query::Filter {
+        filter_type: Some(structured_query::filter::FilterType::FieldFilter(
+            structured_query::FieldFilter {
+                field: Some(field(path)),
+                op: op as i32,
+                value: Some(value),
+            },
+        )),
+    }
+}
+
+fn and(filters: Vec<structured_query::Filter>) -> structured_query::Filter {
+    structured_query::Filter {
+        filter_type: Some(structured_query::filter::FilterType::CompositeFilter(
+            structured_query::CompositeFilter {
+                op: structured_query::composite_filter::Operator::And as i32,
+                filters,
+            },
+        )),
+    }
+}
+
+fn order(path: &str, direction: structured_query::Direction) -> structured_query::Order {
+    structured_query::Order {
+        field: Some(field(path)),
+        direction: direction as i32,
+    }
+}
+
+fn from(collection: &str) -> Vec<structured_query::CollectionSelector> {
+    vec![structured_query::CollectionSelector {
+        collection_id: collection.to_owned(),
+        all_descendants: false,
+    }]
+}
+
+fn limit(n: usize) -> Option<i32> {
+    Some(n.min(i32::MAX as usize) as i32)
+}
+
+/// The timestamp field a sweep query ranges over.
+fn due_field(due: Due) -> &'static str {
+    match due {
+        Due::Idle => "last_chunk_at",
+        Due::LeaseExpired => "lease_until",
+    }
+}
+
+fn guid_of(doc: &Document) -> Option<SessionGuid> {
+    let id = doc.name.rsplit('/').next()?;
+    SessionGuid::parse(id).ok()
+}
+
+impl FirestoreStore {
+    /// `shard == s AND status == … AND <time> < before ORDER BY <time>`: a composite index
+    /// led by the shard ([`super::COMPOSITE_INDEXES`]).
+    fn due_query(&self, shard: u32, due: Due, before: Millis, n: usize) -> StructuredQuery {
+        use structured_query::field_filter::Operator;
+        let time = due_field(due);
+        StructuredQuery {
+            select: Some(structured_query::Projection {
+                fields: vec![field(time)],
+            }),
+            from: from(&self.config.collection),
+            r#where: Some(and(vec![
+                equal(SHARD_FIELD, integer(shard)),
+                equal("status", string(due.status().as_str())),
+                compare(time, Operator::LessThan, timestamp(before)),
+            ])),
+            order_by: vec![order(time, structured_query::Direction::Ascending)],
+            limit: limit(n),
+            ..Default::default()
+        }
+    }
+
+    /// One shard's sessions, most recently active first.
+    fn listing_query(&self, shard: u32, n: usize) -> StructuredQuery {
+        StructuredQuery {
+            from: from(&self.config.collection),
+            r#where: Some(equal(SHARD_FIELD, integer(shard))),
+            order_by: vec![order(
+                "last_chunk_at",
+                structured_query::Direction::Descending,
+            )],
+            limit: limit(n),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for FirestoreStore {
+    type Revision = Timestamp;
+
+    async fn read(&self, guid: &SessionGuid) -> Result<Option<Stored<Timestamp>>> {
+        let root = self.root().await?;
+        let doc = self.get("read", self.session_name(&root, guid)).await?;
+        Ok(doc.as_ref().and_then(codec::session_from))
+    }
+
+    async fn write(
+        &self,
+        expected: Option<&Timestamp>,
+        state: &SessionState,
+        chunk: Option<NewChunk<'_>>,
+    ) -> Result<Written> {
+        let root = self.root().await?;
+        let session = self.session_name(&root, &state.record.guid);
+        let chunk_doc = chunk.map(|c| {
+            let r = c.record;
+            let id = codec::object_hash(&r.bucket, &r.name, r.identity());
+            let name = format!("{session}/{CHUNKS_COLLECTION}/{id}");
+            (name, codec::chunk_fields(r, c.at))
+        });
+        // The chunk document and the session document in one atomic commit, so neither
+        // exists without the other.
+        let mut writes = Vec::with_capacity(2);
+        if let Some((name, fields)) = &chunk_doc {
+            writes.push(codec::put(
+                name.clone(),
+                fields.clone(),
+                ConditionType::Exists(false),
+            ));
+        }
+        writes.push(codec::put(
+            session,
+            codec::session_fields(state),
+            codec::unchanged(expected),
+        ));
+        if self.commit("write", writes).await? {
+            return Ok(Written::Written);
+        }
+        // Either the chunk is known already, or the session moved under us.
+        if let Some((name, _)) = chunk_doc {
+            if self.get("write", name).await?.is_some() {
+                return Ok(Written::ChunkKnown);
+            }
+        }
+        Ok(Written::Conflict)
+    }
+
+    async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
+        let root = self.root().await?;
+        let name = format!(
+            "{root}/{}/{}",
+            self.rejected_collection(),
+            codec::object_hash(&r.bucket, &r.name, &r.generation)
+        );
+        let write = codec::put(
+            name,
+            codec::reject_fields(r, now),
+            ConditionType::Exists(false),
+        );
+        self.commit("record_rejected", vec![write]).await
+    }
+
+    async fn due(&self, shard: u32, due: Due, before: Millis, n: usize) -> Result<Vec<DueEntry>> {
+        let root = self.root().await?;
+        let docs = self
+            .query("idle_sessions", root, self.due_query(shard, due, before, n))
+            .await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some(DueEntry {
+                    guid: guid_of(d)?,
+                    at: get_time(&d.fields, due_field(due))?,
+                })
+            })
+            .collect())
+    }
+
+    async fn shard_mark(&self) -> Result<Option<u32>> {
+        let root = self.root().await?;
+        let doc = self.get("shard_mark", self.shard_mark_name(&root)).await?;
+        Ok(doc
+            .and_then(|d| get_int(&d.fields, SHARD_MARK_FIELD))
+            .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+
+    async fn raise_shard_mark(&self, count: u32) -> Result<()> {
+        let root = self.root().await?;
+        // A server-side `maximum` transform: atomic, creates the document if missing, and
+        // never lowers a mark another writer raised further.
+        let write = Write {
+            operation: Some(write::Operation::Update(Document {
+                name: self.shard_mark_name(&root),
+                ..Default::default()
+            })),
+            update_mask: Some(DocumentMask {
+                field_paths: Vec::new(),
+            }),
+            update_transforms: vec![FieldTransform {
+                field_path: SHARD_MARK_FIELD.to_owned(),
+                transform_type: Some(TransformType::Maximum(integer(count))),
+            }],
+            ..Default::default()
+        };
+        if !self.commit("raise_shard_mark", vec![write]).await? {
+            tracing::warn!("Firestore refused the shard mark transform's precondition");
+        }
+        Ok(())
+    }
+
+    async fn chunks(&self, guid: &SessionGuid) -> Result<Vec<ChunkRecord>> {
+        let root = self.root().await?;
+        let query = StructuredQuery {
+            from: from(CHUNKS_COLLECTION),
+            ..Default::default()
+        };
+        let docs = self
+            .query("chunks", self.session_name(&root, guid), query)
+            .await?;
+        Ok(docs
+            .iter()
+            .map(|d| codec::chunk_from(guid, &d.fields))
+            .collect())
+    }
+
+    async fn sessions(&self, shards: u32, n: usize) -> Result<Vec<SessionRecord>> {
+        let root = self.root().await?;
+        // `last_chunk_at` has no single-field index (it is a sequential hot range), so the
+        // listing asks each shard's composite index and merges.
+        let pages: Vec<Vec<Document>> = stream::iter(0..shards)
+            .map(|shard| self.query("sessions", root.clone(), self.listing_query(shard, n)))
+            .buffer_unordered(FANOUT)
+            .try_collect()
+            .await?;
+        let mut out: Vec<SessionRecord> = pages
+            .iter()
+            .flatten()
+            .filter_map(codec::session_from)
+            .map(|s| s.state.record)
+            .collect();
+        out.sort_by(|a, b| {
+            b.last_chunk_at
+                .cmp(&a.last_chunk_at)
+                .then_with(|| a.guid.cmp(&b.guid))
+        });
+        out.truncate(n);
+        Ok(out)
+    }
+
+    async fn rejected(&self, n: usize) -> Result<Vec<RejectRecord>> {
+        let root = self.root().await?;
+        let query = StructuredQuery {
+            from: from(&self.rejected_collection()),
+            order_by: vec![order(
+                "recorded_at",
+                structured_query::Direction::Descending,
+            )],
+            limit: limit(n),
+            ..Default::default()
+        };
+        let docs = self.query("rejected", root, query).await?;
+        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
+    }
+}
