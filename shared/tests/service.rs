@@ -389,6 +389,9 @@ impl ObjectStore for Recording {
             parts: self.parts.clone(),
         }))
     }
+    async fn delete(&self, name: &str) -> StorageResult<bool> {
+        self.inner.delete(name).await
+    }
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     fenced_streamed_writes(store).await;
     missing_objects(store).await;
     awkward_names(store).await;
+    deletes(store).await;
 }
 
 pub async fn put_get_stat(store: &dyn ObjectStore) {
@@ -404,4 +405,59 @@ pub async fn awkward_names(store: &dyn ObjectStore) {
         .map(|m| m.name)
         .collect();
     assert_eq!(listed.len(), 4, "{listed:?}");
+}
+
+/// Delete removes one object (and nothing beside it), and is idempotent: deleting what is
+/// not there is `Ok(false)`, so an interrupted erasure can be run again.
+pub async fn deletes(store: &dyn ObjectStore) {
+    let body = Bytes::from_static(b"{}");
+    store
+        .put("del/a.json", body.clone(), Precondition::None)
+        .await
+        .expect("put a");
+    store
+        .put("del/a.json.gz", body.clone(), Precondition::None)
+        .await
+        .expect("put a.gz");
+    assert!(
+        store.delete("del/a.json").await.expect("delete"),
+        "deleting an existing object says it deleted something"
+    );
+    assert!(
+        matches!(
+            store.stat("del/a.json").await,
+            Err(StorageError::NotFound { .. })
+        ),
+        "a deleted object is gone"
+    );
+    assert!(
+        !store.delete("del/a.json").await.expect("delete again"),
+        "deleting a missing object is Ok(false)"
+    );
+    assert!(
+        !store
+            .delete("del/never.json")
+            .await
+            .expect("delete missing"),
+        "deleting a never-written object is Ok(false)"
+    );
+    let left: Vec<String> = store
+        .list("del/")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(
+        left,
+        vec!["del/a.json.gz"],
+        "only the named object is deleted"
+    );
+    // A name can be written again after a delete, even create-only.
+    store
+        .put("del/a.json", body, Precondition::DoesNotExist)
+        .await
+        .expect("create-only after delete");
+    assert!(store.delete("del/a.json").await.expect("delete"));
+    assert!(store.delete("del/a.json.gz").await.expect("delete gz"));
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use gcloud_storage::client::{Client, ClientConfig};
+use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
@@ -322,6 +323,19 @@ impl ObjectStore for GcsStore {
         .await
         .map_err(|e| self.bucket_missing(e))?;
         Ok(meta(&o))
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool> {
+        let req = DeleteObjectRequest {
+            bucket: self.bucket.clone(),
+            object: name.to_owned(),
+            ..Default::default()
+        };
+        match retry("delete", name, || self.client.delete_object(&req)).await {
+            Ok(()) => Ok(true),
+            Err(StorageError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.bucket_missing(e)),
+        }
     }
 
     async fn check_bucket(&self) -> Result<()> {

@@ -367,6 +367,26 @@ impl ObjectStore for LocalStore {
         writer.finish().await
     }
 
+    async fn delete(&self, name: &str) -> Result<bool> {
+        let path = self.path_of(name)?;
+        let name = name.to_owned();
+        blocking(move || {
+            // Under the directory lock, so a delete never lands between another writer's
+            // precondition check and its rename. No directory: no object either.
+            let _lock = match lock_dir(&path) {
+                Ok(lock) => lock,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(io_error("delete", &name, e)),
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(io_error("delete", &name, e)),
+            }
+        })
+        .await
+    }
+
     async fn writer(
         &self,
         name: &str,

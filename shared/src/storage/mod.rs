@@ -1,10 +1,10 @@
 //! The object storage port, and its adapters.
 //!
-//! Buckets are flat namespaces of immutable-ish objects; rrstitch needs six things of one:
+//! Buckets are flat namespaces of immutable-ish objects; rrstitch needs seven things of one:
 //! list by prefix, get (with a size cap checked *before* download), a read of an object's
 //! first bytes (a ranged read: which session a chunk belongs to is written at its start),
-//! stat, a small put with a precondition, and a streaming writer for results too large to
-//! hold. Each adapter lives in
+//! stat, a small put with a precondition, a streaming writer for results too large to
+//! hold, and delete. Each adapter lives in
 //! its own module and is held to the same behaviour by [`conformance`].
 //!
 //! Preconditions exist for two reasons: create-only writes (a lost race is visible, not a
@@ -12,7 +12,9 @@
 //! result). A *generation* is whatever the backend uses to tell versions of an object apart:
 //! GCS generations, S3 ETags, a local file's modification time in nanoseconds.
 //!
-//! rrstitch never deletes or modifies a chunk: there is deliberately no `delete` here.
+//! Ingest and finalize never delete or modify a chunk. Deleting exists for erasure and
+//! retention only ([`crate::service::erase`], `rrstitch prune`): [`ObjectStore::delete`] is
+//! idempotent, so an erasure that was interrupted can simply be run again.
 
 use std::sync::Arc;
 
@@ -144,6 +146,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// [`ObjectWriter::finish`] succeeds.
     async fn writer(&self, name: &str, precondition: Precondition)
         -> Result<Box<dyn ObjectWriter>>;
+
+    /// Deletes one object. Idempotent: deleting an object that is not there is `Ok(false)`
+    /// (`Ok(true)` when something was deleted), so a retried erasure never fails on what an
+    /// earlier attempt already removed. Backends that cannot tell (S3 answers 204 either way)
+    /// stat first; the answer is then only as exact as that race allows.
+    async fn delete(&self, name: &str) -> Result<bool>;
 }
 
 /// Reads that block the calling thread, into a buffer the caller reuses: one open and one

@@ -219,6 +219,23 @@ impl ObjectStore for S3Store {
             .map_err(|e| classify("list", &self.bucket, "", e))
     }
 
+    async fn delete(&self, name: &str) -> Result<bool> {
+        // S3 answers 204 whether or not the key existed: a stat says which it was.
+        let existed = match self.stat(name).await {
+            Ok(_) => true,
+            Err(StorageError::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(name)
+            .send()
+            .await
+            .map_err(|e| classify("delete", &self.bucket, name, e))?;
+        Ok(existed)
+    }
+
     async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
         let size = body.len() as i64;
         let mut req = self
