@@ -154,6 +154,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(none)",
         "Firestore emulator `host:port`.",
     ),
+    (
+        "RRSTITCH_TOMBSTONE_TTL_DAYS",
+        "`400`",
+        "Days a deleted session's tombstone refuses its chunks (longer than any late arrival).",
+    ),
+    (
+        "RRSTITCH_KEEP_CHUNKS_OF_DELETED",
+        "`0`",
+        "`1`: leave a refused chunk of a deleted session in the bucket instead of deleting it.",
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -308,6 +318,14 @@ impl Settings {
             )?),
             // Set by setup from RRSTITCH_CHUNKS once the bucket is open.
             chunk_bucket: None,
+            tombstone_ttl: Duration::from_secs(
+                number(
+                    "RRSTITCH_TOMBSTONE_TTL_DAYS",
+                    defaults.tombstone_ttl.as_secs() / 86_400,
+                )?
+                .saturating_mul(86_400),
+            ),
+            keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
         };
         Ok(Settings {
             chunks: get("RRSTITCH_CHUNKS"),

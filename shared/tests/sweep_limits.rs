@@ -12,7 +12,7 @@ use rrstitch::index::conformance::chunk;
 use rrstitch::index::sqlite::SqliteIndex;
 use rrstitch::index::{
     ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError, Recorded, RejectRecord,
-    Result, SessionIndex, SessionRecord,
+    Result, SessionIndex, SessionRecord, Tombstoned,
 };
 use rrstitch::service::{Buckets, Options, Service, Stop};
 use rrstitch::storage::local::LocalStore;
@@ -85,6 +85,15 @@ impl SessionIndex for Faulty {
     }
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.inner.rejected(limit).await
+    }
+    async fn tombstone(&self, g: &SessionGuid, now: Millis, ttl: Duration) -> Result<Tombstoned> {
+        self.inner.tombstone(g, now, ttl).await
+    }
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        self.inner.forget_chunks(guid).await
+    }
+    async fn forget_session(&self, guid: &SessionGuid) -> Result<bool> {
+        self.inner.forget_session(guid).await
     }
 }
 

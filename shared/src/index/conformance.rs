@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::shard::Shards;
 use super::{
     new_token, ChunkRecord, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
-    SessionIndex, SessionStatus,
+    SessionIndex, SessionStatus, Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -30,6 +30,10 @@ pub async fn run_all(index: &dyn SessionIndex) {
     rejects_are_recorded_once(index).await;
     same_bytes_again_are_one_upload(index).await;
     claims_are_exclusive_across_handles(index, index).await;
+    a_tombstone_refuses_chunks_and_claims(index).await;
+    a_tombstone_needs_no_session(index).await;
+    an_expired_tombstone_lets_a_session_start_over(index).await;
+    forgetting_a_session_leaves_no_tombstone(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -656,4 +660,171 @@ pub async fn resharding_strands_nothing(
             "{g} is missing from the 2-shard listing"
         );
     }
+}
+
+const TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// An erased session: its tombstone refuses every chunk (new or already seen), every claim,
+/// and an earlier claim's renew and complete; it is in no listing or idle query; its chunk
+/// records go with `forget_chunks`; and tombstoning again changes nothing.
+pub async fn a_tombstone_refuses_chunks_and_claims(index: &dyn SessionIndex) {
+    let g = guid("tomb");
+    let first = chunk(&g, "2025-05-02T12:00:00Z", "1");
+    index.record_chunk(&first, at(0)).await.unwrap();
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:05Z", "1"), at(1))
+        .await
+        .unwrap();
+    let ClaimOutcome::Claimed(claim) = index
+        .claim(&g, ClaimMode::Force, at(2), LEASE)
+        .await
+        .unwrap()
+    else {
+        panic!("claimable before the delete");
+    };
+    let done = index.tombstone(&g, at(3), TTL).await.unwrap();
+    assert_eq!(
+        done,
+        Tombstoned {
+            had_session: true,
+            already: false,
+            until: at(3).plus(TTL)
+        }
+    );
+    let late = chunk(&g, "2025-05-02T12:00:09Z", "1");
+    assert_eq!(
+        index.record_chunk(&late, at(4)).await.unwrap(),
+        Recorded::Deleted,
+        "a new chunk of an erased session is refused"
+    );
+    assert_eq!(
+        index.record_chunk(&first, at(4)).await.unwrap(),
+        Recorded::Deleted,
+        "a redelivered chunk of an erased session is refused too"
+    );
+    assert_eq!(
+        index.renew(&claim, at(5), LEASE).await.unwrap(),
+        None,
+        "the fence of a finalizer that claimed before the delete fails"
+    );
+    assert_eq!(
+        index.complete(&claim, "r.json", at(5)).await.unwrap(),
+        Completion::LostClaim
+    );
+    index.release(&claim, at(5)).await.unwrap();
+    for mode in [
+        ClaimMode::Force,
+        ClaimMode::Idle {
+            idle_before: at(10_000),
+        },
+    ] {
+        assert_eq!(
+            index.claim(&g, mode, at(6), LEASE).await.unwrap(),
+            ClaimOutcome::NotFound,
+            "nothing to finalize ({mode:?})"
+        );
+    }
+    let s = index.session(&g).await.unwrap().expect("the tombstone");
+    assert_eq!(s.status, SessionStatus::Deleted);
+    assert_eq!((s.chunk_count, s.environment.as_str()), (0, ""));
+    assert_eq!(s.lease_until, Some(at(3).plus(TTL)), "expiry is kept");
+    assert!(s.result_object.is_none());
+    let idle = index
+        .idle_sessions(at(10_000), at(10_000), 10_000)
+        .await
+        .unwrap();
+    assert!(!idle.contains(&g), "a tombstone is never idle");
+    let listed = index.sessions(10_000).await.unwrap();
+    assert!(listed.iter().all(|s| s.guid != g), "nor listed");
+    assert_eq!(index.chunks(&g).await.unwrap().len(), 2);
+    assert_eq!(index.forget_chunks(&g).await.unwrap(), 2);
+    assert!(index.chunks(&g).await.unwrap().is_empty());
+    assert_eq!(index.forget_chunks(&g).await.unwrap(), 0, "idempotent");
+    let again = index.tombstone(&g, at(7), TTL).await.unwrap();
+    assert!(again.already && !again.had_session, "{again:?}");
+    assert_eq!(
+        again.until,
+        at(3).plus(TTL),
+        "a live tombstone is left as it is"
+    );
+}
+
+/// A guid the index never saw can be tombstoned, so chunks still in flight are refused.
+pub async fn a_tombstone_needs_no_session(index: &dyn SessionIndex) {
+    let g = guid("tomb-unseen");
+    let done = index.tombstone(&g, at(0), TTL).await.unwrap();
+    assert!(!done.had_session && !done.already, "{done:?}");
+    assert_eq!(
+        index
+            .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(1))
+            .await
+            .unwrap(),
+        Recorded::Deleted
+    );
+    assert!(index.chunks(&g).await.unwrap().is_empty());
+}
+
+/// Past its expiry a tombstone refuses nothing: a chunk starts a new session from scratch
+/// (checked on read, so stores without a native TTL agree).
+pub async fn an_expired_tombstone_lets_a_session_start_over(index: &dyn SessionIndex) {
+    let g = guid("tomb-expired");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    index
+        .tombstone(&g, at(1), Duration::from_secs(10))
+        .await
+        .unwrap();
+    index.forget_chunks(&g).await.unwrap();
+    assert_eq!(
+        index
+            .claim(&g, ClaimMode::Force, at(20), LEASE)
+            .await
+            .unwrap(),
+        ClaimOutcome::NotFound,
+        "an expired tombstone is still nothing to finalize"
+    );
+    assert_eq!(
+        index
+            .record_chunk(&chunk(&g, "2025-05-02T13:00:00Z", "1"), at(20))
+            .await
+            .unwrap(),
+        Recorded::New { reopened: false }
+    );
+    let s = index.session(&g).await.unwrap().unwrap();
+    assert_eq!(s.status, SessionStatus::Open);
+    assert_eq!((s.chunk_count, s.version), (1, 1));
+    assert_eq!(s.first_chunk_time, "2025-05-02T13:00:00Z");
+    assert_eq!(s.lease_until, None);
+    let again = index.tombstone(&g, at(21), TTL).await.unwrap();
+    assert!(again.had_session && !again.already, "{again:?}");
+}
+
+/// Retention removes a session's document without a tombstone: a later chunk is a new
+/// session. A tombstone is not retention's to remove.
+pub async fn forgetting_a_session_leaves_no_tombstone(index: &dyn SessionIndex) {
+    let g = guid("forget");
+    index
+        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
+        .await
+        .unwrap();
+    assert_eq!(index.forget_chunks(&g).await.unwrap(), 1);
+    assert!(index.forget_session(&g).await.unwrap());
+    assert_eq!(index.session(&g).await.unwrap(), None);
+    assert!(!index.forget_session(&g).await.unwrap(), "nothing left");
+    assert_eq!(
+        index
+            .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(1))
+            .await
+            .unwrap(),
+        Recorded::New { reopened: false },
+        "the chunk record went too, so the same chunk is new again"
+    );
+    index.tombstone(&g, at(2), TTL).await.unwrap();
+    assert!(!index.forget_session(&g).await.unwrap());
+    assert_eq!(
+        index.session(&g).await.unwrap().unwrap().status,
+        SessionStatus::Deleted
+    );
 }

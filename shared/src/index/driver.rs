@@ -20,7 +20,7 @@ use super::shard::Shards;
 use super::store::{Due, DueEntry, NewChunk, SessionStore, Written};
 use super::{
     new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError, Recorded,
-    RejectRecord, Result, SessionIndex, SessionRecord,
+    RejectRecord, Result, SessionIndex, SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -344,11 +344,63 @@ impl<S: SessionStore> SessionIndex for Driver<S> {
 
     async fn sessions(&self, limit: usize) -> Result<Vec<SessionRecord>> {
         let shards = self.scan().await?;
-        self.store.sessions(shards, limit).await
+        // Tombstones are no sessions to list; asking for a few more keeps the page full
+        // unless erasures dominate the most recent activity.
+        let mut listed = self
+            .store
+            .sessions(shards, limit.saturating_add(limit / 4 + 8))
+            .await?;
+        listed.retain(|s| s.status != SessionStatus::Deleted);
+        listed.truncate(limit);
+        Ok(listed)
     }
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.store.rejected(limit).await
+    }
+
+    async fn tombstone(
+        &self,
+        guid: &SessionGuid,
+        now: Millis,
+        ttl: Duration,
+    ) -> Result<Tombstoned> {
+        let done = self
+            .update("tombstone", guid, |before| {
+                protocol::tombstone(before, guid, now, ttl)
+            })
+            .await?;
+        tracing::info!(session_guid = %guid, had_session = done.had_session, already = done.already, until = %done.until, "session tombstoned");
+        Ok(done)
+    }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        self.store.forget_chunks(guid).await
+    }
+
+    async fn forget_session(&self, guid: &SessionGuid) -> Result<bool> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                contention_pause(attempt as u32 - 1).await;
+            }
+            let Some(before) = self.store.read(guid).await? else {
+                return Ok(false);
+            };
+            // A tombstone is erasure's, not retention's, to remove: it expires by itself.
+            if before.state.record.status == SessionStatus::Deleted {
+                return Ok(false);
+            }
+            match self.store.remove(guid, &before.revision).await? {
+                Written::Conflict => {
+                    tracing::debug!(session_guid = %guid, attempt, "session changed under us; reading again")
+                }
+                _ => return Ok(true),
+            }
+        }
+        Err(IndexError::Transient {
+            op: "forget_session",
+            source: "too much contention on one session; retry".into(),
+        })
     }
 }
 

@@ -211,4 +211,22 @@ impl SessionStore for MemoryStore {
         out.sort_by_key(|r| std::cmp::Reverse(r.0));
         Ok(out.into_iter().take(limit).map(|(_, r)| r).collect())
     }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        let mut inner = self.inner.lock().unwrap();
+        let before = inner.chunks.len();
+        inner.chunks.retain(|(g, ..), _| g != guid.as_str());
+        Ok((before - inner.chunks.len()) as u64)
+    }
+
+    async fn remove(&self, guid: &SessionGuid, expected: &u64) -> Result<Written> {
+        let mut inner = self.inner.lock().unwrap();
+        match inner.sessions.get(guid.as_str()) {
+            Some((_, rev)) if rev == expected => {
+                inner.sessions.remove(guid.as_str());
+                Ok(Written::Written)
+            }
+            _ => Ok(Written::Conflict),
+        }
+    }
 }

@@ -80,12 +80,20 @@ pub use shard::Shards;
 /// over as a new session.
 pub const RECORD_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// How long a tombstone refuses a deleted session's chunks by default
+/// (`RRSTITCH_TOMBSTONE_TTL_DAYS`): longer than any late arrival or redelivery, and longer
+/// than [`RECORD_TTL`], so no trace of the session outlives the tombstone.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionStatus {
     Open,
     Finalizing,
     Finalized,
+    /// Erased: the session's document is a tombstone that refuses its chunks until
+    /// [`SessionRecord::lease_until`] (see [`protocol::tombstone`]).
+    Deleted,
 }
 
 impl SessionStatus {
@@ -94,6 +102,7 @@ impl SessionStatus {
             SessionStatus::Open => "open",
             SessionStatus::Finalizing => "finalizing",
             SessionStatus::Finalized => "finalized",
+            SessionStatus::Deleted => "deleted",
         }
     }
 
@@ -102,6 +111,7 @@ impl SessionStatus {
             "open" => Some(SessionStatus::Open),
             "finalizing" => Some(SessionStatus::Finalizing),
             "finalized" => Some(SessionStatus::Finalized),
+            "deleted" => Some(SessionStatus::Deleted),
             _ => None,
         }
     }
@@ -171,6 +181,8 @@ pub struct SessionRecord {
     /// Bumped by every new chunk, from 1 for the first: it always equals `chunk_count`. A
     /// claim remembers it to detect chunks landing mid-stitch.
     pub version: u64,
+    /// While `finalizing`, when the lease runs out; while `deleted`, when the tombstone
+    /// expires (the one instant either status needs, so the stores keep one field).
     pub lease_until: Option<Millis>,
     pub result_object: Option<String>,
     pub finalized_at: Option<Millis>,
@@ -184,6 +196,19 @@ pub enum Recorded {
     New { reopened: bool },
     /// The same bucket + name + generation was recorded before: nothing changed.
     AlreadyKnown,
+    /// The session was erased and its tombstone has not expired: nothing was recorded.
+    Deleted,
+}
+
+/// What tombstoning a session did ([`SessionIndex::tombstone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tombstoned {
+    /// A live session (not a tombstone) was there and is now replaced.
+    pub had_session: bool,
+    /// A live tombstone was there already: nothing was written.
+    pub already: bool,
+    /// When the tombstone expires.
+    pub until: Millis,
 }
 
 /// Which sessions a claim may take.
@@ -299,6 +324,21 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
 
     /// Refused objects, most recent first.
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
+
+    /// Replaces the session's document with a tombstone until `now + ttl`: from then on
+    /// recording a chunk answers [`Recorded::Deleted`], a claim [`ClaimOutcome::NotFound`],
+    /// and an earlier claim's renew and complete fail. Written even for a guid the index
+    /// never saw, so chunks still in flight are refused too. The chunk records are left to
+    /// [`SessionIndex::forget_chunks`] (there may be more than one atomic write can hold).
+    async fn tombstone(&self, guid: &SessionGuid, now: Millis, ttl: Duration)
+        -> Result<Tombstoned>;
+
+    /// Deletes every chunk record of a session; how many there were. Idempotent.
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64>;
+
+    /// Deletes a session's document without a tombstone (retention, not erasure: a later
+    /// chunk starts a new session); false when there was none, or it is a tombstone.
+    async fn forget_session(&self, guid: &SessionGuid) -> Result<bool>;
 }
 
 /// A random claim token: 128 bits, hex.

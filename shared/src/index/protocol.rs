@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded,
-    SessionRecord, SessionStatus,
+    SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::time::Millis;
 
@@ -39,6 +39,8 @@ pub fn with_chunk(
     c: &ChunkRecord,
     now: Millis,
 ) -> (SessionState, bool) {
+    // An expired tombstone is as good as no session: the chunk starts a new one.
+    let before = before.filter(|b| b.record.status != SessionStatus::Deleted);
     let Some(b) = before else {
         let state = SessionState {
             record: SessionRecord {
@@ -80,6 +82,9 @@ pub fn with_chunk(
 /// Recording a new chunk always writes; the store answers [`Recorded::AlreadyKnown`] instead
 /// when the chunk's record exists already.
 pub fn record(before: Option<&SessionState>, c: &ChunkRecord, now: Millis) -> Decision<Recorded> {
+    if before.is_some_and(|b| is_tombstone(b, now)) {
+        return Decision::Done(Recorded::Deleted);
+    }
     let (after, reopened) = with_chunk(before, c, now);
     Decision::Write(Box::new(after), Recorded::New { reopened })
 }
@@ -96,6 +101,10 @@ pub fn claim(
         return Decision::Done(ClaimOutcome::NotFound);
     };
     let r = &b.record;
+    // Erased (or a tombstone that expired with no chunk since): nothing to finalize.
+    if r.status == SessionStatus::Deleted {
+        return Decision::Done(ClaimOutcome::NotFound);
+    }
     if r.status == SessionStatus::Finalizing && r.lease_until.is_some_and(|u| u >= now) {
         return Decision::Done(ClaimOutcome::Busy {
             lease_until: r.lease_until.unwrap_or(now),
@@ -107,7 +116,7 @@ pub fn claim(
             SessionStatus::Open => r.last_chunk_at < idle_before,
             // Its lease expired (checked above): the finalizer died.
             SessionStatus::Finalizing => true,
-            SessionStatus::Finalized => false,
+            SessionStatus::Finalized | SessionStatus::Deleted => false,
         },
     };
     if !eligible {
@@ -213,6 +222,62 @@ pub fn release(before: Option<&SessionState>, claim: &Claim) -> Decision<()> {
         }
         _ => Decision::Done(()),
     }
+}
+
+/// Whether `state` is a tombstone that still refuses the session's chunks at `now`. The
+/// expiry is checked here, on read, so a store without a native TTL (SQLite) needs no
+/// cleanup job; Firestore and DynamoDB also delete expired tombstones by their TTL.
+pub fn is_tombstone(state: &SessionState, now: Millis) -> bool {
+    state.record.status == SessionStatus::Deleted
+        && state.record.lease_until.is_some_and(|until| until > now)
+}
+
+/// Erasing the session `guid`: its document becomes a tombstone holding nothing but the guid
+/// and its expiry. Any claim loses its token with it, which is what makes an earlier
+/// finalizer's renew (its fence) and complete fail. A live tombstone is left as it is.
+pub fn tombstone(
+    before: Option<&SessionState>,
+    guid: &crate::engine::SessionGuid,
+    now: Millis,
+    ttl: Duration,
+) -> Decision<Tombstoned> {
+    if let Some(b) = before.filter(|b| is_tombstone(b, now)) {
+        return Decision::Done(Tombstoned {
+            had_session: false,
+            already: true,
+            until: b.record.lease_until.unwrap_or(now),
+        });
+    }
+    let until = now.plus(ttl);
+    let had_session = before.is_some_and(|b| b.record.status != SessionStatus::Deleted);
+    let state = SessionState {
+        record: SessionRecord {
+            guid: guid.clone(),
+            status: SessionStatus::Deleted,
+            environment: String::new(),
+            chunk_count: 0,
+            first_chunk_time: String::new(),
+            last_chunk_time: String::new(),
+            last_chunk_at: now,
+            // Kept, never lowered: a version is never reused for one guid.
+            version: before.map_or(0, |b| b.record.version),
+            lease_until: Some(until),
+            result_object: None,
+            finalized_at: None,
+            finalize_count: 0,
+        },
+        claim_token: None,
+        claimed_version: None,
+        shard: None,
+    };
+    Decision::Write(
+        Box::new(state),
+        Tombstoned {
+            had_session,
+            already: false,
+            until,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -479,6 +479,34 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        let g = guid.clone();
+        self.write_tx("forget_chunks", move |tx| {
+            let n = tx.execute("DELETE FROM chunks WHERE guid = ?1", [g.as_str()])?;
+            Ok((n as u64, true))
+        })
+        .await
+    }
+
+    async fn remove(&self, guid: &SessionGuid, expected: &i64) -> Result<Written> {
+        let (g, rev) = (guid.clone(), *expected);
+        self.write_tx("remove", move |tx| {
+            let n = tx.execute(
+                "DELETE FROM sessions WHERE guid = ?1 AND rev = ?2",
+                params![g.as_str(), rev],
+            )?;
+            Ok((
+                if n == 1 {
+                    Written::Written
+                } else {
+                    Written::Conflict
+                },
+                true,
+            ))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

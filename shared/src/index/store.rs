@@ -115,6 +115,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Refused objects, most recent first.
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
+
+    /// Deletes every chunk record of `guid`; how many there were.
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64>;
+
+    /// Deletes the session's document, only if its revision is still `expected`
+    /// ([`Written::Conflict`] otherwise).
+    async fn remove(&self, guid: &SessionGuid, expected: &Self::Revision) -> Result<Written>;
 }
 
 /// A store shared between several drivers (several processes' worth of handles, in tests).
@@ -159,5 +166,11 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         (**self).rejected(limit).await
+    }
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        (**self).forget_chunks(guid).await
+    }
+    async fn remove(&self, guid: &SessionGuid, expected: &Self::Revision) -> Result<Written> {
+        (**self).remove(guid, expected).await
     }
 }

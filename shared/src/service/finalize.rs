@@ -313,8 +313,12 @@ impl Service {
             Completion::Finalized => "finalized",
             Completion::Reopened => "reopened",
             // Our write was fenced, so it was no newer claim's to lose; the newer claim
-            // writes again after it (its precondition fails on ours).
-            Completion::LostClaim => return Ok(Fenced::Superseded),
+            // writes again after it (its precondition fails on ours). Unless the session was
+            // erased meanwhile: then our result must go (see `service::erase`).
+            Completion::LostClaim => {
+                self.undo_result_of_erased(guid, object).await?;
+                return Ok(Fenced::Superseded);
+            }
         };
         let meta = &assembled.metadata;
         tracing::info!(

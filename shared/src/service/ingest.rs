@@ -47,7 +47,18 @@ pub enum IngestOutcome {
     /// The event names a bucket other than the configured chunk bucket: never read, never
     /// recorded.
     NotChunkBucket { name: String, bucket: String },
+    /// A chunk of an erased session (its tombstone is live): refused as `deleted_session`,
+    /// recorded where rejected objects are, and the object deleted unless
+    /// `RRSTITCH_KEEP_CHUNKS_OF_DELETED` keeps it (`chunk_deleted` says which).
+    DeletedSession {
+        name: String,
+        session_guid: String,
+        chunk_deleted: bool,
+    },
 }
+
+/// The reject kind of a chunk refused because its session was erased.
+pub const DELETED_SESSION: &str = "deleted_session";
 
 impl Service {
     /// Ingests one object.
@@ -142,7 +153,49 @@ impl Service {
                 tracing::info!(object = %name, session_guid, "chunk already recorded; nothing changed");
                 Ok(IngestOutcome::AlreadyKnown { name, session_guid })
             }
+            Recorded::Deleted => self.refuse_deleted(object, &record).await,
         }
+    }
+
+    /// A chunk whose session was erased: the erasure must not be undone by a late upload,
+    /// a redelivered event or a reconcile, so the bytes go too (unless kept on purpose) and
+    /// the refusal is recorded for operators like any other.
+    async fn refuse_deleted(
+        &self,
+        object: &ObjectRef,
+        record: &ChunkRecord,
+    ) -> Result<IngestOutcome> {
+        let keep = self.options.keep_chunks_of_deleted;
+        let chunk_deleted = if keep {
+            false
+        } else {
+            let store = self.buckets.get(&object.bucket).await?;
+            store.delete(&object.name).await?;
+            true
+        };
+        tracing::warn!(
+            object = %object.name,
+            session_guid = %record.guid,
+            chunk_deleted,
+            "chunk of an erased session refused"
+        );
+        let reject = RejectRecord {
+            bucket: object.bucket.to_string(),
+            name: object.name.clone(),
+            generation: record.generation.clone(),
+            kind: DELETED_SESSION.to_owned(),
+            reason: format!(
+                "session {} was deleted; its chunk was {}",
+                record.guid,
+                if chunk_deleted { "deleted" } else { "kept" }
+            ),
+        };
+        self.index.record_rejected(&reject, self.now()).await?;
+        Ok(IngestOutcome::DeletedSession {
+            name: object.name.clone(),
+            session_guid: record.guid.to_string(),
+            chunk_deleted,
+        })
     }
 
     async fn reject(

@@ -22,11 +22,14 @@ use crate::time::Millis;
 
 mod assemble;
 pub mod backfill;
+pub mod erase;
 pub mod finalize;
 pub mod ingest;
+pub mod prune;
 pub mod reconcile;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
+pub use erase::{EraseReport, EraseRequest, SessionErased};
 pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
 pub use reconcile::ReconcileSummary;
@@ -62,6 +65,12 @@ pub struct Options {
     /// and answers with what it did, so it always returns before the scheduler's or the
     /// Lambda's deadline.
     pub sweep_budget: Duration,
+    /// How long an erased session's tombstone refuses its chunks
+    /// (`RRSTITCH_TOMBSTONE_TTL_DAYS`).
+    pub tombstone_ttl: Duration,
+    /// Leave chunks of erased sessions in the bucket when they are refused
+    /// (`RRSTITCH_KEEP_CHUNKS_OF_DELETED`), for buckets rrstitch may not delete from.
+    pub keep_chunks_of_deleted: bool,
 }
 
 impl Default for Options {
@@ -79,6 +88,8 @@ impl Default for Options {
             part_size: 8 * 1024 * 1024,
             chunk_bucket: None,
             sweep_budget: Duration::from_secs(240),
+            tombstone_ttl: crate::index::TOMBSTONE_TTL,
+            keep_chunks_of_deleted: false,
         }
     }
 }

@@ -144,7 +144,9 @@ impl Service {
                     summary.recovered += 1;
                     sessions.insert(session_guid);
                 }
-                Checked::Ingested(IngestOutcome::Rejected { .. }) => summary.rejected += 1,
+                Checked::Ingested(
+                    IngestOutcome::Rejected { .. } | IngestOutcome::DeletedSession { .. },
+                ) => summary.rejected += 1,
                 Checked::Ingested(IngestOutcome::Vanished { .. }) => summary.vanished += 1,
                 Checked::Ingested(
                     IngestOutcome::Ignored { .. } | IngestOutcome::NotChunkBucket { .. },

@@ -290,4 +290,65 @@ impl SessionStore for DynamoStore {
         out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
         Ok(out.into_iter().take(limit).map(|(_, r)| r).collect())
     }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        let chunks = self.chunk_keys(guid).await?;
+        for sk in &chunks {
+            // Deleting a missing item is not an error: a retried erasure passes.
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(session_pk(guid)))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map_err(|e| sdk_error("forget_chunks", e))?;
+        }
+        Ok(chunks.len() as u64)
+    }
+
+    async fn remove(&self, guid: &SessionGuid, expected: &i64) -> Result<Written> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(guid)))
+            .key("sk", s(SESSION_SK))
+            .condition_expression("rev = :rev")
+            .expression_attribute_values(":rev", n(*expected))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Written::Written),
+            Err(e) if failure(&e) == Failure::Precondition => Ok(Written::Conflict),
+            Err(e) => Err(sdk_error("remove", e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// The sort keys of a session's chunk items.
+    async fn chunk_keys(&self, guid: &SessionGuid) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+            .expression_attribute_values(":pk", s(session_pk(guid)))
+            .expression_attribute_values(":c", s("C#"))
+            .projection_expression("sk")
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("forget_chunks", e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| get_s(i, "sk").map(str::to_owned)),
+            );
+        }
+        Ok(out)
+    }
 }

@@ -61,6 +61,15 @@ fn object_hash(bucket: &str, name: &str, identity: &str) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
 }
 
+/// When DynamoDB's TTL may delete a session item: [`RECORD_TTL`] after its last chunk, or a
+/// tombstone's own expiry.
+fn expire_at(r: &SessionRecord) -> Millis {
+    match (r.status, r.lease_until) {
+        (SessionStatus::Deleted, Some(until)) => until,
+        _ => r.last_chunk_at.plus(RECORD_TTL),
+    }
+}
+
 /// A session item as read: its state, and its revision `rev`.
 pub(super) fn session_from(item: &Item) -> Option<Stored<i64>> {
     let guid = SessionGuid::parse(get_s(item, "guid")?).ok()?;
@@ -112,7 +121,7 @@ pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
         ("finalize_count", n(r.finalize_count)),
         ("shard", n(shard)),
         ("rev", n(rev)),
-        ("expire_at", n(r.last_chunk_at.plus(RECORD_TTL).0 / 1000)),
+        ("expire_at", n(expire_at(r).0 / 1000)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -121,7 +130,7 @@ pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
         SessionStatus::Open => Some((Due::Idle, r.last_chunk_at)),
         // A finalizing session always has a lease; without one it would be due at once.
         SessionStatus::Finalizing => Some((Due::LeaseExpired, r.lease_until.unwrap_or(Millis(0)))),
-        SessionStatus::Finalized => None,
+        SessionStatus::Finalized | SessionStatus::Deleted => None,
     };
     let optional = [
         ("lease_until", r.lease_until.map(|t| n(t.0))),

@@ -292,4 +292,37 @@ impl SessionStore for FirestoreStore {
         let docs = self.query("rejected", root, query).await?;
         Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
     }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        let root = self.root().await?;
+        let parent = self.session_name(&root, guid);
+        let query = StructuredQuery {
+            select: Some(structured_query::Projection { fields: Vec::new() }),
+            from: from(CHUNKS_COLLECTION),
+            ..Default::default()
+        };
+        let docs = self.query("forget_chunks", parent, query).await?;
+        // A commit holds at most 500 writes; deleting a deleted document is not an error.
+        for batch in docs.chunks(500) {
+            let writes = batch
+                .iter()
+                .map(|d| codec::delete(d.name.clone(), None))
+                .collect();
+            self.commit("forget_chunks", writes).await?;
+        }
+        Ok(docs.len() as u64)
+    }
+
+    async fn remove(&self, guid: &SessionGuid, expected: &Timestamp) -> Result<Written> {
+        let root = self.root().await?;
+        let write = codec::delete(
+            self.session_name(&root, guid),
+            Some(ConditionType::UpdateTime(*expected)),
+        );
+        Ok(if self.commit("remove", vec![write]).await? {
+            Written::Written
+        } else {
+            Written::Conflict
+        })
+    }
 }

@@ -119,10 +119,7 @@ pub(super) fn session_fields(s: &SessionState) -> Fields {
         ("last_chunk_at", Some(timestamp(r.last_chunk_at))),
         ("version", Some(integer(r.version))),
         ("finalize_count", Some(integer(r.finalize_count))),
-        (
-            "expire_at",
-            Some(timestamp(r.last_chunk_at.plus(RECORD_TTL))),
-        ),
+        ("expire_at", Some(timestamp(expire_at(r)))),
         ("lease_until", r.lease_until.map(timestamp)),
         ("result_object", r.result_object.as_ref().map(string)),
         ("finalized_at", r.finalized_at.map(timestamp)),
@@ -130,6 +127,15 @@ pub(super) fn session_fields(s: &SessionState) -> Fields {
         ("claimed_version", s.claimed_version.map(integer)),
         (SHARD_FIELD, s.shard.map(integer)),
     ])
+}
+
+/// When Firestore's TTL policy may delete a session document: [`RECORD_TTL`] after its last
+/// chunk, or a tombstone's own expiry.
+fn expire_at(r: &SessionRecord) -> Millis {
+    match (r.status, r.lease_until) {
+        (SessionStatus::Deleted, Some(until)) => until,
+        _ => r.last_chunk_at.plus(RECORD_TTL),
+    }
 }
 
 pub(super) fn chunk_fields(c: &ChunkRecord, now: Millis) -> Fields {
@@ -182,6 +188,17 @@ pub(super) fn reject_from(f: &Fields) -> RejectRecord {
         generation: s("generation"),
         kind: s("kind"),
         reason: s("reason"),
+    }
+}
+
+/// A delete of one document, with a precondition (`None`: whether or not it exists).
+pub(super) fn delete(name: String, condition: Option<ConditionType>) -> Write {
+    Write {
+        operation: Some(write::Operation::Delete(name)),
+        current_document: condition.map(|c| Precondition {
+            condition_type: Some(c),
+        }),
+        ..Default::default()
     }
 }
 
