@@ -110,6 +110,10 @@ impl Tally {
             Ok(IngestOutcome::Rejected { kind, .. }) => {
                 *self.rejected.entry(kind.clone()).or_default() += 1
             }
+            Ok(IngestOutcome::DeletedSession { .. }) => {
+                let kind = rrstitch::service::ingest::DELETED_SESSION.to_owned();
+                *self.rejected.entry(kind).or_default() += 1
+            }
             Err(_) => self.failed += 1,
         }
     }

@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand};
 use rrstitch::config::{LogFormat, Settings};
 
 mod backfill;
+mod erase;
 mod generate;
 mod local;
 mod progress;
+mod prune;
 mod view;
 
 #[derive(Parser)]
@@ -56,6 +58,11 @@ enum Command {
     View(view::ViewArgs),
     /// Write a synthetic bucket of realistic rrweb chunks (for demos and benchmarks).
     Generate(generate::GenerateArgs),
+    /// Erase sessions: results, chunks and index records, and tombstone them so late chunks
+    /// are refused.
+    Delete(erase::DeleteArgs),
+    /// Retention for local mode: delete chunks (and optionally results) older than a cutoff.
+    Prune(prune::PruneArgs),
 }
 
 fn main() -> Result<()> {
@@ -93,6 +100,8 @@ fn main() -> Result<()> {
             Command::Sessions(args) => local::sessions(args, settings).await,
             Command::Rejected(args) => local::rejected(args, settings).await,
             Command::View(args) => view::run(args).await,
+            Command::Delete(args) => erase::run(args, settings).await,
+            Command::Prune(args) => prune::run(args, settings).await,
             Command::Generate(_) => unreachable!("handled before the runtime starts"),
         }
     })

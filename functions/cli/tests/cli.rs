@@ -355,3 +355,156 @@ fn reconcile_ingests_what_no_event_recorded() {
         .failure()
         .stderr(predicate::str::contains("--bucket or RRSTITCH_CHUNKS"));
 }
+
+/// Sets every file under `dir` (not recursing) to `age` old.
+fn age_files(dir: &Path, age: Duration) {
+    let then = std::time::SystemTime::now() - age;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(then).unwrap();
+        }
+    }
+}
+
+#[test]
+fn delete_erases_a_session_from_stdin_and_refuses_its_late_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let result = dir.path().join("results").join(format!("{GUID}.json"));
+    assert!(result.exists());
+
+    let mut child = rrstitch(dir.path())
+        .args(["delete", "--from", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        write!(stdin, "# ticket 17\n{GUID}\n\n").unwrap();
+    }
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success(), "{done:?}");
+    let out = done.stdout;
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let erased = &report["erased"][0];
+    assert_eq!(erased["session_guid"], GUID);
+    assert_eq!(erased["results"], 1);
+    assert_eq!(erased["chunks"], 6);
+    assert_eq!(
+        erased["index_records"], 7,
+        "6 chunk records and the session"
+    );
+    assert_eq!(erased["already_gone"], false);
+    assert!(!result.exists());
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 0);
+    rrstitch(dir.path())
+        .args(["sessions"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(GUID).not());
+
+    // The same chunks uploaded again are refused, recorded and deleted.
+    copy_fixture(&bucket);
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("0 recorded").and(predicate::str::contains("6 rejected")))
+        .stderr(predicate::str::contains("deleted_session: 6"));
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 0);
+    // A second delete finds nothing left, by argument this time; a bad guid is an error.
+    rrstitch(dir.path())
+        .args(["delete", GUID])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "{GUID}: nothing left to delete"
+        )));
+    rrstitch(dir.path())
+        .args(["delete"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no session guids"));
+}
+
+#[test]
+fn prune_deletes_old_chunks_and_keeps_results_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let result = dir.path().join("results").join(format!("{GUID}.json"));
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = rrstitch(dir.path())
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    // Nothing is 30 days old yet.
+    let fresh = json(&["prune", "--older-than", "30d", "--json"]);
+    assert_eq!(fresh["sessions_pruned"], 0);
+    assert_eq!(fresh["sessions_skipped"], 1);
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 6);
+
+    age_files(&bucket, Duration::from_secs(40 * 86_400));
+    let dry = json(&["prune", "--older-than", "30d", "--dry-run", "--json"]);
+    assert_eq!(dry["chunks_deleted"], 6);
+    assert_eq!(
+        std::fs::read_dir(&bucket).unwrap().count(),
+        6,
+        "a dry run deletes nothing"
+    );
+    let pruned = json(&["prune", "--older-than", "30d", "--json"]);
+    assert_eq!(pruned["chunks_deleted"], 6);
+    assert_eq!(pruned["chunk_records_deleted"], 6);
+    assert_eq!(pruned["sessions_kept_for_result"], 1);
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 0);
+    assert!(result.exists(), "the result outlives its raw chunks");
+    rrstitch(dir.path())
+        .args(["sessions"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(GUID));
+
+    // --prune-results: only a result older than the cutoff goes, and its session with it.
+    let young = json(&["prune", "--older-than", "30d", "--prune-results", "--json"]);
+    assert_eq!(young["results_deleted"], 0);
+    assert!(result.exists());
+    age_files(
+        &dir.path().join("results"),
+        Duration::from_secs(40 * 86_400),
+    );
+    let old = json(&["prune", "--older-than", "30d", "--prune-results", "--json"]);
+    assert_eq!(old["results_deleted"], 1);
+    assert_eq!(old["sessions_forgotten"], 1);
+    assert!(!result.exists());
+    rrstitch(dir.path())
+        .args(["sessions"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(GUID).not());
+}

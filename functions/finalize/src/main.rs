@@ -3,6 +3,8 @@
 //! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
 //! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N}`: ingest the
 //!   chunks whose events were lost;
+//! - `POST /delete` with `{"session_guids": […], "keep_chunks": false}` (by hand, or a
+//!   privacy workflow): erase sessions (`Service::erase`); on Lambda, `{"delete": {…}}`;
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event (or
 //!   `{"sweep": true}`) sweeps, `{"reconcile": true}` reconciles, a `{"session_guid": …}`
 //!   payload or a Function URL request finalizes one session, and anything else is
@@ -46,6 +48,7 @@ async fn main() -> Result<()> {
         .route("/sweep", post(sweep))
         .route("/finalize", post(finalize))
         .route("/reconcile", post(reconcile))
+        .route("/delete", post(delete))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(svc);
     let app = rrstitch::http::limit_body(app, 64 * 1024);
@@ -90,6 +93,21 @@ async fn run_finalize(svc: &Service, body: &[u8]) -> (u16, Value) {
     }
 }
 
+/// `(status, JSON body)` of an erasure: 503 when a retry may finish it (erasure is
+/// idempotent), 500 when part of it cannot succeed.
+async fn run_delete(svc: &Service, body: &[u8]) -> (u16, Value) {
+    let request = match rrstitch::service::erase::erase_request(body) {
+        Ok(request) => request,
+        Err(e) => return (400, json!({"error": e})),
+    };
+    match svc.erase(&request).await {
+        Ok(report) if report.failed.is_empty() => (200, json!(report)),
+        Ok(report) if report.is_transient() => (503, json!(report)),
+        Ok(report) => (500, json!(report)),
+        Err(e) => error(&e),
+    }
+}
+
 fn error(e: &ServiceError) -> (u16, Value) {
     if e.http_status() >= 500 {
         tracing::error!(error = %e, "finalize failed");
@@ -114,6 +132,10 @@ async fn reconcile(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> 
     respond(run_reconcile(&svc, &body).await)
 }
 
+async fn delete(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
+    respond(run_delete(&svc, &body).await)
+}
+
 /// Dispatches a Lambda payload by its shape.
 async fn on_lambda(svc: &Service, event: Value) -> Value {
     // A Function URL request: answer in its HTTP response shape.
@@ -131,10 +153,15 @@ async fn on_lambda(svc: &Service, event: Value) -> Value {
         let result = match path {
             "/sweep" => run_sweep(svc).await,
             "/reconcile" => run_reconcile(svc, &body).await,
+            "/delete" => run_delete(svc, &body).await,
             "/" | "/finalize" => run_finalize(svc, &body).await,
             other => (404, json!({"error": format!("no route {other}")})),
         };
         return http_response(result);
+    }
+    if let Some(request) = event.get("delete") {
+        let (status, body) = run_delete(svc, request.to_string().as_bytes()).await;
+        return json!({"status": status, "result": body});
     }
     let (status, body) = match rrstitch::events::finalize_payload(&event) {
         Ok(FinalizePayload::Finalize) => run_finalize(svc, event.to_string().as_bytes()).await,
