@@ -412,3 +412,73 @@ fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
         swept.body
     );
 }
+
+/// Erasure end to end on GCS and Firestore: `POST /delete` removes the result, the chunks
+/// and the index records; a chunk uploaded again afterwards is refused as `deleted_session`
+/// and deleted; the session cannot be finalized again; a second delete finds nothing.
+#[test]
+fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
+    let stack = stack();
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let names = chunk_names();
+    for n in &names {
+        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        stack.gcs.upload("chunks", n, &body);
+        let reply = binary_event(&ingest, "chunks", n, body.len());
+        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+    }
+    let swept = rrstitch_tests::cloudevents::sweep(&finalize);
+    assert_eq!(swept.status, 200, "{}", swept.body);
+    assert_eq!(result(&stack)["rrweb_data"], full_events());
+
+    let delete = |body: &str| {
+        post(
+            &format!("{}/delete", finalize.url),
+            &[("content-type", "application/json")],
+            body,
+        )
+    };
+    let erased = delete(&json!({"session_guids": [GUID], "keep_chunks": false}).to_string());
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    let s = &erased.body["erased"][0];
+    assert_eq!(s["session_guid"], GUID, "{}", erased.body);
+    assert_eq!(s["results"], 1, "{}", erased.body);
+    assert_eq!(s["chunks"], names.len(), "{}", erased.body);
+    assert_eq!(s["index_records"], names.len() + 1, "{}", erased.body);
+    assert!(
+        stack
+            .gcs
+            .download("results", &format!("{GUID}.json"))
+            .is_none(),
+        "the result is gone"
+    );
+    for n in &names {
+        assert!(stack.gcs.download("chunks", n).is_none(), "{n} is gone");
+    }
+
+    // A late (or re-uploaded) chunk is refused and deleted, not recorded.
+    let body = std::fs::read(fixture().join("chunks").join(&names[0])).unwrap();
+    stack.gcs.upload("chunks", &names[0], &body);
+    let late = binary_event(&ingest, "chunks", &names[0], body.len());
+    assert_eq!(late.status, 200, "{}", late.body);
+    assert_eq!(late.body["outcome"], "deleted_session", "{}", late.body);
+    assert_eq!(late.body["chunk_deleted"], true, "{}", late.body);
+    assert!(stack.gcs.download("chunks", &names[0]).is_none());
+    let manual = post(
+        &format!("{}/finalize", finalize.url),
+        &[("content-type", "application/json")],
+        &json!({"session_guid": GUID}).to_string(),
+    );
+    assert_eq!(manual.status, 404, "nothing to finalize: {}", manual.body);
+
+    let again = delete(&json!({"session_guids": [GUID]}).to_string());
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        again.body["erased"][0]["already_gone"], true,
+        "{}",
+        again.body
+    );
+    let bad = delete(r#"{"session_guids": []}"#);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
