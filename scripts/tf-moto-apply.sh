@@ -181,7 +181,7 @@ for label, fn, arn in (("ingest", ingest, out["ingest_role_arn"]), ("finalize", 
     actions = {a for st in doc["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
     check(f"{label} policy has no wildcard actions", not any(a.endswith("*") for a in actions), sorted(actions))
     if label == "ingest":
-        check("ingest policy: s3:GetObject, no writes to S3", "s3:GetObject" in actions and "s3:PutObject" not in actions)
+        check("ingest policy: s3:GetObject and s3:DeleteObject (refused chunks of erased sessions), no writes to S3", {"s3:GetObject", "s3:DeleteObject"} <= actions and "s3:PutObject" not in actions)
     else:
         check("finalize policy: s3:PutObject + s3:ListBucket + dynamodb:Query",
               {"s3:PutObject", "s3:ListBucket", "dynamodb:Query"} <= actions)

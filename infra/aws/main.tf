@@ -50,6 +50,42 @@ resource "aws_s3_bucket" "results" {
   force_destroy = var.force_destroy
 }
 
+# Retention: the buckets delete by age, rrstitch never sees it (`rrstitch prune` is the same
+# for local mode). Index records of expired chunks leave by their own TTL (expire_at).
+resource "aws_s3_bucket_lifecycle_configuration" "chunks" {
+  count  = var.chunk_retention_days == null ? 0 : 1
+  bucket = aws_s3_bucket.chunks.id
+
+  rule {
+    id     = "chunk-retention"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.chunk_retention_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "results" {
+  count  = var.results_retention_days == null ? 0 : 1
+  bucket = aws_s3_bucket.results.id
+
+  rule {
+    id     = "results-retention"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.results_retention_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
 resource "aws_s3_bucket_public_access_block" "chunks" {
   bucket                  = aws_s3_bucket.chunks.id
   block_public_acls       = true
@@ -173,6 +209,13 @@ data "aws_iam_policy_document" "ingest" {
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.chunks.arn}/${var.chunk_prefix}*"]
   }
+  # A chunk of an erased session is refused and deleted (unless
+  # RRSTITCH_KEEP_CHUNKS_OF_DELETED=1), so an erasure is not undone by a late upload.
+  statement {
+    sid       = "DeleteRefusedChunks"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.chunks.arn}/${var.chunk_prefix}*"]
+  }
   statement {
     sid       = "SessionIndex"
     actions   = local.dynamodb_item_actions
@@ -203,10 +246,22 @@ data "aws_iam_policy_document" "finalize" {
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.chunks.arn]
   }
+  # Erasure (POST /delete, the `delete` event) deletes a session's chunks and results and
+  # lists `<guid>/` under the results prefix.
+  statement {
+    sid       = "EraseChunks"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.chunks.arn}/${var.chunk_prefix}*"]
+  }
   statement {
     sid       = "WriteResults"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.results.arn}/${var.results_prefix}*"]
+  }
+  statement {
+    sid       = "ListResults"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.results.arn]
   }
   statement {
     sid       = "SessionIndex"

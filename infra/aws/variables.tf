@@ -187,3 +187,28 @@ variable "tags" {
   type        = map(string)
   default     = { app = "rrstitch" }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Retention (lifecycle rules; `rrstitch prune` does the same for local mode)
+
+variable "chunk_retention_days" {
+  description = "Delete raw chunk objects this many days after creation (S3 lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.chunk_retention_days == null ? true : var.chunk_retention_days >= 1 && floor(var.chunk_retention_days) == var.chunk_retention_days
+    error_message = "chunk_retention_days must be a whole number of days, at least 1 (or null to keep chunks)."
+  }
+}
+
+variable "results_retention_days" {
+  description = "Delete result objects this many days after creation (S3 lifecycle rule). Null (the default): keep results."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.results_retention_days == null ? true : var.results_retention_days >= 1 && floor(var.results_retention_days) == var.results_retention_days
+    error_message = "results_retention_days must be a whole number of days, at least 1 (or null to keep results)."
+  }
+}

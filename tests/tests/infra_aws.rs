@@ -36,6 +36,14 @@ fn children<'a>(block: &'a hcl::Block, name: &str) -> Vec<&'a hcl::Block> {
         .collect()
 }
 
+/// `infra/aws/variables.tf`'s `variable "<name>"` block.
+fn variable(body: &hcl::Body, name: &str) -> hcl::Block {
+    body.blocks()
+        .find(|b| b.identifier() == "variable" && b.labels().iter().map(|l| l.as_str()).eq([name]))
+        .unwrap_or_else(|| panic!("no variable {name}"))
+        .clone()
+}
+
 /// An attribute as HCL text, quotes dropped.
 fn attr(block: &hcl::Block, key: &str) -> String {
     let expr = block
@@ -54,6 +62,42 @@ fn attr(block: &hcl::Block, key: &str) -> String {
 /// `text` without its whitespace (the formatter spreads lists over lines).
 fn compact(text: &str) -> String {
     text.split_whitespace().collect()
+}
+
+/// Retention is the buckets' lifecycle rules, each set by its variable: chunks expire after
+/// `chunk_retention_days` (30 by default), results only when `results_retention_days` is set.
+#[test]
+fn buckets_expire_objects_by_their_retention_variables() {
+    let dir = repo_root().join("infra/aws");
+    let main: hcl::Body =
+        hcl::from_str(&std::fs::read_to_string(dir.join("main.tf")).unwrap()).unwrap();
+    let vars: hcl::Body =
+        hcl::from_str(&std::fs::read_to_string(dir.join("variables.tf")).unwrap()).unwrap();
+    for (bucket, var, default) in [
+        ("chunks", "chunk_retention_days", "30"),
+        ("results", "results_retention_days", "null"),
+    ] {
+        let lifecycle = resource(&main, "aws_s3_bucket_lifecycle_configuration", bucket);
+        assert_eq!(
+            attr(&lifecycle, "bucket"),
+            format!("aws_s3_bucket.{bucket}.id")
+        );
+        assert_eq!(
+            compact(&attr(&lifecycle, "count")),
+            format!("var.{var}==null?0:1"),
+            "{bucket}: no rule when the variable is null"
+        );
+        let rules = children(&lifecycle, "rule");
+        assert_eq!(rules.len(), 1, "{bucket}");
+        assert_eq!(attr(rules[0], "status"), "Enabled");
+        let expiration = children(rules[0], "expiration");
+        assert_eq!(
+            attr(expiration[0], "days"),
+            format!("var.{var}"),
+            "{bucket}"
+        );
+        assert_eq!(attr(&variable(&vars, var), "default"), default, "{var}");
+    }
 }
 
 /// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk
@@ -228,6 +272,18 @@ budget = fenv["Environment"]["Variables"].get("RRSTITCH_SWEEP_BUDGET_SECS")
 check("finalize RRSTITCH_SWEEP_BUDGET_SECS is 80 % of its timeout",
       budget == str(int(fenv["Timeout"] * 0.8)), f"{budget} of {fenv['Timeout']} s")
 check("ingest has no RRSTITCH_SWEEP_BUDGET_SECS", "RRSTITCH_SWEEP_BUDGET_SECS" not in ienv)
+
+# Retention: chunk_retention_days (default 30) on the chunk bucket; results kept by default
+s3 = client("s3")
+rules = s3.get_bucket_lifecycle_configuration(Bucket=chunks).get("Rules", [])
+check("chunk bucket lifecycle: every object expires after 30 days (chunk_retention_days)",
+      len(rules) == 1 and rules[0].get("Status") == "Enabled" and rules[0].get("Expiration", {}).get("Days") == 30,
+      rules)
+try:
+    kept = s3.get_bucket_lifecycle_configuration(Bucket=results).get("Rules", [])
+except s3.exceptions.ClientError as e:
+    kept = [] if "NoSuchLifecycleConfiguration" in str(e) else [str(e)]
+check("results bucket has no lifecycle rule by default (results_retention_days = null)", kept == [], kept)
 
 print()
 if failures:

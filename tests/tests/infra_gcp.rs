@@ -623,19 +623,19 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
         of("ingest"),
         set(&[
             (
-                "roles/storage.objectViewer",
+                "roles/storage.objectUser",
                 "google_storage_bucket.chunks.name"
             ),
             ("roles/datastore.user", "project"),
         ])
     );
-    // objectViewer on the chunk bucket (get and list) is all reconcile needs beyond what
-    // stitching already has.
+    // objectUser on the chunk bucket: get and list (stitching, reconcile) and delete
+    // (erasure); ingest deletes refused chunks of erased sessions.
     assert_eq!(
         of("finalize"),
         set(&[
             (
-                "roles/storage.objectViewer",
+                "roles/storage.objectUser",
                 "google_storage_bucket.chunks.name"
             ),
             (
@@ -880,4 +880,51 @@ fn the_idle_index_has_no_low_cardinality_or_sequential_hot_range() {
     assert!(checked >= 12, "{checked}");
     // The shard itself is what spreads the writes; it must stay indexable.
     assert!(!exempt.iter().any(|(_, f)| f == SHARD_FIELD), "{exempt:?}");
+}
+
+/// Retention is the buckets' lifecycle rules: chunks are deleted `chunk_retention_days`
+/// (30 by default) after creation, results only when `results_retention_days` is set (it is
+/// null by default); a null variable means no rule at all, and each takes whole days only.
+#[test]
+fn buckets_delete_objects_by_their_retention_variables() {
+    let body = module();
+    for (bucket, var, default) in [
+        ("chunks", "chunk_retention_days", "30"),
+        ("results", "results_retention_days", "null"),
+    ] {
+        let b = resource(&body, "google_storage_bucket", bucket);
+        let rules: Vec<&Block> = child(b, "dynamic")
+            .into_iter()
+            .filter(|d| d.labels().first().map(|l| l.as_str()) == Some("lifecycle_rule"))
+            .collect();
+        assert_eq!(rules.len(), 1, "{bucket}: one dynamic lifecycle_rule");
+        let rule = rules[0];
+        let for_each = expr(rule, "for_each");
+        assert_eq!(
+            eval(for_each, &[(var, Value::Null)]),
+            Value::Array(vec![]),
+            "{bucket}: no rule when {var} is null"
+        );
+        assert_eq!(
+            eval(for_each, &[(var, 7.into())]),
+            Value::Array(vec![7.into()]),
+            "{bucket}: one rule of {var} days"
+        );
+        let content = only(rule, &["content"]);
+        assert_eq!(
+            attr(only(content, &["condition"]), "age"),
+            "lifecycle_rule.value"
+        );
+        assert_eq!(attr(only(content, &["action"]), "type"), "\"Delete\"");
+        assert_eq!(attr(variable(&body, var), "default"), default, "{var}");
+        for (days, ok) in [
+            (Value::Null, true),
+            (1.into(), true),
+            (30.into(), true),
+            (0.into(), false),
+            (1.5.into(), false),
+        ] {
+            assert_eq!(valid(&body, var, days.clone()), ok, "{var} = {days:?}");
+        }
+    }
 }

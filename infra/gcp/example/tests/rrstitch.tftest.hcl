@@ -193,9 +193,9 @@ run "ingest_path_identities_schedules_indexes_env" {
       ], values(google_cloud_run_v2_service_iam_member.manual_finalize)) :
       "${g.member} ${g.role} ${try(g.bucket, g.topic, g.subscription, g.service_account_id, g.name, "project ${g.project}")}"
       ]) == toset([
-      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/storage.objectViewer test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-chunks",
       "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
-      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectViewer test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-chunks",
       "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-results",
       "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
       "serviceAccount:rrstitch-trigger@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-ingest",

@@ -35,9 +35,12 @@ resource "google_service_account" "scheduler" {
 
 # --- ingest
 
+# objectUser (read, and delete): a chunk of an erased session is refused and deleted, so an
+# erasure is not undone by a late upload. The resource keeps its name (no replacement on
+# upgrade) although it grants more than viewing now; no predefined role is read + delete only.
 resource "google_storage_bucket_iam_member" "ingest_chunks_viewer" {
   bucket = google_storage_bucket.chunks.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.ingest.email}"
 }
 
@@ -49,10 +52,11 @@ resource "google_project_iam_member" "ingest_datastore_user" {
 
 # --- finalize
 
-# objectViewer: get and list objects — stitching reads chunks, reconcile lists the bucket.
+# objectUser: get, list and delete objects — stitching reads chunks, reconcile lists the
+# bucket, erasure (POST /delete) deletes a session's chunks. Name kept, as for ingest's grant.
 resource "google_storage_bucket_iam_member" "finalize_chunks_viewer" {
   bucket = google_storage_bucket.chunks.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.finalize.email}"
 }
 

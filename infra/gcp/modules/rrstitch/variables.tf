@@ -72,15 +72,25 @@ variable "results_prefix" {
 }
 
 variable "chunk_retention_days" {
-  description = "Delete chunk objects this many days after creation (lifecycle rule). Null: keep forever."
+  description = "Delete raw chunk objects this many days after creation (lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever."
   type        = number
-  default     = null
+  default     = 30
+
+  validation {
+    condition     = var.chunk_retention_days == null ? true : var.chunk_retention_days >= 1 && floor(var.chunk_retention_days) == var.chunk_retention_days
+    error_message = "chunk_retention_days must be a whole number of days, at least 1 (or null to keep chunks)."
+  }
 }
 
 variable "results_retention_days" {
-  description = "Delete result objects this many days after creation (lifecycle rule). Null: keep forever."
+  description = "Delete result objects this many days after creation (lifecycle rule). Null (the default): keep results."
   type        = number
   default     = null
+
+  validation {
+    condition     = var.results_retention_days == null ? true : var.results_retention_days >= 1 && floor(var.results_retention_days) == var.results_retention_days
+    error_message = "results_retention_days must be a whole number of days, at least 1 (or null to keep results)."
+  }
 }
 
 variable "force_destroy" {
