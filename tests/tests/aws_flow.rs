@@ -389,3 +389,65 @@ async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged()
     let v = result(&stack).await;
     assert_eq!(v["rrweb_data"], full_events());
 }
+
+/// Erasure on S3 + DynamoDB through the Lambdas: the `{"delete": …}` event removes result,
+/// chunks and index records; a late chunk's notification is refused as `deleted_session`
+/// and the object deleted; the Function URL's `/delete` route answers a second delete with
+/// nothing left.
+#[tokio::test]
+async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
+    let stack = stack().await;
+    let names = upload_fixture(&stack).await;
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    ingest_api
+        .invoke(s3_event("chunks", &names))
+        .await
+        .expect("ingest succeeds");
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(swept["status"], 200, "{swept}");
+    assert_eq!(result(&stack).await["rrweb_data"], full_events());
+
+    let erased = finalize_api
+        .invoke(json!({"delete": {"session_guids": [GUID]}}))
+        .await
+        .unwrap();
+    assert_eq!(erased["status"], 200, "{erased}");
+    let s = &erased["result"]["erased"][0];
+    assert_eq!(s["results"], 1, "{erased}");
+    assert_eq!(s["chunks"], names.len(), "{erased}");
+    assert_eq!(s["index_records"], names.len() + 1, "{erased}");
+    assert!(stack.results.list("").await.unwrap().is_empty());
+    assert!(stack.chunks.list("").await.unwrap().is_empty());
+
+    let body = std::fs::read(fixture().join("chunks").join(&names[0])).unwrap();
+    stack
+        .chunks
+        .put(&names[0], Bytes::from(body), Precondition::None)
+        .await
+        .unwrap();
+    let late = ingest_api
+        .invoke(s3_event("chunks", &names[..1]))
+        .await
+        .unwrap();
+    assert_eq!(late["objects"][0]["outcome"], "deleted_session", "{late}");
+    assert!(stack.chunks.list("").await.unwrap().is_empty(), "deleted");
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(swept["result"]["considered"], 0, "{swept}");
+
+    let url_request = json!({
+        "version": "2.0",
+        "rawPath": "/delete",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": "/delete"}},
+        "body": format!("{{\"session_guids\":[\"{GUID}\"]}}"),
+        "isBase64Encoded": false
+    });
+    let again = finalize_api.invoke(url_request).await.unwrap();
+    assert_eq!(again["statusCode"], 200, "{again}");
+    let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["erased"][0]["already_gone"], true, "{body}");
+}
