@@ -1,4 +1,5 @@
-//! Ingest, sweep, finalize and backfill: plain async functions over the two ports.
+//! Ingest, sweep (inline, or dispatched over a queue), finalize and backfill: plain async
+//! functions over the two ports.
 //!
 //! Every edge — the Cloud Run HTTP handlers, the Lambda handlers, the CLI — calls these same
 //! functions; none of them reads the environment or a platform event. Configuration comes in
@@ -22,11 +23,13 @@ use crate::time::Millis;
 
 mod assemble;
 pub mod backfill;
+pub mod dispatch;
 pub mod finalize;
 pub mod ingest;
 pub mod reconcile;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
+pub use dispatch::{Delivery, DispatchSummary, Skip};
 pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
 pub use reconcile::ReconcileSummary;
