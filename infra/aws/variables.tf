@@ -140,6 +140,61 @@ variable "alarm_actions" {
   default     = []
 }
 
+variable "finalize_mode" {
+  description = "inline: the scheduled sweep stitches idle sessions itself. queue: it sends one SQS message per idle session, and an event source mapping hands them to finalize in batches (RRSTITCH_FINALIZE_MODE; README, Inline or queue)."
+  type        = string
+  default     = "inline"
+
+  validation {
+    condition     = contains(["inline", "queue"], var.finalize_mode)
+    error_message = "finalize_mode must be inline or queue."
+  }
+}
+
+variable "finalize_batch_size" {
+  description = "Queue mode: finalize messages per invocation (1 to 10); one invocation stitches them RRSTITCH_SESSION_PARALLELISM at a time, all within finalize_timeout_secs."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.finalize_batch_size >= 1 && var.finalize_batch_size <= 10
+    error_message = "finalize_batch_size must be between 1 and 10 (SQS's batch limit without a batching window)."
+  }
+}
+
+variable "finalize_max_concurrency" {
+  description = "Queue mode: most finalize invocations the event source mapping runs at once (2 to 1000). Null: as many as Lambda allows."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.finalize_max_concurrency == null ? true : var.finalize_max_concurrency >= 2 && var.finalize_max_concurrency <= 1000
+    error_message = "finalize_max_concurrency must be null or between 2 and 1000 (Lambda's limits)."
+  }
+}
+
+variable "finalize_max_receive_count" {
+  description = "Queue mode: receives of a finalize message (each a transient failure) before SQS moves it to the finalize dead-letter queue."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.finalize_max_receive_count >= 1 && var.finalize_max_receive_count <= 1000
+    error_message = "finalize_max_receive_count must be between 1 and 1000 (SQS's limits)."
+  }
+}
+
+variable "finalize_queue_retention_secs" {
+  description = "Queue mode: how long the finalize-jobs queue keeps an unfinished message, seconds (60 to 1209600). A session whose message expires is still idle and is sent again by the next sweep."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.finalize_queue_retention_secs >= 60 && var.finalize_queue_retention_secs <= 1209600
+    error_message = "finalize_queue_retention_secs must be between 60 and 1209600 (SQS's limits)."
+  }
+}
+
 variable "idle_secs" {
   description = "Seconds without a new chunk before a session is finalized (RRSTITCH_IDLE_SECS)."
   type        = number

@@ -110,6 +110,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Seconds a sweep or reconcile may run; then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
     ),
     (
+        "RRSTITCH_FINALIZE_MODE",
+        "`inline`",
+        "`inline`: a sweep stitches the idle sessions itself. `queue`: a sweep only dispatches, one message per idle session to `RRSTITCH_FINALIZE_TOPIC` or `RRSTITCH_FINALIZE_QUEUE`, and finalize workers stitch one session per message.",
+    ),
+    (
+        "RRSTITCH_FINALIZE_TOPIC",
+        "(none)",
+        "Pub/Sub topic of the finalize queue, `projects/PROJECT/topics/TOPIC` (GCP, queue mode).",
+    ),
+    (
+        "RRSTITCH_FINALIZE_QUEUE",
+        "(none)",
+        "SQS queue URL of the finalize queue (AWS, queue mode).",
+    ),
+    (
         "RRSTITCH_HTTP_HEADER_TIMEOUT_SECS",
         "`10`",
         "Seconds a connection may take to send a complete request head; then it is closed.",
@@ -147,7 +162,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "AWS_ENDPOINT_URL",
         "(none)",
-        "S3/DynamoDB endpoint override, e.g. a moto server.",
+        "S3/DynamoDB/SQS endpoint override, e.g. a moto server.",
+    ),
+    (
+        "PUBSUB_EMULATOR_HOST",
+        "(none)",
+        "Pub/Sub emulator `host:port` the finalize queue publishes to.",
     ),
     (
         "FIRESTORE_EMULATOR_HOST",
@@ -198,6 +218,81 @@ impl IndexSpec {
     }
 }
 
+/// How idle sessions get finalized (`RRSTITCH_FINALIZE_MODE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalizeMode {
+    /// The sweep stitches every idle session itself: one process, no queue to run.
+    Inline,
+    /// The sweep publishes one message per idle session to this queue, and finalize workers
+    /// (push deliveries, SQS batches) stitch them: the work spreads over as many instances as
+    /// the platform starts.
+    Queue(QueueSpec),
+}
+
+/// Which queue carries finalize messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSpec {
+    /// A Pub/Sub topic, `projects/P/topics/T`.
+    PubSub { topic: String },
+    /// An SQS queue, by URL.
+    Sqs { url: String },
+}
+
+impl QueueSpec {
+    /// The cargo feature that compiles this queue in.
+    pub fn feature(&self) -> &'static str {
+        match self {
+            QueueSpec::PubSub { .. } => "gcp",
+            QueueSpec::Sqs { .. } => "aws",
+        }
+    }
+}
+
+/// Reads `RRSTITCH_FINALIZE_MODE` and, in queue mode, the one queue it needs.
+fn finalize_mode(get: &impl Fn(&str) -> Option<String>) -> Result<FinalizeMode, ConfigError> {
+    match get("RRSTITCH_FINALIZE_MODE").as_deref() {
+        None | Some("inline") => return Ok(FinalizeMode::Inline),
+        Some("queue") => {}
+        Some(other) => {
+            return Err(ConfigError {
+                var: "RRSTITCH_FINALIZE_MODE",
+                reason: format!("{other:?}: use inline or queue"),
+            })
+        }
+    }
+    match (get("RRSTITCH_FINALIZE_TOPIC"), get("RRSTITCH_FINALIZE_QUEUE")) {
+        (Some(_), Some(_)) => Err(ConfigError {
+            var: "RRSTITCH_FINALIZE_QUEUE",
+            reason: "set RRSTITCH_FINALIZE_TOPIC (Pub/Sub) or RRSTITCH_FINALIZE_QUEUE (SQS), not both"
+                .into(),
+        }),
+        (Some(topic), None) => {
+            let parts: Vec<&str> = topic.split('/').collect();
+            match parts.as_slice() {
+                ["projects", p, "topics", t] if !p.is_empty() && !t.is_empty() => {
+                    Ok(FinalizeMode::Queue(QueueSpec::PubSub { topic }))
+                }
+                _ => Err(ConfigError {
+                    var: "RRSTITCH_FINALIZE_TOPIC",
+                    reason: format!("{topic:?} is not projects/PROJECT/topics/TOPIC"),
+                }),
+            }
+        }
+        (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(FinalizeMode::Queue(QueueSpec::Sqs { url }))
+        }
+        (None, Some(url)) => Err(ConfigError {
+            var: "RRSTITCH_FINALIZE_QUEUE",
+            reason: format!("{url:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+        }),
+        (None, None) => Err(ConfigError {
+            var: "RRSTITCH_FINALIZE_MODE",
+            reason: "queue mode needs RRSTITCH_FINALIZE_TOPIC (Pub/Sub) or RRSTITCH_FINALIZE_QUEUE (SQS)"
+                .into(),
+        }),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -216,6 +311,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `host:port` the HTTP functions listen on.
     pub http_addr: String,
+    /// Whether a sweep stitches idle sessions itself or queues them for workers.
+    pub finalize: FinalizeMode,
     pub options: Options,
 }
 
@@ -338,6 +435,7 @@ impl Settings {
                 get("RRSTITCH_HTTP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
                 number("PORT", 8080)?
             ),
+            finalize: finalize_mode(&get)?,
             options,
         })
     }
@@ -424,6 +522,69 @@ mod tests {
                 .var,
             "RRSTITCH_OUTPUT_GZIP"
         );
+    }
+
+    #[test]
+    fn finalize_mode_names_its_queue() {
+        assert_eq!(settings(&[]).unwrap().finalize, FinalizeMode::Inline);
+        // A queue named without queue mode is not used.
+        let inline = settings(&[("RRSTITCH_FINALIZE_TOPIC", "projects/p/topics/t")]).unwrap();
+        assert_eq!(inline.finalize, FinalizeMode::Inline);
+        let pubsub = settings(&[
+            ("RRSTITCH_FINALIZE_MODE", "queue"),
+            ("RRSTITCH_FINALIZE_TOPIC", "projects/p/topics/finalize"),
+        ])
+        .unwrap();
+        assert_eq!(
+            pubsub.finalize,
+            FinalizeMode::Queue(QueueSpec::PubSub {
+                topic: "projects/p/topics/finalize".into()
+            })
+        );
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/rrstitch-finalize";
+        let sqs = settings(&[
+            ("RRSTITCH_FINALIZE_MODE", "queue"),
+            ("RRSTITCH_FINALIZE_QUEUE", url),
+        ])
+        .unwrap();
+        assert_eq!(
+            sqs.finalize,
+            FinalizeMode::Queue(QueueSpec::Sqs { url: url.into() })
+        );
+        for (vars, var) in [
+            (
+                vec![("RRSTITCH_FINALIZE_MODE", "queue")],
+                "RRSTITCH_FINALIZE_MODE",
+            ),
+            (
+                vec![("RRSTITCH_FINALIZE_MODE", "fanout")],
+                "RRSTITCH_FINALIZE_MODE",
+            ),
+            (
+                vec![
+                    ("RRSTITCH_FINALIZE_MODE", "queue"),
+                    ("RRSTITCH_FINALIZE_TOPIC", "finalize"),
+                ],
+                "RRSTITCH_FINALIZE_TOPIC",
+            ),
+            (
+                vec![
+                    ("RRSTITCH_FINALIZE_MODE", "queue"),
+                    ("RRSTITCH_FINALIZE_QUEUE", "rrstitch-finalize"),
+                ],
+                "RRSTITCH_FINALIZE_QUEUE",
+            ),
+            (
+                vec![
+                    ("RRSTITCH_FINALIZE_MODE", "queue"),
+                    ("RRSTITCH_FINALIZE_TOPIC", "projects/p/topics/t"),
+                    ("RRSTITCH_FINALIZE_QUEUE", url),
+                ],
+                "RRSTITCH_FINALIZE_QUEUE",
+            ),
+        ] {
+            assert_eq!(settings(&vars).unwrap_err().var, var, "{vars:?}");
+        }
     }
 
     #[test]

@@ -43,18 +43,7 @@ pub const PUBSUB_FINALIZE: &str = "OBJECT_FINALIZE";
 /// another kind (acknowledge it: redelivery cannot change it), `Err` for a body that is not a
 /// push envelope at all.
 pub fn gcs_object_from_pubsub_push(body: &[u8]) -> Result<Option<ObjectRef>, EventError> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        message: Message,
-    }
-    #[derive(Deserialize)]
-    struct Message {
-        #[serde(default)]
-        attributes: std::collections::HashMap<String, String>,
-    }
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| EventError::NotPubSub(e.to_string()))?;
-    let attrs = envelope.message.attributes;
+    let attrs = push_message(body)?.attributes;
     let attr = |k: &str| attrs.get(k).filter(|v| !v.is_empty());
     match attr("eventType") {
         Some(t) if t == PUBSUB_FINALIZE => {}
@@ -72,6 +61,90 @@ pub fn gcs_object_from_pubsub_push(body: &[u8]) -> Result<Option<ObjectRef>, Eve
         name: name.clone(),
         generation: attr("objectGeneration").cloned(),
     }))
+}
+
+/// The message of a Pub/Sub push delivery, `{"message": {...}, "subscription": "…"}`: the
+/// fields rrstitch reads.
+#[derive(Deserialize)]
+struct PushMessage {
+    #[serde(default)]
+    attributes: std::collections::HashMap<String, String>,
+    /// The payload, base64 (absent for a message with attributes only).
+    #[serde(default)]
+    data: Option<String>,
+}
+
+fn push_message(body: &[u8]) -> Result<PushMessage, EventError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        message: PushMessage,
+    }
+    serde_json::from_slice::<Envelope>(body)
+        .map(|e| e.message)
+        .map_err(|e| EventError::NotPubSub(e.to_string()))
+}
+
+/// The payload of a Pub/Sub push delivery, decoded from base64: what the finalize queue's push
+/// subscription POSTs to `/pubsub/finalize` carries a finalize message there. `Err(NotPubSub)`
+/// for a body that is not a push envelope, `Err(BadData)` for a payload that is missing or not
+/// base64 (neither will ever decode: acknowledge it).
+pub fn pubsub_push_data(body: &[u8]) -> Result<Vec<u8>, EventError> {
+    use base64::Engine as _;
+    let data = push_message(body)?
+        .data
+        .ok_or_else(|| EventError::BadData("the push message has no data".into()))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| EventError::BadData(format!("message data is not base64: {e}")))
+}
+
+/// One message of an SQS event, as a Lambda event source mapping delivers a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsMessage {
+    /// What a `batchItemFailures` entry names to have this one message delivered again.
+    pub message_id: String,
+    pub body: String,
+}
+
+/// Whether `event` is an SQS batch: `Records` whose every `eventSource` is `aws:sqs`.
+pub fn is_sqs_event(event: &Value) -> bool {
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            !records.is_empty()
+                && records
+                    .iter()
+                    .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        })
+}
+
+/// The messages of an SQS batch (see [`is_sqs_event`]); a record without a `messageId` or a
+/// `body` is an error, since it could be neither finalized nor reported as failed.
+pub fn sqs_messages(event: &Value) -> Result<Vec<SqsMessage>, EventError> {
+    if !is_sqs_event(event) {
+        return Err(EventError::UnknownPayload("not an SQS event".into()));
+    }
+    let records = event["Records"].as_array().expect("checked above");
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            let field = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| EventError::BadRecord {
+                        index,
+                        reason: format!("SQS record without {k}"),
+                    })
+            };
+            Ok(SqsMessage {
+                message_id: field("messageId")?,
+                body: field("body")?,
+            })
+        })
+        .collect()
 }
 
 /// GCS's `StorageObjectData`, the fields rrstitch reads. int64 fields arrive as JSON strings.
@@ -212,6 +285,8 @@ pub enum FinalizePayload {
     Finalize,
     /// `{"reconcile": true}`, optionally with `"since_secs"`.
     Reconcile,
+    /// An SQS batch of finalize messages (queue mode's workers).
+    Queued,
 }
 
 /// Classifies a finalize Lambda payload by its shape; anything else is an error to
@@ -223,13 +298,16 @@ pub fn finalize_payload(event: &Value) -> Result<FinalizePayload, EventError> {
     if event.get("reconcile").and_then(Value::as_bool) == Some(true) {
         return Ok(FinalizePayload::Reconcile);
     }
+    if is_sqs_event(event) {
+        return Ok(FinalizePayload::Queued);
+    }
     let scheduled = event.get("source").and_then(Value::as_str) == Some("aws.events")
         || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
     if scheduled || event.get("sweep").and_then(Value::as_bool) == Some(true) {
         return Ok(FinalizePayload::Sweep);
     }
     Err(EventError::UnknownPayload(
-        "expected a scheduled event, {\"sweep\": true}, {\"reconcile\": true} or {\"session_guid\": …}"
+        "expected a scheduled event, {\"sweep\": true}, {\"reconcile\": true}, {\"session_guid\": …} or an SQS event"
             .into(),
     ))
 }
@@ -308,6 +386,74 @@ mod tests {
         assert!(matches!(
             gcs_object_from_pubsub_push(b"{}"),
             Err(EventError::NotPubSub(_))
+        ));
+    }
+
+    #[test]
+    fn pubsub_push_data_is_the_decoded_payload() {
+        let body = json!({
+            "message": {
+                "data": "eyJzZXNzaW9uX2d1aWQiOiJhYmMifQ==",
+                "attributes": {"session_guid": "abc"},
+                "messageId": "7",
+                "publishTime": "2025-05-02T12:10:51Z"
+            },
+            "subscription": "projects/p/subscriptions/finalize-push"
+        });
+        assert_eq!(
+            pubsub_push_data(body.to_string().as_bytes()).unwrap(),
+            br#"{"session_guid":"abc"}"#
+        );
+        let mut no_data = body.clone();
+        no_data["message"].as_object_mut().unwrap().remove("data");
+        assert!(matches!(
+            pubsub_push_data(no_data.to_string().as_bytes()),
+            Err(EventError::BadData(_))
+        ));
+        let mut bad = body.clone();
+        bad["message"]["data"] = json!("%%%");
+        assert!(matches!(
+            pubsub_push_data(bad.to_string().as_bytes()),
+            Err(EventError::BadData(_))
+        ));
+        assert!(matches!(
+            pubsub_push_data(br#"{"session_guid":"abc"}"#),
+            Err(EventError::NotPubSub(_))
+        ));
+    }
+
+    #[test]
+    fn sqs_batches_by_shape() {
+        let record = |id: &str, body: &str| {
+            json!({
+                "messageId": id,
+                "receiptHandle": "rh",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:rrstitch-finalize",
+                "awsRegion": "us-east-1"
+            })
+        };
+        let event = json!({"Records": [record("m1", "{}"), record("m2", "x")]});
+        assert_eq!(finalize_payload(&event).unwrap(), FinalizePayload::Queued);
+        let messages = sqs_messages(&event).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].message_id, "m2");
+        assert_eq!(messages[1].body, "x");
+        // S3 records, an empty batch and a record without an id are not SQS batches to take.
+        let s3 = json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert!(!is_sqs_event(&s3));
+        assert!(!is_sqs_event(&json!({"Records": []})));
+        let mut nameless = event.clone();
+        nameless["Records"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("messageId");
+        assert!(matches!(
+            sqs_messages(&nameless),
+            Err(EventError::BadRecord { index: 0, .. })
         ));
     }
 

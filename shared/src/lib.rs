@@ -8,6 +8,7 @@
 //!   adapters, one module per backend, all held to one conformance suite.
 //! - [`service`] — ingest, sweep, finalize and backfill as plain async functions over the
 //!   ports; the binaries in `functions/` only wire configuration and platform events to them.
+//! - [`queue`] — the finalize queue port (Pub/Sub, SQS) a dispatching sweep publishes to.
 //! - [`config`] — the one configuration surface (environment variables) the binaries share.
 //!
 //! It is not a recorder or a player: it never changes an event, only orders, checks and
@@ -23,6 +24,7 @@ pub use rrstitch_engine as engine;
 pub mod events;
 pub mod http;
 pub mod index;
+pub mod queue;
 pub mod service;
 pub mod setup;
 pub mod storage;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::config::Settings;
+use crate::config::{FinalizeMode, Settings};
 use crate::index::{self, IndexError};
+use crate::queue::{self, FinalizeQueue, QueueError};
 use crate::service::{Buckets, Service};
 use crate::storage::{self, ObjectStore, StorageError, StorageUrl};
 
@@ -20,6 +21,8 @@ pub enum SetupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// Opens a bucket URL, returning the store and the prefix the URL carried.
@@ -74,4 +77,15 @@ pub async fn service(settings: &Settings) -> Result<Service, SetupError> {
         Arc::new(Buckets::with(stores)),
         options,
     ))
+}
+
+/// The queue a dispatching sweep publishes to: `None` in inline mode, where a sweep stitches
+/// the idle sessions itself.
+pub async fn finalize_queue(
+    settings: &Settings,
+) -> Result<Option<Arc<dyn FinalizeQueue>>, SetupError> {
+    match &settings.finalize {
+        FinalizeMode::Inline => Ok(None),
+        FinalizeMode::Queue(spec) => Ok(Some(queue::open(spec).await?)),
+    }
 }

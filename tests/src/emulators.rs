@@ -1,8 +1,9 @@
-//! The three emulators rrstitch's cloud backends are tested against, each started on a free
+//! The four emulators rrstitch's cloud backends are tested against, each started on a free
 //! port of 127.0.0.1 and stopped (with its whole process group) on drop.
 //!
 //! Binaries come from `scripts/install-emulators.sh` (`make emulators`), or from the paths in
-//! `RRSTITCH_FAKE_GCS_BIN`, `RRSTITCH_MOTO_BIN`, `RRSTITCH_FIRESTORE_JAR`.
+//! `RRSTITCH_FAKE_GCS_BIN`, `RRSTITCH_MOTO_BIN`, `RRSTITCH_FIRESTORE_JAR`,
+//! `RRSTITCH_PUBSUB_EMULATOR`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -252,5 +253,168 @@ impl Firestore {
             ("FIRESTORE_EMULATOR_HOST".into(), self.host.clone()),
             ("RRSTITCH_FIRESTORE_PROJECT".into(), self.project.clone()),
         ]
+    }
+}
+
+/// The Pub/Sub emulator shipped with the Google Cloud CLI (`gcloud beta emulators pubsub
+/// start` runs the same launcher), driven through its REST API: topics, push subscriptions
+/// that POST to a function's route, pull subscriptions to see what was published.
+pub struct PubSub {
+    /// `127.0.0.1:PORT`: the `PUBSUB_EMULATOR_HOST` value.
+    pub host: String,
+    pub project: String,
+    pub port: u16,
+    pub group: Group,
+}
+
+/// One message pulled from a subscription (and acknowledged).
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub data: Vec<u8>,
+    pub attributes: serde_json::Value,
+}
+
+impl PubSub {
+    pub fn start() -> PubSub {
+        let bin = binary(
+            "RRSTITCH_PUBSUB_EMULATOR",
+            PathBuf::from(
+                "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
+            ),
+            "the Pub/Sub emulator (Google Cloud CLI component pubsub-emulator)",
+        );
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.arg("--host=127.0.0.1").arg(format!("--port={port}"));
+        let mut group = Group::spawn("pubsub-emulator", cmd);
+        let host = format!("127.0.0.1:{port}");
+        let probe = format!("http://{host}/");
+        group.wait_until(Duration::from_secs(60), || {
+            port_open(port) && http_ok(&probe)
+        });
+        PubSub {
+            host,
+            project: "rrstitch-test".into(),
+            port,
+            group,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/v1/{path}", self.host)
+    }
+
+    fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        ureq::request(method, &self.url(path))
+            .timeout(Duration::from_secs(30))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("Pub/Sub emulator {method} {path}: {e}"))
+            .into_json()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `projects/<project>/topics/<name>`, created.
+    pub fn create_topic(&self, name: &str) -> String {
+        let topic = format!("projects/{}/topics/{name}", self.project);
+        self.call("PUT", &topic, serde_json::json!({}));
+        topic
+    }
+
+    /// A push subscription of `topic` POSTing the wrapped envelope to `endpoint`, retried
+    /// with a 1 s backoff; with a dead-letter topic after `attempts` deliveries when given.
+    pub fn create_push_subscription(
+        &self,
+        name: &str,
+        topic: &str,
+        endpoint: &str,
+        dead_letter: Option<(&str, u32)>,
+    ) -> String {
+        let subscription = format!("projects/{}/subscriptions/{name}", self.project);
+        let mut body = serde_json::json!({
+            "topic": topic,
+            "pushConfig": {"pushEndpoint": endpoint},
+            "ackDeadlineSeconds": 30,
+            "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "2s"},
+        });
+        if let Some((dead_letter_topic, attempts)) = dead_letter {
+            body["deadLetterPolicy"] = serde_json::json!({
+                "deadLetterTopic": dead_letter_topic,
+                "maxDeliveryAttempts": attempts,
+            });
+        }
+        self.call("PUT", &subscription, body);
+        subscription
+    }
+
+    /// A pull subscription of `topic`: it gets a copy of every message published after it.
+    pub fn create_pull_subscription(&self, name: &str, topic: &str) -> String {
+        let subscription = format!("projects/{}/subscriptions/{name}", self.project);
+        self.call("PUT", &subscription, serde_json::json!({"topic": topic}));
+        subscription
+    }
+
+    /// Points a push subscription somewhere else (undelivered messages follow).
+    pub fn set_push_endpoint(&self, subscription: &str, endpoint: &str) {
+        self.call(
+            "POST",
+            &format!("{subscription}:modifyPushConfig"),
+            serde_json::json!({"pushConfig": {"pushEndpoint": endpoint}}),
+        );
+    }
+
+    /// Publishes one message whose data is `data`.
+    pub fn publish(&self, topic: &str, data: &[u8]) {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        self.call(
+            "POST",
+            &format!("{topic}:publish"),
+            serde_json::json!({"messages": [{"data": data}]}),
+        );
+    }
+
+    /// Pulls and acknowledges what `subscription` holds, until it stays empty for `quiet`.
+    pub fn drain(&self, subscription: &str, quiet: Duration) -> Vec<Pulled> {
+        use base64::Engine as _;
+        let mut all = Vec::new();
+        let mut last = std::time::Instant::now();
+        while last.elapsed() < quiet {
+            let got = self.call(
+                "POST",
+                &format!("{subscription}:pull"),
+                serde_json::json!({"maxMessages": 100, "returnImmediately": true}),
+            );
+            let received = got["receivedMessages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if received.is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            last = std::time::Instant::now();
+            let ack_ids: Vec<&str> = received
+                .iter()
+                .map(|m| m["ackId"].as_str().expect("an ackId"))
+                .collect();
+            for m in &received {
+                all.push(Pulled {
+                    data: base64::engine::general_purpose::STANDARD
+                        .decode(m["message"]["data"].as_str().unwrap_or(""))
+                        .expect("base64 data"),
+                    attributes: m["message"]["attributes"].clone(),
+                });
+            }
+            self.call(
+                "POST",
+                &format!("{subscription}:acknowledge"),
+                serde_json::json!({"ackIds": ack_ids}),
+            );
+        }
+        all
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("PUBSUB_EMULATOR_HOST".into(), self.host.clone())]
     }
 }

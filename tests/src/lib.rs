@@ -11,9 +11,10 @@ pub mod emulators;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod sqs;
 pub mod stacks;
 
-pub use emulators::{FakeGcs, Firestore, Moto};
+pub use emulators::{FakeGcs, Firestore, Moto, PubSub};
 pub use stacks::GcpStack;
 
 /// The repository root.

@@ -7,6 +7,10 @@
 //! Needs Terraform and the `hashicorp/aws` provider mirror (`/opt/tf-plugins`, or
 //! `TF_PLUGIN_DIR`): without them this test fails and says so, it does not skip.
 //!
+//! It applies with `finalize_mode = "queue"`, a superset of the inline stack: the finalize-jobs
+//! queue, its dead-letter queue, the event source mapping and the role's queue actions are
+//! checked too.
+//!
 //! The dead-letter and reconcile resources are checked on the same apply by this test's own
 //! boto3 checks ([`AFTER_APPLY`], [`AFTER_DESTROY`]): the script runs each of its two check
 //! steps as `$PYTHON - ARGS…` with the program on stdin, so the `PYTHON` this test hands it runs
@@ -234,7 +238,13 @@ sqs_st = [(a, r) for a, r in ingest_st if any(x.startswith("sqs:") for x in a)]
 check("ingest role: sqs:SendMessage on the dead-letter queue only",
       sqs_st == [({"sqs:SendMessage"}, [dlq_arn])], sqs_st)
 finalize_st = policy_statements(out["finalize_role_arn"])
-check("finalize role has no sqs actions", not any(x.startswith("sqs:") for a, _ in finalize_st for x in a))
+finalize_sqs = [(a, r) for a, r in finalize_st if any(x.startswith("sqs:") for x in a)]
+if os.environ.get("FINALIZE_MODE") == "queue":
+    check("finalize role: send, receive, delete, attributes on the finalize-jobs queue only",
+          finalize_sqs == [({"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+                            [out["finalize_queue_arn"]])], finalize_sqs)
+else:
+    check("finalize role has no sqs actions", not finalize_sqs, finalize_sqs)
 reads = [r for a, r in finalize_st if "s3:GetObject" in a]
 lists = [r for a, r in finalize_st if "s3:ListBucket" in a]
 check("finalize role (reconcile) reads chunk objects and lists the chunk bucket",
@@ -284,6 +294,46 @@ try:
 except s3.exceptions.ClientError as e:
     kept = [] if "NoSuchLifecycleConfiguration" in str(e) else [str(e)]
 check("results bucket has no lifecycle rule by default (results_retention_days = null)", kept == [], kept)
+# Queue mode: the finalize-jobs queue, its dead-letter queue, the event source mapping
+if os.environ.get("FINALIZE_MODE") == "queue":
+    fcfg = lam.get_function(FunctionName=out["finalize_function"])["Configuration"]
+    fvars = fcfg["Environment"]["Variables"]
+    jobs_url, jobs_arn, fdlq_url = out["finalize_queue_url"], out["finalize_queue_arn"], out["finalize_dlq_url"]
+    check("finalize env: RRSTITCH_FINALIZE_MODE=queue, RRSTITCH_FINALIZE_QUEUE = the jobs queue URL",
+          fvars.get("RRSTITCH_FINALIZE_MODE") == "queue" and fvars.get("RRSTITCH_FINALIZE_QUEUE") == jobs_url,
+          {k: fvars.get(k) for k in ("RRSTITCH_FINALIZE_MODE", "RRSTITCH_FINALIZE_QUEUE")})
+    check("ingest env has no RRSTITCH_FINALIZE_* variables", not any(k.startswith("RRSTITCH_FINALIZE_") for k in ienv))
+    jobs = sqs.get_queue_attributes(QueueUrl=jobs_url, AttributeNames=["All"])["Attributes"]
+    fdlq = sqs.get_queue_attributes(QueueUrl=fdlq_url, AttributeNames=["All"])["Attributes"]
+    check("finalize-jobs queue at the output URL with the output ARN", jobs.get("QueueArn") == jobs_arn, jobs.get("QueueArn"))
+    check("finalize-jobs visibility timeout is 6x the finalize timeout",
+          jobs.get("VisibilityTimeout") == str(6 * fcfg["Timeout"]), f"{jobs.get('VisibilityTimeout')} for {fcfg['Timeout']} s")
+    check("finalize-jobs long-polls (20 s) and is encrypted",
+          jobs.get("ReceiveMessageWaitTimeSeconds") == "20" and jobs.get("SqsManagedSseEnabled") == "true")
+    redrive = json.loads(jobs.get("RedrivePolicy", "{}"))
+    check("finalize-jobs redrives to its dead-letter queue after 5 receives",
+          redrive.get("deadLetterTargetArn") == fdlq.get("QueueArn") and int(redrive.get("maxReceiveCount", 0)) == 5, redrive)
+    check("finalize dead-letter queue keeps messages 14 days, encrypted, redrives nowhere",
+          fdlq.get("MessageRetentionPeriod") == "1209600" and fdlq.get("SqsManagedSseEnabled") == "true" and "RedrivePolicy" not in fdlq,
+          {k: fdlq.get(k) for k in ("MessageRetentionPeriod", "SqsManagedSseEnabled", "RedrivePolicy")})
+    # (moto's list ignores the FunctionName filter's short form: filter here)
+    esms = [e for e in lam.list_event_source_mappings()["EventSourceMappings"] if e["FunctionArn"] == finalize_arn]
+    check("one event source mapping: the finalize-jobs queue → finalize",
+          len(esms) == 1 and esms[0]["EventSourceArn"] == jobs_arn
+          and esms[0]["UUID"] == out["finalize_event_source_mapping"], esms)
+    esm = esms[0] if esms else {}
+    check("event source mapping reports batch item failures, batches of 4",
+          esm.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] and esm.get("BatchSize") == 4,
+          {k: esm.get(k) for k in ("FunctionResponseTypes", "BatchSize")})
+    check("the ingest dead-letter queue is not an event source", not any(e["EventSourceArn"] == dlq_arn for e in esms))
+    alarms = cw.describe_alarms(AlarmNamePrefix=f"{prefix}-finalize-dead-letters")["MetricAlarms"]
+    check("alarm on the finalize dead-letter queue",
+          len(alarms) == 1 and alarms[0].get("Dimensions") == [{"Name": "QueueName", "Value": fdlq_url.rsplit("/", 1)[-1]}],
+          [a.get("Dimensions") for a in alarms])
+    if not failures:
+        print("queue checks passed")
+else:
+    check("inline mode: no finalize queue", out.get("finalize_queue_url") is None, out.get("finalize_queue_url"))
 
 print()
 if failures:
@@ -302,11 +352,13 @@ endpoint = os.environ["MOTO_ENDPOINT"]
 sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
 events = boto3.client("events", endpoint_url=endpoint, region_name="us-east-1")
 cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1")
+lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
 bad = 0
 for label, ok in (
     (f"dead-letter queue {prefix}-ingest-dlq gone", not sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls")),
     (f"rules {prefix}-* gone", not events.list_rules(NamePrefix=f"{prefix}-")["Rules"]),
     (f"alarms {prefix}-* gone", not cw.describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]),
+    ("event source mappings gone", not lam.list_event_source_mappings()["EventSourceMappings"]),
 ):
     print(("PASS  " if ok else "FAIL  ") + label)
     bad += not ok
@@ -384,6 +436,8 @@ fn aws_stack_applies_to_moto_checks_out_and_destroys() {
         .env("PYTHON", python_with_checks(check_dir.path()))
         .env("REAL_PYTHON", &python)
         .env("CHECKS", check_dir.path())
+        // The queue-mode stack is a superset of the inline one: everything is checked on it.
+        .env("FINALIZE_MODE", "queue")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -395,6 +449,7 @@ fn aws_stack_applies_to_moto_checks_out_and_destroys() {
         stdout.contains("reliability checks after destroy passed"),
         "{stdout}"
     );
+    assert!(stdout.contains("queue checks passed"), "{stdout}");
     assert!(!stdout.contains("FAIL "), "{stdout}");
     let checks = stdout.lines().filter(|l| l.starts_with("PASS ")).count();
     println!("FIGURE infra.aws_checks_passed: {checks}");

@@ -106,7 +106,7 @@ fn attr(block: &Block, key: &str) -> String {
 }
 
 /// Evaluates `expr` with `var` = `vars` and the Terraform functions the module's evaluated
-/// expressions use (`min`, `max`, `floor`, `coalesce`).
+/// expressions use (`min`, `max`, `floor`, `coalesce`, `contains`).
 fn eval(expr: &Expression, vars: &[(&str, Value)]) -> Value {
     fn numbers(args: &FuncArgs) -> Vec<f64> {
         args.iter().map(|v| v.as_f64().unwrap()).collect()
@@ -146,6 +146,16 @@ fn eval(expr: &Expression, vars: &[(&str, Value)]) -> Value {
                     .find(|v| !v.is_null())
                     .cloned()
                     .unwrap_or(Value::Null))
+            }),
+    );
+    ctx.declare_func(
+        "contains",
+        FuncDef::builder()
+            .param(ParamType::Any)
+            .param(ParamType::Any)
+            .build(|a| {
+                let list = a[0].as_array().cloned().unwrap_or_default();
+                Ok(list.contains(&a[1]).into())
             }),
     );
     expr.evaluate(&ctx)
@@ -246,6 +256,8 @@ fn every_variable_the_functions_need_is_set_and_exists() {
         "RRSTITCH_LEASE_SECS",
         "RRSTITCH_OUTPUT_GZIP",
         "RRSTITCH_SWEEP_BUDGET_SECS",
+        "RRSTITCH_FINALIZE_MODE",
+        "RRSTITCH_FINALIZE_TOPIC",
     ] {
         assert!(
             finalize.contains(name),
@@ -437,14 +449,25 @@ fn dead_letters_are_held_until_someone_pulls_them() {
     let topics = resources(&body, "google_pubsub_topic");
     assert_eq!(
         topics.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["chunk_events", "dead_letters"]
+        [
+            "chunk_events",
+            "dead_letters",
+            "finalize_dead_letters",
+            "finalize_jobs"
+        ]
     );
     let subscriptions = resources(&body, "google_pubsub_subscription");
-    // A topic with no subscription drops what is published to it.
+    // A topic with no subscription drops what is published to it (queue mode's topics and
+    // their subscriptions exist together, by the same count).
     for topic in topics.keys() {
-        let id = format!("google_pubsub_topic.{topic}.id");
+        let ids = [
+            format!("google_pubsub_topic.{topic}.id"),
+            format!("google_pubsub_topic.{topic}[0].id"),
+        ];
         assert!(
-            subscriptions.values().any(|s| attr(s, "topic") == id),
+            subscriptions
+                .values()
+                .any(|s| ids.contains(&attr(s, "topic"))),
             "nothing subscribes to topic {topic}"
         );
     }
@@ -542,10 +565,157 @@ fn scheduler_posts_sweep_and_reconcile_to_finalize_with_oidc() {
     );
 }
 
+#[test]
+fn queue_mode_pushes_each_finalize_message_to_the_worker_route() {
+    let body = module();
+    let mode = variable(&body, "finalize_mode");
+    assert_eq!(attr(mode, "default"), "\"inline\"");
+    for (value, ok) in [("inline", true), ("queue", true), ("fanout", false)] {
+        assert_eq!(
+            valid(&body, "finalize_mode", value.into()),
+            ok,
+            "finalize_mode = {value}"
+        );
+    }
+    assert_eq!(
+        text(locals(&body)["queue_mode"]),
+        "var.finalize_mode == \"queue\""
+    );
+    // Every queue-mode resource exists in queue mode only.
+    let queue_tf: Body = hcl::from_str(
+        &std::fs::read_to_string(
+            rrstitch_tests::repo_root().join("infra/gcp/modules/rrstitch/queue.tf"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let gated: Vec<&Block> = queue_tf
+        .blocks()
+        .filter(|b| b.identifier() == "resource")
+        .collect();
+    assert!(gated.len() >= 10, "{} resources in queue.tf", gated.len());
+    for block in &gated {
+        assert_eq!(
+            attr(block, "count"),
+            "local.queue_mode ? 1 : 0",
+            "{:?}",
+            block.labels()
+        );
+    }
+
+    let push = resource(&body, "google_pubsub_subscription", "finalize_push");
+    assert_eq!(
+        attr(push, "topic"),
+        "google_pubsub_topic.finalize_jobs[0].id"
+    );
+    let config = only(push, &["push_config"]);
+    assert_eq!(
+        attr(config, "push_endpoint"),
+        "\"${google_cloud_run_v2_service.finalize.uri}/pubsub/finalize\""
+    );
+    // The route the push goes to is one the finalize binary serves, and it reads the wrapped
+    // envelope.
+    let main =
+        std::fs::read_to_string(rrstitch_tests::repo_root().join("functions/finalize/src/main.rs"))
+            .unwrap();
+    assert!(
+        main.contains(".route(\"/pubsub/finalize\""),
+        "finalize serves no /pubsub/finalize"
+    );
+    assert!(child(config, "no_wrapper").is_empty());
+    let oidc = only(config, &["oidc_token"]);
+    assert_eq!(
+        attr(oidc, "service_account_email"),
+        "google_service_account.queue_push[0].email"
+    );
+    assert_eq!(
+        attr(oidc, "audience"),
+        "google_cloud_run_v2_service.finalize.uri"
+    );
+    // Pub/Sub waits one stitch (finalize's request timeout), within its 10..600 s.
+    let ack = expr(push, "ack_deadline_seconds");
+    for timeout in [5.0, 60.0, 300.0, 900.0, 3600.0] {
+        let got = eval_f64(ack, &[("finalize_timeout_secs", timeout.into())]);
+        assert!(
+            (10.0..=600.0).contains(&got) && got >= f64::min(timeout, 600.0),
+            "ack deadline {got} s for a {timeout} s finalize timeout"
+        );
+    }
+    let dead_letter = only(push, &["dead_letter_policy"]);
+    assert_eq!(
+        attr(dead_letter, "dead_letter_topic"),
+        "google_pubsub_topic.finalize_dead_letters[0].id"
+    );
+    assert_eq!(
+        attr(dead_letter, "max_delivery_attempts"),
+        "var.finalize_max_delivery_attempts"
+    );
+    for (n, ok) in [(4, false), (5, true), (100, true), (101, false)] {
+        assert_eq!(
+            valid(&body, "finalize_max_delivery_attempts", n.into()),
+            ok,
+            "finalize_max_delivery_attempts = {n}"
+        );
+    }
+    let hold = resource(
+        &body,
+        "google_pubsub_subscription",
+        "finalize_dead_letters_hold",
+    );
+    assert_eq!(
+        attr(hold, "topic"),
+        "google_pubsub_topic.finalize_dead_letters[0].id"
+    );
+    assert!(child(hold, "push_config").is_empty() && child(hold, "dead_letter_policy").is_empty());
+
+    // Finalize is told the mode always, and the topic (its id, projects/P/topics/T) in queue
+    // mode; each queued request stitches one session, so they are bounded per instance.
+    let finalize = resource(&body, "google_cloud_run_v2_service", "finalize");
+    let container = only(finalize, &["template", "containers"]);
+    let mode_env = child(container, "env")
+        .into_iter()
+        .find(|e| attr(e, "name") == "\"RRSTITCH_FINALIZE_MODE\"")
+        .expect("finalize sets RRSTITCH_FINALIZE_MODE");
+    assert_eq!(attr(mode_env, "value"), "var.finalize_mode");
+    let topic_env = child(container, "dynamic")
+        .into_iter()
+        .find(|d| attr(only(d, &["content"]), "name") == "\"RRSTITCH_FINALIZE_TOPIC\"")
+        .expect("finalize sets RRSTITCH_FINALIZE_TOPIC in queue mode");
+    assert_eq!(
+        attr(topic_env, "for_each"),
+        "google_pubsub_topic.finalize_jobs[*].id"
+    );
+    assert_eq!(
+        attr(
+            only(finalize, &["template"]),
+            "max_instance_request_concurrency"
+        ),
+        "local.queue_mode ? var.finalize_queue_concurrency : null"
+    );
+    for (output, value) in [
+        (
+            "finalize_jobs_topic",
+            "one(google_pubsub_topic.finalize_jobs[*].name)",
+        ),
+        (
+            "finalize_dead_letter_subscription",
+            "one(google_pubsub_subscription.finalize_dead_letters_hold[*].name)",
+        ),
+    ] {
+        let block = body
+            .blocks()
+            .find(|b| b.identifier() == "output" && b.labels()[0].as_str() == output)
+            .unwrap_or_else(|| panic!("no output {output}"));
+        assert_eq!(attr(block, "value"), value);
+    }
+}
+
 /// Who a grant's member is: a module service account by resource name, or a service agent.
 fn grantee(member: &str) -> String {
     if let Some(rest) = member.split("google_service_account.").nth(1) {
-        return rest.split('.').next().unwrap().to_owned();
+        let name = rest.split('.').next().unwrap();
+        // A queue-mode account is `google_service_account.queue_push[0]`.
+        return name.trim_end_matches("[0]").to_owned();
     }
     if member.contains("data.google_storage_project_service_account.gcs.email_address") {
         return "gcs-agent".into();
@@ -643,7 +813,19 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
                 "google_storage_bucket.results.name"
             ),
             ("roles/datastore.user", "project"),
+            // Queue mode: the dispatcher publishes to the jobs topic.
+            (
+                "roles/pubsub.publisher",
+                "google_pubsub_topic.finalize_jobs[0].name"
+            ),
         ])
+    );
+    assert_eq!(
+        of("queue_push"),
+        set(&[(
+            "roles/run.invoker",
+            "google_cloud_run_v2_service.finalize.name"
+        )])
     );
     assert_eq!(
         of("trigger"),
@@ -680,6 +862,18 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
             (
                 "roles/pubsub.subscriber",
                 "google_pubsub_subscription.ingest_push.name"
+            ),
+            (
+                "roles/iam.serviceAccountTokenCreator",
+                "google_service_account.queue_push[0].name"
+            ),
+            (
+                "roles/pubsub.publisher",
+                "google_pubsub_topic.finalize_dead_letters[0].name"
+            ),
+            (
+                "roles/pubsub.subscriber",
+                "google_pubsub_subscription.finalize_push[0].name"
             ),
         ])
     );

@@ -255,6 +255,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         "ingest_path_identities_schedules_indexes_env",
         "chunk_prefix_and_manual_invoker",
         "public_invoker_refused",
+        "finalize_queue_mode",
     ] {
         assert!(
             passed.iter().any(|l| l.contains(&format!("run \"{run}\""))),
@@ -292,6 +293,58 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
             "the tests do not expect the composite index {index} the Firestore index queries"
         );
     }
+
+    // A plan of the example in queue mode: the queue's resources plan against the schema with
+    // nothing overridden, and each of its grants is one the tests name.
+    let mut args = vec!["plan", "-input=false", "-no-color", "-out=queue.tfplan"];
+    for v in &PLAN_VARS {
+        args.extend(["-var", v]);
+    }
+    args.extend(["-var", "finalize_mode=queue"]);
+    must(
+        terraform(&example, &rc, &args),
+        "terraform plan (queue mode)",
+    );
+    let out = terraform(&example, &rc, &["show", "-json", "queue.tfplan"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("show -json: {e}\n{}", indented(&text(&out))));
+    let queued: Vec<&str> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"]["actions"] == serde_json::json!(["create"]))
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    for address in [
+        "module.rrstitch.google_pubsub_topic.finalize_jobs[0]",
+        "module.rrstitch.google_pubsub_topic.finalize_dead_letters[0]",
+        "module.rrstitch.google_pubsub_subscription.finalize_push[0]",
+        "module.rrstitch.google_pubsub_subscription.finalize_dead_letters_hold[0]",
+        "module.rrstitch.google_service_account.queue_push[0]",
+    ] {
+        assert!(
+            queued.contains(&address),
+            "queue mode plans no {address}: {queued:?}"
+        );
+    }
+    let queue_grants: Vec<&str> = queued
+        .iter()
+        .copied()
+        .filter(|a| a.contains("_iam_"))
+        .collect();
+    assert!(queue_grants.len() >= 16, "{queue_grants:?}");
+    for address in &queue_grants {
+        let local = address
+            .trim_start_matches("module.rrstitch.")
+            .split('[')
+            .next()
+            .unwrap();
+        assert!(
+            tests_text.contains(local),
+            "{address} is a queue-mode grant the tests' assertions do not name"
+        );
+    }
+    step("terraform plan (queue mode)");
 
     // A plan of the example, as JSON: only creates, every grant is one the exact-set assertion
     // of the tests names (a new grant must be added there), none is authoritative (binding or

@@ -1,12 +1,16 @@
 //! The finalize function:
-//! - `POST /sweep` (Cloud Scheduler): finalize every idle session;
+//! - `POST /sweep` (Cloud Scheduler): finalize every idle session, or in queue mode
+//!   (`RRSTITCH_FINALIZE_MODE=queue`) publish one finalize message per idle session;
+//! - `POST /pubsub/finalize` (the finalize queue's push subscription): finalize the one session
+//!   the message names (see `queue.rs`);
 //! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
 //! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N}`: ingest the
 //!   chunks whose events were lost;
 //! - `POST /delete` with `{"session_guids": […], "keep_chunks": false}` (by hand, or a
 //!   privacy workflow): erase sessions (`Service::erase`); on Lambda, `{"delete": {…}}`;
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event (or
-//!   `{"sweep": true}`) sweeps, `{"reconcile": true}` reconciles, a `{"session_guid": …}`
+//!   `{"sweep": true}`) sweeps (or dispatches), `{"reconcile": true}` reconciles, an SQS batch
+//!   of finalize messages is worked through (answering `batchItemFailures`), a `{"session_guid": …}`
 //!   payload or a Function URL request finalizes one session, and anything else is
 //!   acknowledged with an error in the answer, never retried: it can never succeed.
 //!
@@ -27,19 +31,31 @@ use base64::Engine as _;
 use lambda_runtime::{service_fn, LambdaEvent};
 use rrstitch::config::Settings;
 use rrstitch::events::FinalizePayload;
+use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::{Service, ServiceError, Stop};
 use serde_json::{json, Value};
+
+mod queue;
+
+/// What every handler shares: the service, and in queue mode the queue a sweep dispatches to.
+struct App {
+    svc: Service,
+    queue: Option<Arc<dyn FinalizeQueue>>,
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
     rrstitch::alloc::tune();
     let settings = Settings::from_env()?;
     rrstitch::telemetry::init(settings.log_format, "info");
-    let svc = Arc::new(rrstitch::setup::service(&settings).await?);
+    let app = Arc::new(App {
+        svc: rrstitch::setup::service(&settings).await?,
+        queue: rrstitch::setup::finalize_queue(&settings).await?,
+    });
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-            let svc = svc.clone();
-            async move { Ok::<_, lambda_runtime::Error>(on_lambda(&svc, event.payload).await) }
+            let app = app.clone();
+            async move { Ok::<_, lambda_runtime::Error>(on_lambda(&app, event.payload).await) }
         }))
         .await
         .map_err(|e| anyhow!(e));
@@ -49,16 +65,20 @@ async fn main() -> Result<()> {
         .route("/finalize", post(finalize))
         .route("/reconcile", post(reconcile))
         .route("/delete", post(delete))
+        .route("/pubsub/finalize", post(pubsub_finalize))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(svc);
+        .with_state(app);
     let app = rrstitch::http::limit_body(app, 64 * 1024);
     rrstitch::http::serve(app, &settings.http_addr).await?;
     Ok(())
 }
 
-/// `(status, JSON body)` of a sweep.
-async fn run_sweep(svc: &Service) -> (u16, Value) {
-    match svc.sweep().await {
+/// `(status, JSON body)` of a sweep: in queue mode, a dispatch.
+async fn run_sweep(app: &App) -> (u16, Value) {
+    if let Some(queue) = &app.queue {
+        return queue::run_dispatch(&app.svc, queue.as_ref()).await;
+    }
+    match app.svc.sweep().await {
         // Failed sessions stay open for the next sweep; a 5xx makes the failure visible to the
         // scheduler. A sweep the budget cut short is a success: the next tick goes on.
         Ok(summary) if summary.stopped == Some(Stop::IndexFailing) => (503, json!(summary)),
@@ -108,7 +128,7 @@ async fn run_delete(svc: &Service, body: &[u8]) -> (u16, Value) {
     }
 }
 
-fn error(e: &ServiceError) -> (u16, Value) {
+pub(crate) fn error(e: &ServiceError) -> (u16, Value) {
     if e.http_status() >= 500 {
         tracing::error!(error = %e, "finalize failed");
     }
@@ -120,24 +140,29 @@ fn respond((status, body): (u16, Value)) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn sweep(State(svc): State<Arc<Service>>) -> Response {
-    respond(run_sweep(&svc).await)
+async fn sweep(State(app): State<Arc<App>>) -> Response {
+    respond(run_sweep(&app).await)
 }
 
-async fn finalize(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
-    respond(run_finalize(&svc, &body).await)
+async fn finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    respond(run_finalize(&app.svc, &body).await)
 }
 
-async fn reconcile(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
-    respond(run_reconcile(&svc, &body).await)
+async fn reconcile(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    respond(run_reconcile(&app.svc, &body).await)
 }
 
-async fn delete(State(svc): State<Arc<Service>>, body: axum::body::Bytes) -> Response {
-    respond(run_delete(&svc, &body).await)
+async fn pubsub_finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    respond(queue::run_push(&app.svc, &body).await)
+}
+
+async fn delete(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    respond(run_delete(&app.svc, &body).await)
 }
 
 /// Dispatches a Lambda payload by its shape.
-async fn on_lambda(svc: &Service, event: Value) -> Value {
+async fn on_lambda(app: &App, event: Value) -> Value {
+    let svc = &app.svc;
     // A Function URL request: answer in its HTTP response shape.
     if event.get("requestContext").is_some() && event.get("rawPath").is_some() {
         let path = event["rawPath"].as_str().unwrap_or("/");
@@ -151,7 +176,7 @@ async fn on_lambda(svc: &Service, event: Value) -> Value {
             body.as_bytes().to_vec()
         };
         let result = match path {
-            "/sweep" => run_sweep(svc).await,
+            "/sweep" => run_sweep(app).await,
             "/reconcile" => run_reconcile(svc, &body).await,
             "/delete" => run_delete(svc, &body).await,
             "/" | "/finalize" => run_finalize(svc, &body).await,
@@ -166,7 +191,9 @@ async fn on_lambda(svc: &Service, event: Value) -> Value {
     let (status, body) = match rrstitch::events::finalize_payload(&event) {
         Ok(FinalizePayload::Finalize) => run_finalize(svc, event.to_string().as_bytes()).await,
         Ok(FinalizePayload::Reconcile) => run_reconcile(svc, event.to_string().as_bytes()).await,
-        Ok(FinalizePayload::Sweep) => run_sweep(svc).await,
+        Ok(FinalizePayload::Sweep) => run_sweep(app).await,
+        // The event source mapping reads `batchItemFailures` at the top of the answer.
+        Ok(FinalizePayload::Queued) => return queue::run_sqs(svc, &event).await,
         Err(e) => {
             // Retrying cannot make it one of ours: answer, so Lambda does not retry it.
             tracing::error!(error = %e, payload = %truncated(&event), "payload acknowledged and ignored");

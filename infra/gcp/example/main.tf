@@ -42,6 +42,7 @@ module "rrstitch" {
   sweep_schedule           = var.sweep_schedule
   reconcile_schedule       = var.reconcile_schedule
   max_delivery_attempts    = var.max_delivery_attempts
+  finalize_mode            = var.finalize_mode
   idle_secs                = var.idle_secs
   output_gzip              = var.output_gzip
   manual_finalize_invokers = var.manual_finalize_invokers

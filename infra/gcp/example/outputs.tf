@@ -23,6 +23,11 @@ output "dead_letter_subscription" {
   value       = module.rrstitch.dead_letter_subscription
 }
 
+output "finalize_dead_letter_subscription" {
+  description = "Queue mode: pull subscription holding finalize messages that kept failing (null inline)."
+  value       = module.rrstitch.finalize_dead_letter_subscription
+}
+
 output "reconcile_job" {
   description = "Cloud Scheduler job that reconciles the index with the chunk bucket (gcloud scheduler jobs run)."
   value       = module.rrstitch.reconcile_job

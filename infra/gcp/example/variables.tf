@@ -59,6 +59,12 @@ variable "max_delivery_attempts" {
   default     = 10
 }
 
+variable "finalize_mode" {
+  description = "inline: the sweep stitches idle sessions itself; queue: it publishes one Pub/Sub message per idle session for finalize instances to take (README, Inline or queue)."
+  type        = string
+  default     = "inline"
+}
+
 variable "idle_secs" {
   description = "Seconds without a new chunk before a session is finalized."
   type        = number

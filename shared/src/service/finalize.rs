@@ -196,8 +196,9 @@ impl Service {
         }
     }
 
-    /// `Ok(None)` when a sweep should just skip the session.
-    async fn claim_and_finalize(
+    /// `Ok(None)` when a sweep should just skip the session. A queued finalize
+    /// ([`super::dispatch`]) takes the same path, one session per message.
+    pub(super) async fn claim_and_finalize(
         &self,
         guid: &SessionGuid,
         mode: ClaimMode,

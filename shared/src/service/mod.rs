@@ -1,4 +1,5 @@
-//! Ingest, sweep, finalize and backfill: plain async functions over the two ports.
+//! Ingest, sweep (inline, or dispatched over a queue), finalize and backfill: plain async
+//! functions over the two ports.
 //!
 //! Every edge — the Cloud Run HTTP handlers, the Lambda handlers, the CLI — calls these same
 //! functions; none of them reads the environment or a platform event. Configuration comes in
@@ -22,6 +23,7 @@ use crate::time::Millis;
 
 mod assemble;
 pub mod backfill;
+pub mod dispatch;
 pub mod erase;
 pub mod finalize;
 pub mod ingest;
@@ -29,6 +31,7 @@ pub mod prune;
 pub mod reconcile;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
+pub use dispatch::{Delivery, DispatchSummary, Skip};
 pub use erase::{EraseReport, EraseRequest, SessionErased};
 pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};

@@ -112,6 +112,34 @@ override_resource {
   }
 }
 
+# Queue mode's resources (queue.tf), for the finalize_queue_mode run: each instance gets the
+# value its name would have.
+
+override_resource {
+  target          = google_pubsub_topic.finalize_jobs
+  override_during = plan
+  values = {
+    id = "projects/test-project/topics/rrstitch-finalize-jobs"
+  }
+}
+
+override_resource {
+  target          = google_pubsub_topic.finalize_dead_letters
+  override_during = plan
+  values = {
+    id = "projects/test-project/topics/rrstitch-finalize-jobs-dead-letter"
+  }
+}
+
+override_resource {
+  target          = google_service_account.queue_push
+  override_during = plan
+  values = {
+    email = "rrstitch-queue-push@test-project.iam.gserviceaccount.com"
+    name  = "projects/test-project/serviceAccounts/rrstitch-queue-push@test-project.iam.gserviceaccount.com"
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # The defaults, as the example deploys them.
 
@@ -190,7 +218,12 @@ run "ingest_path_identities_schedules_indexes_env" {
         google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
         google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push,
         google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize,
-      ], values(google_cloud_run_v2_service_iam_member.manual_finalize)) :
+        ], values(google_cloud_run_v2_service_iam_member.manual_finalize),
+        google_pubsub_topic_iam_member.finalize_publishes_jobs,
+        google_cloud_run_v2_service_iam_member.queue_push_invokes_finalize,
+        google_service_account_iam_member.pubsub_agent_mints_queue_push_tokens,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_finalize_dead_letters,
+      google_pubsub_subscription_iam_member.pubsub_agent_acks_finalize_push) :
       "${g.member} ${g.role} ${try(g.bucket, g.topic, g.subscription, g.service_account_id, g.name, "project ${g.project}")}"
       ]) == toset([
       "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-chunks",
@@ -354,9 +387,20 @@ run "ingest_path_identities_schedules_indexes_env" {
       RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
       RRSTITCH_OUTPUT_GZIP          = "false"
       RRSTITCH_SWEEP_BUDGET_SECS    = "720"
+      RRSTITCH_FINALIZE_MODE        = "inline"
       RRSTITCH_LOG_FORMAT           = "json"
     })
     error_message = "finalize's environment: ${jsonencode({ for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.name => e.value })}."
+  }
+
+  assert {
+    condition = (
+      length(google_pubsub_topic.finalize_jobs) == 0
+      && length(google_pubsub_topic.finalize_dead_letters) == 0
+      && length(google_pubsub_subscription.finalize_push) == 0
+      && length(google_service_account.queue_push) == 0
+    )
+    error_message = "Inline mode (the default) must create no finalize queue."
   }
 
   assert {
@@ -369,6 +413,87 @@ run "ingest_path_identities_schedules_indexes_env" {
       && google_cloud_run_v2_service.finalize.template[0].timeout == "900s"
     )
     error_message = "Each service must run its own image, probe /healthz and have its timeout."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Queue mode: the sweep dispatches to a Pub/Sub topic, a push subscription delivers each
+# message to finalize's /pubsub/finalize, with a dead-letter topic held by a pull subscription.
+
+run "finalize_queue_mode" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    finalize_mode = "queue"
+  }
+
+  assert {
+    condition = (
+      google_pubsub_topic.finalize_jobs[0].name == "rrstitch-finalize-jobs"
+      && google_pubsub_topic.finalize_dead_letters[0].name == "rrstitch-finalize-jobs-dead-letter"
+      && google_pubsub_subscription.finalize_push[0].topic == google_pubsub_topic.finalize_jobs[0].id
+      && google_pubsub_subscription.finalize_push[0].push_config[0].push_endpoint == "https://rrstitch-finalize-test.a.run.app/pubsub/finalize"
+      && google_pubsub_subscription.finalize_push[0].push_config[0].oidc_token[0].service_account_email == "rrstitch-queue-push@test-project.iam.gserviceaccount.com"
+      && google_pubsub_subscription.finalize_push[0].push_config[0].oidc_token[0].audience == google_cloud_run_v2_service.finalize.uri
+      && length(google_pubsub_subscription.finalize_push[0].push_config[0].no_wrapper) == 0
+    )
+    error_message = "The finalize push subscription must POST the wrapped envelope to <finalize>/pubsub/finalize with an OIDC token of the queue-push account, got ${jsonencode(google_pubsub_subscription.finalize_push[0].push_config)}."
+  }
+
+  assert {
+    condition = (
+      google_pubsub_subscription.finalize_push[0].ack_deadline_seconds == 600
+      && google_pubsub_subscription.finalize_push[0].retry_policy[0].minimum_backoff == "10s"
+      && google_pubsub_subscription.finalize_push[0].dead_letter_policy[0].dead_letter_topic == google_pubsub_topic.finalize_dead_letters[0].id
+      && google_pubsub_subscription.finalize_push[0].dead_letter_policy[0].max_delivery_attempts == 5
+      && google_pubsub_subscription.finalize_push[0].expiration_policy[0].ttl == ""
+      && google_pubsub_subscription.finalize_dead_letters_hold[0].topic == google_pubsub_topic.finalize_dead_letters[0].id
+      && length(google_pubsub_subscription.finalize_dead_letters_hold[0].push_config) == 0
+      && google_pubsub_subscription.finalize_dead_letters_hold[0].message_retention_duration == "604800s"
+    )
+    error_message = "The finalize push must wait a stitch (the 900 s timeout, capped at 600 s), dead-letter after 5 deliveries, and the dead letters must be held 7 days."
+  }
+
+  assert {
+    condition = (
+      [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_FINALIZE_MODE"] == ["queue"]
+      && [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_FINALIZE_TOPIC"] == ["projects/test-project/topics/rrstitch-finalize-jobs"]
+      && length([for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e if contains(["RRSTITCH_FINALIZE_MODE", "RRSTITCH_FINALIZE_TOPIC"], e.name)]) == 0
+      && google_cloud_run_v2_service.finalize.template[0].max_instance_request_concurrency == 4
+    )
+    error_message = "In queue mode finalize must read RRSTITCH_FINALIZE_MODE=queue and RRSTITCH_FINALIZE_TOPIC (the jobs topic) and stitch at most 4 sessions per instance; ingest reads neither."
+  }
+
+  assert {
+    condition = toset([
+      for g in concat(
+        google_pubsub_topic_iam_member.finalize_publishes_jobs,
+        google_cloud_run_v2_service_iam_member.queue_push_invokes_finalize,
+        google_service_account_iam_member.pubsub_agent_mints_queue_push_tokens,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_finalize_dead_letters,
+        google_pubsub_subscription_iam_member.pubsub_agent_acks_finalize_push,
+      ) :
+      "${g.member} ${g.role} ${try(g.topic, g.subscription, g.service_account_id, g.name)}"
+      ]) == toset([
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/pubsub.publisher rrstitch-finalize-jobs",
+      "serviceAccount:rrstitch-queue-push@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-finalize",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/iam.serviceAccountTokenCreator projects/test-project/serviceAccounts/rrstitch-queue-push@test-project.iam.gserviceaccount.com",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/pubsub.publisher rrstitch-finalize-jobs-dead-letter",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/pubsub.subscriber rrstitch-finalize-push",
+    ])
+    error_message = "Queue mode must grant exactly: finalize publishes to the jobs topic, the queue-push account invokes finalize, the Pub/Sub agent mints its tokens and dead-letters."
+  }
+
+  assert {
+    condition = (
+      google_service_account.queue_push[0].account_id == "rrstitch-queue-push"
+      && google_cloud_scheduler_job.sweep.http_target[0].uri == "https://rrstitch-finalize-test.a.run.app/sweep"
+    )
+    error_message = "Queue mode keeps the scheduled POST /sweep (it dispatches) and pushes as its own account."
   }
 }
 

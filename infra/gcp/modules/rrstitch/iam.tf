@@ -3,6 +3,8 @@
 #   finalize  reads chunk objects, writes results, reads/writes the session index
 #   trigger   the push subscription's identity: invokes ingest (and nothing else)
 #   scheduler Cloud Scheduler's identity: invokes finalize (and nothing else)
+#   queue-push (queue mode, queue.tf) the finalize push subscription's identity: invokes
+#             finalize (and nothing else); finalize may then also publish to its jobs topic
 # and two Google-managed service agents, each granted on one resource only:
 #   Cloud Storage  publishes chunk notifications to the chunk-events topic
 #   Pub/Sub        mints the trigger account's OIDC tokens for push, moves undeliverable

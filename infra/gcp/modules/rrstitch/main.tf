@@ -1,7 +1,9 @@
 # rrstitch on GCP: chunk bucket → (notification, OBJECT_FINALIZE) → Pub/Sub topic → push
 # subscription → POST /pubsub on ingest (Cloud Run) → Firestore session index; undeliverable
 # events go to a dead-letter topic. Cloud Scheduler → POST /sweep on finalize (Cloud Run) →
-# results bucket, and daily POST /reconcile, which ingests every chunk the index lacks. Every
+# results bucket (or, with finalize_mode = "queue", → one Pub/Sub message per idle session →
+# push → POST /pubsub/finalize: queue.tf), and daily POST /reconcile, which ingests every chunk
+# the index lacks. Every
 # identity is a dedicated service account with the least it needs; no service admits
 # unauthenticated callers.
 

@@ -82,3 +82,23 @@ output "reconcile_job" {
   description = "Name of the Cloud Scheduler job that runs the reconcile (gcloud scheduler jobs run it to reconcile now)."
   value       = google_cloud_scheduler_job.reconcile.name
 }
+
+output "finalize_jobs_topic" {
+  description = "Queue mode: Pub/Sub topic the sweep publishes one message per idle session to (null inline)."
+  value       = one(google_pubsub_topic.finalize_jobs[*].name)
+}
+
+output "finalize_push_subscription" {
+  description = "Queue mode: push subscription that delivers finalize messages to finalize's POST /pubsub/finalize (null inline)."
+  value       = one(google_pubsub_subscription.finalize_push[*].name)
+}
+
+output "finalize_dead_letter_subscription" {
+  description = "Queue mode: pull subscription holding finalize messages that failed finalize_max_delivery_attempts times (null inline)."
+  value       = one(google_pubsub_subscription.finalize_dead_letters_hold[*].name)
+}
+
+output "queue_push_service_account" {
+  description = "Queue mode: email of the finalize push subscription's service account (invokes finalize; null inline)."
+  value       = one(google_service_account.queue_push[*].email)
+}

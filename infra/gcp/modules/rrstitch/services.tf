@@ -88,7 +88,7 @@ resource "google_cloud_run_v2_service" "finalize" {
   project             = var.project_id
   name                = "${var.name_prefix}-finalize"
   location            = var.region
-  description         = "rrstitch finalize: POST /sweep (scheduler) finalizes idle sessions, POST /reconcile (scheduler) ingests unindexed chunks, POST /finalize one session"
+  description         = "rrstitch finalize: POST /sweep (scheduler) finalizes or dispatches idle sessions, POST /pubsub/finalize (queue mode) one dispatched session, POST /reconcile (scheduler) ingests unindexed chunks, POST /finalize one session"
   ingress             = var.finalize_ingress
   deletion_protection = var.deletion_protection
   labels              = var.labels
@@ -96,6 +96,9 @@ resource "google_cloud_run_v2_service" "finalize" {
   template {
     service_account = google_service_account.finalize.email
     timeout         = "${var.finalize_timeout_secs}s"
+    # Queue mode: each request stitches one session; bound them per instance. Inline: the
+    # platform default (a sweep is one request).
+    max_instance_request_concurrency = local.queue_mode ? var.finalize_queue_concurrency : null
 
     scaling {
       min_instance_count = 0
@@ -169,6 +172,17 @@ resource "google_cloud_run_v2_service" "finalize" {
       env {
         name  = "RRSTITCH_SWEEP_BUDGET_SECS"
         value = tostring(local.sweep_budget_secs)
+      }
+      env {
+        name  = "RRSTITCH_FINALIZE_MODE"
+        value = var.finalize_mode
+      }
+      dynamic "env" {
+        for_each = google_pubsub_topic.finalize_jobs[*].id
+        content {
+          name  = "RRSTITCH_FINALIZE_TOPIC"
+          value = env.value
+        }
       }
       env {
         name  = "RRSTITCH_LOG_FORMAT"

@@ -289,3 +289,39 @@ variable "dead_letter_retention_days" {
     error_message = "dead_letter_retention_days must be a whole number from 1 to 31 (Pub/Sub keeps messages at most 31 days)."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Finalize mode (queue.tf)
+
+variable "finalize_mode" {
+  description = "inline: the sweep stitches idle sessions in one finalize request. queue: the sweep publishes one Pub/Sub message per idle session and a push subscription hands each to a finalize instance (RRSTITCH_FINALIZE_MODE; README, Inline or queue)."
+  type        = string
+  default     = "inline"
+
+  validation {
+    condition     = contains(["inline", "queue"], var.finalize_mode)
+    error_message = "finalize_mode must be inline or queue."
+  }
+}
+
+variable "finalize_queue_concurrency" {
+  description = "Queue mode: concurrent requests (sessions being stitched) per finalize instance. Each holds read parallelism × chunk size in memory; Cloud Run starts more instances, up to finalize_max_instances, for a longer queue."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.finalize_queue_concurrency >= 1 && var.finalize_queue_concurrency <= 1000 && floor(var.finalize_queue_concurrency) == var.finalize_queue_concurrency
+    error_message = "finalize_queue_concurrency must be a whole number from 1 to 1000 (Cloud Run's limits)."
+  }
+}
+
+variable "finalize_max_delivery_attempts" {
+  description = "Queue mode: deliveries of a finalize message (retry backoff 10 s to 600 s) before Pub/Sub moves it to the finalize dead-letter topic (5 to 100). Only transient failures are redelivered."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.finalize_max_delivery_attempts >= 5 && var.finalize_max_delivery_attempts <= 100
+    error_message = "finalize_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}

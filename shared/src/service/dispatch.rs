@@ -1,0 +1,255 @@
+//! Finalize over a queue (`RRSTITCH_FINALIZE_MODE=queue`): a dispatching sweep publishes one
+//! message per idle session, and workers finalize one session per message.
+//!
+//! An inline sweep stitches every idle session in one process, so its throughput is one
+//! instance's and a large backlog outlasts its budget. Dispatching only runs the index's idle
+//! query and publishes, which takes seconds whatever the backlog; the platform then spreads
+//! the messages over as many worker instances as it starts (Pub/Sub push to Cloud Run, an SQS
+//! event source mapping on Lambda).
+//!
+//! Workers need no coordination: each message goes through the same claim a sweep makes
+//! ([`ClaimMode::Idle`]), so the claim decides. A duplicate or late message, or one for a
+//! session another worker holds, already finalized, or never indexed, is acknowledged with
+//! nothing done; only a transient failure (storage or index unreachable) asks the platform to
+//! deliver the message again. A session whose worker died is not lost either: its lease
+//! expires and the next dispatch finds it idle again.
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use super::finalize::FinalizeReport;
+use super::{Result, Service, ServiceError};
+use crate::engine::SessionGuid;
+use crate::index::ClaimMode;
+use crate::queue::{self, FinalizeQueue};
+
+/// Publish calls in flight at once: enough to hide a publish round trip, few enough not to
+/// be throttled by the queue service.
+pub const PUBLISH_PARALLELISM: usize = 8;
+
+/// What one dispatch did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DispatchSummary {
+    /// Idle sessions the index offered.
+    pub considered: usize,
+    /// Messages the queue took: one per session.
+    pub published: usize,
+    /// Sessions whose message was not published; the next dispatch offers them again.
+    pub failed: Vec<DispatchFailure>,
+    /// Sessions not published because the sweep budget ran out.
+    pub deferred: usize,
+    /// Wall time of the dispatch.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchFailure {
+    pub session_guid: String,
+    pub error: String,
+    pub transient: bool,
+}
+
+/// What a worker did with one finalize message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Delivery {
+    /// The session was claimed, stitched and completed.
+    Finalized(FinalizeReport),
+    /// Nothing to do for this session now; the claim said so.
+    Skipped { session_guid: String, reason: Skip },
+    /// The message names no session: it never will, so it is acknowledged.
+    Refused { error: String },
+    /// Finalizing failed. Transient: the platform should deliver the message again.
+    Failed {
+        session_guid: String,
+        error: String,
+        transient: bool,
+    },
+}
+
+/// Why a worker acknowledged a message without finalizing its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// Not idle any more (a chunk arrived since the dispatch), already finalized, or held by
+    /// another worker's live lease: a duplicate or late message lands here.
+    NotEligible,
+    /// The index has no such session.
+    UnknownSession,
+    /// Another finalizer took the session over mid-stitch; it writes the result.
+    Superseded,
+}
+
+impl Delivery {
+    /// Whether the platform should deliver the message again (a 5xx to a push, a batch item
+    /// failure on SQS). Only a transient failure: anything else would fail, or do nothing,
+    /// the same way every time, and be retried into the dead-letter queue.
+    pub fn redeliver(&self) -> bool {
+        matches!(
+            self,
+            Delivery::Failed {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+impl Service {
+    /// Publishes one finalize message per session idle for `options.idle` (up to
+    /// `options.sweep_limit`), in batches of the queue's size, [`PUBLISH_PARALLELISM`] at a
+    /// time, within `options.sweep_budget`.
+    ///
+    /// A session whose message the queue refused stays idle, so the next dispatch offers it
+    /// again; one published twice (a worker not done before the next tick) is finalized
+    /// once: the second message finds it claimed or finalized.
+    pub async fn dispatch(&self, queue: &dyn FinalizeQueue) -> Result<DispatchSummary> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.options.sweep_budget;
+        let now = self.now();
+        let guids = tokio::time::timeout_at(
+            deadline,
+            self.index
+                .idle_sessions(now.minus(self.options.idle), now, self.options.sweep_limit),
+        )
+        .await
+        .map_err(|_| self.dispatch_budget_spent())??;
+        let mut summary = DispatchSummary {
+            considered: guids.len(),
+            ..DispatchSummary::default()
+        };
+        let batches: Vec<Vec<SessionGuid>> = guids
+            .chunks(queue.batch_limit().max(1))
+            .map(<[SessionGuid]>::to_vec)
+            .collect();
+        let mut calls = stream::iter(batches)
+            .map(|batch| async move {
+                let outcome = queue.publish(&batch).await;
+                (batch, outcome)
+            })
+            .buffer_unordered(PUBLISH_PARALLELISM);
+        let mut answered = 0;
+        loop {
+            let (batch, outcome) = match tokio::time::timeout_at(deadline, calls.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(_) => {
+                    summary.deferred = summary.considered - answered;
+                    break;
+                }
+            };
+            answered += batch.len();
+            match outcome {
+                Ok(refused) => {
+                    summary.published += batch.len() - refused.len();
+                    for (guid, e) in refused {
+                        summary.failed.push(failure(&guid, &e));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(sessions = batch.len(), error = %e, "publishing finalize messages failed; the next dispatch offers them again");
+                    summary
+                        .failed
+                        .extend(batch.iter().map(|guid| failure(guid, &e)));
+                }
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            considered = summary.considered,
+            published = summary.published,
+            failed = summary.failed.len(),
+            deferred = summary.deferred,
+            seconds = summary.seconds,
+            "dispatch done"
+        );
+        Ok(summary)
+    }
+
+    fn dispatch_budget_spent(&self) -> ServiceError {
+        ServiceError::Index(crate::index::IndexError::Transient {
+            op: "idle_sessions",
+            source: format!(
+                "no answer within the sweep budget ({:?})",
+                self.options.sweep_budget
+            )
+            .into(),
+        })
+    }
+
+    /// A worker's handling of one finalize message body (`{"session_guid": "…"}`): claim the
+    /// session as a sweep would, stitch, complete.
+    pub async fn finalize_queued(&self, body: &[u8]) -> Delivery {
+        let raw = match queue::parse_message(body) {
+            Ok(raw) => raw,
+            Err(error) => {
+                tracing::error!(%error, "finalize message refused; acknowledged");
+                return Delivery::Refused { error };
+            }
+        };
+        let guid = match SessionGuid::parse(&raw) {
+            Ok(guid) => guid,
+            Err(e) => {
+                tracing::error!(error = %e, "finalize message names no valid session; acknowledged");
+                return Delivery::Refused {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let idle_before = self.now().minus(self.options.idle);
+        let skipped = |reason| Delivery::Skipped {
+            session_guid: guid.to_string(),
+            reason,
+        };
+        let delivery = match self
+            .claim_and_finalize(&guid, ClaimMode::Idle { idle_before })
+            .await
+        {
+            Ok(Some(report)) => Delivery::Finalized(report),
+            Ok(None) => skipped(Skip::NotEligible),
+            Err(ServiceError::UnknownSession(_)) => skipped(Skip::UnknownSession),
+            Err(ServiceError::Superseded(_)) => skipped(Skip::Superseded),
+            Err(e) => Delivery::Failed {
+                session_guid: guid.to_string(),
+                transient: e.is_transient(),
+                error: e.to_string(),
+            },
+        };
+        match &delivery {
+            Delivery::Failed {
+                error, transient, ..
+            } => {
+                tracing::error!(session_guid = %guid, %error, transient, redeliver = delivery.redeliver(), "queued finalize failed")
+            }
+            Delivery::Skipped { reason, .. } => {
+                tracing::info!(session_guid = %guid, ?reason, "queued finalize skipped; acknowledged")
+            }
+            _ => {}
+        }
+        delivery
+    }
+
+    /// Handles a batch of messages (an SQS event), `options.session_parallelism` at a time;
+    /// each answer keeps its message's id.
+    pub async fn finalize_queued_batch<I: Send>(
+        &self,
+        messages: Vec<(I, Vec<u8>)>,
+    ) -> Vec<(I, Delivery)> {
+        stream::iter(messages)
+            .map(|(id, body)| async move {
+                let delivery = self.finalize_queued(&body).await;
+                (id, delivery)
+            })
+            .buffer_unordered(self.options.session_parallelism.max(1))
+            .collect()
+            .await
+    }
+}
+
+fn failure(guid: &SessionGuid, e: &queue::QueueError) -> DispatchFailure {
+    DispatchFailure {
+        session_guid: guid.to_string(),
+        error: e.to_string(),
+        transient: e.is_transient(),
+    }
+}
