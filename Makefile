@@ -72,9 +72,13 @@ deploy-gcp:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
+## bench: the batch job (bench/run.sh), finalize's parallel reads, and the functions on the
+## emulators: ingest requests/s and queue-mode finalize sessions/s with 1, 2, 4 workers.
+bench: emulators
 	bash bench/run.sh
+	$(CARGO) build --release --locked -p rrstitch-ingest -p rrstitch-finalize
 	$(CARGO) bench --locked -p rrstitch-tests --bench finalize
+	$(CARGO) bench --locked -p rrstitch-tests --bench cloud
 
 emulators:
 	bash scripts/install-emulators.sh
