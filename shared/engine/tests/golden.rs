@@ -10,8 +10,15 @@ fn fixture() -> PathBuf {
 }
 
 fn stitch_fixture() -> (Vec<u8>, rrstitch_engine::Metadata) {
-    let dir = fixture().join("chunks");
-    let names: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(&dir)
+    stitch_dir(
+        &fixture().join("chunks"),
+        "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33",
+    )
+}
+
+/// Stitches every chunk in `dir` as session `guid`, in stitch order.
+fn stitch_dir(dir: &std::path::Path, guid: &str) -> (Vec<u8>, rrstitch_engine::Metadata) {
+    let chunks: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
@@ -22,10 +29,9 @@ fn stitch_fixture() -> (Vec<u8>, rrstitch_engine::Metadata) {
             )
         })
         .collect();
-    let names = rrstitch_engine::order::in_stitch_order(names, |(name, _)| (name, ""));
-    let guid = SessionGuid::parse("6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33").unwrap();
-    let mut stitcher = Stitcher::new(Vec::new(), guid).unwrap();
-    for (name, bytes) in &names {
+    let chunks = rrstitch_engine::order::in_stitch_order(chunks, |(name, _)| (name, ""));
+    let mut stitcher = Stitcher::new(Vec::new(), SessionGuid::parse(guid).unwrap()).unwrap();
+    for (name, bytes) in &chunks {
         let text = decode(bytes, false, &Limits::default()).unwrap();
         stitcher.push(name, &parse(&text).unwrap()).unwrap();
     }
@@ -99,24 +105,7 @@ fn output_is_the_seed_shape_and_metadata_is_right() {
 /// Stitches one real recording's chunks (`fixtures/real/<dir>/chunks`, see its SOURCE.md).
 fn stitch_real(dir: &std::path::Path) -> (Vec<u8>, rrstitch_engine::Metadata) {
     let guid = format!("real-{}", dir.file_name().unwrap().to_string_lossy());
-    let chunks: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(dir.join("chunks"))
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                ChunkName::parse(&name).unwrap(),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    let chunks = rrstitch_engine::order::in_stitch_order(chunks, |(name, _)| (name, ""));
-    let mut stitcher = Stitcher::new(Vec::new(), SessionGuid::parse(&guid).unwrap()).unwrap();
-    for (name, bytes) in &chunks {
-        let text = decode(bytes, false, &Limits::default()).unwrap();
-        stitcher.push(name, &parse(&text).unwrap()).unwrap();
-    }
-    stitcher.finish().unwrap()
+    stitch_dir(&dir.join("chunks"), &guid)
 }
 
 /// Fifteen real recordings (rrweb's own test events and player demo,
