@@ -61,7 +61,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "RRSTITCH_INDEX_SHARDS",
-        "`32`",
+        "`64`",
         "Shards the session index splits its idle index into, spreading its writes over as many ranges (Firestore, DynamoDB). Change it freely: sessions written under another count are still swept.",
     ),
     (
@@ -464,7 +464,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(!s.options.output_gzip);
         assert_eq!(s.index_shards, Shards::new(DEFAULT_SHARDS));
-        assert_eq!(s.index_shards.count(), 32);
+        assert_eq!(s.index_shards.count(), 64);
     }
 
     #[test]

@@ -30,7 +30,8 @@ use crate::time::Millis;
 pub const ATTEMPTS: usize = 20;
 
 /// Shard queries in flight at once for one idle query or listing: enough to hide the round
-/// trips of 32 shards × 2 queries, few enough not to burst a backend's connection.
+/// trips of the default 64 shards × 2 queries (8 rounds), few enough not to burst a
+/// backend's connection.
 pub const FANOUT: usize = 16;
 
 /// Waits before the next attempt of an optimistic write that lost a race (`attempt` counts
