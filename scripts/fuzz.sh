@@ -26,7 +26,7 @@ for target in chunk events; do
   corpus="$work/corpus/$target"
   mkdir -p "$corpus"
   if [ "$target" = chunk ]; then
-    cp fixtures/rrweb-form/chunks/*.json "$corpus/"
+    cp fixtures/rrweb-form/chunks/*.json fixtures/real/*/chunks/*.json "$corpus/"
   else
     printf '%s' '{"specversion":"1.0","id":"1","source":"//storage.googleapis.com/projects/_/buckets/b","type":"google.cloud.storage.object.v1.finalized","datacontenttype":"application/json","data":{"bucket":"b","name":"2025-05-02T12:10:50.644423+0000.json","generation":"1"}}' > "$corpus/structured.json"
     printf '%s' '{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"2025-05-02T12%3A10%3A50.644423%2B0000.json","eTag":"x"}}}]}' > "$corpus/s3.json"
