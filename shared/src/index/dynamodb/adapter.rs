@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::client::{sdk_error, DynamoStore};
 use super::codec::{
@@ -227,22 +227,8 @@ impl SessionStore for DynamoStore {
     }
 
     async fn chunks(&self, guid: &SessionGuid) -> Result<Vec<ChunkRecord>> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
-            .expression_attribute_values(":pk", s(session_pk(guid)))
-            .expression_attribute_values(":c", s("C#"))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("chunks", e))?;
-            out.extend(page.items().iter().map(|i| codec::chunk_from(guid, i)));
-        }
-        Ok(out)
+        let items = self.chunk_items(guid, None, "chunks").await?;
+        Ok(items.iter().map(|i| codec::chunk_from(guid, i)).collect())
     }
 
     async fn sessions(&self, _shards: u32, limit: usize) -> Result<Vec<SessionRecord>> {
@@ -329,6 +315,20 @@ impl SessionStore for DynamoStore {
 impl DynamoStore {
     /// The sort keys of a session's chunk items.
     async fn chunk_keys(&self, guid: &SessionGuid) -> Result<Vec<String>> {
+        let items = self.chunk_items(guid, Some("sk"), "forget_chunks").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, "sk").map(str::to_owned))
+            .collect())
+    }
+
+    /// A session's chunk items (all pages, consistent), optionally projected.
+    async fn chunk_items(
+        &self,
+        guid: &SessionGuid,
+        projection: Option<&str>,
+        op: &'static str,
+    ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -337,17 +337,13 @@ impl DynamoStore {
             .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
             .expression_attribute_values(":pk", s(session_pk(guid)))
             .expression_attribute_values(":c", s("C#"))
-            .projection_expression("sk")
+            .set_projection_expression(projection.map(str::to_owned))
             .consistent_read(true)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("forget_chunks", e))?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|i| get_s(i, "sk").map(str::to_owned)),
-            );
+            let page = page.map_err(|e| sdk_error(op, e))?;
+            out.extend(page.items().iter().cloned());
         }
         Ok(out)
     }
