@@ -21,8 +21,14 @@ locals {
     RRSTITCH_INDEX           = "dynamodb"
     RRSTITCH_DYNAMODB_TABLE  = aws_dynamodb_table.sessions.name
     RRSTITCH_MAX_CHUNK_BYTES = tostring(var.max_chunk_bytes)
+    RRSTITCH_INDEX_TTL_DAYS  = tostring(local.index_ttl_days)
     RRSTITCH_LOG_FORMAT      = "json"
   }
+  # Index items expire (DynamoDB TTL on expire_at) this many days after their last activity:
+  # a day past the chunk retention, so a record always outlives the chunk it describes (a
+  # reconcile never finds a chunk the index forgot), and the index keeps nothing of a session
+  # long after its chunks are gone. Chunks kept for ever: the binaries' default, 90 days.
+  index_ttl_days = var.chunk_retention_days == null ? 90 : var.chunk_retention_days + 1
   # A sweep or reconcile stops taking new work after this many seconds, so it answers before
   # the function's timeout cuts it off: 80 % of the timeout unless set.
   sweep_budget_secs = coalesce(var.sweep_budget_secs, floor(var.finalize_timeout_secs * 0.8))

@@ -247,7 +247,7 @@ variable "tags" {
 # Retention (lifecycle rules; `rrstitch prune` does the same for local mode)
 
 variable "chunk_retention_days" {
-  description = "Delete raw chunk objects this many days after creation (S3 lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever."
+  description = "Delete raw chunk objects this many days after creation (S3 lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever. The index's TTL follows it (RRSTITCH_INDEX_TTL_DAYS = this + 1, so a record outlives its chunk; 90 when null)."
   type        = number
   default     = 30
 

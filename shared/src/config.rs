@@ -175,6 +175,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Firestore emulator `host:port`.",
     ),
     (
+        "RRSTITCH_INDEX_TTL_DAYS",
+        "`90`",
+        "Days cloud index records (sessions, chunks, rejects) live after their last activity; Terraform sets it from `chunk_retention_days`.",
+    ),
+    (
         "RRSTITCH_TOMBSTONE_TTL_DAYS",
         "`400`",
         "Days a deleted session's tombstone refuses its chunks (longer than any late arrival).",
@@ -308,6 +313,8 @@ pub struct Settings {
     /// How many idle-index shards this process stamps sessions with
     /// ([`crate::index::shard`]); the default is sized in [`DEFAULT_SHARDS`]'s documentation.
     pub index_shards: Shards,
+    /// How long cloud index records live after their last activity (`RRSTITCH_INDEX_TTL_DAYS`).
+    pub index_ttl: Duration,
     pub log_format: LogFormat,
     /// `host:port` the HTTP functions listen on.
     pub http_addr: String,
@@ -331,6 +338,16 @@ impl Settings {
                     var,
                     reason: format!("{v:?} is not a whole number"),
                 }),
+            }
+        };
+        // A whole number of days, at least one: a zero TTL would expire records as written.
+        let days = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match number(var, default)? {
+                0 => Err(ConfigError {
+                    var,
+                    reason: "0: use a whole number of days, at least 1".into(),
+                }),
+                d => Ok(Duration::from_secs(d.saturating_mul(86_400))),
             }
         };
         let flag = |var: &'static str| -> Result<bool, ConfigError> {
@@ -415,13 +432,10 @@ impl Settings {
             )?),
             // Set by setup from RRSTITCH_CHUNKS once the bucket is open.
             chunk_bucket: None,
-            tombstone_ttl: Duration::from_secs(
-                number(
-                    "RRSTITCH_TOMBSTONE_TTL_DAYS",
-                    defaults.tombstone_ttl.as_secs() / 86_400,
-                )?
-                .saturating_mul(86_400),
-            ),
+            tombstone_ttl: days(
+                "RRSTITCH_TOMBSTONE_TTL_DAYS",
+                defaults.tombstone_ttl.as_secs() / 86_400,
+            )?,
             keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
         };
         Ok(Settings {
@@ -429,6 +443,10 @@ impl Settings {
             results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
             index,
             index_shards,
+            index_ttl: days(
+                "RRSTITCH_INDEX_TTL_DAYS",
+                crate::index::RECORD_TTL.as_secs() / 86_400,
+            )?,
             log_format,
             http_addr: format!(
                 "{}:{}",
@@ -465,6 +483,19 @@ mod tests {
         assert!(!s.options.output_gzip);
         assert_eq!(s.index_shards, Shards::new(DEFAULT_SHARDS));
         assert_eq!(s.index_shards.count(), 64);
+    }
+
+    #[test]
+    fn the_index_ttl_is_whole_days_and_never_zero() {
+        assert_eq!(
+            settings(&[]).unwrap().index_ttl,
+            Duration::from_secs(90 * 86_400)
+        );
+        let s = settings(&[("RRSTITCH_INDEX_TTL_DAYS", "31")]).unwrap();
+        assert_eq!(s.index_ttl, Duration::from_secs(31 * 86_400));
+        let zero = settings(&[("RRSTITCH_INDEX_TTL_DAYS", "0")]).unwrap_err();
+        assert_eq!(zero.var, "RRSTITCH_INDEX_TTL_DAYS");
+        assert!(settings(&[("RRSTITCH_INDEX_TTL_DAYS", "1.5")]).is_err());
     }
 
     #[test]

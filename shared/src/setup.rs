@@ -54,7 +54,8 @@ async fn check(role: &'static str, store: &dyn ObjectStore) -> Result<(), SetupE
 /// Builds the service: index, results bucket, and the configured chunk bucket (if any) kept
 /// open for ingest and finalize to share.
 pub async fn service(settings: &Settings) -> Result<Service, SetupError> {
-    let index = index::open_sharded(&settings.index, settings.index_shards).await?;
+    let index =
+        index::open_sharded(&settings.index, settings.index_shards, settings.index_ttl).await?;
     let (results, results_prefix) = open_bucket("RRSTITCH_RESULTS", &settings.results).await?;
     check("results", results.as_ref()).await?;
     let mut options = settings.options.clone();

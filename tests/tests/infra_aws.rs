@@ -294,6 +294,10 @@ try:
 except s3.exceptions.ClientError as e:
     kept = [] if "NoSuchLifecycleConfiguration" in str(e) else [str(e)]
 check("results bucket has no lifecycle rule by default (results_retention_days = null)", kept == [], kept)
+# The index's TTL follows the chunk retention: a day past it, on both functions
+for fn, env in (("ingest", ienv), ("finalize", fenv["Environment"]["Variables"])):
+    check(f"{fn} RRSTITCH_INDEX_TTL_DAYS is chunk_retention_days + 1 (31)",
+          env.get("RRSTITCH_INDEX_TTL_DAYS") == "31", env.get("RRSTITCH_INDEX_TTL_DAYS"))
 # Queue mode: the finalize-jobs queue, its dead-letter queue, the event source mapping
 if os.environ.get("FINALIZE_MODE") == "queue":
     fcfg = lam.get_function(FunctionName=out["finalize_function"])["Configuration"]

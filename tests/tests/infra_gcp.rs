@@ -240,6 +240,7 @@ fn every_variable_the_functions_need_is_set_and_exists() {
         "RRSTITCH_FIRESTORE_COLLECTION",
         "RRSTITCH_CHUNK_PREFIX",
         "RRSTITCH_MAX_CHUNK_BYTES",
+        "RRSTITCH_INDEX_TTL_DAYS",
         "RRSTITCH_LOG_FORMAT",
     ];
     for name in index {

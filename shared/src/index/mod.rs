@@ -75,9 +75,10 @@ pub mod store;
 pub use driver::Driver;
 pub use shard::Shards;
 
-/// How long cloud index records live after their last activity: the TTL (`expire_at`)
-/// Firestore and DynamoDB delete them by. A session that gets a chunk after this long starts
-/// over as a new session.
+/// How long cloud index records live after their last activity by default: the TTL
+/// (`expire_at`) Firestore and DynamoDB delete them by. A session that gets a chunk after this
+/// long starts over as a new session. `RRSTITCH_INDEX_TTL_DAYS` overrides it; Terraform sets
+/// it from `chunk_retention_days`, so a record outlives the chunk it describes.
 pub const RECORD_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// How long a tombstone refuses a deleted session's chunks by default
@@ -372,13 +373,17 @@ pub(crate) fn earlier<'a>(a: &'a str, b: &'a str) -> &'a str {
 /// Enough for reading (queries cover every shard any writer used); writers use
 /// [`open_sharded`] with the configured count.
 pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn SessionIndex>> {
-    open_sharded(spec, Shards::default()).await
+    open_sharded(spec, Shards::default(), RECORD_TTL).await
 }
 
 /// Opens the index a [`crate::config::IndexSpec`] names, stamping sessions with `shards`.
+///
+/// `record_ttl` is how long cloud records live after their last activity
+/// (`RRSTITCH_INDEX_TTL_DAYS`); SQLite keeps its records until `rrstitch prune` removes them.
 pub async fn open_sharded(
     spec: &crate::config::IndexSpec,
     shards: Shards,
+    record_ttl: Duration,
 ) -> Result<std::sync::Arc<dyn SessionIndex>> {
     use crate::config::IndexSpec;
     match spec {
@@ -387,9 +392,12 @@ pub async fn open_sharded(
         )),
         #[cfg(feature = "aws")]
         IndexSpec::DynamoDb { table } => Ok(std::sync::Arc::new(
-            dynamodb::DynamoIndex::connect(table)
-                .await
-                .with_shards(shards),
+            driver::Driver::over(
+                dynamodb::DynamoStore::connect(table)
+                    .await
+                    .with_record_ttl(record_ttl),
+            )
+            .with_shards(shards),
         )),
         #[cfg(feature = "gcp")]
         IndexSpec::Firestore {
@@ -397,13 +405,16 @@ pub async fn open_sharded(
             database,
             collection,
         } => Ok(std::sync::Arc::new(
-            firestore::FirestoreIndex::new(firestore::FirestoreConfig {
-                project: project.clone(),
-                database: database.clone(),
-                collection: collection.clone(),
-                // The client library reads FIRESTORE_EMULATOR_HOST itself.
-                emulator: None,
-            })
+            driver::Driver::over(
+                firestore::FirestoreStore::new(firestore::FirestoreConfig {
+                    project: project.clone(),
+                    database: database.clone(),
+                    collection: collection.clone(),
+                    // The client library reads FIRESTORE_EMULATOR_HOST itself.
+                    emulator: None,
+                })
+                .with_record_ttl(record_ttl),
+            )
             .with_shards(shards),
         )),
         #[allow(unreachable_patterns)]

@@ -369,6 +369,7 @@ run "ingest_path_identities_schedules_indexes_env" {
       RRSTITCH_FIRESTORE_DATABASE   = "(default)"
       RRSTITCH_FIRESTORE_COLLECTION = "rrstitch_sessions"
       RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
+      RRSTITCH_INDEX_TTL_DAYS       = "31"
       RRSTITCH_LOG_FORMAT           = "json"
     })
     error_message = "ingest's environment: ${jsonencode({ for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.name => e.value })}."
@@ -385,6 +386,7 @@ run "ingest_path_identities_schedules_indexes_env" {
       RRSTITCH_IDLE_SECS            = "300"
       RRSTITCH_LEASE_SECS           = "600"
       RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
+      RRSTITCH_INDEX_TTL_DAYS       = "31"
       RRSTITCH_OUTPUT_GZIP          = "false"
       RRSTITCH_SWEEP_BUDGET_SECS    = "720"
       RRSTITCH_FINALIZE_MODE        = "inline"

@@ -16,6 +16,11 @@ locals {
   # the request timeout (or the scheduler's attempt deadline, at most 1800 s) cuts it off:
   # 80 % of the shorter of the two unless set.
   sweep_budget_secs = coalesce(var.sweep_budget_secs, floor(min(var.finalize_timeout_secs, 1800) * 0.8))
+  # Index documents expire (Firestore TTL on expire_at) this many days after their last
+  # activity: a day past the chunk retention, so a record always outlives the chunk it
+  # describes (a reconcile never finds a chunk the index forgot), and the index keeps nothing
+  # of a session long after its chunks are gone. Chunks kept for ever: the binaries' default.
+  index_ttl_days = var.chunk_retention_days == null ? 90 : var.chunk_retention_days + 1
 
   apis = toset([
     "artifactregistry.googleapis.com",

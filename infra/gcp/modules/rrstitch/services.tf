@@ -65,6 +65,10 @@ resource "google_cloud_run_v2_service" "ingest" {
         value = tostring(var.max_chunk_bytes)
       }
       env {
+        name  = "RRSTITCH_INDEX_TTL_DAYS"
+        value = tostring(local.index_ttl_days)
+      }
+      env {
         name  = "RRSTITCH_LOG_FORMAT"
         value = "json"
       }
@@ -183,6 +187,10 @@ resource "google_cloud_run_v2_service" "finalize" {
           name  = "RRSTITCH_FINALIZE_TOPIC"
           value = env.value
         }
+      }
+      env {
+        name  = "RRSTITCH_INDEX_TTL_DAYS"
+        value = tostring(local.index_ttl_days)
       }
       env {
         name  = "RRSTITCH_LOG_FORMAT"

@@ -72,7 +72,7 @@ variable "results_prefix" {
 }
 
 variable "chunk_retention_days" {
-  description = "Delete raw chunk objects this many days after creation (lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever."
+  description = "Delete raw chunk objects this many days after creation (lifecycle rule): the stitched result holds the session, so raw chunks need not outlive late arrivals. Null: keep forever. The index's TTL follows it (RRSTITCH_INDEX_TTL_DAYS = this + 1, so a record outlives its chunk; 90 when null)."
   type        = number
   default     = 30
 

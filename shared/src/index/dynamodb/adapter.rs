@@ -27,6 +27,7 @@ impl DynamoStore {
             .set_item(Some(codec::session_item(
                 state,
                 expected.map_or(1, |rev| rev + 1),
+                self.record_ttl,
             )));
         match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -47,7 +48,11 @@ impl DynamoStore {
     ) -> Result<Written> {
         let put_chunk = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(codec::chunk_item(chunk.record, chunk.at)))
+            .set_item(Some(codec::chunk_item(
+                chunk.record,
+                chunk.at,
+                self.record_ttl,
+            )))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table and item are set");
@@ -135,7 +140,7 @@ impl SessionStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(codec::reject_item(r, now)))
+            .set_item(Some(codec::reject_item(r, now, self.record_ttl)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;

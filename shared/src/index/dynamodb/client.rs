@@ -1,5 +1,7 @@
 //! The DynamoDB client, its error classification, and the table as Terraform declares it.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -10,13 +12,16 @@ use aws_sdk_dynamodb::Client;
 
 use super::{IDLE_INDEX, IDLE_PK, IDLE_SK};
 use crate::aws::{failure, Failure};
-use crate::index::{IndexError, Result};
+use crate::index::{IndexError, Result, RECORD_TTL};
 
 /// The DynamoDB session store; [`super::DynamoIndex`] is the index over it.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     pub(super) client: Client,
     pub(super) table: String,
+    /// How long items live after their last activity (`expire_at`), [`RECORD_TTL`] unless
+    /// [`DynamoStore::with_record_ttl`] says otherwise.
+    pub(super) record_ttl: Duration,
 }
 
 pub(super) fn sdk_error<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> IndexError
@@ -42,6 +47,7 @@ impl DynamoStore {
         DynamoStore {
             client: Client::new(&shared),
             table: table.to_owned(),
+            record_ttl: RECORD_TTL,
         }
     }
 
@@ -51,7 +57,15 @@ impl DynamoStore {
         DynamoStore {
             client: Client::new(&shared),
             table: table.to_owned(),
+            record_ttl: RECORD_TTL,
         }
+    }
+
+    /// Items expire `ttl` after their last activity (Terraform sets `RRSTITCH_INDEX_TTL_DAYS`
+    /// from the chunk retention, so an index record outlives the chunk it describes).
+    pub fn with_record_ttl(mut self, ttl: Duration) -> Self {
+        self.record_ttl = ttl;
+        self
     }
 
     /// Creates the table with its sparse, sharded idle index, as Terraform does in a

@@ -8,7 +8,9 @@ use super::{IDLE_PK, IDLE_SK};
 use crate::engine::SessionGuid;
 use crate::index::protocol::SessionState;
 use crate::index::store::{Due, Stored};
-use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus, RECORD_TTL};
+use std::time::Duration;
+
+use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus};
 use crate::time::Millis;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -61,12 +63,12 @@ fn object_hash(bucket: &str, name: &str, identity: &str) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
 }
 
-/// When DynamoDB's TTL may delete a session item: [`RECORD_TTL`] after its last chunk, or a
-/// tombstone's own expiry.
-fn expire_at(r: &SessionRecord) -> Millis {
+/// When DynamoDB's TTL may delete a session item: `ttl` (the store's record TTL) after its
+/// last chunk, or a tombstone's own expiry.
+fn expire_at(r: &SessionRecord, ttl: Duration) -> Millis {
     match (r.status, r.lease_until) {
         (SessionStatus::Deleted, Some(until)) => until,
-        _ => r.last_chunk_at.plus(RECORD_TTL),
+        _ => r.last_chunk_at.plus(ttl),
     }
 }
 
@@ -104,7 +106,7 @@ pub(super) fn session_from(item: &Item) -> Option<Stored<i64>> {
 
 /// The whole item for `state` at revision `rev`. An open or finalizing session carries the
 /// idle index's keys; a finalized one does not, which takes it out of that sparse index.
-pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
+pub(super) fn session_item(state: &SessionState, rev: i64, ttl: Duration) -> Item {
     let r = &state.record;
     let shard = state.shard.unwrap_or(0);
     let mut item: Item = [
@@ -121,7 +123,7 @@ pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
         ("finalize_count", n(r.finalize_count)),
         ("shard", n(shard)),
         ("rev", n(rev)),
-        ("expire_at", n(expire_at(r).0 / 1000)),
+        ("expire_at", n(expire_at(r, ttl).0 / 1000)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -149,7 +151,7 @@ pub(super) fn session_item(state: &SessionState, rev: i64) -> Item {
     item
 }
 
-pub(super) fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
+pub(super) fn chunk_item(c: &ChunkRecord, now: Millis, ttl: Duration) -> Item {
     [
         ("pk", s(session_pk(&c.guid))),
         (
@@ -168,7 +170,7 @@ pub(super) fn chunk_item(c: &ChunkRecord, now: Millis) -> Item {
         ("event_count", n(c.event_count)),
         ("content_hash", s(&c.content_hash)),
         ("recorded_at", n(now.0)),
-        ("expire_at", n(now.plus(RECORD_TTL).0 / 1000)),
+        ("expire_at", n(now.plus(ttl).0 / 1000)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -190,7 +192,7 @@ pub(super) fn chunk_from(guid: &SessionGuid, item: &Item) -> ChunkRecord {
     }
 }
 
-pub(super) fn reject_item(r: &RejectRecord, now: Millis) -> Item {
+pub(super) fn reject_item(r: &RejectRecord, now: Millis, ttl: Duration) -> Item {
     [
         (
             "pk",
@@ -206,7 +208,7 @@ pub(super) fn reject_item(r: &RejectRecord, now: Millis) -> Item {
         ("kind", s(&r.kind)),
         ("reason", s(&r.reason)),
         ("recorded_at", n(now.0)),
-        ("expire_at", n(now.plus(RECORD_TTL).0 / 1000)),
+        ("expire_at", n(now.plus(ttl).0 / 1000)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -230,6 +232,7 @@ pub(super) fn reject_from(item: &Item) -> (i64, RejectRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::RECORD_TTL;
 
     fn state(status: SessionStatus) -> SessionState {
         SessionState {
@@ -255,19 +258,56 @@ mod tests {
 
     #[test]
     fn live_sessions_are_in_their_shards_idle_partition_and_finalized_ones_leave_it() {
-        let open = session_item(&state(SessionStatus::Open), 4);
+        let open = session_item(&state(SessionStatus::Open), 4, RECORD_TTL);
         assert_eq!(get_s(&open, IDLE_PK), Some("open#13"));
         assert_eq!(get_n(&open, IDLE_SK), Some(1_000), "ranged by arrival");
-        let finalizing = session_item(&state(SessionStatus::Finalizing), 5);
+        let finalizing = session_item(&state(SessionStatus::Finalizing), 5, RECORD_TTL);
         assert_eq!(get_s(&finalizing, IDLE_PK), Some("finalizing#13"));
         assert_eq!(
             get_n(&finalizing, IDLE_SK),
             Some(9_000),
             "ranged by lease expiry"
         );
-        let finalized = session_item(&state(SessionStatus::Finalized), 6);
+        let finalized = session_item(&state(SessionStatus::Finalized), 6, RECORD_TTL);
         assert!(!finalized.contains_key(IDLE_PK), "{finalized:?}");
         assert!(!finalized.contains_key(IDLE_SK), "{finalized:?}");
+    }
+
+    /// The TTL the store was given (`RRSTITCH_INDEX_TTL_DAYS`, from the chunk retention), not
+    /// a constant, sets every item's `expire_at`; a tombstone keeps its own expiry.
+    #[test]
+    fn items_expire_after_the_configured_ttl() {
+        let ttl = Duration::from_secs(31 * 86_400);
+        let now = Millis(5_000_000);
+        let open = session_item(&state(SessionStatus::Open), 1, ttl);
+        // last_chunk_at is 1 000 ms in `state`.
+        assert_eq!(
+            get_n(&open, "expire_at"),
+            Some((1_000 + 31 * 86_400_000) / 1000)
+        );
+        let chunk = ChunkRecord {
+            guid: SessionGuid::parse("g-1").unwrap(),
+            bucket: "b".into(),
+            name: "n.json".into(),
+            generation: "1".into(),
+            timestamp: "t".into(),
+            environment: "e".into(),
+            size: 1,
+            event_count: 1,
+            content_hash: "h".into(),
+        };
+        let expire = |item: &Item| get_n(item, "expire_at");
+        assert_eq!(
+            expire(&chunk_item(&chunk, now, ttl)),
+            Some(now.plus(ttl).0 / 1000)
+        );
+        assert_ne!(
+            expire(&chunk_item(&chunk, now, ttl)),
+            expire(&chunk_item(&chunk, now, RECORD_TTL)),
+        );
+        let mut tomb = state(SessionStatus::Deleted);
+        tomb.record.lease_until = Some(Millis(77_000));
+        assert_eq!(expire(&session_item(&tomb, 1, ttl)), Some(77));
     }
 
     #[test]
@@ -278,7 +318,7 @@ mod tests {
             SessionStatus::Finalized,
         ] {
             let want = state(status);
-            let got = session_from(&session_item(&want, 7)).unwrap();
+            let got = session_from(&session_item(&want, 7, RECORD_TTL)).unwrap();
             assert_eq!(got.state, want);
             assert_eq!(got.revision, 7);
         }

@@ -147,7 +147,7 @@ impl SessionStore for FirestoreStore {
             let r = c.record;
             let id = codec::object_hash(&r.bucket, &r.name, r.identity());
             let name = format!("{session}/{CHUNKS_COLLECTION}/{id}");
-            (name, codec::chunk_fields(r, c.at))
+            (name, codec::chunk_fields(r, c.at, self.record_ttl))
         });
         // The chunk document and the session document in one atomic commit, so neither
         // exists without the other.
@@ -161,7 +161,7 @@ impl SessionStore for FirestoreStore {
         }
         writes.push(codec::put(
             session,
-            codec::session_fields(state),
+            codec::session_fields(state, self.record_ttl),
             codec::unchanged(expected),
         ));
         if self.commit("write", writes).await? {
@@ -185,7 +185,7 @@ impl SessionStore for FirestoreStore {
         );
         let write = codec::put(
             name,
-            codec::reject_fields(r, now),
+            codec::reject_fields(r, now, self.record_ttl),
             ConditionType::Exists(false),
         );
         self.commit("record_rejected", vec![write]).await

@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use super::{FirestoreConfig, META_SUFFIX, REJECTED_SUFFIX, SHARD_MARK_DOC};
 use crate::engine::SessionGuid;
-use crate::index::{IndexError, Result};
+use crate::index::{IndexError, Result, RECORD_TTL};
 
 /// Attempts at one RPC that failed transiently (unavailable, deadline), with backoff between.
 const RPC_ATTEMPTS: u32 = 3;
@@ -34,6 +34,9 @@ type Client = FirestoreClient<GoogleAuthMiddleware>;
 pub struct FirestoreStore {
     pub(super) config: FirestoreConfig,
     db: OnceCell<FirestoreDb>,
+    /// How long documents live after their last activity (`expire_at`), [`RECORD_TTL`]
+    /// unless [`FirestoreStore::with_record_ttl`] says otherwise.
+    pub(super) record_ttl: Duration,
 }
 
 /// What the Firestore emulator expects in place of real credentials: its conventional
@@ -104,7 +107,16 @@ impl FirestoreStore {
         FirestoreStore {
             config,
             db: OnceCell::new(),
+            record_ttl: RECORD_TTL,
         }
+    }
+
+    /// Documents expire `ttl` after their last activity (Terraform sets
+    /// `RRSTITCH_INDEX_TTL_DAYS` from the chunk retention, so an index record outlives the
+    /// chunk it describes).
+    pub fn with_record_ttl(mut self, ttl: Duration) -> Self {
+        self.record_ttl = ttl;
+        self
     }
 
     async fn db(&self) -> Result<&FirestoreDb> {

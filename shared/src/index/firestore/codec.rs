@@ -1,6 +1,7 @@
 //! Sessions, chunks and rejected objects as Firestore documents, and back.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use gcloud_sdk::google::firestore::v1::{
     precondition::ConditionType, value::ValueType, write, Document, Precondition, Value, Write,
@@ -11,7 +12,7 @@ use super::SHARD_FIELD;
 use crate::engine::SessionGuid;
 use crate::index::protocol::SessionState;
 use crate::index::store::Stored;
-use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus, RECORD_TTL};
+use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus};
 use crate::time::Millis;
 
 pub(super) type Fields = HashMap<String, Value>;
@@ -107,7 +108,7 @@ pub(super) fn session_from(doc: &Document) -> Option<Stored<Timestamp>> {
     })
 }
 
-pub(super) fn session_fields(s: &SessionState) -> Fields {
+pub(super) fn session_fields(s: &SessionState, ttl: Duration) -> Fields {
     let r = &s.record;
     fields([
         ("guid", Some(string(r.guid.as_str()))),
@@ -119,7 +120,7 @@ pub(super) fn session_fields(s: &SessionState) -> Fields {
         ("last_chunk_at", Some(timestamp(r.last_chunk_at))),
         ("version", Some(integer(r.version))),
         ("finalize_count", Some(integer(r.finalize_count))),
-        ("expire_at", Some(timestamp(expire_at(r)))),
+        ("expire_at", Some(timestamp(expire_at(r, ttl)))),
         ("lease_until", r.lease_until.map(timestamp)),
         ("result_object", r.result_object.as_ref().map(string)),
         ("finalized_at", r.finalized_at.map(timestamp)),
@@ -129,16 +130,16 @@ pub(super) fn session_fields(s: &SessionState) -> Fields {
     ])
 }
 
-/// When Firestore's TTL policy may delete a session document: [`RECORD_TTL`] after its last
-/// chunk, or a tombstone's own expiry.
-fn expire_at(r: &SessionRecord) -> Millis {
+/// When Firestore's TTL policy may delete a session document: `ttl` (the store's record
+/// TTL) after its last chunk, or a tombstone's own expiry.
+fn expire_at(r: &SessionRecord, ttl: Duration) -> Millis {
     match (r.status, r.lease_until) {
         (SessionStatus::Deleted, Some(until)) => until,
-        _ => r.last_chunk_at.plus(RECORD_TTL),
+        _ => r.last_chunk_at.plus(ttl),
     }
 }
 
-pub(super) fn chunk_fields(c: &ChunkRecord, now: Millis) -> Fields {
+pub(super) fn chunk_fields(c: &ChunkRecord, now: Millis, ttl: Duration) -> Fields {
     fields([
         ("bucket", Some(string(&c.bucket))),
         ("name", Some(string(&c.name))),
@@ -149,7 +150,7 @@ pub(super) fn chunk_fields(c: &ChunkRecord, now: Millis) -> Fields {
         ("size", Some(integer(c.size))),
         ("event_count", Some(integer(c.event_count))),
         ("recorded_at", Some(timestamp(now))),
-        ("expire_at", Some(timestamp(now.plus(RECORD_TTL)))),
+        ("expire_at", Some(timestamp(now.plus(ttl)))),
     ])
 }
 
@@ -168,7 +169,7 @@ pub(super) fn chunk_from(guid: &SessionGuid, f: &Fields) -> ChunkRecord {
     }
 }
 
-pub(super) fn reject_fields(r: &RejectRecord, now: Millis) -> Fields {
+pub(super) fn reject_fields(r: &RejectRecord, now: Millis, ttl: Duration) -> Fields {
     fields([
         ("bucket", Some(string(&r.bucket))),
         ("name", Some(string(&r.name))),
@@ -176,7 +177,7 @@ pub(super) fn reject_fields(r: &RejectRecord, now: Millis) -> Fields {
         ("kind", Some(string(&r.kind))),
         ("reason", Some(string(&r.reason))),
         ("recorded_at", Some(timestamp(now))),
-        ("expire_at", Some(timestamp(now.plus(RECORD_TTL)))),
+        ("expire_at", Some(timestamp(now.plus(ttl)))),
     ])
 }
 
@@ -229,6 +230,7 @@ pub(super) fn unchanged(expected: Option<&Timestamp>) -> ConditionType {
 mod tests {
     use super::super::{Group, SEQUENTIAL_FIELDS};
     use super::*;
+    use crate::index::RECORD_TTL;
 
     fn every_field_set() -> SessionState {
         SessionState {
@@ -257,7 +259,7 @@ mod tests {
         let state = every_field_set();
         let doc = Document {
             name: "x".into(),
-            fields: session_fields(&state),
+            fields: session_fields(&state, RECORD_TTL),
             update_time: Some(Timestamp {
                 seconds: 5,
                 nanos: 7,
@@ -297,8 +299,11 @@ mod tests {
             content_hash: "h".into(),
         };
         let documents = [
-            (Group::Sessions, session_fields(&every_field_set())),
-            (Group::Chunks, chunk_fields(&chunk, Millis(1))),
+            (
+                Group::Sessions,
+                session_fields(&every_field_set(), RECORD_TTL),
+            ),
+            (Group::Chunks, chunk_fields(&chunk, Millis(1), RECORD_TTL)),
         ];
         let mut checked = 0;
         for (group, fields) in documents {
