@@ -202,8 +202,11 @@ resource "aws_iam_role" "finalize" {
 }
 
 locals {
-  # Every item operation the DynamoDB adapter performs (shared/src/index/dynamodb/).
+  # Every item operation the DynamoDB adapter performs in the functions
+  # (shared/src/index/dynamodb/; tests/tests/infra_aws.rs holds the two to each other).
+  # DeleteItem is erasure's: a session's chunk records and its document.
   dynamodb_item_actions = [
+    "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",

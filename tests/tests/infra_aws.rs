@@ -108,6 +108,57 @@ fn buckets_expire_objects_by_their_retention_variables() {
 /// write rewrites its session's entry, so the index's hash key must be the shard attribute
 /// (`<status>#<shard>`), not a low-cardinality one such as `status`, and its range key the
 /// time the sweep ranges over. It is the only GSI, and finalize may query exactly it.
+/// The roles allow every DynamoDB call the adapter makes: each SDK operation in
+/// `shared/src/index/dynamodb/` is in `dynamodb_item_actions`. Moto does not enforce IAM, so
+/// only this catches a missing action (erasure's `DeleteItem` was one). `create_table` is for
+/// tests and emulators, `scan` for the operator's listings (`rrstitch sessions`, `rejected`,
+/// `prune`, which runs locally), not for the functions.
+#[test]
+fn the_roles_allow_every_dynamodb_call_the_adapter_makes() {
+    let main = std::fs::read_to_string(repo_root().join("infra/aws/main.tf")).unwrap();
+    let start = main
+        .find("dynamodb_item_actions = [")
+        .expect("the action list");
+    let list = &main[start..start + main[start..].find(']').unwrap()];
+    let dir = repo_root().join("shared/src/index/dynamodb");
+    let mut calls = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let code = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for op in [
+            "get_item",
+            "put_item",
+            "update_item",
+            "delete_item",
+            "query",
+            "scan",
+            "transact_write_items",
+            "transact_get_items",
+            "batch_write_item",
+            "batch_get_item",
+            "create_table",
+        ] {
+            if code.contains(&format!(".{op}()")) {
+                calls.insert(op);
+            }
+        }
+    }
+    assert!(calls.contains("delete_item"), "the scan found {calls:?}");
+    for op in calls {
+        if op == "create_table" || op == "scan" {
+            continue;
+        }
+        // get_item -> GetItem, transact_write_items -> TransactWriteItems.
+        let action: String = op
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        assert!(
+            list.contains(&format!("\"dynamodb:{action}\"")),
+            "the adapter calls {op} but the roles lack dynamodb:{action}: {list}"
+        );
+    }
+}
+
 #[test]
 fn the_idle_index_is_keyed_by_shard() {
     use rrstitch::index::dynamodb::{IDLE_INDEX, IDLE_PK, IDLE_SK};
