@@ -285,17 +285,8 @@ mod tests {
             get_n(&open, "expire_at"),
             Some((1_000 + 31 * 86_400_000) / 1000)
         );
-        let chunk = ChunkRecord {
-            guid: SessionGuid::parse("g-1").unwrap(),
-            bucket: "b".into(),
-            name: "n.json".into(),
-            generation: "1".into(),
-            timestamp: "t".into(),
-            environment: "e".into(),
-            size: 1,
-            event_count: 1,
-            content_hash: "h".into(),
-        };
+        let chunk =
+            crate::index::conformance::chunk(&SessionGuid::parse("g-1").unwrap(), "n.json", "1");
         let expire = |item: &Item| get_n(item, "expire_at");
         assert_eq!(
             expire(&chunk_item(&chunk, now, ttl)),
