@@ -42,6 +42,14 @@ pub struct GenerateArgs {
     seed: u64,
     #[arg(long, default_value = "production")]
     environment: String,
+    /// Instead of `--sessions`: one long session of at least this much event JSON (`210MB`,
+    /// `2MiB`), with consistent checkouts, for the viewer's progressive-playback tests.
+    #[arg(long)]
+    session_bytes: Option<String>,
+    /// With `--session-bytes`: a checkout (Meta + FullSnapshot of the current DOM) every this
+    /// many incremental events.
+    #[arg(long, default_value_t = 3000)]
+    checkout_every: usize,
 }
 
 /// 2025-05-02T12:10:50Z, the fixture's start, in milliseconds.
@@ -50,6 +58,17 @@ const START_MS: i64 = 1_746_187_850_000;
 pub fn run(args: &GenerateArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    if let Some(size) = &args.session_bytes {
+        let target = crate::generate_long::parse_size(size)?;
+        return crate::generate_long::write_long_session(
+            &args.out,
+            target,
+            args.checkout_every,
+            args.seed,
+            &args.environment,
+            START_MS,
+        );
+    }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut written = (0u64, 0u64); // (files, bytes)
     let mut used_names = std::collections::HashSet::new();

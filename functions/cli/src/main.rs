@@ -11,10 +11,12 @@ use rrstitch::config::{LogFormat, Settings};
 mod backfill;
 mod erase;
 mod generate;
+mod generate_long;
 mod local;
 mod progress;
 mod prune;
 mod view;
+mod view_segments;
 
 #[derive(Parser)]
 #[command(
