@@ -5,7 +5,11 @@
 //! fetched from a CDN and no third-party code is compiled in or committed.
 //!
 //! Routes: `/` the page, `/static/*` its files, `/vendor/rrweb/*` rrweb's `dist/`,
-//! `/api/sessions` the list, `/api/sessions/{guid}` one stitched session.
+//! `/api/sessions` the list, `/api/sessions/{guid}` one stitched session, and for a session
+//! stitched with segments (SEGMENTS-SPEC.md) `/api/sessions/{guid}/manifest.json` and
+//! `/api/sessions/{guid}/segments/{generation}/{n}.json.gz`, which the viewer plays
+//! progressively. Segments are served as stored (gzip) with `Content-Encoding: gzip`, so the
+//! browser inflates them and the server never holds more than one segment.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -37,17 +41,17 @@ pub struct ViewArgs {
 }
 
 /// Where the sessions come from.
-enum Source {
+pub(crate) enum Source {
     File(PathBuf),
     Store(Arc<dyn ObjectStore>, String),
 }
 
-struct AppState {
-    source: Source,
+pub(crate) struct AppState {
+    pub(crate) source: Source,
     assets: PathBuf,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 pub async fn run(args: ViewArgs) -> Result<()> {
     let assets = find_assets(args.assets.as_deref())?;
@@ -68,6 +72,14 @@ pub async fn run(args: ViewArgs) -> Result<()> {
         .route("/vendor/rrweb/{*file}", get(vendor_file))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{guid}", get(one_session))
+        .route(
+            "/api/sessions/{guid}/manifest.json",
+            get(crate::view_segments::manifest),
+        )
+        .route(
+            "/api/sessions/{guid}/segments/{*path}",
+            get(crate::view_segments::segment),
+        )
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
         .await
@@ -166,8 +178,12 @@ fn gunzip_if_needed(body: Vec<u8>) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Every stitched session the source holds, by guid.
-async fn load_all(s: &AppState) -> Result<Vec<(String, Vec<u8>)>> {
+/// Every stitched session the source holds, by guid, but for the guids in `skip` (listed
+/// from their manifests). Only top-level objects are sessions: `<guid>/…` holds segments.
+async fn load_all(
+    s: &AppState,
+    skip: &std::collections::HashSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>> {
     match &s.source {
         Source::File(path) => {
             let body = gunzip_if_needed(tokio::fs::read(path).await?)?;
@@ -179,7 +195,14 @@ async fn load_all(s: &AppState) -> Result<Vec<(String, Vec<u8>)>> {
         Source::Store(store, prefix) => {
             let mut out = Vec::new();
             for meta in store.list(prefix).await? {
-                if !(meta.name.ends_with(".json") || meta.name.ends_with(".json.gz")) {
+                let rest = &meta.name[prefix.len()..];
+                let Some(stem) = rest
+                    .strip_suffix(".json.gz")
+                    .or_else(|| rest.strip_suffix(".json"))
+                else {
+                    continue;
+                };
+                if rest.contains('/') || skip.contains(stem) {
                     continue;
                 }
                 let object = store.get(&meta.name, u64::MAX).await?;
@@ -196,33 +219,43 @@ async fn load_all(s: &AppState) -> Result<Vec<(String, Vec<u8>)>> {
     }
 }
 
-fn server_error(e: anyhow::Error) -> Response {
+pub(crate) fn server_error(e: anyhow::Error) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response()
 }
 
+/// A list row: what the viewer's table and filters need of a session's metadata.
+pub(crate) fn row(guid: &str, m: &Value, manifest: bool) -> Value {
+    json!({
+        "session_guid": guid,
+        "environment": m["environment"],
+        "duration_ms": m["duration_ms"],
+        "event_count": m["event_count"],
+        "chunk_count": m["chunk_count"],
+        "first_event_timestamp": m["first_event_timestamp"],
+        "last_event_timestamp": m["last_event_timestamp"],
+        "replayable": m["replayable"],
+        "warnings": m["warnings"],
+        "urls": m["urls"],
+        "manifest": manifest,
+    })
+}
+
 async fn list_sessions(State(s): State<Shared>) -> Response {
-    let all = match load_all(&s).await {
+    // A segmented session's manifest carries its metadata: read that (a few KB) instead of
+    // the single file, which can be hundreds of megabytes.
+    let (mut rows, skip) = match crate::view_segments::manifest_rows(&s).await {
+        Ok(found) => found,
+        Err(e) => return server_error(e),
+    };
+    let all = match load_all(&s, &skip).await {
         Ok(all) => all,
         Err(e) => return server_error(e),
     };
-    let rows: Vec<Value> = all
-        .iter()
-        .filter_map(|(_, body)| serde_json::from_slice::<Stitched<'_>>(body).ok())
-        .map(|st| {
-            let m = &st.metadata;
-            json!({
-                "session_guid": st.session_guid,
-                "environment": m["environment"],
-                "duration_ms": m["duration_ms"],
-                "event_count": m["event_count"],
-                "chunk_count": m["chunk_count"],
-                "first_event_timestamp": m["first_event_timestamp"],
-                "replayable": m["replayable"],
-                "warnings": m["warnings"],
-                "urls": m["urls"],
-            })
-        })
-        .collect();
+    rows.extend(
+        all.iter()
+            .filter_map(|(_, body)| serde_json::from_slice::<Stitched<'_>>(body).ok())
+            .map(|st| row(&st.session_guid, &st.metadata, false)),
+    );
     Json(rows).into_response()
 }
 
@@ -254,7 +287,7 @@ async fn one_session(State(s): State<Shared>, UrlPath(guid): UrlPath<String>) ->
         Err(e) => return server_error(e),
     }
     // A file not named by its guid: find it by content.
-    match load_all(&s).await {
+    match load_all(&s, &Default::default()).await {
         Ok(all) => match all.into_iter().find(|(g, _)| *g == guid) {
             Some((_, body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             None => (StatusCode::NOT_FOUND, format!("no session {guid}")).into_response(),

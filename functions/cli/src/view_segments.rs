@@ -1,0 +1,152 @@
+//! The segmented half of `rrstitch view` (SEGMENTS-SPEC.md): a session's manifest and its
+//! gzip segments, passed through as stored so the browser inflates them, plus list rows
+//! built from manifests so listing never reads a segmented session's (large) single file.
+//!
+//! Every name comes from the URL, so both parts are checked before they reach the store: the
+//! guid by the same rule ingest uses, the segment path component by component (plain names
+//! of `[A-Za-z0-9._-]`, none starting with `.`, ending in `.json.gz`).
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rrstitch::storage::StorageError;
+use serde_json::Value;
+
+use crate::view::{row, server_error, AppState, Shared, Source};
+
+/// The largest segment served; the writer caps segments at 8 MiB of JSON by default, so this
+/// is far above anything it writes.
+const MAX_SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+const MANIFEST: &str = "manifest.json";
+
+/// A segment path relative to the manifest's folder, if it is one the writer could have made.
+fn safe_segment_path(path: &str) -> bool {
+    path.ends_with(".json.gz")
+        && path.split('/').all(|part| {
+            !part.is_empty()
+                && !part.starts_with('.')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
+fn valid_guid(guid: &str) -> bool {
+    rrstitch::engine::SessionGuid::parse(guid).is_ok()
+}
+
+async fn get_object(s: &AppState, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let Source::Store(store, prefix) = &s.source else {
+        return Ok(None);
+    };
+    match store.get(&format!("{prefix}{name}"), limit).await {
+        Ok(object) => Ok(Some(object.body.to_vec())),
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/sessions/{guid}/manifest.json`: 404 when the session has no segments.
+pub(crate) async fn manifest(State(s): State<Shared>, UrlPath(guid): UrlPath<String>) -> Response {
+    if !valid_guid(&guid) {
+        return (StatusCode::BAD_REQUEST, "bad session guid").into_response();
+    }
+    match get_object(&s, &format!("{guid}/{MANIFEST}"), MAX_MANIFEST_BYTES).await {
+        // A re-stitch replaces the manifest: never let the browser keep an old one.
+        Ok(Some(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no manifest for {guid}")).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `GET /api/sessions/{guid}/segments/{path}`: one segment object, gzip as stored.
+pub(crate) async fn segment(
+    State(s): State<Shared>,
+    UrlPath((guid, path)): UrlPath<(String, String)>,
+) -> Response {
+    if !valid_guid(&guid) || !safe_segment_path(&path) {
+        return (StatusCode::BAD_REQUEST, "bad segment path").into_response();
+    }
+    match get_object(&s, &format!("{guid}/{path}"), MAX_SEGMENT_BYTES).await {
+        // A generation's objects never change (a re-stitch writes a new generation), so the
+        // browser may keep them: a seek back re-reads from its cache.
+        Ok(Some(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::CACHE_CONTROL, "private, max-age=3600, immutable"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no segment {guid}/{path}")).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// List rows for every session with a manifest, and those sessions' guids (the caller skips
+/// their single files). A manifest that does not parse is logged and left to the single file.
+pub(crate) async fn manifest_rows(s: &AppState) -> Result<(Vec<Value>, HashSet<String>)> {
+    let Source::Store(store, prefix) = &s.source else {
+        return Ok((Vec::new(), HashSet::new()));
+    };
+    let mut rows = Vec::new();
+    let mut guids = HashSet::new();
+    for meta in store.list(prefix).await? {
+        let rest = &meta.name[prefix.len()..];
+        let Some(guid) = rest.strip_suffix(&format!("/{MANIFEST}")) else {
+            continue;
+        };
+        if guid.contains('/') || !valid_guid(guid) {
+            continue;
+        }
+        let body = match store.get(&meta.name, MAX_MANIFEST_BYTES).await {
+            Ok(object) => object.body,
+            // Replaced or erased between the listing and the read.
+            Err(StorageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(m) => {
+                rows.push(row(guid, &m["metadata"], true));
+                guids.insert(guid.to_string());
+            }
+            Err(e) => tracing::warn!(object = %meta.name, error = %e, "manifest unreadable"),
+        }
+    }
+    Ok((rows, guids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_paths_stay_inside_the_session_folder() {
+        assert!(safe_segment_path("18c2f3a1b2c4d-3f2a/00000.json.gz"));
+        for bad in [
+            "../x.json.gz",
+            "a/../../b.json.gz",
+            "/etc/x.json.gz",
+            "a//b.json.gz",
+            ".hidden/00000.json.gz",
+            "gen/00000.json",
+            "gen/0000 1.json.gz",
+            "gen\\..\\x.json.gz",
+        ] {
+            assert!(!safe_segment_path(bad), "{bad} accepted");
+        }
+    }
+}
