@@ -1,14 +1,23 @@
-// rrstitch's session viewer: the list from /api/sessions, one session replayed with rrweb's
-// own Replayer (window.rrweb, served from the npm package), small controls of our own.
+// rrstitch's session viewer: the list from /api/sessions (with filters), one session replayed
+// with rrweb's own Replayer (window.rrweb, served from the npm package). A session with a
+// manifest plays progressively through ProgressivePlayer (progressive.js); one without plays
+// from its single stitched file as before.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { replayer: null, total: 0, timer: null, playing: false };
+const state = { player: null, total: 0, timer: null, playing: false, rows: [] };
 
 function fmtDuration(ms) {
   if (typeof ms !== "number") return "–";
   const s = Math.floor(ms / 1000);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${mm.padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+function fmtBytes(n) {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`;
 }
 
 function cell(text, cls) {
@@ -18,18 +27,63 @@ function cell(text, cls) {
   return td;
 }
 
-async function loadList() {
-  const res = await fetch("/api/sessions");
-  if (!res.ok) throw new Error(`GET /api/sessions: ${res.status} ${await res.text()}`);
-  const rows = await res.json();
-  rows.sort((a, b) => (b.first_event_timestamp || 0) - (a.first_event_timestamp || 0));
+function warningText(w) {
+  return typeof w === "string" ? w : JSON.stringify(w);
+}
+
+/** The warnings cell: the count, the texts on hover and in an expandable list. */
+function warningsCell(warnings) {
+  const td = cell("", "warnings");
+  if (!warnings.length) {
+    td.textContent = "0";
+    return td;
+  }
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = String(warnings.length);
+  details.title = warnings.map(warningText).join("\n");
+  const ul = document.createElement("ul");
+  for (const w of warnings) {
+    const li = document.createElement("li");
+    li.textContent = warningText(w);
+    ul.append(li);
+  }
+  details.append(summary, ul);
+  // Expanding the warnings must not open the session.
+  details.addEventListener("click", (e) => e.stopPropagation());
+  td.append(details);
+  return td;
+}
+
+/** The rows the filter inputs let through. Durations are typed in seconds. */
+function filtered(rows) {
+  const guid = $("f-guid").value.trim().toLowerCase();
+  const url = $("f-url").value.trim().toLowerCase();
+  const env = $("f-env").value;
+  const min = $("f-min").value === "" ? null : Number($("f-min").value) * 1000;
+  const max = $("f-max").value === "" ? null : Number($("f-max").value) * 1000;
+  return rows.filter((s) => {
+    if (guid && !String(s.session_guid).toLowerCase().includes(guid)) return false;
+    if (url && !(s.urls || []).some((u) => String(u).toLowerCase().includes(url))) return false;
+    if (env && s.environment !== env) return false;
+    const d = typeof s.duration_ms === "number" ? s.duration_ms : null;
+    if (min !== null && (d === null || d < min)) return false;
+    if (max !== null && (d === null || d > max)) return false;
+    return true;
+  });
+}
+
+function render() {
+  const rows = filtered(state.rows);
   const body = $("sessions");
   body.textContent = "";
+  const current = window.rrstitchViewer?.guid;
   for (const s of rows) {
     const tr = document.createElement("tr");
     tr.dataset.guid = s.session_guid;
+    tr.classList.toggle("current", s.session_guid === current);
     const started = s.first_event_timestamp ? new Date(s.first_event_timestamp).toISOString().replace("T", " ").slice(0, 19) : "–";
-    const warnings = Array.isArray(s.warnings) ? s.warnings.length : 0;
+    const warnings = Array.isArray(s.warnings) ? s.warnings : [];
     tr.append(
       cell(s.session_guid, "guid"),
       cell(s.environment ?? "–"),
@@ -38,30 +92,50 @@ async function loadList() {
       cell(String(s.event_count ?? "–")),
       cell(String(s.chunk_count ?? "–")),
       cell(s.replayable ? "yes" : "no", s.replayable ? "" : "no"),
-      cell(String(warnings)),
+      cell(s.manifest ? "segments" : "file"),
+      warningsCell(warnings),
+      cell((s.urls || []).join(" "), "urls"),
     );
     tr.addEventListener("click", () => open(s.session_guid));
     body.append(tr);
   }
-  $("status").textContent = rows.length ? `${rows.length} session(s); click one to replay it` : "no stitched sessions here";
+  const n = state.rows.length;
+  $("status").textContent = n
+    ? `${rows.length} of ${n} session(s) shown; click one to replay it`
+    : "no stitched sessions here";
+}
+
+async function loadList() {
+  const res = await fetch("/api/sessions");
+  if (!res.ok) throw new Error(`GET /api/sessions: ${res.status} ${await res.text()}`);
+  const rows = await res.json();
+  rows.sort((a, b) => (b.first_event_timestamp || 0) - (a.first_event_timestamp || 0));
+  state.rows = rows;
+  const env = $("f-env");
+  const chosen = env.value;
+  env.textContent = "";
+  env.append(new Option("any", ""));
+  for (const e of [...new Set(rows.map((r) => r.environment).filter((e) => typeof e === "string"))].sort()) {
+    env.append(new Option(e, e));
+  }
+  env.value = chosen;
+  render();
   return rows;
 }
 
 function stop() {
   if (state.timer) cancelAnimationFrame(state.timer);
   state.timer = null;
-  if (state.replayer) {
-    state.replayer.pause();
-    state.replayer.destroy?.();
-  }
-  state.replayer = null;
+  state.player?.destroy();
+  state.player = null;
   $("stage").textContent = "";
+  $("loading").textContent = "";
 }
 
 function tick() {
-  const r = state.replayer;
-  if (!r) return;
-  const now = Math.min(r.getCurrentTime(), state.total);
+  const p = state.player;
+  if (!p) return;
+  const now = Math.min(p.currentTime(), state.total);
   $("timeline").value = String(Math.floor(now));
   $("clock").textContent = `${fmtDuration(now)} / ${fmtDuration(state.total)}`;
   state.timer = requestAnimationFrame(tick);
@@ -72,20 +146,14 @@ function setPlaying(playing) {
   $("play").textContent = playing ? "Pause" : "Play";
 }
 
-async function open(guid) {
-  stop();
-  for (const tr of document.querySelectorAll("tbody tr")) tr.classList.toggle("current", tr.dataset.guid === guid);
-  const res = await fetch(`/api/sessions/${encodeURIComponent(guid)}`);
-  if (!res.ok) throw new Error(`GET session ${guid}: ${res.status}`);
-  const session = await res.json();
-  const meta = session.metadata || {};
+function showMeta(guid, meta, eventCount) {
   $("player").hidden = false;
-  $("title").textContent = `${guid} · ${meta.environment ?? ""} · ${meta.event_count ?? session.rrweb_data.length} events · ${(meta.urls || []).join(" ")}`;
+  $("title").textContent = `${guid} · ${meta.environment ?? ""} · ${meta.event_count ?? eventCount} events · ${(meta.urls || []).join(" ")}`;
   const warnings = $("warnings");
   warnings.textContent = "";
   for (const w of meta.warnings || []) {
     const li = document.createElement("li");
-    li.textContent = typeof w === "string" ? w : JSON.stringify(w);
+    li.textContent = warningText(w);
     warnings.append(li);
   }
   if (!meta.replayable) {
@@ -93,23 +161,117 @@ async function open(guid) {
     li.textContent = "not replayable: no Meta and FullSnapshot before the first incremental event";
     warnings.append(li);
   }
-  const r = new rrweb.Replayer(session.rrweb_data, {
-    root: $("stage"),
-    skipInactive: $("skip").checked,
-    speed: Number($("speed").value),
-    mouseTail: false,
-    showWarning: true,
-  });
-  state.replayer = r;
-  state.total = r.getMetaData().totalTime;
-  $("timeline").max = String(Math.max(0, Math.floor(state.total)));
-  r.on("finish", () => setPlaying(false));
+}
+
+function replayerConfig() {
+  return { skipInactive: $("skip").checked, speed: Number($("speed").value), mouseTail: false, showWarning: true };
+}
+
+/** A single stitched file behind the same small interface as ProgressivePlayer. */
+class FilePlayer {
+  constructor(events, root, config, onReplayer, onEnd) {
+    this.replayer = new rrweb.Replayer(events, { ...config, root });
+    this.total = this.replayer.getMetaData().totalTime;
+    this.replayer.on("finish", onEnd);
+    onReplayer(this.replayer);
+  }
+  currentTime() { return this.replayer.getCurrentTime(); }
+  async seek(t, play) { if (play) this.replayer.play(t); else this.replayer.pause(t); }
+  play() {
+    const at = this.replayer.getCurrentTime();
+    this.replayer.play(at >= this.total ? 0 : at);
+  }
+  pause() { this.replayer.pause(); }
+  setConfig(c) { this.replayer.setConfig(c); }
+  destroy() { this.replayer.pause(); this.replayer.destroy?.(); }
+}
+
+/** What tests and the console see: the open session, its player and timings. */
+function expose(guid, mode, player, openedAt) {
+  window.rrstitchViewer = {
+    guid,
+    mode,
+    player,
+    openedAt,
+    firstFrameAt: null,
+    get replayer() { return player.replayer; },
+    progress: () => (player.progress ? player.progress() : null),
+    seek: (t, play = false) => player.seek(t, play),
+  };
+}
+
+function onReplayer(r) {
   // Scale the recorded viewport into the stage.
   r.on("resize", ({ width, height }) => fit(width, height));
-  r.play(0);
+}
+
+function onEnd() {
+  setPlaying(false);
+}
+
+async function open(guid) {
+  stop();
+  const openedAt = performance.now();
+  for (const tr of document.querySelectorAll("tbody tr")) tr.classList.toggle("current", tr.dataset.guid === guid);
+  const row = state.rows.find((r) => r.session_guid === guid);
+  if (row && row.manifest) return openSegments(guid, openedAt);
+  const res = await fetch(`/api/sessions/${encodeURIComponent(guid)}`);
+  if (!res.ok) throw new Error(`GET session ${guid}: ${res.status}`);
+  const session = await res.json();
+  const meta = session.metadata || {};
+  showMeta(guid, meta, session.rrweb_data.length);
+  const p = new FilePlayer(session.rrweb_data, $("stage"), replayerConfig(), onReplayer, onEnd);
+  expose(guid, "file", p, openedAt);
+  p.replayer.on("fullsnapshot-rebuilded", () => {
+    window.rrstitchViewer.firstFrameAt ??= performance.now();
+  });
+  start(p, true);
+}
+
+async function openSegments(guid, openedAt) {
+  const res = await fetch(`/api/sessions/${encodeURIComponent(guid)}/manifest.json`);
+  if (!res.ok) throw new Error(`GET manifest of ${guid}: ${res.status}`);
+  const manifest = await res.json();
+  showMeta(guid, manifest.metadata || {}, "?");
+  const p = new ProgressivePlayer({
+    guid,
+    manifest,
+    root: $("stage"),
+    config: replayerConfig(),
+    onProgress: showProgress,
+    onFirstFrame: () => {
+      window.rrstitchViewer.firstFrameAt ??= performance.now();
+    },
+    onReplayer,
+    onEnd,
+    onError: (e) => {
+      $("loading").textContent = `loading failed: ${e.message}`;
+      console.error(e);
+    },
+  });
+  expose(guid, "segments", p, openedAt);
+  state.player = p;
+  state.total = p.total;
+  $("timeline").max = String(Math.max(0, Math.floor(state.total)));
+  await p.seek(0, true);
   setPlaying(true);
   tick();
-  window.rrstitchViewer = { guid, replayer: r };
+}
+
+function showProgress(p) {
+  $("loading").textContent =
+    `segments ${p.window_first + 1}–${p.window_next} of ${p.segments} in memory` +
+    ` (${fmtBytes(p.window_bytes)}); fetched ${p.fetched_segments} segment(s), ${fmtBytes(p.fetched_bytes)}` +
+    ` of ${fmtBytes(p.total_bytes)}${p.loaded_to_end ? "; loaded to the end" : ""}`;
+}
+
+function start(p, play) {
+  state.player = p;
+  state.total = p.total;
+  $("timeline").max = String(Math.max(0, Math.floor(state.total)));
+  p.seek(0, play);
+  setPlaying(play);
+  tick();
 }
 
 function fit(width, height) {
@@ -124,25 +286,26 @@ function fit(width, height) {
 }
 
 $("play").addEventListener("click", () => {
-  const r = state.replayer;
-  if (!r) return;
+  const p = state.player;
+  if (!p) return;
   if (state.playing) {
-    r.pause();
+    p.pause();
     setPlaying(false);
   } else {
-    const at = r.getCurrentTime();
-    r.play(at >= state.total ? 0 : at);
+    p.play();
     setPlaying(true);
   }
 });
-$("timeline").addEventListener("input", (e) => {
-  const r = state.replayer;
-  if (!r) return;
-  const to = Number(e.target.value);
-  if (state.playing) r.play(to); else r.pause(to);
+// Seeking: a segmented session rebuilds from the nearest checkout, so wait for the slider to
+// settle ("change") rather than rebuilding on every "input" step of a drag.
+$("timeline").addEventListener("change", (e) => {
+  const p = state.player;
+  if (!p) return;
+  p.seek(Number(e.target.value), state.playing).catch((err) => console.error(err));
 });
-$("speed").addEventListener("change", (e) => state.replayer?.setConfig({ speed: Number(e.target.value) }));
-$("skip").addEventListener("change", (e) => state.replayer?.setConfig({ skipInactive: e.target.checked }));
+$("speed").addEventListener("change", (e) => state.player?.setConfig({ speed: Number(e.target.value) }));
+$("skip").addEventListener("change", (e) => state.player?.setConfig({ skipInactive: e.target.checked }));
+for (const id of ["f-guid", "f-url", "f-env", "f-min", "f-max"]) $(id).addEventListener("input", render);
 
 loadList()
   .then((rows) => {
