@@ -3,22 +3,29 @@
 //
 // Why a window, and why restarts: rrweb's Replayer keeps every event it was ever given (it
 // needs them to seek back), so feeding it a whole 200 MB session costs around a gigabyte of
-// heap. Here one Replayer covers a *window* that begins at a seekable segment (its first two
-// events are a checkout: Meta + FullSnapshot) and grows with `addEvent` while the window holds
-// under WINDOW_BYTES of event JSON, or while playback is within LOOKAHEAD_MS of what is
-// loaded. Once the window is over budget and playback has entered a later seekable segment,
-// the Replayer is rebuilt from that segment: its checkout rebuilds the same DOM, the old
-// Replayer and its events become garbage, and the heap stays bounded by the window, not by
-// the session. A seek does the same from the last seekable segment at or before the target,
-// loading the following segments up to the target before positioning there.
+// heap. Here one Replayer covers a *window* of segments that begins at a seekable segment
+// (its first two events are a checkout: Meta + FullSnapshot). Segments are appended with
+// `addEvent` while less than AHEAD_BYTES of event JSON lies ahead of the segment playing (or
+// less than LOOKAHEAD_MS of playback). Once more than BEHIND_BYTES lies behind it and
+// playback has entered a later seekable segment, the Replayer is rebuilt from that segment,
+// reusing the segments already parsed: the checkout rebuilds the same DOM, the old Replayer
+// and the events behind become garbage, and the heap is bounded by the window (about
+// AHEAD_BYTES + BEHIND_BYTES + a segment), not by the session. A seek does the same from the
+// last seekable segment at or before the target, loading the segments up to the target
+// before positioning there.
 "use strict";
 
-/** Event JSON a window may hold before playback moves it forward. */
-const WINDOW_BYTES = 16 * 1024 * 1024;
+/** Event JSON loaded ahead of the segment playing. */
+const AHEAD_BYTES = 10 * 1024 * 1024;
+/** Event JSON kept behind it before the window moves to a later checkout. */
+const BEHIND_BYTES = 6 * 1024 * 1024;
 /** Keep at least this much playback time loaded ahead, whatever the budget says. */
 const LOOKAHEAD_MS = 20_000;
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/** Whether segments' events can start a Replayer: two events at least, one a FullSnapshot. */
+const startable = (parts) => parts.reduce((n, p) => n + p.length, 0) >= 2 && parts.some((p) => p.some((e) => e.type === 2));
 
 class ProgressivePlayer {
   /**
@@ -43,7 +50,8 @@ class ProgressivePlayer {
     this.replayer = null;
     this.playing = false;
     this.gen = 0; // bumped on every rebuild: stale loads notice and stop
-    this.win = null; // { base, next, bytes }
+    this.win = null; // { base, next, bytes }: segments base..next-1 are in the Replayer
+    this.parts = new Map(); // segment index → its parsed events, for the window only
     this.fetched = { segments: 0, bytes: 0 }; // over the player's life, for the progress line
     this.firstFrameSeen = false;
     this.restarts = 0;
@@ -51,6 +59,11 @@ class ProgressivePlayer {
 
   url(seg) {
     return `/api/sessions/${encodeURIComponent(this.guid)}/segments/${seg.path}`;
+  }
+
+  /** Segment `i`'s events: from the window if parsed already, else fetched. */
+  async segment(i) {
+    return this.parts.get(i) ?? this.fetchSegment(i);
   }
 
   async fetchSegment(i) {
@@ -100,7 +113,19 @@ class ProgressivePlayer {
    */
   async seek(t, play) {
     const abs = this.start + Math.max(0, Math.min(t, this.total + 1));
-    await this.build(this.baseFor(abs), abs, play);
+    const base = this.baseFor(abs);
+    const w = this.win;
+    const r = this.replayer;
+    if (r && w && base >= w.base && (w.next >= this.segs.length || this.segs[w.next].first_timestamp > abs)) {
+      // Everything up to the target is in this Replayer already: rrweb seeks itself (from
+      // its own nearest checkout).
+      const offset = Math.max(0, abs - r.getMetaData().startTime);
+      this.playing = play;
+      if (play) r.play(offset);
+      else r.pause(offset);
+      return;
+    }
+    await this.build(base, abs, play);
   }
 
   /**
@@ -112,10 +137,20 @@ class ProgressivePlayer {
     let last = base;
     while (last + 1 < this.segs.length && this.segs[last + 1].first_timestamp <= abs) last++;
     // Fetch in parallel, apply in order: the first frame waits for as little as possible.
+    let next = last + 1;
+    // Segments already parsed past the target stay in the new window too (a window move).
+    while (this.parts.has(next) && this.win && next < this.win.next) next++;
     const parts = await Promise.all(
-      Array.from({ length: last - base + 1 }, (_, k) => this.fetchSegment(base + k)),
+      Array.from({ length: next - base }, (_, k) => this.segment(base + k)),
     );
     if (gen !== this.gen) return;
+    // rrweb needs two events and a FullSnapshot to start; a tiny byte cap can leave a Meta
+    // alone in a segment. Take following segments until the Replayer has what it needs.
+    while (next < this.segs.length && !startable(parts)) {
+      parts.push(await this.segment(next++));
+      if (gen !== this.gen) return;
+    }
+    this.parts = new Map(parts.map((events, k) => [base + k, events]));
     const events = parts.length === 1 ? parts[0] : parts.flat();
     this.teardown();
     const r = new rrweb.Replayer(events, { ...this.config, root: this.root });
@@ -128,7 +163,7 @@ class ProgressivePlayer {
     });
     r.on("finish", () => this.finished(gen));
     this.onReplayer(r);
-    this.win = { base, next: last + 1, bytes: parts.reduce((n, _, k) => n + this.segs[base + k].bytes, 0) };
+    this.win = { base, next, bytes: parts.reduce((n, _, k) => n + this.segs[base + k].bytes, 0) };
     const offset = Math.max(0, abs - r.getMetaData().startTime);
     this.playing = play;
     if (play) r.play(offset);
@@ -150,6 +185,7 @@ class ProgressivePlayer {
     const i = this.win.next;
     const events = await this.fetchSegment(i);
     if (gen !== this.gen) return;
+    this.parts.set(i, events);
     const r = this.replayer;
     // Playback ran out of loaded events and rrweb stopped: resume once more are in.
     const stalled = this.playing && this.stalled;
@@ -163,35 +199,59 @@ class ProgressivePlayer {
     this.onProgress(this.progress());
   }
 
+  /** The window's segment that is playing now. */
+  playingSegment() {
+    const abs = this.start + this.currentTime();
+    let i = this.win.base;
+    while (i + 1 < this.win.next && this.segs[i + 1].first_timestamp <= abs) i++;
+    return i;
+  }
+
+  /** Event JSON in the window from segment `from` (inclusive) to `to` (exclusive). */
+  bytesBetween(from, to) {
+    let n = 0;
+    for (let i = from; i < to; i++) n += this.segs[i].bytes;
+    return n;
+  }
+
   /** Background loading for generation `gen`, within the window's budget. */
   async pump(gen) {
     try {
-      while (gen === this.gen && this.win.next < this.segs.length) {
-        const loadedEnd = this.segs[this.win.next - 1].last_timestamp;
-        const ahead = loadedEnd - (this.start + this.currentTime());
-        if (this.win.bytes < WINDOW_BYTES || ahead < LOOKAHEAD_MS) {
-          await this.append(gen);
-        } else {
+      while (gen === this.gen) {
+        if (this.win.next >= this.segs.length) {
+          // Loaded to the end: only window moves are left to watch for.
           await sleep(250);
+        } else {
+          const cur = this.playingSegment();
+          const loadedEnd = this.segs[this.win.next - 1].last_timestamp;
+          const ahead = loadedEnd - (this.start + this.currentTime());
+          if (this.bytesBetween(cur + 1, this.win.next) < AHEAD_BYTES || ahead < LOOKAHEAD_MS) {
+            await this.append(gen);
+          } else {
+            await sleep(250);
+          }
         }
-        this.maybeMoveWindow(gen);
+        if (this.maybeMoveWindow(gen)) return;
       }
     } catch (e) {
       if (gen === this.gen) this.onError?.(e);
     }
   }
 
-  /** Over budget and past a later checkout: rebuild from it (see the comment at the top). */
+  /**
+   * Too much behind and past a later checkout: rebuild from it (see the comment at the top).
+   * Returns whether a rebuild started.
+   */
   maybeMoveWindow(gen) {
-    if (gen !== this.gen || !this.playing || this.win.bytes <= WINDOW_BYTES) return;
-    const abs = this.start + this.currentTime();
+    if (gen !== this.gen || !this.playing) return false;
+    const cur = this.playingSegment();
+    if (this.bytesBetween(this.win.base, cur) <= BEHIND_BYTES) return false;
     let to = -1;
-    for (let i = this.win.base + 1; i < this.win.next && this.segs[i].first_timestamp <= abs; i++) {
-      if (this.segs[i].seekable) to = i;
-    }
-    if (to < 0) return;
+    for (let i = this.win.base + 1; i <= cur; i++) if (this.segs[i].seekable) to = i;
+    if (to < 0) return false;
     this.restarts += 1;
-    this.build(to, abs, true).catch((e) => this.onError?.(e));
+    this.build(to, this.start + this.currentTime(), true).catch((e) => this.onError?.(e));
+    return true;
   }
 
   finished(gen) {
