@@ -4,6 +4,11 @@
 //   node harness.mjs record --out DIR [--checkout-ms N]   record a scripted session, cut it into chunks
 //   node harness.mjs replay --session FILE --live FILE     replay a stitched session to its end, compare
 //   node harness.mjs viewer --url URL --guid GUID --shot PNG   the viewer plays a session
+//   node harness.mjs playback --url URL --guid GUID --at FRAC|end --dom FILE [--play-ms N --shot PNG]
+//        the viewer opens a segmented session progressively (first frame, JS heap), seeks
+//   node harness.mjs reference --url URL --guid GUID --at FRAC|end --dom FILE [--whole 1]
+//        rrweb's Replayer over the session's single file, to the same time
+//   node harness.mjs filters --url URL          the list's filter inputs
 //
 // Each prints one JSON object on stdout; the Rust test makes the assertions.
 import { chromium } from "playwright-core";
@@ -298,7 +303,217 @@ async function viewer({ url, guid, shot }) {
   }
 }
 
-const commands = { record, replay, viewer };
+/** The session time `at` names: a fraction of the duration, or "end" (past the last event). */
+function targetMs(at, total) {
+  return at === "end" ? total + 1 : Math.floor(Number(at) * total);
+}
+
+/**
+ * Heap of the page's V8 isolate (the replay iframe shares it) through CDP, sampled every
+ * 100 ms until stopped: the maximum is what the test bounds.
+ */
+async function heapSampler(context, page) {
+  const cdp = await context.newCDPSession(page);
+  const samples = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const { usedSize } = await cdp.send("Runtime.getHeapUsage");
+        samples.push(usedSize);
+      } catch {}
+      await pause(100);
+    }
+  })();
+  return {
+    samples,
+    max: () => Math.max(0, ...samples),
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** The viewer opens a segmented session: first frame, heap while loading and playing, a seek. */
+async function playback({ url, guid, at, dom: domFile, "play-ms": playMs, shot, speed }) {
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    const heap = await heapSampler(b.context, page);
+    await page.goto(`${url}?session=${encodeURIComponent(guid)}`);
+    await page
+      .waitForFunction(() => window.rrstitchViewer && window.rrstitchViewer.firstFrameAt, null, { timeout: 30000 })
+      .catch((e) => {
+        throw new Error(`no first frame: ${e.message}; page said: ${problems.join("; ")}`);
+      });
+    const first = await page.evaluate(() => {
+      const v = window.rrstitchViewer;
+      const doc = v.replayer.iframe.contentDocument;
+      return {
+        mode: v.mode,
+        opened_ms: v.openedAt,
+        first_frame_ms: v.firstFrameAt - v.openedAt,
+        first_frame_since_navigation_ms: v.firstFrameAt,
+        elements: doc && doc.body ? doc.body.querySelectorAll("*").length : 0,
+        total_ms: v.player.total,
+      };
+    });
+    // Let it play and load in the background (at `speed`, to cross window restarts).
+    if (speed) await page.evaluate((s) => window.rrstitchViewer.player.setConfig({ speed: Number(s) }), speed);
+    await pause(Number(playMs || 0));
+    const played = await page.evaluate(() => ({
+      current_ms: window.rrstitchViewer.player.currentTime(),
+      progress: window.rrstitchViewer.progress(),
+      loading_line: document.getElementById("loading").textContent,
+    }));
+    const heapLoading = heap.max();
+    if (shot) {
+      mkdirSync(dirname(shot), { recursive: true });
+      await page.screenshot({ path: shot, fullPage: true });
+    }
+    // The seek: back to normal speed, paused at the target.
+    const target = targetMs(at, first.total_ms);
+    const t0 = Date.now();
+    await page.evaluate(async (t) => {
+      const v = window.rrstitchViewer;
+      v.player.setConfig({ speed: 1 });
+      await v.seek(t, false);
+    }, target);
+    const seekMs = Date.now() - t0;
+    await pause(500);
+    const seen = await page.evaluate(`(() => {
+      const v = window.rrstitchViewer;
+      const doc = v.replayer.iframe.contentDocument;
+      return { dom: doc && doc.body ? (${SUMMARIZE})(doc) : [], progress: v.progress(), current_ms: v.player.currentTime() };
+    })()`);
+    await heap.stop();
+    writeFileSync(domFile, JSON.stringify(seen.dom, null, 1));
+    console.log(JSON.stringify({
+      ok: problems.length === 0 && first.elements > 0,
+      problems: problems.slice(0, 20),
+      ...first,
+      played,
+      heap_max_loading_mb: +(heapLoading / 2 ** 20).toFixed(1),
+      heap_max_mb: +(heap.max() / 2 ** 20).toFixed(1),
+      heap_samples: heap.samples.length,
+      target_ms: target,
+      seek_ms: seekMs,
+      after_seek: { progress: seen.progress, current_ms: seen.current_ms },
+      dom_lines: seen.dom.length,
+    }));
+  } finally {
+    await b.close();
+  }
+}
+
+/**
+ * The reference: rrweb's Replayer over the whole single file (`/api/sessions/{guid}`), paused
+ * at the same session time. With `--whole 1` every checkout after the first is dropped, so
+ * the reference truly replays every incremental event from the start, not from rrweb's own
+ * nearest checkout.
+ */
+async function reference({ url, guid, at, dom: domFile, whole }) {
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    const base = new URL(url);
+    // A blank page of the viewer's origin (so the session fetch is same-origin); Chromium
+    // asks that origin for a favicon it does not serve.
+    await page.route("**/favicon.ico", (r) => r.fulfill({ status: 204 }));
+    await page.goto(`${base.origin}/vendor/rrweb/style.css`);
+    await page.setContent(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body><div id="root"></div></body></html>`);
+    await page.addScriptTag({ url: `${base.origin}/vendor/rrweb/rrweb.umd.min.cjs` });
+    const t0 = Date.now();
+    const result = await page.evaluate(
+      `(async () => {
+        const stitched = await (await fetch(${JSON.stringify(`${base.origin}/api/sessions/${encodeURIComponent(guid)}`)})).json();
+        let events = stitched.rrweb_data;
+        const checkouts = events.filter((e) => e.type === 4).length;
+        if (${whole ? "true" : "false"}) {
+          let metas = 0, fulls = 0;
+          events = events.filter((e) => (e.type !== 4 || metas++ === 0) && (e.type !== 2 || fulls++ === 0));
+        }
+        const start = stitched.metadata.first_event_timestamp;
+        const total = stitched.metadata.last_event_timestamp - start;
+        const at = ${JSON.stringify(at)};
+        const target = at === "end" ? total + 1 : Math.floor(Number(at) * total);
+        const replayer = new rrweb.Replayer(events, { root: document.getElementById("root"), showWarning: true });
+        // Session time → this Replayer's time (its clock starts at its first event).
+        replayer.pause(start + target - replayer.getMetaData().startTime);
+        await new Promise((ok) => setTimeout(ok, 300));
+        const doc = replayer.iframe.contentDocument;
+        return { dom: doc && doc.body ? (${SUMMARIZE})(doc) : [], target, total, events: events.length, checkouts };
+      })()`,
+    );
+    writeFileSync(domFile, JSON.stringify(result.dom, null, 1));
+    // For comparison with the viewer's bound: the heap holding the whole session at once.
+    const cdp = await b.context.newCDPSession(page);
+    const { usedSize } = await cdp.send("Runtime.getHeapUsage");
+    console.log(JSON.stringify({
+      heap_mb: +(usedSize / 2 ** 20).toFixed(1),
+      ok: problems.length === 0,
+      problems: problems.slice(0, 20),
+      target_ms: result.target,
+      total_ms: result.total,
+      events: result.events,
+      checkouts: result.checkouts,
+      dom_lines: result.dom.length,
+      replay_ms: Date.now() - t0,
+    }));
+  } finally {
+    await b.close();
+  }
+}
+
+/**
+ * The list's filters: for each case (values for the guid, URL, environment, min and max
+ * duration inputs), the guids left in the table; and each row's warnings cell.
+ */
+async function filters({ url, cases }) {
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelectorAll("#sessions tr").length > 0, null, { timeout: 15000 });
+    const results = [];
+    for (const c of JSON.parse(cases)) {
+      await page.fill("#f-guid", c.guid ?? "");
+      await page.fill("#f-url", c.url ?? "");
+      await page.selectOption("#f-env", c.env ?? "");
+      await page.fill("#f-min", c.min ?? "");
+      await page.fill("#f-max", c.max ?? "");
+      results.push(await page.$$eval("#sessions tr", (trs) => trs.map((tr) => tr.dataset.guid).sort()));
+    }
+    for (const id of ["#f-guid", "#f-url", "#f-min", "#f-max"]) await page.fill(id, "");
+    await page.selectOption("#f-env", "");
+    const environments = await page.$$eval("#f-env option", (os) => os.map((o) => o.value).filter(Boolean));
+    // Expanding a warnings cell shows its texts and does not open the session.
+    const warnings = await page.$$eval("#sessions tr", (trs) => trs.map((tr) => {
+      const details = tr.querySelector("td.warnings details");
+      return {
+        guid: tr.dataset.guid,
+        count: details ? Number(details.querySelector("summary").textContent) : Number(tr.querySelector("td.warnings").textContent),
+        texts: details ? [...details.querySelectorAll("li")].map((li) => li.textContent) : [],
+        title: details ? details.title : "",
+      };
+    }));
+    const withWarnings = warnings.find((w) => w.count > 0);
+    let opened = null;
+    if (withWarnings) {
+      await page.click(`#sessions tr[data-guid="${withWarnings.guid}"] td.warnings summary`);
+      opened = await page.evaluate(() => ({ player_shown: !document.getElementById("player").hidden }));
+    }
+    console.log(JSON.stringify({ ok: problems.length === 0, problems, results, environments, warnings, opened }));
+  } finally {
+    await b.close();
+  }
+}
+
+const commands = { record, replay, viewer, playback, reference, filters };
 const command = commands[process.argv[2]];
 if (!command) {
   console.error(`usage: node harness.mjs ${Object.keys(commands).join("|")} …`);

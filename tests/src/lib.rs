@@ -6,6 +6,7 @@
 //! emulator is a panic that says how to install it — never a silent skip.
 
 pub mod bins;
+pub mod browser;
 pub mod cloudevents;
 pub mod emulators;
 pub mod lambda;

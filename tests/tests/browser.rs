@@ -12,86 +12,10 @@
 //! packages these tests fail and say so; they never skip.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use rrstitch_tests::procs::Group;
-use rrstitch_tests::{bins, repo_root};
+use rrstitch_tests::browser::{node, stitch, view};
+use rrstitch_tests::repo_root;
 use serde_json::Value;
-
-fn harness() -> PathBuf {
-    let root = repo_root();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: run scripts/install-browser.sh (make test does)"
-    );
-    for needed in [
-        "viewer/node_modules/rrweb/dist/rrweb.umd.min.cjs",
-        "tests/browser/node_modules/playwright-core/package.json",
-    ] {
-        assert!(
-            root.join(needed).exists(),
-            "{needed} is missing: run scripts/install-browser.sh (make test does)"
-        );
-    }
-    root.join("tests/browser/harness.mjs")
-}
-
-/// Runs `node harness.mjs <args>` and parses the JSON line it prints.
-fn node(args: &[&str]) -> Value {
-    let out = Command::new("node")
-        .arg(harness())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("node is installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "harness {args:?} failed\n{stdout}\n{stderr}"
-    );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON from harness {args:?}:\n{stdout}\n{stderr}"));
-    serde_json::from_str(line).unwrap()
-}
-
-/// `rrstitch ingest` + `rrstitch sweep --idle 0s` over `chunks` on the embedded default;
-/// returns the stitched session.
-fn stitch(work: &Path, chunks: &Path, guid: &str) -> (PathBuf, Value) {
-    let results = work.join("results");
-    let env = [
-        (
-            "RRSTITCH_INDEX".to_string(),
-            format!("sqlite:{}", work.join("index.sqlite").display()),
-        ),
-        (
-            "RRSTITCH_RESULTS".to_string(),
-            results.display().to_string(),
-        ),
-    ];
-    for args in [
-        vec!["ingest".to_string(), chunks.display().to_string()],
-        vec!["sweep".into(), "--idle".into(), "0s".into()],
-    ] {
-        let out = bins::command("rrstitch", &env)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rrstitch {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let file = results.join(format!("{guid}.json"));
-    let body =
-        std::fs::read(&file).unwrap_or_else(|e| panic!("{} was not written: {e}", file.display()));
-    (file, serde_json::from_slice(&body).unwrap())
-}
 
 /// A copy of `chunks` without the chunks at `drop` (indices in name order).
 fn without(chunks: &Path, names: &[String], drop: &[usize], to: &Path) -> PathBuf {
@@ -241,22 +165,7 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
     let (file, _) = stitch(&work.path().join("all"), &rec.join("chunks"), guid);
     let results = file.parent().unwrap();
 
-    let mut cmd = bins::command("rrstitch", &[]);
-    cmd.args(["view", results.to_str().unwrap(), "--port", "0"])
-        .env("RRSTITCH_VIEWER_DIR", repo_root().join("viewer"));
-    let mut server = Group::spawn("rrstitch-view", cmd);
-    let mut url = String::new();
-    let log_path = server.log.clone();
-    server.wait_until(std::time::Duration::from_secs(20), || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        match log.lines().find_map(|l| l.strip_prefix("viewer at ")) {
-            Some(u) => {
-                url = u.trim().to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let (server, url) = view(results);
     let shot = repo_root().join("target/browser/viewer.png");
     let _ = std::fs::remove_file(&shot);
     let seen = node(&[
