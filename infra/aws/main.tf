@@ -39,6 +39,7 @@ locals {
     RRSTITCH_IDLE_SECS         = tostring(var.idle_secs)
     RRSTITCH_LEASE_SECS        = tostring(var.lease_secs)
     RRSTITCH_OUTPUT_GZIP       = tostring(var.output_gzip)
+    RRSTITCH_SEGMENTS          = tostring(var.segments)
     RRSTITCH_SWEEP_BUDGET_SECS = tostring(local.sweep_budget_secs)
     RRSTITCH_FINALIZE_MODE     = var.finalize_mode
     RRSTITCH_FINALIZE_QUEUE    = local.queue_mode ? aws_sqs_queue.finalize_jobs[0].url : ""

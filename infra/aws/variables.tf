@@ -213,6 +213,12 @@ variable "max_chunk_bytes" {
   default     = 67108864
 }
 
+variable "segments" {
+  description = "Also write each session as gzip'd segments with a manifest (<guid>/manifest.json, <guid>/<generation>/NNNNN.json.gz; RRSTITCH_SEGMENTS), so a player can load a large session progressively and seek."
+  type        = bool
+  default     = true
+}
+
 variable "output_gzip" {
   description = "Write results gzip-compressed (RRSTITCH_OUTPUT_GZIP)."
   type        = bool

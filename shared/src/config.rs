@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::engine::Limits;
+use crate::engine::{Limits, SegmentLimits};
 use crate::index::shard::{Shards, DEFAULT_SHARDS, MAX_SHARDS};
 use crate::service::Options;
 
@@ -189,6 +189,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "`0`",
         "`1`: leave a refused chunk of a deleted session in the bucket instead of deleting it.",
     ),
+    (
+        "RRSTITCH_SEGMENTS",
+        "`0` (Terraform: `1`)",
+        "`1`: also write `<guid>/manifest.json` and gzip'd segments `<guid>/<generation>/NNNNN.json.gz`, for progressive playback.",
+    ),
+    (
+        "RRSTITCH_SEGMENT_BYTES",
+        "`8MiB`",
+        "Largest segment (JSON bytes; `KiB`/`MiB` suffixes). Segments end before a checkout once they hold an eighth of it.",
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -250,6 +260,33 @@ impl QueueSpec {
             QueueSpec::PubSub { .. } => "gcp",
             QueueSpec::Sqs { .. } => "aws",
         }
+    }
+}
+
+/// Where segments are cut: `RRSTITCH_SEGMENT_BYTES` (bytes, or with a `KiB`/`MiB` suffix)
+/// or the engine's defaults.
+fn segment_limits(get: &impl Fn(&str) -> Option<String>) -> Result<SegmentLimits, ConfigError> {
+    const VAR: &str = "RRSTITCH_SEGMENT_BYTES";
+    let Some(value) = get(VAR) else {
+        return Ok(SegmentLimits::default());
+    };
+    let text = value.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && unit > 0 => Ok(SegmentLimits::with_max_bytes(n.saturating_mul(unit))),
+        _ => Err(ConfigError {
+            var: VAR,
+            reason: format!("{value:?}: use a positive size in bytes, KiB or MiB (e.g. 8MiB)"),
+        }),
     }
 }
 
@@ -425,6 +462,10 @@ impl Settings {
             )? as usize,
             sweep_limit: number("RRSTITCH_SWEEP_LIMIT", defaults.sweep_limit as u64)? as usize,
             output_gzip: flag("RRSTITCH_OUTPUT_GZIP")?,
+            segments: match flag("RRSTITCH_SEGMENTS")? {
+                true => Some(segment_limits(&get)?),
+                false => None,
+            },
             part_size: defaults.part_size,
             sweep_budget: Duration::from_secs(number(
                 "RRSTITCH_SWEEP_BUDGET_SECS",
@@ -483,6 +524,31 @@ mod tests {
         assert!(!s.options.output_gzip);
         assert_eq!(s.index_shards, Shards::new(DEFAULT_SHARDS));
         assert_eq!(s.index_shards.count(), 64);
+    }
+
+    #[test]
+    fn segments_are_off_unless_asked_for_and_sized_in_bytes() {
+        assert_eq!(settings(&[]).unwrap().options.segments, None);
+        let on = settings(&[("RRSTITCH_SEGMENTS", "1")]).unwrap();
+        assert_eq!(on.options.segments, Some(SegmentLimits::default()));
+        let small = settings(&[
+            ("RRSTITCH_SEGMENTS", "on"),
+            ("RRSTITCH_SEGMENT_BYTES", "2MiB"),
+        ])
+        .unwrap();
+        assert_eq!(small.options.segments.unwrap().max_bytes, 2 << 20);
+        assert_eq!(small.options.segments.unwrap().checkout_bytes, 256 << 10);
+        let plain = settings(&[
+            ("RRSTITCH_SEGMENTS", "1"),
+            ("RRSTITCH_SEGMENT_BYTES", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(plain.options.segments.unwrap().max_bytes, 4096);
+        for bad in ["0", "8GB", "MiB", "-1"] {
+            let err = settings(&[("RRSTITCH_SEGMENTS", "1"), ("RRSTITCH_SEGMENT_BYTES", bad)])
+                .unwrap_err();
+            assert_eq!(err.var, "RRSTITCH_SEGMENT_BYTES", "{bad}");
+        }
     }
 
     #[test]

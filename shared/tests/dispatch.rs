@@ -18,7 +18,7 @@ use rrstitch::queue::{self, FinalizeQueue, QueueError, Refused};
 use rrstitch::service::{Buckets, Delivery, ObjectRef, Options, Service, Skip};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{
-    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
     StorageError, StorageUrl,
 };
 use rrstitch::time::Millis;
@@ -116,9 +116,15 @@ impl ObjectStore for Flaky {
     async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
         self.inner.get_head(name, len).await
     }
-    async fn put(&self, name: &str, body: Bytes, p: Precondition) -> StorageResult<ObjectMeta> {
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        p: Precondition,
+        e: Encoding,
+    ) -> StorageResult<ObjectMeta> {
         self.check(name)?;
-        self.inner.put(name, body, p).await
+        self.inner.put_encoded(name, body, p, e).await
     }
     async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
         self.check(name)?;

@@ -16,7 +16,7 @@ use rrstitch::service::{
 };
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{
-    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
     StorageUrl,
 };
 use rrstitch::time::Millis;
@@ -82,8 +82,14 @@ impl ObjectStore for Hooked {
     async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
         self.inner.get_head(name, len).await
     }
-    async fn put(&self, name: &str, body: Bytes, p: Precondition) -> StorageResult<ObjectMeta> {
-        self.inner.put(name, body, p).await
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        p: Precondition,
+        e: Encoding,
+    ) -> StorageResult<ObjectMeta> {
+        self.inner.put_encoded(name, body, p, e).await
     }
     async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
         self.fire(When::AfterFence).await;

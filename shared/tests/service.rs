@@ -12,7 +12,7 @@ use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
 use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service, ServiceError};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{
-    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
     StorageUrl,
 };
 use rrstitch::time::Millis;
@@ -380,8 +380,14 @@ impl ObjectStore for Recording {
         self.read.fetch_add(head.len() as u64, Ordering::SeqCst);
         Ok(head)
     }
-    async fn put(&self, name: &str, body: Bytes, p: Precondition) -> StorageResult<ObjectMeta> {
-        self.inner.put(name, body, p).await
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        p: Precondition,
+        e: Encoding,
+    ) -> StorageResult<ObjectMeta> {
+        self.inner.put_encoded(name, body, p, e).await
     }
     async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
         Ok(Box::new(RecordingWriter {

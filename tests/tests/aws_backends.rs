@@ -1,9 +1,10 @@
 //! The S3 storage adapter and the DynamoDB index adapter against moto, through the same
 //! conformance suites the local adapters pass.
 
+use bytes::Bytes;
 use rrstitch::index::dynamodb::DynamoIndex;
 use rrstitch::storage::s3::S3Store;
-use rrstitch::storage::{ObjectStore, StorageUrl};
+use rrstitch::storage::{Encoding, ObjectStore, Precondition, StorageUrl};
 use rrstitch_tests::Moto;
 
 #[tokio::test]
@@ -15,6 +16,62 @@ async fn s3_store_conforms() {
     };
     let store = S3Store::on_emulator(url, &moto.endpoint).await.unwrap();
     rrstitch::storage::conformance::run_all(&store).await;
+}
+
+/// A segment is stored `Content-Encoding: gzip`, so a browser fetching it gets JSON; a plain
+/// result carries no encoding.
+#[tokio::test]
+async fn s3_stores_segments_gzip_encoded() {
+    let moto = Moto::start();
+    moto.create_bucket("segments");
+    let url = StorageUrl::S3 {
+        bucket: "segments".into(),
+    };
+    let store = S3Store::on_emulator(url, &moto.endpoint).await.unwrap();
+    for (name, encoding) in [
+        ("g/x/00000.json.gz", Encoding::Gzip),
+        ("g.json", Encoding::Identity),
+    ] {
+        store
+            .put_encoded(
+                name,
+                Bytes::from_static(b"[]"),
+                Precondition::None,
+                encoding,
+            )
+            .await
+            .unwrap();
+        let headers = head(&moto.endpoint, &format!("/segments/{name}"));
+        assert!(
+            headers.contains("content-type: application/json"),
+            "{headers}"
+        );
+        match encoding.header() {
+            Some(e) => assert!(
+                headers.contains(&format!("content-encoding: {e}")),
+                "{headers}"
+            ),
+            None => assert!(!headers.contains("content-encoding"), "{headers}"),
+        }
+    }
+}
+
+/// A HEAD request's response headers, lower-cased. Raw, because an HTTP client that decodes
+/// gzip (ureq) drops the very header this checks. moto checks that a request is signed, not
+/// the signature.
+fn head(endpoint: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.to_ascii_lowercase()
 }
 
 #[tokio::test]

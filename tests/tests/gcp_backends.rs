@@ -7,7 +7,8 @@ use rrstitch::engine::SessionGuid;
 use rrstitch::index::firestore::FirestoreIndex;
 use rrstitch::index::SessionIndex;
 use rrstitch::storage::gcs::GcsStore;
-use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
+use rrstitch::storage::{Encoding, ObjectStore, Precondition, StorageUrl};
+use rrstitch_tests::emulators::percent;
 use rrstitch_tests::{FakeGcs, Firestore};
 
 fn gs(bucket: &str) -> StorageUrl {
@@ -43,6 +44,43 @@ async fn gcs_lists_past_one_page() {
     let listed = store.list("p/").await.unwrap();
     assert_eq!(listed.len(), 1_050);
     assert_eq!(listed[1_049].name, "p/01049.json");
+}
+
+/// A segment is stored `Content-Encoding: gzip`, so a browser fetching it gets JSON; a plain
+/// result carries no encoding.
+#[tokio::test]
+async fn gcs_stores_segments_gzip_encoded() {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("segments");
+    let store = GcsStore::on_emulator(gs("segments"), &gcs.endpoint).unwrap();
+    let gz = [
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    for (name, encoding) in [
+        ("g/x/00000.json.gz", Encoding::Gzip),
+        ("g.json", Encoding::Identity),
+    ] {
+        store
+            .put_encoded(
+                name,
+                Bytes::copy_from_slice(&gz),
+                Precondition::None,
+                encoding,
+            )
+            .await
+            .unwrap();
+        let url = format!("{}/storage/v1/b/segments/o/{}", gcs.endpoint, percent(name));
+        let meta: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
+        // fake-gcs-server keeps no content type from a multipart upload; only the encoding
+        // is checked here.
+        match encoding.header() {
+            Some(e) => assert_eq!(meta["contentEncoding"], e, "{meta}"),
+            None => assert!(
+                meta["contentEncoding"].as_str().unwrap_or("").is_empty(),
+                "{meta}"
+            ),
+        }
+    }
 }
 
 /// A result bigger than one part goes up as a resumable upload and arrives whole.

@@ -349,6 +349,10 @@ check("results bucket has no lifecycle rule by default (results_retention_days =
 for fn, env in (("ingest", ienv), ("finalize", fenv["Environment"]["Variables"])):
     check(f"{fn} RRSTITCH_INDEX_TTL_DAYS is chunk_retention_days + 1 (31)",
           env.get("RRSTITCH_INDEX_TTL_DAYS") == "31", env.get("RRSTITCH_INDEX_TTL_DAYS"))
+# Segments are on by default: the finalize function writes them, ingest has no use for it
+check("finalize writes segments (RRSTITCH_SEGMENTS = true by default)",
+      fenv["Environment"]["Variables"].get("RRSTITCH_SEGMENTS") == "true"
+      and "RRSTITCH_SEGMENTS" not in ienv, fenv["Environment"]["Variables"].get("RRSTITCH_SEGMENTS"))
 # Queue mode: the finalize-jobs queue, its dead-letter queue, the event source mapping
 if os.environ.get("FINALIZE_MODE") == "queue":
     fcfg = lam.get_function(FunctionName=out["finalize_function"])["Configuration"]

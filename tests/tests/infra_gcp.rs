@@ -256,6 +256,7 @@ fn every_variable_the_functions_need_is_set_and_exists() {
         "RRSTITCH_IDLE_SECS",
         "RRSTITCH_LEASE_SECS",
         "RRSTITCH_OUTPUT_GZIP",
+        "RRSTITCH_SEGMENTS",
         "RRSTITCH_SWEEP_BUDGET_SECS",
         "RRSTITCH_FINALIZE_MODE",
         "RRSTITCH_FINALIZE_TOPIC",

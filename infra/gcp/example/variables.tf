@@ -71,6 +71,12 @@ variable "idle_secs" {
   default     = 300
 }
 
+variable "segments" {
+  description = "Also write gzip'd segments and a manifest for progressive playback."
+  type        = bool
+  default     = true
+}
+
 variable "output_gzip" {
   description = "Write results gzip-compressed."
   type        = bool

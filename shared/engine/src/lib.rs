@@ -13,6 +13,7 @@
 //! - [`peek`]: a chunk's session read from its first bytes, for grouping a bucket;
 //! - [`stitch`]: the streaming writer of the stitched document, [`compact`] its whitespace rule;
 //! - [`metadata`]: what that document says about the session;
+//! - [`segment`]: the same events cut into gzip'd segments a player loads one by one;
 //! - [`reject`]: the permanent reasons a chunk is refused.
 
 pub mod chunk;
@@ -28,6 +29,7 @@ pub mod order;
 pub mod peek;
 pub mod reject;
 pub mod rrweb;
+pub mod segment;
 pub mod stitch;
 
 pub use chunk::{parse, Chunk};
@@ -38,4 +40,5 @@ pub use metadata::Metadata;
 pub use name::{ChunkName, NameClass};
 pub use peek::peek_guid;
 pub use reject::Reject;
+pub use segment::{Manifest, Segment, SegmentInfo, SegmentLimits, Segmenter};
 pub use stitch::{Pushed, Stitcher};

@@ -19,6 +19,7 @@ use crate::guid::SessionGuid;
 use crate::metadata::{Metadata, MetadataBuilder};
 use crate::name::ChunkName;
 use crate::order::{Payloads, Recent};
+use crate::segment::{Segment, Segmenter};
 
 /// What became of one chunk handed to [`Stitcher::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct Stitcher<W: Write> {
     /// Reused for events that need compacting.
     scratch: Vec<u8>,
     meta: MetadataBuilder,
+    /// Also cuts the written events into segments, when asked to.
+    segments: Option<Segmenter>,
 }
 
 impl<W: Write> Stitcher<W> {
@@ -57,7 +60,14 @@ impl<W: Write> Stitcher<W> {
             recent: Recent::default(),
             scratch: Vec::new(),
             meta: MetadataBuilder::default(),
+            segments: None,
         })
+    }
+
+    /// Also writes every event into `segmenter`, as the same bytes as the single document.
+    pub fn with_segments(mut self, segmenter: Segmenter) -> Self {
+        self.segments = Some(segmenter);
+        self
     }
 
     pub fn guid(&self) -> &SessionGuid {
@@ -87,15 +97,18 @@ impl<W: Write> Stitcher<W> {
             if self.wrote_event {
                 self.out.write_all(b",")?;
             }
-            if is_compact(event.raw) {
-                self.out.write_all(event.raw.as_bytes())?;
-                self.meta.sized(event, event.raw.len());
+            let bytes = if is_compact(event.raw) {
+                event.raw.as_bytes()
             } else {
                 self.scratch.clear();
                 compact_into(event.raw, &mut self.scratch);
-                self.out.write_all(&self.scratch)?;
-                self.meta.sized(event, self.scratch.len());
                 self.meta.compacted(name);
+                &self.scratch[..]
+            };
+            self.out.write_all(bytes)?;
+            self.meta.sized(event, bytes.len());
+            if let Some(segments) = &mut self.segments {
+                segments.event(event.kind, &event.timestamp, bytes)?;
             }
             self.wrote_event = true;
         }
@@ -112,6 +125,21 @@ impl<W: Write> Stitcher<W> {
     /// The writer, for draining what has been written so far into a streaming upload.
     pub fn writer_mut(&mut self) -> &mut W {
         &mut self.out
+    }
+
+    /// The next finished segment, to store before more are cut (memory stays bounded only
+    /// if the caller drains them as it goes).
+    pub fn take_segment(&mut self) -> Option<Segment> {
+        self.segments.as_mut()?.take()
+    }
+
+    /// Ends the last segment; [`Self::take_segment`] then hands it over. Call after the last
+    /// chunk, before [`Self::finish`].
+    pub fn end_segments(&mut self) -> io::Result<()> {
+        match &mut self.segments {
+            Some(segments) => segments.finish(),
+            None => Ok(()),
+        }
     }
 
     /// Closes the document and returns the writer with the session's metadata.
@@ -349,6 +377,61 @@ mod tests {
         assert_eq!(meta.duplicate_events, 2);
         assert_eq!(meta.event_count, 6);
         assert!(out.contains(twin) && out.contains(b));
+    }
+
+    /// The segments hold exactly the single document's events, as the same bytes, in order.
+    #[test]
+    fn segments_are_the_document_cut_at_checkouts() {
+        use crate::segment::{SegmentLimits, Segmenter};
+        use flate2::read::GzDecoder;
+        use std::io::Read;
+        let pretty = "{ \"type\": 3, \"timestamp\": 150 }";
+        let meta2 = r#"{"type":4,"data":{"href":"https://a.test/y"},"timestamp":300}"#;
+        let full2 = r#"{"type":2,"data":{"node":{}},"timestamp":301}"#;
+        let limits = SegmentLimits {
+            checkout_bytes: 1,
+            max_bytes: 1 << 20,
+            max_span_ms: 1e9,
+        };
+        let guid = SessionGuid::parse("g").unwrap();
+        let mut s = Stitcher::new(Vec::new(), guid)
+            .unwrap()
+            .with_segments(Segmenter::new(limits, "gen"));
+        let chunks = [
+            ("2025-05-02T12:00:00Z", format!("{META},{FULL},{pretty}")),
+            ("2025-05-02T12:00:01Z", format!("{meta2},{full2}")),
+        ];
+        let mut segments = Vec::new();
+        for (ts, events) in &chunks {
+            s.push(&name(ts), &parse(&body("g", "e", events)).unwrap())
+                .unwrap();
+            segments.extend(std::iter::from_fn(|| s.take_segment()));
+        }
+        s.end_segments().unwrap();
+        segments.extend(std::iter::from_fn(|| s.take_segment()));
+        let (out, _) = s.finish().unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(segments.len(), 2);
+        assert!(segments.iter().all(|seg| seg.info.seekable));
+        let texts: Vec<String> = segments
+            .iter()
+            .map(|seg| {
+                let mut t = String::new();
+                GzDecoder::new(&seg.body[..])
+                    .read_to_string(&mut t)
+                    .unwrap();
+                t
+            })
+            .collect();
+        let inner: Vec<&str> = texts.iter().map(|t| &t[1..t.len() - 1]).collect();
+        let events = format!("[{}]", inner.join(","));
+        let start = out.find("\"rrweb_data\":").unwrap() + "\"rrweb_data\":".len();
+        let end = out.find(",\"metadata\"").unwrap();
+        assert_eq!(events, out[start..end], "same bytes, same order");
+        assert!(
+            texts[0].contains(r#"{"type":3,"timestamp":150}"#),
+            "compacted"
+        );
     }
 
     #[test]

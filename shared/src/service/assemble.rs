@@ -12,8 +12,9 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use futures::stream::{self, StreamExt};
 
+use super::segments::{new_generation, SegmentsOut};
 use super::{Options, Result, ServiceError};
-use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, SessionGuid, Stitcher};
+use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, Segmenter, SessionGuid, Stitcher};
 use crate::storage::{ObjectStore, ObjectWriter, Precondition, StorageError};
 
 /// One chunk to stitch and where to read it.
@@ -22,6 +23,24 @@ pub(crate) struct Source {
     /// Where the object is (its bucket): the same name in two places is two objects.
     pub place: String,
     pub store: Arc<dyn ObjectStore>,
+}
+
+/// The conditions a stitch's writes must meet: the single file's, and the manifest's when
+/// segments are written (see [`super::segments`]). Read before the claim is renewed.
+#[derive(Debug, Clone)]
+pub(crate) struct Fence {
+    pub result: Precondition,
+    pub manifest: Precondition,
+}
+
+impl Fence {
+    /// No conditions: a batch stitch that owns its results.
+    pub(crate) fn none() -> Self {
+        Fence {
+            result: Precondition::None,
+            manifest: Precondition::None,
+        }
+    }
 }
 
 /// What one stitch wrote.
@@ -80,17 +99,19 @@ impl OutBuf {
 }
 
 /// Stitches `sources` (any order, repeats allowed: [`engine::order`] decides) into
-/// `results/<object>`, written only if `precondition` still holds when the upload completes.
+/// `results/<object>`, written only if `fence.result` still holds when the upload completes;
+/// with [`Options::segments`], also into segments published by a manifest written only if
+/// `fence.manifest` holds.
 ///
 /// When every chunk is in a store with blocking reads (a local directory), the whole session
 /// is read and stitched on one blocking thread; otherwise reads are async, `read_parallelism`
 /// in flight, and each chunk is parsed on the blocking pool.
 pub(crate) async fn assemble(
-    results: &dyn ObjectStore,
+    results: &Arc<dyn ObjectStore>,
     object: &str,
     guid: &SessionGuid,
     sources: Vec<Source>,
-    precondition: Precondition,
+    fence: Fence,
     options: &Options,
 ) -> Result<Assembled> {
     let sources = engine::order::in_stitch_order(sources, |s| (&s.name, s.place.as_str()));
@@ -99,10 +120,18 @@ pub(crate) async fn assemble(
     } else {
         OutBuf::Plain(Vec::with_capacity(options.part_size.min(1 << 20)))
     };
+    let mut stitcher = Stitcher::new(buf, guid.clone())?;
+    let mut segments = None;
+    if let Some(limits) = options.segments {
+        let generation = new_generation();
+        stitcher = stitcher.with_segments(Segmenter::new(limits, generation.clone()));
+        segments = Some(SegmentsOut::new(&options.results_prefix, guid, generation));
+    }
     let session = Session {
-        stitcher: Stitcher::new(buf, guid.clone())?,
+        stitcher,
+        segments,
         writer: results
-            .writer(object, precondition)
+            .writer(object, fence.result)
             .await
             .map_err(results_error)?,
         bytes: 0,
@@ -113,23 +142,31 @@ pub(crate) async fn assemble(
     let (session, outcome) = if sources.iter().all(|s| s.store.blocking().is_some()) {
         let options = options.clone();
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || stitch_blocking(session, sources, &options, &handle))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        let store = Arc::clone(results);
+        tokio::task::spawn_blocking(move || {
+            stitch_blocking(session, sources, &options, &handle, store.as_ref())
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     } else {
-        stitch_async(session, sources, options).await
+        stitch_async(session, sources, options, results.as_ref()).await
     };
     if let Err(e) = outcome {
         session.writer.abort().await;
+        if let Some(segments) = session.segments {
+            segments.discard(results.as_ref()).await;
+        }
         return Err(e);
     }
-    session.finish().await
+    session.finish(results.as_ref(), fence.manifest).await
 }
 
 /// One session being stitched: the stitcher, the upload it drains into, and what was
 /// skipped. Both readers below feed it chunk by chunk, in order.
 struct Session {
     stitcher: Stitcher<OutBuf>,
+    /// Where finished segments go, when the stitch writes them.
+    segments: Option<SegmentsOut>,
     writer: Box<dyn ObjectWriter>,
     bytes: u64,
     missing: Vec<String>,
@@ -184,19 +221,56 @@ impl Session {
         Some(Bytes::from(part))
     }
 
-    async fn finish(self) -> Result<Assembled> {
+    /// Stores the segments the stitcher has finished so far, keeping memory to one open one.
+    async fn store_segments(&mut self, results: &dyn ObjectStore) -> Result<()> {
+        let Some(out) = &mut self.segments else {
+            return Ok(());
+        };
+        while let Some(segment) = self.stitcher.take_segment() {
+            out.store(results, segment).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the last segment and stores every one not stored yet.
+    async fn close_segments(&mut self, results: &dyn ObjectStore) -> Result<()> {
+        self.stitcher.end_segments()?;
+        self.store_segments(results).await
+    }
+
+    async fn finish(
+        mut self,
+        results: &dyn ObjectStore,
+        manifest: Precondition,
+    ) -> Result<Assembled> {
+        if let Err(e) = self.close_segments(results).await {
+            self.writer.abort().await;
+            if let Some(segments) = self.segments {
+                segments.discard(results).await;
+            }
+            return Err(e);
+        }
         let Session {
-            stitcher,
+            mut stitcher,
+            segments,
             writer,
             mut bytes,
             missing,
             invalid,
             total,
         } = self;
+        debug_assert!(
+            stitcher.take_segment().is_none(),
+            "closed and drained above"
+        );
+        let guid = stitcher.guid().clone();
         let (buf, metadata) = stitcher.finish()?;
         if total > 0 && invalid.len() == total {
             // Nothing valid to stitch: no result rather than an empty one.
             writer.abort().await;
+            if let Some(segments) = segments {
+                segments.discard(results).await;
+            }
             return Ok(Assembled {
                 metadata,
                 bytes: 0,
@@ -212,7 +286,17 @@ impl Session {
             writer.write(Bytes::from(tail)).await?;
             writer.finish().await
         };
-        finished.await.map_err(results_error)?;
+        if let Err(e) = finished.await {
+            if let Some(segments) = segments {
+                segments.discard(results).await;
+            }
+            return Err(results_error(e));
+        }
+        if let Some(segments) = segments {
+            segments
+                .publish(results, &guid, &metadata, manifest)
+                .await?;
+        }
         Ok(Assembled {
             metadata,
             bytes,
@@ -229,6 +313,7 @@ async fn stitch_async(
     mut session: Session,
     sources: Vec<Source>,
     options: &Options,
+    results: &dyn ObjectStore,
 ) -> (Session, Result<()>) {
     let limit = options.limits.max_chunk_bytes;
     let mut reads = stream::iter(sources)
@@ -257,6 +342,9 @@ async fn stitch_async(
                 return (session, Err(results_error(e)));
             }
         }
+        if let Err(e) = session.store_segments(results).await {
+            return (session, Err(e));
+        }
     }
     (session, Ok(()))
 }
@@ -269,6 +357,7 @@ fn stitch_blocking(
     sources: Vec<Source>,
     options: &Options,
     handle: &tokio::runtime::Handle,
+    results: &dyn ObjectStore,
 ) -> (Session, Result<()>) {
     let mut buf = Vec::new();
     let limit = options.limits.max_chunk_bytes;
@@ -283,6 +372,16 @@ fn stitch_blocking(
         if let Some(part) = session.part(options.part_size) {
             if let Err(e) = handle.block_on(session.writer.write(part)) {
                 return (session, Err(results_error(e)));
+            }
+        }
+        // Only a finished segment goes back to the runtime: most chunks finish none.
+        while let Some(segment) = session.stitcher.take_segment() {
+            let out = session
+                .segments
+                .as_mut()
+                .expect("segments come only when written");
+            if let Err(e) = handle.block_on(out.store(results, segment)) {
+                return (session, Err(e));
             }
         }
     }

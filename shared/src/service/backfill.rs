@@ -15,10 +15,10 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::assemble::{assemble, Source};
+use super::assemble::{assemble, Fence, Source};
 use super::{Options, Result};
 use crate::engine::{self, ChunkName, NameClass, Reject, SessionGuid};
-use crate::storage::{ObjectStore, Precondition, StorageError};
+use crate::storage::{ObjectStore, StorageError};
 
 /// Hooks for a progress display; every method defaults to nothing.
 pub trait Progress: Send + Sync {
@@ -174,15 +174,8 @@ pub async fn backfill(
             let results = results.clone();
             async move {
                 let object = options.result_name(&guid);
-                let done = assemble(
-                    results.as_ref(),
-                    &object,
-                    &guid,
-                    sources,
-                    Precondition::None,
-                    options,
-                )
-                .await;
+                let done =
+                    assemble(&results, &object, &guid, sources, Fence::none(), options).await;
                 (guid, done)
             }
         })

@@ -8,7 +8,7 @@
 //! 2. Delete the **chunk objects** the index lists (unless `keep_chunks`), then the **chunk
 //!    records**. Listing after the tombstone is complete: no chunk can be recorded since.
 //! 3. Delete the **results**: `<guid>.json`, `<guid>.json.gz`, the result the index recorded
-//!    (if its name differs), and everything under `<guid>/` (for segmented results to come).
+//!    (if its name differs), and everything under `<guid>/` (the segments and their manifest).
 //!
 //! ## A delete racing a finalize
 //! The tombstone comes first so that no finalize *starts* writing afterwards: its renewal
@@ -211,8 +211,8 @@ impl Service {
             .session(guid)
             .await?
             .is_some_and(|s| s.status == SessionStatus::Deleted);
-        if erased && self.results.delete(object).await? {
-            tracing::warn!(session_guid = %guid, result = %object, "session was erased while being finalized; deleted the result this finalizer wrote");
+        if erased && self.delete_results(guid, Some(object)).await? > 0 {
+            tracing::warn!(session_guid = %guid, result = %object, "session was erased while being finalized; deleted the result (and segments) this finalizer wrote");
         }
         Ok(())
     }

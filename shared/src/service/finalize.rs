@@ -9,7 +9,8 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
 
-use super::assemble::{assemble, Source};
+use super::assemble::{assemble, Fence, Source};
+use super::segments::manifest_name;
 use super::{Result, Service, ServiceError};
 use crate::engine::{ChunkName, SessionGuid};
 use crate::index::{Claim, ClaimMode, ClaimOutcome, Completion};
@@ -281,7 +282,16 @@ impl Service {
         }
         // The order is the fence: a generation read before a successful renewal predates
         // every write of any later claim.
-        let precondition = self.result_precondition(object).await?;
+        let fence = Fence {
+            result: self.result_precondition(object).await?,
+            manifest: match self.options.segments {
+                Some(_) => {
+                    self.result_precondition(&manifest_name(&self.options.results_prefix, guid))
+                        .await?
+                }
+                None => Precondition::None,
+            },
+        };
         if self
             .index
             .renew(claim, self.now(), self.options.lease)
@@ -291,15 +301,8 @@ impl Service {
             return Ok(Fenced::Superseded);
         }
         let span = tracing::info_span!("finalize", session_guid = %guid, chunks = sources.len());
-        let stitch = assemble(
-            self.results.as_ref(),
-            object,
-            guid,
-            sources,
-            precondition,
-            &self.options,
-        )
-        .instrument(span);
+        let stitch =
+            assemble(&self.results, object, guid, sources, fence, &self.options).instrument(span);
         let assembled = match self.renewing(claim, stitch).await {
             Err(ServiceError::Storage(StorageError::PreconditionFailed { .. })) => {
                 return Ok(Fenced::ResultChanged)

@@ -16,7 +16,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::engine::Limits;
+use crate::engine::{Limits, SegmentLimits};
 use crate::index::{IndexError, SessionIndex};
 use crate::storage::{self, ObjectStore, StorageError, StorageUrl};
 use crate::time::Millis;
@@ -29,6 +29,7 @@ pub mod finalize;
 pub mod ingest;
 pub mod prune;
 pub mod reconcile;
+pub mod segments;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
 pub use dispatch::{Delivery, DispatchSummary, Skip};
@@ -57,6 +58,9 @@ pub struct Options {
     pub sweep_limit: usize,
     /// Write results gzip-compressed (`<guid>.json.gz`).
     pub output_gzip: bool,
+    /// Also write the session as gzip'd segments with a manifest (`RRSTITCH_SEGMENTS`), cut
+    /// at these limits; see [`segments`].
+    pub segments: Option<SegmentLimits>,
     /// Bytes buffered before a part is sent to the results writer.
     pub part_size: usize,
     /// The one bucket ingest reads chunks from (`RRSTITCH_CHUNKS`). An event naming any
@@ -88,6 +92,7 @@ impl Default for Options {
             session_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
             sweep_limit: 500,
             output_gzip: false,
+            segments: None,
             part_size: 8 * 1024 * 1024,
             chunk_bucket: None,
             sweep_budget: Duration::from_secs(240),

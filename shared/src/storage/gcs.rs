@@ -30,7 +30,8 @@ use gcloud_storage::http::resumable_upload_client::{
 use gcloud_storage::http::Error as GcsError;
 
 use super::{
-    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError, StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
+    StorageUrl,
 };
 
 /// Size of one resumable-upload part.
@@ -126,10 +127,11 @@ impl GcsStore {
     }
 }
 
-fn json_object(name: &str) -> UploadType {
+fn json_object(name: &str, encoding: Encoding) -> UploadType {
     UploadType::Multipart(Box::new(GcsObject {
         name: name.to_owned(),
         content_type: Some("application/json".to_owned()),
+        content_encoding: encoding.header().map(str::to_owned),
         ..Default::default()
     }))
 }
@@ -314,9 +316,15 @@ impl ObjectStore for GcsStore {
         Ok(Bytes::from(body))
     }
 
-    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        precondition: Precondition,
+        encoding: Encoding,
+    ) -> Result<ObjectMeta> {
         let req = self.upload_request(&precondition, name)?;
-        let kind = json_object(name);
+        let kind = json_object(name, encoding);
         let o = retry("put", name, || {
             self.client.upload_object(&req, body.clone(), &kind)
         })
@@ -382,7 +390,7 @@ impl GcsWriter {
         if self.upload.is_none() {
             let s = &self.store;
             let req = s.upload_request(&self.precondition, &self.name)?;
-            let kind = json_object(&self.name);
+            let kind = json_object(&self.name, Encoding::Identity);
             let upload = retry("put", &self.name, || {
                 s.client.prepare_resumable_upload(&req, &kind)
             })

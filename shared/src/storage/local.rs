@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::io::Write;
 
 use super::{
-    BlockingRead, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result,
+    BlockingRead, Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result,
     StorageError, StorageUrl,
 };
 
@@ -361,7 +361,13 @@ impl ObjectStore for LocalStore {
         .await
     }
 
-    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        precondition: Precondition,
+        _encoding: Encoding,
+    ) -> Result<ObjectMeta> {
         let mut writer = self.writer(name, precondition).await?;
         writer.write(body).await?;
         writer.finish().await

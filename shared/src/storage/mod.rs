@@ -48,6 +48,23 @@ pub struct Object {
     pub body: Bytes,
 }
 
+/// How an object's bytes are encoded, as its `Content-Encoding` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` header value; `None` for identity (no header).
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+        }
+    }
+}
+
 /// A condition a write must meet, checked atomically by the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
@@ -139,8 +156,22 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Writes one object whole.
-    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta>;
+    /// Writes one object whole, as JSON.
+    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+        self.put_encoded(name, body, precondition, Encoding::Identity)
+            .await
+    }
+
+    /// Writes one object whole, as JSON stored with `encoding`: a gzip'd segment is stored
+    /// `Content-Encoding: gzip` so browsers and CDNs decode it natively. A local directory
+    /// has nowhere to keep the header; its reader (`rrstitch view`) goes by the name.
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        precondition: Precondition,
+        encoding: Encoding,
+    ) -> Result<ObjectMeta>;
 
     /// Starts a streamed write; nothing is visible under `name` until
     /// [`ObjectWriter::finish`] succeeds.

@@ -18,7 +18,8 @@ use bytes::{Bytes, BytesMut};
 use crate::aws::{failure, Failure};
 
 use super::{
-    Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError, StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
+    StorageUrl,
 };
 
 /// Size of one multipart part.
@@ -236,7 +237,13 @@ impl ObjectStore for S3Store {
         Ok(existed)
     }
 
-    async fn put(&self, name: &str, body: Bytes, precondition: Precondition) -> Result<ObjectMeta> {
+    async fn put_encoded(
+        &self,
+        name: &str,
+        body: Bytes,
+        precondition: Precondition,
+        encoding: Encoding,
+    ) -> Result<ObjectMeta> {
         let size = body.len() as i64;
         let mut req = self
             .client
@@ -244,6 +251,7 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(name)
             .content_type("application/json")
+            .set_content_encoding(encoding.header().map(str::to_owned))
             .body(ByteStream::from(body));
         match &precondition {
             Precondition::None => {}

@@ -388,6 +388,7 @@ run "ingest_path_identities_schedules_indexes_env" {
       RRSTITCH_MAX_CHUNK_BYTES      = "67108864"
       RRSTITCH_INDEX_TTL_DAYS       = "31"
       RRSTITCH_OUTPUT_GZIP          = "false"
+      RRSTITCH_SEGMENTS             = "true"
       RRSTITCH_SWEEP_BUDGET_SECS    = "720"
       RRSTITCH_FINALIZE_MODE        = "inline"
       RRSTITCH_LOG_FORMAT           = "json"

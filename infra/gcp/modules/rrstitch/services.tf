@@ -174,6 +174,10 @@ resource "google_cloud_run_v2_service" "finalize" {
         value = tostring(var.output_gzip)
       }
       env {
+        name  = "RRSTITCH_SEGMENTS"
+        value = tostring(var.segments)
+      }
+      env {
         name  = "RRSTITCH_SWEEP_BUDGET_SECS"
         value = tostring(local.sweep_budget_secs)
       }

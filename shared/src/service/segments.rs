@@ -1,0 +1,128 @@
+//! Segmented results in a bucket: where a stitch's segments go, the manifest that publishes
+//! them, and how a re-stitch replaces them without a reader ever seeing a mix.
+//!
+//! Layout, under the results prefix:
+//! ```text
+//! <guid>/<generation>/00000.json.gz   gzip'd JSON arrays of events (Content-Encoding: gzip)
+//! <guid>/manifest.json                written last: the segments in order, and the metadata
+//! ```
+//! A stitch writes its segments under a new *generation*, then the manifest naming them,
+//! then deletes older generations. A reader holding the old manifest reads the old
+//! generation until it is deleted; one holding the new reads only the new.
+//!
+//! The manifest write is fenced like the single file: its precondition is read before the
+//! finalizer's claim is renewed (see [`crate::index`]), so a stale finalizer cannot publish
+//! over a newer one. A stitch that does not publish deletes the segments it wrote.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::Result;
+use crate::engine::segment::MANIFEST_FORMAT;
+use crate::engine::{Manifest, Metadata, Segment, SegmentInfo, SessionGuid};
+use crate::storage::{Encoding, ObjectStore, Precondition};
+
+/// The manifest's object name, beside the session's segment folders.
+pub fn manifest_name(results_prefix: &str, guid: &SessionGuid) -> String {
+    format!("{results_prefix}{guid}/manifest.json")
+}
+
+/// A token naming one stitch's segments. It sorts by time (fixed-width hex milliseconds)
+/// so cleaning up can delete only *older* generations; the process id and a counter keep two
+/// stitches in the same millisecond apart.
+pub(crate) fn new_generation() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{millis:012x}-{:x}{n:x}", std::process::id())
+}
+
+/// One stitch's segments on their way into the results bucket.
+pub(crate) struct SegmentsOut {
+    /// `<prefix><guid>/`
+    folder: String,
+    generation: String,
+    written: Vec<SegmentInfo>,
+}
+
+impl SegmentsOut {
+    pub(crate) fn new(results_prefix: &str, guid: &SessionGuid, generation: String) -> Self {
+        SegmentsOut {
+            folder: format!("{results_prefix}{guid}/"),
+            generation,
+            written: Vec::new(),
+        }
+    }
+
+    /// Stores one finished segment. Its name is new to this generation, so no precondition.
+    pub(crate) async fn store(
+        &mut self,
+        results: &dyn ObjectStore,
+        segment: Segment,
+    ) -> Result<()> {
+        let name = format!("{}{}", self.folder, segment.info.path);
+        results
+            .put_encoded(
+                &name,
+                Bytes::from(segment.body),
+                Precondition::None,
+                Encoding::Gzip,
+            )
+            .await?;
+        self.written.push(segment.info);
+        Ok(())
+    }
+
+    /// Writes the manifest (only if `precondition` still holds), then deletes the session's
+    /// older generations. On a failed manifest write this stitch's segments are deleted.
+    pub(crate) async fn publish(
+        self,
+        results: &dyn ObjectStore,
+        guid: &SessionGuid,
+        metadata: &Metadata,
+        precondition: Precondition,
+    ) -> Result<()> {
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            session_guid: guid.as_str(),
+            generation: &self.generation,
+            segments: &self.written,
+            metadata,
+        };
+        let body = serde_json::to_vec(&manifest).map_err(std::io::Error::from)?;
+        let name = format!("{}manifest.json", self.folder);
+        if let Err(e) = results.put(&name, Bytes::from(body), precondition).await {
+            self.discard(results).await;
+            return Err(e.into());
+        }
+        // Older generations only: a newer one may be mid-write by a stitch that will publish
+        // after us (or fail its own fence and clean up after itself).
+        let ours = format!("{}{}/", self.folder, self.generation);
+        for object in results.list(&self.folder).await? {
+            let Some(rest) = object.name.strip_prefix(&self.folder) else {
+                continue;
+            };
+            let Some((generation, _)) = rest.split_once('/') else {
+                continue; // the manifest
+            };
+            if generation < self.generation.as_str() && !object.name.starts_with(&ours) {
+                results.delete(&object.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Best effort: deletes what this stitch stored (it will not be published).
+    pub(crate) async fn discard(self, results: &dyn ObjectStore) {
+        for info in &self.written {
+            let name = format!("{}{}", self.folder, info.path);
+            if let Err(e) = results.delete(&name).await {
+                tracing::warn!(object = %name, error = %e, "could not delete an unpublished segment; a later stitch or erasure removes it");
+            }
+        }
+    }
+}
