@@ -267,6 +267,32 @@ const FIXTURES: &[&str] = &[
     "rrweb-input",
 ];
 
+/// One HTTP/1.1 GET over a plain socket: the response head as text and the body bytes, as
+/// sent (no decoding).
+fn raw_get(base: &str, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    conn.read_to_end(&mut all).unwrap();
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    (
+        String::from_utf8_lossy(&all[..split + 2]).into_owned(),
+        all[split + 4..].to_vec(),
+    )
+}
+
 fn guid_of(chunks: &Path) -> String {
     let mut names: Vec<PathBuf> = std::fs::read_dir(chunks)
         .unwrap()
@@ -487,5 +513,99 @@ fn real_recordings_replay_the_same_through_segments_and_single_files_and_the_lis
         "FIGURE playback.fixtures: same final DOM through segments and single file: {}; control: {control_diffs} lines differ; {:.1} s",
         compared.join(", "),
         began.elapsed().as_secs_f64()
+    );
+}
+
+/// The routes the progressive viewer reads, without a browser: the manifest, a segment served
+/// as stored gzip with the headers a `fetch(...).json()` needs, the list built from the
+/// manifest, and paths that must not reach the store.
+#[test]
+fn view_serves_manifests_and_gzip_segments_and_refuses_paths_outside_a_session() {
+    let work = tempfile::tempdir().unwrap();
+    let chunks = repo_root().join("fixtures/real/rrweb-player-demoit/chunks");
+    let guid = guid_of(&chunks);
+    let results = stitch_dirs(
+        work.path(),
+        &[&chunks],
+        &[
+            ("RRSTITCH_SEGMENTS", "on"),
+            ("RRSTITCH_SEGMENT_BYTES", "2KiB"),
+        ],
+    );
+    // A file beside the results that a path escaping the session folder would reach.
+    std::fs::write(work.path().join("secret.json.gz"), b"not for the viewer").unwrap();
+    let (server, url) = view(&results);
+    let get = |path: &str| match ureq::get(&format!("{url}{path}")).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}\n{}", server.tail()),
+    };
+
+    let r = get(&format!("api/sessions/{guid}/manifest.json"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let manifest: Value = r.into_json().unwrap();
+    let segments = manifest["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{manifest}");
+    let mut events = 0;
+    for seg in segments {
+        let r = get(&format!(
+            "api/sessions/{guid}/segments/{}",
+            seg["path"].as_str().unwrap()
+        ));
+        assert_eq!(r.status(), 200);
+        // ureq inflates gzip (and drops the header): the bytes on the wire are checked raw.
+        let body: Value = r.into_json().unwrap();
+        assert_eq!(
+            body.as_array().unwrap().len() as u64,
+            seg["events"].as_u64().unwrap()
+        );
+        events += seg["events"].as_u64().unwrap();
+    }
+    assert_eq!(
+        events,
+        manifest["metadata"]["event_count"].as_u64().unwrap()
+    );
+    let (head, body) = raw_get(
+        &url,
+        &format!(
+            "/api/sessions/{guid}/segments/{}",
+            segments[0]["path"].as_str().unwrap()
+        ),
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("\r\ncontent-encoding: gzip\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(body.starts_with(&[0x1f, 0x8b]), "not gzip on the wire");
+
+    let list: Value = get("api/sessions").into_json().unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "segment objects listed as sessions: {list}");
+    assert_eq!(rows[0]["session_guid"], guid.as_str());
+    assert_eq!(rows[0]["manifest"], true);
+    assert_eq!(rows[0]["urls"], manifest["metadata"]["urls"]);
+    assert_eq!(rows[0]["duration_ms"], manifest["metadata"]["duration_ms"]);
+
+    for bad in [
+        format!("api/sessions/{guid}/segments/..%2F..%2Fsecret.json.gz"),
+        format!("api/sessions/{guid}/segments/x/..%2F..%2F..%2Fsecret.json.gz"),
+        format!("api/sessions/{guid}/segments/.hidden/00000.json.gz"),
+        format!("api/sessions/{guid}/segments/{}", "manifest.json"),
+        "api/sessions/..%2Fsecret/manifest.json".to_string(),
+    ] {
+        let status = get(&bad).status();
+        assert_eq!(status, 400, "{bad} answered {status}");
+    }
+    assert_eq!(
+        get("api/sessions/no-such-session/manifest.json").status(),
+        404
+    );
+    assert_eq!(
+        get(&format!("api/sessions/{guid}/segments/nope/00000.json.gz")).status(),
+        404
     );
 }
