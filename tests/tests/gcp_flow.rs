@@ -2,7 +2,7 @@
 //! Eventarc-shaped CloudEvents (binary and structured content modes) are POSTed to the real
 //! `rrstitch-ingest` HTTP function, which indexes them in the Cloud Firestore emulator; the
 //! real `rrstitch-finalize` sweeps (as Cloud Scheduler would) and the stitched session appears
-//! in the results bucket.
+//! in the results bucket, with its segments and manifest (as Terraform configures it).
 
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{
     binary_event, post, post_announcing, structured_event, FINALIZED,
 };
+use rrstitch_tests::emulators::percent;
 use rrstitch_tests::GcpStack;
 use serde_json::{json, Value};
 
@@ -50,7 +51,14 @@ fn full_events() -> Value {
 fn cloudevents_through_the_functions_to_a_stitched_session() {
     let stack = stack();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
-    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    // Small segments, so the form recording makes several.
+    let finalize = HttpFunction::start(
+        "rrstitch-finalize",
+        &stack.with(&[
+            ("RRSTITCH_SEGMENTS", "1"),
+            ("RRSTITCH_SEGMENT_BYTES", "16KiB"),
+        ]),
+    );
     let names = chunk_names();
     for (i, n) in names.iter().enumerate() {
         let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
@@ -82,6 +90,7 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     assert_eq!(v["session_guid"], GUID);
     assert_eq!(v["rrweb_data"], full_events());
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
+    let first_generation = segments_match(&stack, &v);
 
     // A late chunk re-opens the session; the next sweep stitches it in.
     let late = "2025-05-02T12:20:00.000000+0000.json";
@@ -101,6 +110,23 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     let v = result(&stack);
     assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 7);
+    // The re-stitch published a new generation and deleted the old one.
+    let generation = segments_match(&stack, &v);
+    assert_ne!(generation, first_generation);
+    let listing: Value = ureq::get(&format!("{}/storage/v1/b/results/o", stack.gcs.endpoint))
+        .query("prefix", &format!("{GUID}/"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    for item in listing["items"].as_array().unwrap() {
+        let name = item["name"].as_str().unwrap();
+        assert!(
+            name == format!("{GUID}/manifest.json")
+                || name.starts_with(&format!("{GUID}/{generation}/")),
+            "an old segment is left: {name}"
+        );
+    }
 
     // Manual finalize: now, idle or not; unknown sessions are 404.
     let manual = post(
@@ -115,6 +141,49 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
         r#"{"session_guid":"no-such-session"}"#,
     );
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+}
+
+/// Checks the session's manifest and segments in the results bucket against its single file:
+/// the segments' events are the file's, in order, and each is stored gzip-encoded. Returns the
+/// manifest's generation.
+fn segments_match(stack: &Stack, single: &Value) -> String {
+    let manifest: Value = serde_json::from_slice(
+        &stack
+            .gcs
+            .download("results", &format!("{GUID}/manifest.json"))
+            .expect("the manifest exists"),
+    )
+    .unwrap();
+    assert_eq!(manifest["metadata"], single["metadata"]);
+    let segments = manifest["segments"].as_array().unwrap();
+    assert!(segments.len() > 1, "{manifest}");
+    let mut events = Vec::new();
+    for segment in segments {
+        let name = format!("{GUID}/{}", segment["path"].as_str().unwrap());
+        let url = format!(
+            "{}/storage/v1/b/results/o/{}",
+            stack.gcs.endpoint,
+            percent(&name)
+        );
+        let meta: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
+        assert_eq!(meta["contentEncoding"], "gzip", "{meta}");
+        let stored = stack.gcs.download("results", &name).unwrap();
+        // The emulator may transcode (decompress) on download, as GCS does for a client
+        // that does not accept gzip.
+        let text = if stored.starts_with(&[0x1f, 0x8b]) {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&stored[..]), &mut text)
+                .unwrap();
+            text
+        } else {
+            stored
+        };
+        let part: Vec<Value> = serde_json::from_slice(&text).unwrap();
+        assert_eq!(segment["events"], part.len());
+        events.extend(part);
+    }
+    assert_eq!(Value::Array(events), single["rrweb_data"]);
+    manifest["generation"].as_str().unwrap().to_owned()
 }
 
 /// Binary-mode headers of a finalized event from the `chunks` bucket; the body is the caller's.
