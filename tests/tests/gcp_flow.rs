@@ -11,6 +11,7 @@ use rrstitch_tests::cloudevents::{
     binary_event, post, post_announcing, structured_event, FINALIZED,
 };
 use rrstitch_tests::emulators::percent;
+use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
 use rrstitch_tests::GcpStack;
 use serde_json::{json, Value};
 
@@ -119,14 +120,12 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
         .unwrap()
         .into_json()
         .unwrap();
-    for item in listing["items"].as_array().unwrap() {
-        let name = item["name"].as_str().unwrap();
-        assert!(
-            name == format!("{GUID}/manifest.json")
-                || name.starts_with(&format!("{GUID}/{generation}/")),
-            "an old segment is left: {name}"
-        );
-    }
+    let items = listing["items"].as_array().unwrap();
+    assert_only_generation(
+        &format!("{GUID}/"),
+        &generation,
+        items.iter().map(|i| i["name"].as_str().unwrap()),
+    );
 
     // Manual finalize: now, idle or not; unknown sessions are 404.
     let manual = post(
@@ -143,9 +142,8 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
 
-/// Checks the session's manifest and segments in the results bucket against its single file:
-/// the segments' events are the file's, in order, and each is stored gzip-encoded. Returns the
-/// manifest's generation.
+/// Checks the session's manifest and segments in the results bucket against its single file
+/// (each segment stored gzip-encoded); returns the manifest's generation.
 fn segments_match(stack: &Stack, single: &Value) -> String {
     let manifest: Value = serde_json::from_slice(
         &stack
@@ -154,12 +152,8 @@ fn segments_match(stack: &Stack, single: &Value) -> String {
             .expect("the manifest exists"),
     )
     .unwrap();
-    assert_eq!(manifest["metadata"], single["metadata"]);
-    let segments = manifest["segments"].as_array().unwrap();
-    assert!(segments.len() > 1, "{manifest}");
-    let mut events = Vec::new();
-    for segment in segments {
-        let name = format!("{GUID}/{}", segment["path"].as_str().unwrap());
+    assert_segments_match(single, &manifest, |path| {
+        let name = format!("{GUID}/{path}");
         let url = format!(
             "{}/storage/v1/b/results/o/{}",
             stack.gcs.endpoint,
@@ -167,23 +161,8 @@ fn segments_match(stack: &Stack, single: &Value) -> String {
         );
         let meta: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
         assert_eq!(meta["contentEncoding"], "gzip", "{meta}");
-        let stored = stack.gcs.download("results", &name).unwrap();
-        // The emulator may transcode (decompress) on download, as GCS does for a client
-        // that does not accept gzip.
-        let text = if stored.starts_with(&[0x1f, 0x8b]) {
-            let mut text = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&stored[..]), &mut text)
-                .unwrap();
-            text
-        } else {
-            stored
-        };
-        let part: Vec<Value> = serde_json::from_slice(&text).unwrap();
-        assert_eq!(segment["events"], part.len());
-        events.extend(part);
-    }
-    assert_eq!(Value::Array(events), single["rrweb_data"]);
-    manifest["generation"].as_str().unwrap().to_owned()
+        stack.gcs.download("results", &name).unwrap()
+    })
 }
 
 /// Binary-mode headers of a finalized event from the `chunks` bucket; the body is the caller's.
