@@ -13,6 +13,7 @@
 //! - [`peek`]: a chunk's session read from its first bytes, for grouping a bucket;
 //! - [`stitch`]: the streaming writer of the stitched document, [`compact`] its whitespace rule;
 //! - [`metadata`]: what that document says about the session;
+//! - [`redact`]: the optional rules applied to events while they are stitched;
 //! - [`reject`]: the permanent reasons a chunk is refused.
 
 pub mod chunk;
@@ -26,6 +27,7 @@ pub mod metadata;
 pub mod name;
 pub mod order;
 pub mod peek;
+pub mod redact;
 pub mod reject;
 pub mod rrweb;
 pub mod stitch;
