@@ -13,8 +13,8 @@
 //! children added under them, are masked too), never a tree. A FullSnapshot (a checkout)
 //! starts the set again.
 //!
-//! Masking replaces each character with `*`, as rrweb's own default `maskInputFn` does, so a
-//! replayed page keeps its layout.
+//! Masking replaces each character with `*` (whitespace of text is kept), as rrweb's own
+//! defaults `maskInputFn` and `maskTextFn` do, so a replayed page keeps its layout.
 
 mod rules;
 mod selector;
@@ -153,16 +153,18 @@ impl Redactor {
         }
     }
 
-    /// Masks a string in place, counting it.
-    fn mask(&mut self, text: &mut Value) -> bool {
-        match text {
-            Value::String(s) if !s.is_empty() => {
-                *s = mask(s);
-                self.counts.values_masked += 1;
-                true
-            }
-            _ => false,
+    /// Masks a string value in place with `how`, counting it when that changed it.
+    fn mask(&mut self, value: &mut Value, how: fn(&str) -> String) -> bool {
+        let Value::String(s) = value else {
+            return false;
+        };
+        let masked = how(s);
+        if masked == *s {
+            return false;
         }
+        *s = masked;
+        self.counts.values_masked += 1;
+        true
     }
 
     /// Walks a serialized node (rrweb-snapshot's `serializedNodeWithId`) and its children.
@@ -207,7 +209,9 @@ impl Redactor {
                 let textarea = parent_tag == Some("textarea") && rules.mask_inputs;
                 if (masked && !style) || textarea {
                     if let Some(text) = obj.get_mut("textContent") {
-                        changed |= self.mask(text);
+                        // A textarea's text child is its value as the page loaded it.
+                        let how = if textarea { mask_value } else { mask_text };
+                        changed |= self.mask(text, how);
                     }
                 }
             }
@@ -242,7 +246,7 @@ impl Redactor {
             let hit = (is_value && (rules.mask_inputs || masked))
                 || (masked && rules.mask_attributes.contains(&name));
             if hit {
-                changed |= self.mask(value);
+                changed |= self.mask(value, mask_value);
             }
         }
         changed
@@ -286,7 +290,7 @@ impl Redactor {
                 let id = text.get("id").and_then(Value::as_i64);
                 if id.is_some_and(|id| self.masked.contains(&id)) {
                     if let Some(value) = text.get_mut("value") {
-                        changed |= self.mask(value);
+                        changed |= self.mask(value, mask_text);
                     }
                 }
             }
@@ -318,7 +322,7 @@ impl Redactor {
             return false;
         }
         match data.get_mut("text") {
-            Some(text) => self.mask(text),
+            Some(text) => self.mask(text, mask_value),
             None => false,
         }
     }
@@ -351,9 +355,17 @@ fn is_dropped_plugin(event: &Value, names: &[String]) -> bool {
     plugin.is_some_and(|p| names.iter().any(|n| n == p))
 }
 
-/// One `*` per character, as rrweb's default `maskInputFn` does.
-pub fn mask(text: &str) -> String {
+/// A form value or attribute: one `*` per character, as rrweb's default `maskInputFn` does.
+pub fn mask_value(text: &str) -> String {
     "*".repeat(text.chars().count())
+}
+
+/// Text: each character but whitespace becomes `*`, as rrweb's default `maskTextFn` does, so
+/// lines and words keep their breaks and a replayed page its layout.
+pub fn mask_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_whitespace() { c } else { '*' })
+        .collect()
 }
 
 #[cfg(test)]

@@ -241,11 +241,11 @@ fn a_masked_element_masks_its_text_attributes_and_what_mutations_add_later() {
         body[0]["attributes"],
         json!({"class": "a secret", "title": "**********", "id": "x"})
     );
-    assert_eq!(body[0]["childNodes"][0]["textContent"], "*********");
+    assert_eq!(body[0]["childNodes"][0]["textContent"], "*** *****");
     assert_eq!(body[0]["childNodes"][1]["attributes"]["title"], "******");
     assert_eq!(
         body[0]["childNodes"][1]["childNodes"][0]["textContent"],
-        "*********"
+        "**** ****"
     );
     assert_eq!(
         body[0]["childNodes"][2]["childNodes"][0]["textContent"], ".a{color:red}",
@@ -257,7 +257,7 @@ fn a_masked_element_masks_its_text_attributes_and_what_mutations_add_later() {
     let m = value(&out[1]);
     assert_eq!(
         m["data"]["texts"],
-        json!([{"id": 5, "value": "*********"}, {"id": 9, "value": "still public"}])
+        json!([{"id": 5, "value": "*** *****"}, {"id": 9, "value": "still public"}])
     );
     assert_eq!(
         m["data"]["attributes"][0]["attributes"],
@@ -267,10 +267,10 @@ fn a_masked_element_masks_its_text_attributes_and_what_mutations_add_later() {
         m["data"]["attributes"][1]["attributes"],
         json!({"title": "public too"})
     );
-    assert_eq!(m["data"]["adds"][1]["node"]["textContent"], "***********");
+    assert_eq!(m["data"]["adds"][1]["node"]["textContent"], "***** *****");
     assert_eq!(m["data"]["adds"][2]["node"]["textContent"], "public add");
     let later = value(&out[2]);
-    assert_eq!(later["data"]["texts"][0]["value"], "*************");
+    assert_eq!(later["data"]["texts"][0]["value"], "******* *****");
     assert_eq!(r.counts().values_masked, 9);
 }
 
@@ -392,7 +392,9 @@ fn an_event_too_deep_to_read_is_dropped_not_leaked() {
 
 #[test]
 fn masking_keeps_the_character_count() {
-    assert_eq!(mask("Ab c"), "****");
-    assert_eq!(mask("Öß✓"), "***");
-    assert_eq!(mask(""), "");
+    assert_eq!(mask_value("Ab c"), "****");
+    assert_eq!(mask_value("Öß✓"), "***");
+    assert_eq!(mask_value(""), "");
+    assert_eq!(mask_text("Ann Smith\n 4111"), "*** *****\n ****");
+    assert_eq!(mask_text(" \n"), " \n");
 }
