@@ -99,8 +99,12 @@ pub(crate) async fn assemble(
     } else {
         OutBuf::Plain(Vec::with_capacity(options.part_size.min(1 << 20)))
     };
+    let mut stitcher = Stitcher::new(buf, guid.clone())?;
+    if let Some(rules) = &options.redact {
+        stitcher = stitcher.with_redaction(Arc::clone(rules));
+    }
     let session = Session {
-        stitcher: Stitcher::new(buf, guid.clone())?,
+        stitcher,
         writer: results
             .writer(object, precondition)
             .await
