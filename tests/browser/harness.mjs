@@ -280,7 +280,8 @@ const MASK = `(doc, rules) => {
   if (rules.mask_inputs) {
     // Options first: a select's value is then its selected option's masked value.
     for (const el of doc.querySelectorAll("option")) maskValue(el);
-    for (const el of doc.querySelectorAll("input, textarea")) maskValue(el);
+    const labels = ":not([type=button i]):not([type=submit i]):not([type=reset i])";
+    for (const el of doc.querySelectorAll("input" + labels + ", textarea")) maskValue(el);
   }
   const attrs = (rules.mask || []).flatMap((m) => m.attributes || []);
   for (const rule of rules.mask || []) {

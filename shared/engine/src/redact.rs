@@ -43,6 +43,9 @@ const NODE_TEXT: i64 = 3;
 
 /// The form fields whose `value` holds what a user typed or chose.
 const FORM_FIELDS: [&str; 4] = ["input", "textarea", "select", "option"];
+/// Input types whose `value` is the page's own label, not user input (rrweb's
+/// `maskAllInputs` leaves them too).
+const LABEL_INPUTS: [&str; 3] = ["button", "submit", "reset"];
 
 /// What became of one event.
 #[derive(Debug, PartialEq)]
@@ -199,8 +202,12 @@ impl Redactor {
                         .any(|s| s.matches(&name, |a| attrs.and_then(|m| m.get(a))));
                 }
                 if let Some(Value::Object(attrs)) = obj.get_mut("attributes") {
-                    changed |=
-                        self.attributes(rules, attrs, masked, FORM_FIELDS.contains(&name.as_str()));
+                    let label = name == "input"
+                        && attrs.get("type").and_then(Value::as_str).is_some_and(|t| {
+                            LABEL_INPUTS.iter().any(|l| l.eq_ignore_ascii_case(t))
+                        });
+                    let field = FORM_FIELDS.contains(&name.as_str()) && !label;
+                    changed |= self.attributes(rules, attrs, masked, field);
                 }
                 tag = Some(name);
             }

@@ -135,6 +135,12 @@ fn mask_inputs_masks_input_events_and_form_values_only() {
                 json!({"value": "3", "title": "kept"}),
                 vec![text(11, "kept text")],
             ),
+            el(
+                12,
+                "input",
+                json!({"type": "Submit", "value": "Send"}),
+                vec![],
+            ),
         ])),
         incremental(json!({"source": 5, "text": "Margaret Ö", "isChecked": false, "id": 4})),
         incremental(
@@ -159,6 +165,10 @@ fn mask_inputs_masks_input_events_and_form_values_only() {
         "an li's value is not a form value"
     );
     assert_eq!(body[3]["childNodes"][0]["textContent"], "kept text");
+    assert_eq!(
+        body[4]["attributes"]["value"], "Send",
+        "a button's label is not input"
+    );
     let input = value(&out[1]);
     assert_eq!(input["data"]["text"], "**********", "one * per character");
     assert_eq!(input["data"]["isChecked"], false);
