@@ -486,3 +486,64 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["erased"][0]["already_gone"], true, "{body}");
 }
+
+/// `RRSTITCH_REDACT` as a Lambda carries it, inline JSON: the session stored in S3 holds none
+/// of the values typed into the recorded form (the chunks do: the control), every event is
+/// still there, and the metadata counts what was masked.
+#[tokio::test]
+async fn inline_redaction_rules_mask_the_session_stored_in_s3() {
+    let stack = stack().await;
+    let names = upload_fixture(&stack).await;
+    let mut env = stack.env.clone();
+    env.push((
+        "RRSTITCH_REDACT".into(),
+        r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "#todo-list"}, {"selector": "#log"}]}"##.into(),
+    ));
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &ingest_api, &env);
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    ingest_api
+        .invoke(s3_event("chunks", &names))
+        .await
+        .expect("ingest succeeds");
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(
+        swept["result"]["finalized"][0]["session_guid"], GUID,
+        "{swept}"
+    );
+    let stored = stack
+        .results
+        .get(&format!("{GUID}.json"), 1 << 30)
+        .await
+        .unwrap()
+        .body;
+    let stored = String::from_utf8(stored.to_vec()).unwrap();
+    let chunks: String = names
+        .iter()
+        .map(|n| std::fs::read_to_string(fixture().join("chunks").join(n)).unwrap())
+        .collect();
+    for typed in [
+        "Margaret Torvalds",
+        "margaret.torvalds@example.test",
+        "cheese",
+        "apples",
+        "Ring twice",
+    ] {
+        assert!(chunks.contains(typed), "control: the chunks hold {typed:?}");
+        assert!(
+            !stored.contains(typed),
+            "{typed:?} leaked into the stored session"
+        );
+    }
+    let v: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 243);
+    assert!(
+        v["metadata"]["redaction"]["values_masked"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{}",
+        v["metadata"]
+    );
+}

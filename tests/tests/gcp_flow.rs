@@ -530,3 +530,59 @@ fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
     let bad = delete(r#"{"session_guids": []}"#);
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
+
+/// `RRSTITCH_REDACT` as a Cloud Run variable carries it, inline JSON: the session stored in
+/// GCS holds none of the values typed into the recorded form (the chunks do: the control),
+/// every event is still there, and the metadata counts what was masked.
+#[test]
+fn inline_redaction_rules_mask_the_session_stored_in_gcs() {
+    let mut stack = stack();
+    stack.env.push((
+        "RRSTITCH_REDACT".into(),
+        r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "#todo-list"}, {"selector": "#log"}]}"##.into(),
+    ));
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let mut chunks = String::new();
+    for n in chunk_names() {
+        let body = std::fs::read(fixture().join("chunks").join(&n)).unwrap();
+        chunks.push_str(&String::from_utf8_lossy(&body));
+        stack.gcs.upload("chunks", &n, &body);
+        let reply = binary_event(&ingest, "chunks", &n, body.len());
+        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+    }
+    let swept = post(&format!("{}/sweep", finalize.url), &[], "");
+    assert_eq!(
+        swept.body["finalized"][0]["session_guid"], GUID,
+        "{}",
+        swept.body
+    );
+    let stored = stack
+        .gcs
+        .download("results", &format!("{GUID}.json"))
+        .expect("the result exists");
+    let stored = String::from_utf8(stored).unwrap();
+    for typed in [
+        "Margaret Torvalds",
+        "margaret.torvalds@example.test",
+        "cheese",
+        "apples",
+        "Ring twice",
+    ] {
+        assert!(chunks.contains(typed), "control: the chunks hold {typed:?}");
+        assert!(
+            !stored.contains(typed),
+            "{typed:?} leaked into the stored session"
+        );
+    }
+    let v: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 243);
+    assert!(
+        v["metadata"]["redaction"]["values_masked"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{}",
+        v["metadata"]
+    );
+}
