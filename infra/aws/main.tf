@@ -43,6 +43,8 @@ locals {
     RRSTITCH_SWEEP_BUDGET_SECS = tostring(local.sweep_budget_secs)
     RRSTITCH_FINALIZE_MODE     = var.finalize_mode
     RRSTITCH_FINALIZE_QUEUE    = local.queue_mode ? aws_sqs_queue.finalize_jobs[0].url : ""
+    # Only the finalize function stitches; empty (no rules) is left out below.
+    RRSTITCH_REDACT = var.redact_rules
   }
   ingest_env   = { for k, v in merge(local.common_env, var.extra_environment) : k => v if v != "" }
   finalize_env = { for k, v in merge(local.common_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }

@@ -4,10 +4,12 @@
 //! the service never reads the environment itself. [`VARIABLES`] is the documented list: the
 //! README's table is checked against it by a test, so the two cannot drift apart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::engine::redact::Rules;
 use crate::engine::{Limits, SegmentLimits};
 use crate::index::shard::{Shards, DEFAULT_SHARDS, MAX_SHARDS};
 use crate::service::Options;
@@ -183,6 +185,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "RRSTITCH_TOMBSTONE_TTL_DAYS",
         "`400`",
         "Days a deleted session's tombstone refuses its chunks (longer than any late arrival).",
+    ),
+    (
+        "RRSTITCH_REDACT",
+        "(none)",
+        "Redaction rules applied while stitching: a path to a JSON rules file, or the JSON itself when the value starts with `{` (see Privacy).",
     ),
     (
         "RRSTITCH_KEEP_CHUNKS_OF_DELETED",
@@ -478,6 +485,7 @@ impl Settings {
                 defaults.tombstone_ttl.as_secs() / 86_400,
             )?,
             keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
+            redact: redact_rules(&get)?.map(Arc::new),
         };
         Ok(Settings {
             chunks: get("RRSTITCH_CHUNKS"),
@@ -498,6 +506,29 @@ impl Settings {
             options,
         })
     }
+}
+
+/// Reads `RRSTITCH_REDACT`: inline JSON when it starts with `{` (so a Cloud Run or Lambda
+/// variable can carry the rules), else the path of a rules file. Read once at start-up: a
+/// missing file or a bad rule stops the process rather than stitching unmasked sessions.
+fn redact_rules(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, ConfigError> {
+    const VAR: &str = "RRSTITCH_REDACT";
+    let Some(value) = get(VAR) else {
+        return Ok(None);
+    };
+    let (origin, text) = if value.trim_start().starts_with('{') {
+        ("inline rules".to_owned(), value)
+    } else {
+        let text = std::fs::read_to_string(&value).map_err(|e| ConfigError {
+            var: VAR,
+            reason: format!("rules file {value}: {e}"),
+        })?;
+        (format!("rules file {value}"), text)
+    };
+    Rules::from_json(&text).map(Some).map_err(|e| ConfigError {
+        var: VAR,
+        reason: format!("{origin}: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -682,6 +713,39 @@ mod tests {
         ] {
             assert_eq!(settings(&vars).unwrap_err().var, var, "{vars:?}");
         }
+    }
+
+    #[test]
+    fn redaction_rules_come_inline_or_from_a_file_and_bad_ones_stop_start_up() {
+        assert!(settings(&[]).unwrap().options.redact.is_none());
+        let inline = settings(&[("RRSTITCH_REDACT", r#"{"mask_inputs": true}"#)]).unwrap();
+        assert!(inline.options.redact.unwrap().mask_inputs);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.json");
+        std::fs::write(&path, r#"{"drop_plugins": ["rrweb/console@1"]}"#).unwrap();
+        let file = settings(&[("RRSTITCH_REDACT", path.to_str().unwrap())]).unwrap();
+        assert_eq!(
+            file.options.redact.unwrap().drop_plugins,
+            ["rrweb/console@1"]
+        );
+
+        std::fs::write(&path, r#"{"mask_input": true}"#).unwrap();
+        let err = settings(&[("RRSTITCH_REDACT", path.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.var, "RRSTITCH_REDACT");
+        let text = err.to_string();
+        assert!(
+            text.contains("rules.json") && text.contains("mask_input"),
+            "{text}"
+        );
+        let missing = dir.path().join("nope.json");
+        let err = settings(&[("RRSTITCH_REDACT", missing.to_str().unwrap())]).unwrap_err();
+        assert!(err.to_string().contains("nope.json"), "{err}");
+        let err =
+            settings(&[("RRSTITCH_REDACT", r#"{"mask": [{"selector": "a b"}]}"#)]).unwrap_err();
+        assert!(
+            err.to_string().contains("inline rules") && err.to_string().contains("\"a b\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -343,14 +343,20 @@ async fn a_delete_after_the_fence_is_undone_by_the_finalizer_itself() {
             assert_eq!(report.erased[0].results, 0, "nothing written yet");
         })
     });
-    let finalizer = e.service(Options::default(), Some(e.hooked(When::AfterFence, hook)));
+    // Writing segments too: they and their manifest must go as well.
+    let segmented = Options {
+        segments: Some(rrstitch::engine::SegmentLimits::with_max_bytes(16 << 10)),
+        ..Options::default()
+    };
+    let finalizer = e.service(segmented, Some(e.hooked(When::AfterFence, hook)));
     // The write lands after the erasure deleted the (absent) result; completing fails on
     // the tombstone, and the finalizer deletes what it wrote.
     let err = finalizer.finalize(GUID).await.unwrap_err();
     assert!(matches!(err, ServiceError::Superseded(_)), "{err}");
     assert!(
-        !e.result_path().exists(),
-        "a finalizer that lost to an erasure must not leave its result"
+        files_under(&e.results).is_empty(),
+        "a finalizer that lost to an erasure must not leave its result or segments: {:?}",
+        files_under(&e.results)
     );
     assert_eq!(e.status().await, Some(SessionStatus::Deleted));
 }

@@ -9,6 +9,8 @@
 //   node harness.mjs reference --url URL --guid GUID --at FRAC|end --dom FILE [--whole 1]
 //        rrweb's Replayer over the session's single file, to the same time
 //   node harness.mjs filters --url URL          the list's filter inputs
+//   node harness.mjs redacted --plain FILE --redacted FILE --live HTML --expect JSON --rules JSON
+//                                                     replay both, compare with the live DOM masked by the rules
 //
 // Each prints one JSON object on stdout; the Rust test makes the assertions.
 import { chromium } from "playwright-core";
@@ -269,6 +271,115 @@ async function replay({ session, live }) {
   }
 }
 
+// Runs in the page: masks a document as the redaction rules say the stored session is masked
+// (rrweb's own defaults: a value becomes one * per character, text keeps its whitespace), so
+// the expected DOM is derived from the live one independently of the Rust code.
+const MASK = `(doc, rules) => {
+  const value = (s) => "*".repeat([...s].length);
+  const text = (s) => s.replace(/\\S/gu, "*");
+  const fields = ["INPUT", "TEXTAREA", "SELECT", "OPTION"];
+  const maskValue = (el) => {
+    if (el.tagName === "OPTION") el.setAttribute("value", value(el.value));
+    else if (el.tagName !== "SELECT") el.value = value(el.value);
+  };
+  if (rules.mask_inputs) {
+    // Options first: a select's value is then its selected option's masked value.
+    for (const el of doc.querySelectorAll("option")) maskValue(el);
+    const labels = ":not([type=button i]):not([type=submit i]):not([type=reset i])";
+    for (const el of doc.querySelectorAll("input" + labels + ", textarea")) maskValue(el);
+  }
+  const attrs = (rules.mask || []).flatMap((m) => m.attributes || []);
+  for (const rule of rules.mask || []) {
+    for (const root of doc.querySelectorAll(rule.selector)) {
+      const walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (n.parentElement && n.parentElement.tagName !== "STYLE") n.textContent = text(n.textContent);
+      }
+      for (const el of [root, ...root.querySelectorAll("*")]) {
+        for (const a of attrs) if (el.hasAttribute(a)) el.setAttribute(a, value(el.getAttribute(a)));
+        if (!rules.mask_inputs && fields.includes(el.tagName)) maskValue(el);
+      }
+    }
+  }
+}`;
+
+/** Lines of `a` and `b` that differ. */
+function differences(a, b) {
+  const out = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) out.push({ line: i, want: a[i] ?? null, got: b[i] ?? null });
+  }
+  return out;
+}
+
+/**
+ * The live page's final DOM (the fixture's HTML with its recorded form state), plain and
+ * masked by `rules`; both stitched sessions replayed to their end. The unredacted replay must
+ * equal the plain DOM (so the comparison works at all), the redacted one the masked DOM, and
+ * the two expected DOMs must differ (so the masking is visible).
+ */
+async function redacted({ plain, redacted: masked, live, expect, rules }) {
+  const page_html = `<!doctype html><html><head><meta charset="utf-8">
+    <link rel="stylesheet" href="/vendor/rrweb/style.css"></head><body><div id="root"></div>
+    <script src="/vendor/rrweb/rrweb.umd.min.cjs"></script></body></html>`;
+  const { server, base } = await serve({
+    "/replay.html": { text: page_html, type: "text/html" },
+    "/live.html": { file: live, type: "text/html" },
+    "/plain.json": { file: plain, type: "application/json" },
+    "/redacted.json": { file: masked, type: "application/json" },
+  });
+  const facts = JSON.parse(readFileSync(expect, "utf8")).facts;
+  const ruleSet = JSON.parse(readFileSync(rules, "utf8"));
+  const b = await browser();
+  try {
+    const livePage = await b.context.newPage();
+    await livePage.goto(`${base}/live.html`);
+    const want = await livePage.evaluate(`((facts, rules) => {
+      for (const f of facts) {
+        const el = document.querySelector(f.selector);
+        if (f.check === "value") el.value = f.expected;
+        if (f.check === "checked") el.checked = f.expected;
+      }
+      const plain = (${SUMMARIZE})(document);
+      (${MASK})(document, rules);
+      return { plain, masked: (${SUMMARIZE})(document) };
+    })(${JSON.stringify(facts)}, ${JSON.stringify(ruleSet)})`);
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${base}/replay.html`);
+    const replay = async (file) => page.evaluate(`(async () => {
+      const events = (await (await fetch("/${file}")).json()).rrweb_data;
+      document.getElementById("root").replaceChildren();
+      const replayer = new rrweb.Replayer(events, { root: document.getElementById("root"), showWarning: true });
+      replayer.pause(replayer.getMetaData().totalTime + 1);
+      await new Promise((ok) => setTimeout(ok, 300));
+      const doc = replayer.iframe.contentDocument;
+      return doc && doc.body ? (${SUMMARIZE})(doc) : [];
+    })()`);
+    const gotPlain = await replay("plain.json");
+    const gotMasked = await replay("redacted.json");
+    // A masked number field's value (`**`) is no number: Chromium says so and empties the
+    // field, on the live page masked in JS as in the replay. Any other warning still fails.
+    const expected = /^console\.warning: The specified value "\*+" cannot be parsed, or is out of range\.$/;
+    const unexpected = problems.filter((p) => !expected.test(p));
+    const plainDiff = differences(want.plain, gotPlain);
+    const maskedDiff = differences(want.masked, gotMasked);
+    const maskingVisible = differences(want.plain, want.masked).length;
+    console.log(JSON.stringify({
+      ok: plainDiff.length === 0 && maskedDiff.length === 0 && maskingVisible > 0 && unexpected.length === 0 && gotMasked.length > 0,
+      plain_mismatches: plainDiff.slice(0, 20),
+      masked_mismatches: maskedDiff.slice(0, 20),
+      masked_lines_expected: maskingVisible,
+      dom_lines: gotMasked.length,
+      problems: unexpected.slice(0, 20),
+      masked_dom: gotMasked,
+    }));
+  } finally {
+    await b.close();
+    server.close();
+  }
+}
+
 async function viewer({ url, guid, shot }) {
   const b = await browser();
   try {
@@ -513,7 +624,7 @@ async function filters({ url, cases }) {
   }
 }
 
-const commands = { record, replay, viewer, playback, reference, filters };
+const commands = { record, replay, viewer, redacted, playback, reference, filters };
 const command = commands[process.argv[2]];
 if (!command) {
   console.error(`usage: node harness.mjs ${Object.keys(commands).join("|")} …`);

@@ -91,7 +91,21 @@ pub fn stitch_dirs(work: &Path, chunk_dirs: &[&Path], extra: &[(&str, &str)]) ->
 
 /// `rrstitch ingest` + `rrstitch sweep --idle 0s` over `chunks`; returns the stitched session.
 pub fn stitch(work: &Path, chunks: &Path, guid: &str) -> (PathBuf, Value) {
-    let results = stitch_dirs(work, &[chunks], &[]);
+    stitch_with(work, chunks, guid, &[])
+}
+
+/// [`stitch`] with more environment (`RRSTITCH_REDACT`).
+pub fn stitch_with(
+    work: &Path,
+    chunks: &Path,
+    guid: &str,
+    extra: &[(String, String)],
+) -> (PathBuf, Value) {
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let results = stitch_dirs(work, &[chunks], &extra);
     let file = results.join(format!("{guid}.json"));
     let body =
         std::fs::read(&file).unwrap_or_else(|e| panic!("{} was not written: {e}", file.display()));

@@ -12,6 +12,7 @@ pub mod emulators;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod segments;
 pub mod sqs;
 pub mod stacks;
 

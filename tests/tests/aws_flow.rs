@@ -13,6 +13,7 @@ use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
 use rrstitch_tests::bins::{self, HttpFunction};
 use rrstitch_tests::lambda::RuntimeApi;
 use rrstitch_tests::procs::Group;
+use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
 use rrstitch_tests::Moto;
 use serde_json::{json, Value};
 
@@ -163,6 +164,27 @@ async fn result(stack: &Stack) -> Value {
     serde_json::from_slice(&got.body).unwrap()
 }
 
+/// The session's manifest and segments in the results bucket, checked against its single
+/// file; returns the manifest's generation.
+async fn segments_match(stack: &Stack, single: &Value) -> String {
+    let manifest = stack
+        .results
+        .get(&format!("{GUID}/manifest.json"), 1 << 30)
+        .await
+        .expect("the manifest exists");
+    let manifest: Value = serde_json::from_slice(&manifest.body).unwrap();
+    let mut stored = Vec::new();
+    for segment in manifest["segments"].as_array().unwrap() {
+        let path = segment["path"].as_str().unwrap().to_owned();
+        let got = stack.results.get(&format!("{GUID}/{path}"), 1 << 30).await;
+        stored.push((path, got.unwrap().body.to_vec()));
+    }
+    assert_segments_match(single, &manifest, |path| {
+        let (_, body) = stored.iter().find(|(p, _)| p == path).unwrap();
+        body.clone()
+    })
+}
+
 fn full_events() -> Value {
     serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap()
 }
@@ -174,7 +196,11 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
     let ingest_api = RuntimeApi::start().await;
     let finalize_api = RuntimeApi::start().await;
     let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    // Segments on, as Terraform sets them; small, so the form recording makes several.
+    let mut env = stack.env.clone();
+    env.push(("RRSTITCH_SEGMENTS".into(), "true".into()));
+    env.push(("RRSTITCH_SEGMENT_BYTES".into(), "16KiB".into()));
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
 
     // One notification, six records (keys URL-encoded: ':' and '+' escaped).
     let reply = ingest_api
@@ -205,6 +231,7 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
     let v = result(&stack).await;
     assert_eq!(v["rrweb_data"], full_events());
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
+    let first_generation = segments_match(&stack, &v).await;
 
     // A late chunk re-opens the session and the next sweep includes it.
     let late = "2025-05-02T12:20:00.000000+0000.json".to_owned();
@@ -229,6 +256,14 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
     );
     let v = result(&stack).await;
     assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
+    let generation = segments_match(&stack, &v).await;
+    assert_ne!(generation, first_generation);
+    let folder = stack.results.list(&format!("{GUID}/")).await.unwrap();
+    assert_only_generation(
+        &format!("{GUID}/"),
+        &generation,
+        folder.iter().map(|o| o.name.as_str()),
+    );
     // A sweep with nothing new stitches nothing.
     let idle = finalize_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(idle["result"]["considered"], 0, "{idle}");
@@ -450,4 +485,65 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     assert_eq!(again["statusCode"], 200, "{again}");
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["erased"][0]["already_gone"], true, "{body}");
+}
+
+/// `RRSTITCH_REDACT` as a Lambda carries it, inline JSON: the session stored in S3 holds none
+/// of the values typed into the recorded form (the chunks do: the control), every event is
+/// still there, and the metadata counts what was masked.
+#[tokio::test]
+async fn inline_redaction_rules_mask_the_session_stored_in_s3() {
+    let stack = stack().await;
+    let names = upload_fixture(&stack).await;
+    let mut env = stack.env.clone();
+    env.push((
+        "RRSTITCH_REDACT".into(),
+        r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "#todo-list"}, {"selector": "#log"}]}"##.into(),
+    ));
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let _ingest = lambda("rrstitch-ingest", &ingest_api, &env);
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    ingest_api
+        .invoke(s3_event("chunks", &names))
+        .await
+        .expect("ingest succeeds");
+    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(
+        swept["result"]["finalized"][0]["session_guid"], GUID,
+        "{swept}"
+    );
+    let stored = stack
+        .results
+        .get(&format!("{GUID}.json"), 1 << 30)
+        .await
+        .unwrap()
+        .body;
+    let stored = String::from_utf8(stored.to_vec()).unwrap();
+    let chunks: String = names
+        .iter()
+        .map(|n| std::fs::read_to_string(fixture().join("chunks").join(n)).unwrap())
+        .collect();
+    for typed in [
+        "Margaret Torvalds",
+        "margaret.torvalds@example.test",
+        "cheese",
+        "apples",
+        "Ring twice",
+    ] {
+        assert!(chunks.contains(typed), "control: the chunks hold {typed:?}");
+        assert!(
+            !stored.contains(typed),
+            "{typed:?} leaked into the stored session"
+        );
+    }
+    let v: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 243);
+    assert!(
+        v["metadata"]["redaction"]["values_masked"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{}",
+        v["metadata"]
+    );
 }

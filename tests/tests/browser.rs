@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rrstitch_tests::browser::{node, stitch, view};
+use rrstitch_tests::browser::{node, stitch, stitch_with, view};
 use rrstitch_tests::repo_root;
 use serde_json::Value;
 
@@ -184,4 +184,113 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
         "screenshot too small"
     );
     println!("FIGURE browser.viewer_screenshot: {}", shot.display());
+}
+
+/// Rules for the recorded form: every input, and the three elements that echo what was typed
+/// (the status line names the user, the list and the log repeat the items).
+const FORM_RULES: &str = r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "ul#todo-list"}, {"selector": "#log"}]}"##;
+
+/// The values typed key by key into the recorded form (see the engine's redaction test):
+/// the last `text` of each run of Input events that grew, four characters or more.
+fn typed_values(session: &Value) -> Vec<String> {
+    let inputs: Vec<(i64, String)> = session["rrweb_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
+        .filter_map(|e| {
+            Some((
+                e["data"]["id"].as_i64()?,
+                e["data"]["text"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let mut typed = Vec::new();
+    for (i, (id, text)) in inputs.iter().enumerate() {
+        let extended = inputs[i + 1..]
+            .iter()
+            .find(|(other, _)| other == id)
+            .is_some_and(|(_, next)| next.starts_with(text.as_str()) && next != text);
+        let grew = inputs[..i].iter().any(|(other, before)| {
+            other == id && !before.is_empty() && text.starts_with(before.as_str()) && before != text
+        });
+        if !extended && grew && text.chars().count() >= 4 && !typed.contains(text) {
+            typed.push(text.clone());
+        }
+    }
+    typed
+}
+
+/// A value as it appears inside a JSON string.
+fn json_text(value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// The recorded form (fixtures/rrweb-form), stitched by the real binary with
+/// `RRSTITCH_REDACT` and without: the redacted session replays in Chromium to the live page's
+/// final DOM with the masked parts masked and nothing else changed, and no typed value is
+/// anywhere in its bytes. The unredacted session is the control for both: it replays to the
+/// unmasked DOM and holds every typed value, so each check can fail.
+#[test]
+fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
+    let fixture = repo_root().join("fixtures/rrweb-form");
+    let guid = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("rules.json");
+    std::fs::write(&rules, FORM_RULES).unwrap();
+    let chunks = fixture.join("chunks");
+    let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, guid);
+    let redact = [("RRSTITCH_REDACT".to_string(), rules.display().to_string())];
+    let (masked_file, masked) = stitch_with(&work.path().join("masked"), &chunks, guid, &redact);
+
+    let typed = typed_values(&plain);
+    assert_eq!(
+        typed.len(),
+        6,
+        "a name, an email, three items, a note: {typed:?}"
+    );
+    let plain_bytes = String::from_utf8(std::fs::read(&plain_file).unwrap()).unwrap();
+    let masked_bytes = String::from_utf8(std::fs::read(&masked_file).unwrap()).unwrap();
+    for value in &typed {
+        let value = json_text(value);
+        assert!(
+            plain_bytes.contains(&value),
+            "control: {value:?} is in the unredacted output"
+        );
+        assert!(
+            !masked_bytes.contains(&value),
+            "{value:?} leaked into the redacted output"
+        );
+    }
+    let counts = &masked["metadata"]["redaction"];
+    assert!(counts["values_masked"].as_u64().unwrap() > 100, "{counts}");
+    assert_eq!(
+        masked["metadata"]["event_count"],
+        plain["metadata"]["event_count"]
+    );
+    assert!(plain["metadata"].get("redaction").is_none());
+
+    let replay = node(&[
+        "redacted",
+        "--plain",
+        plain_file.to_str().unwrap(),
+        "--redacted",
+        masked_file.to_str().unwrap(),
+        "--live",
+        fixture.join("final_dom.html").to_str().unwrap(),
+        "--expect",
+        fixture.join("expect.json").to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(replay["ok"], true, "{replay:#}");
+    let dom = replay["masked_dom"].to_string();
+    for value in &typed {
+        assert!(
+            !dom.contains(&json_text(value)),
+            "{value:?} shows in the replay"
+        );
+    }
+    assert!(dom.contains("Order form"), "unmasked text is kept: {dom}");
 }

@@ -2,7 +2,7 @@
 //! Eventarc-shaped CloudEvents (binary and structured content modes) are POSTed to the real
 //! `rrstitch-ingest` HTTP function, which indexes them in the Cloud Firestore emulator; the
 //! real `rrstitch-finalize` sweeps (as Cloud Scheduler would) and the stitched session appears
-//! in the results bucket.
+//! in the results bucket, with its segments and manifest (as Terraform configures it).
 
 use std::path::PathBuf;
 
@@ -10,6 +10,8 @@ use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{
     binary_event, post, post_announcing, structured_event, FINALIZED,
 };
+use rrstitch_tests::emulators::percent;
+use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
 use rrstitch_tests::GcpStack;
 use serde_json::{json, Value};
 
@@ -50,7 +52,14 @@ fn full_events() -> Value {
 fn cloudevents_through_the_functions_to_a_stitched_session() {
     let stack = stack();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
-    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    // Small segments, so the form recording makes several.
+    let finalize = HttpFunction::start(
+        "rrstitch-finalize",
+        &stack.with(&[
+            ("RRSTITCH_SEGMENTS", "1"),
+            ("RRSTITCH_SEGMENT_BYTES", "16KiB"),
+        ]),
+    );
     let names = chunk_names();
     for (i, n) in names.iter().enumerate() {
         let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
@@ -82,6 +91,7 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     assert_eq!(v["session_guid"], GUID);
     assert_eq!(v["rrweb_data"], full_events());
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
+    let first_generation = segments_match(&stack, &v);
 
     // A late chunk re-opens the session; the next sweep stitches it in.
     let late = "2025-05-02T12:20:00.000000+0000.json";
@@ -101,6 +111,21 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     let v = result(&stack);
     assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 7);
+    // The re-stitch published a new generation and deleted the old one.
+    let generation = segments_match(&stack, &v);
+    assert_ne!(generation, first_generation);
+    let listing: Value = ureq::get(&format!("{}/storage/v1/b/results/o", stack.gcs.endpoint))
+        .query("prefix", &format!("{GUID}/"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let items = listing["items"].as_array().unwrap();
+    assert_only_generation(
+        &format!("{GUID}/"),
+        &generation,
+        items.iter().map(|i| i["name"].as_str().unwrap()),
+    );
 
     // Manual finalize: now, idle or not; unknown sessions are 404.
     let manual = post(
@@ -115,6 +140,29 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
         r#"{"session_guid":"no-such-session"}"#,
     );
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+}
+
+/// Checks the session's manifest and segments in the results bucket against its single file
+/// (each segment stored gzip-encoded); returns the manifest's generation.
+fn segments_match(stack: &Stack, single: &Value) -> String {
+    let manifest: Value = serde_json::from_slice(
+        &stack
+            .gcs
+            .download("results", &format!("{GUID}/manifest.json"))
+            .expect("the manifest exists"),
+    )
+    .unwrap();
+    assert_segments_match(single, &manifest, |path| {
+        let name = format!("{GUID}/{path}");
+        let url = format!(
+            "{}/storage/v1/b/results/o/{}",
+            stack.gcs.endpoint,
+            percent(&name)
+        );
+        let meta: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
+        assert_eq!(meta["contentEncoding"], "gzip", "{meta}");
+        stack.gcs.download("results", &name).unwrap()
+    })
 }
 
 /// Binary-mode headers of a finalized event from the `chunks` bucket; the body is the caller's.
@@ -481,4 +529,60 @@ fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
     );
     let bad = delete(r#"{"session_guids": []}"#);
     assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+/// `RRSTITCH_REDACT` as a Cloud Run variable carries it, inline JSON: the session stored in
+/// GCS holds none of the values typed into the recorded form (the chunks do: the control),
+/// every event is still there, and the metadata counts what was masked.
+#[test]
+fn inline_redaction_rules_mask_the_session_stored_in_gcs() {
+    let mut stack = stack();
+    stack.env.push((
+        "RRSTITCH_REDACT".into(),
+        r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "#todo-list"}, {"selector": "#log"}]}"##.into(),
+    ));
+    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
+    let mut chunks = String::new();
+    for n in chunk_names() {
+        let body = std::fs::read(fixture().join("chunks").join(&n)).unwrap();
+        chunks.push_str(&String::from_utf8_lossy(&body));
+        stack.gcs.upload("chunks", &n, &body);
+        let reply = binary_event(&ingest, "chunks", &n, body.len());
+        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+    }
+    let swept = post(&format!("{}/sweep", finalize.url), &[], "");
+    assert_eq!(
+        swept.body["finalized"][0]["session_guid"], GUID,
+        "{}",
+        swept.body
+    );
+    let stored = stack
+        .gcs
+        .download("results", &format!("{GUID}.json"))
+        .expect("the result exists");
+    let stored = String::from_utf8(stored).unwrap();
+    for typed in [
+        "Margaret Torvalds",
+        "margaret.torvalds@example.test",
+        "cheese",
+        "apples",
+        "Ring twice",
+    ] {
+        assert!(chunks.contains(typed), "control: the chunks hold {typed:?}");
+        assert!(
+            !stored.contains(typed),
+            "{typed:?} leaked into the stored session"
+        );
+    }
+    let v: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 243);
+    assert!(
+        v["metadata"]["redaction"]["values_masked"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{}",
+        v["metadata"]
+    );
 }

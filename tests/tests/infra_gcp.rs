@@ -260,6 +260,8 @@ fn every_variable_the_functions_need_is_set_and_exists() {
         "RRSTITCH_SWEEP_BUDGET_SECS",
         "RRSTITCH_FINALIZE_MODE",
         "RRSTITCH_FINALIZE_TOPIC",
+        // Only finalize stitches, so only it redacts.
+        "RRSTITCH_REDACT",
     ] {
         assert!(
             finalize.contains(name),

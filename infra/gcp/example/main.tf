@@ -46,6 +46,7 @@ module "rrstitch" {
   idle_secs                = var.idle_secs
   output_gzip              = var.output_gzip
   segments                 = var.segments
+  redact_rules             = var.redact_rules
   manual_finalize_invokers = var.manual_finalize_invokers
   deletion_protection      = var.deletion_protection
   force_destroy            = var.force_destroy

@@ -83,6 +83,12 @@ variable "output_gzip" {
   default     = false
 }
 
+variable "redact_rules" {
+  description = "Redaction rules applied while stitching, as JSON (e.g. file(\"redact.json\")); empty: none."
+  type        = string
+  default     = ""
+}
+
 variable "manual_finalize_invokers" {
   description = "Members allowed to POST /finalize by hand (user:, group:, serviceAccount:)."
   type        = list(string)

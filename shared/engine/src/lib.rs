@@ -14,6 +14,7 @@
 //! - [`stitch`]: the streaming writer of the stitched document, [`compact`] its whitespace rule;
 //! - [`metadata`]: what that document says about the session;
 //! - [`segment`]: the same events cut into gzip'd segments a player loads one by one;
+//! - [`redact`]: the optional rules applied to events while they are stitched;
 //! - [`reject`]: the permanent reasons a chunk is refused.
 
 pub mod chunk;
@@ -27,6 +28,7 @@ pub mod metadata;
 pub mod name;
 pub mod order;
 pub mod peek;
+pub mod redact;
 pub mod reject;
 pub mod rrweb;
 pub mod segment;

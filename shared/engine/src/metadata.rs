@@ -13,6 +13,7 @@ use serde_json::Number;
 use crate::chunk::Chunk;
 use crate::event::Event;
 use crate::name::ChunkName;
+use crate::redact::Counts;
 use crate::rrweb::{self, event_type};
 
 /// The `metadata` object of a stitched session, in output field order.
@@ -47,6 +48,9 @@ pub struct Metadata {
     pub duplicate_events: u64,
     /// Events that arrived with whitespace outside their strings, written compact.
     pub compacted_events: u64,
+    /// What redaction removed; present only when redaction rules are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<Counts>,
     /// Where the session's bytes are, and whether a browser can load it whole.
     pub size: Size,
     pub warnings: Vec<String>,
@@ -246,7 +250,7 @@ impl MetadataBuilder {
         })
     }
 
-    pub(crate) fn finish(self) -> Metadata {
+    pub(crate) fn finish(self, redaction: Option<Counts>) -> Metadata {
         let duration_ms = match (&self.min_ts, &self.max_ts) {
             (Some(first), Some(last)) => difference(first, last),
             _ => Number::from(0),
@@ -290,6 +294,7 @@ impl MetadataBuilder {
             duplicate_chunks: self.duplicate_chunks,
             duplicate_events: self.duplicate_events,
             compacted_events: self.compacted_events,
+            redaction,
             size,
             warnings,
         }
@@ -328,7 +333,7 @@ mod tests {
         m.sized(&chunk.events[0], 100);
         m.sized(&chunk.events[1], 10);
         m.sized(&chunk.events[2], 1);
-        let size = m.finish().size;
+        let size = m.finish(None).size;
         assert_eq!(size.event_bytes, 111);
         assert_eq!(size.bytes_by_type["IncrementalSnapshot"], 110);
         assert_eq!(
@@ -345,7 +350,7 @@ mod tests {
 
         let mut m = MetadataBuilder::default();
         m.sized(&chunk.events[0], BROWSER_LOAD_LIMIT as usize + 1);
-        let meta = m.finish();
+        let meta = m.finish(None);
         assert!(meta.size.too_big_for_browser);
         assert!(
             meta.warnings.iter().any(|w| w.contains("too big")),

@@ -13,8 +13,12 @@ pub mod event_type {
     pub const PLUGIN: i64 = 6;
 }
 
+/// `IncrementalSource.Mutation` in rrweb: DOM changes (adds, removes, texts, attributes).
+pub const SOURCE_MUTATION: i64 = 0;
 /// `IncrementalSource.MouseInteraction` in rrweb.
 pub const SOURCE_MOUSE_INTERACTION: i64 = 2;
+/// `IncrementalSource.Input` in rrweb: a form field's new value (`text`, `isChecked`).
+pub const SOURCE_INPUT: i64 = 5;
 /// `MouseInteractions.Click` in rrweb.
 pub const MOUSE_CLICK: i64 = 2;
 

@@ -12,6 +12,7 @@
 //! refuse it as belonging to another session.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crate::chunk::Chunk;
 use crate::compact::{compact_into, is_compact};
@@ -19,6 +20,7 @@ use crate::guid::SessionGuid;
 use crate::metadata::{Metadata, MetadataBuilder};
 use crate::name::ChunkName;
 use crate::order::{Payloads, Recent};
+use crate::redact::{Redacted, Redactor, Rules};
 use crate::segment::{Segment, Segmenter};
 
 /// What became of one chunk handed to [`Stitcher::push`].
@@ -44,6 +46,8 @@ pub struct Stitcher<W: Write> {
     meta: MetadataBuilder,
     /// Also cuts the written events into segments, when asked to.
     segments: Option<Segmenter>,
+    /// Set by [`Stitcher::with_redaction`]: applied to each event before it is written.
+    redactor: Option<Redactor>,
 }
 
 impl<W: Write> Stitcher<W> {
@@ -61,12 +65,21 @@ impl<W: Write> Stitcher<W> {
             scratch: Vec::new(),
             meta: MetadataBuilder::default(),
             segments: None,
+            redactor: None,
         })
     }
 
     /// Also writes every event into `segmenter`, as the same bytes as the single document.
     pub fn with_segments(mut self, segmenter: Segmenter) -> Self {
         self.segments = Some(segmenter);
+        self
+    }
+
+    /// Applies `rules` to every event pushed from now on (call before the first push):
+    /// dropped events are neither written nor counted, rewritten ones are written compact,
+    /// and the metadata gains a `redaction` object with what was removed.
+    pub fn with_redaction(mut self, rules: Arc<Rules>) -> Self {
+        self.redactor = Some(Redactor::new(rules));
         self
     }
 
@@ -93,17 +106,27 @@ impl<W: Write> Stitcher<W> {
                 self.meta.repeated_event(name);
                 continue;
             }
+            let redacted = match &mut self.redactor {
+                Some(redactor) => redactor.apply(event),
+                None => Redacted::Unchanged(event.raw),
+            };
+            let text = match &redacted {
+                Redacted::Unchanged(raw) => *raw,
+                Redacted::Replaced(text) => text.as_str(),
+                Redacted::Dropped => continue,
+            };
             self.meta.event(name, event);
             if self.wrote_event {
                 self.out.write_all(b",")?;
             }
-            let bytes = if is_compact(event.raw) {
-                event.raw.as_bytes()
+            // The event's final bytes: as it arrived (or as redaction rewrote it), compact.
+            let bytes: &[u8] = if is_compact(text) {
+                text.as_bytes()
             } else {
                 self.scratch.clear();
-                compact_into(event.raw, &mut self.scratch);
+                compact_into(text, &mut self.scratch);
                 self.meta.compacted(name);
-                &self.scratch[..]
+                &self.scratch
             };
             self.out.write_all(bytes)?;
             self.meta.sized(event, bytes.len());
@@ -144,7 +167,8 @@ impl<W: Write> Stitcher<W> {
 
     /// Closes the document and returns the writer with the session's metadata.
     pub fn finish(mut self) -> io::Result<(W, Metadata)> {
-        let meta = self.meta.finish();
+        let redaction = self.redactor.map(|r| r.counts().clone());
+        let meta = self.meta.finish(redaction);
         self.out.write_all(b"],\"metadata\":")?;
         serde_json::to_writer(&mut self.out, &meta)?;
         self.out.write_all(b"}")?;
@@ -454,6 +478,48 @@ mod tests {
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert!(v["rrweb_data"].as_array().unwrap().is_empty());
         assert_eq!(meta.warnings.len(), 2, "{:?}", meta.warnings);
+    }
+
+    #[test]
+    fn redaction_drops_events_uncounted_and_reports_in_metadata() {
+        let guid = SessionGuid::parse("g").unwrap();
+        let rules = Rules::from_json(r#"{"mask_inputs": true, "drop_event_types": [5]}"#).unwrap();
+        let mut s = Stitcher::new(Vec::new(), guid)
+            .unwrap()
+            .with_redaction(Arc::new(rules));
+        let input = r#"{"type":3,"timestamp":150,"data":{"source":5,"text":"hunter2","id":7}}"#;
+        let custom = r#"{"type":5,"timestamp":160,"data":{"tag":"t"}}"#;
+        let text = body("g", "e", &format!("{META},{FULL},{input},{custom}"));
+        s.push(&name("2025-05-02T12:00:00Z"), &parse(&text).unwrap())
+            .unwrap();
+        let (out, meta) = s.finish().unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            !out.contains("hunter2") && !out.contains("\"tag\""),
+            "{out}"
+        );
+        assert!(
+            out.contains(META) && out.contains(FULL),
+            "untouched events are copied"
+        );
+        assert!(
+            out.contains(
+                r#"{"data":{"id":7,"source":5,"text":"*******"},"timestamp":150,"type":3}"#
+            ),
+            "{out}"
+        );
+        assert_eq!(meta.event_count, 3);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            v["metadata"]["redaction"],
+            serde_json::json!({"events_dropped": 1, "values_masked": 1, "data_urls_replaced": 0, "events_unredactable": 0})
+        );
+        assert_eq!(
+            meta.size.event_bytes as usize,
+            out.find(",\"metadata\"").unwrap() - out.find('[').unwrap() - 2 - 2,
+            "sizes count the bytes written (the array less its brackets and two commas)"
+        );
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub(crate) async fn assemble(
         stitcher = stitcher.with_segments(Segmenter::new(limits, generation.clone()));
         segments = Some(SegmentsOut::new(&options.results_prefix, guid, generation));
     }
+    if let Some(rules) = &options.redact {
+        stitcher = stitcher.with_redaction(Arc::clone(rules));
+    }
     let session = Session {
         stitcher,
         segments,

@@ -78,6 +78,8 @@ pub struct Options {
     /// Leave chunks of erased sessions in the bucket when they are refused
     /// (`RRSTITCH_KEEP_CHUNKS_OF_DELETED`), for buckets rrstitch may not delete from.
     pub keep_chunks_of_deleted: bool,
+    /// Redaction rules applied to every session stitched (`RRSTITCH_REDACT`); `None`: off.
+    pub redact: Option<Arc<crate::engine::redact::Rules>>,
 }
 
 impl Default for Options {
@@ -98,6 +100,7 @@ impl Default for Options {
             sweep_budget: Duration::from_secs(240),
             tombstone_ttl: crate::index::TOMBSTONE_TTL,
             keep_chunks_of_deleted: false,
+            redact: None,
         }
     }
 }

@@ -552,3 +552,37 @@ run "public_invoker_refused" {
 
   expect_failures = [var.manual_finalize_invokers]
 }
+
+run "redaction_rules_reach_finalize_only" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    redact_rules = "{\"mask_inputs\": true}"
+  }
+
+  assert {
+    condition = (
+      [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_REDACT"] == ["{\"mask_inputs\": true}"]
+      && length([for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e if e.name == "RRSTITCH_REDACT"]) == 0
+    )
+    error_message = "redact_rules must reach finalize (the one that stitches) as RRSTITCH_REDACT, and only finalize."
+  }
+}
+
+run "redaction_rules_must_be_json" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    redact_rules = "mask everything"
+  }
+
+  expect_failures = [var.redact_rules]
+}

@@ -185,6 +185,14 @@ resource "google_cloud_run_v2_service" "finalize" {
         name  = "RRSTITCH_FINALIZE_MODE"
         value = var.finalize_mode
       }
+      # Only finalize stitches; no rules, no variable.
+      dynamic "env" {
+        for_each = var.redact_rules == "" ? [] : [var.redact_rules]
+        content {
+          name  = "RRSTITCH_REDACT"
+          value = env.value
+        }
+      }
       dynamic "env" {
         for_each = google_pubsub_topic.finalize_jobs[*].id
         content {

@@ -271,6 +271,17 @@ variable "output_gzip" {
   default     = false
 }
 
+variable "redact_rules" {
+  description = "Redaction rules applied while stitching (RRSTITCH_REDACT on the finalize service): the rules JSON itself, e.g. file(\"redact.json\"); see the README, Privacy, and docs/redact.example.json. Empty (the default): no redaction."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.redact_rules == "" || can(jsondecode(var.redact_rules))
+    error_message = "redact_rules must be empty or a JSON rules document (the finalize service checks the rules themselves at start-up)."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Dead letters
 
