@@ -581,6 +581,14 @@ fn view_serves_manifests_and_gzip_segments_and_refuses_paths_outside_a_session()
         "{head}"
     );
     assert!(body.starts_with(&[0x1f, 0x8b]), "not gzip on the wire");
+    // An object a bucket hands over inflated (GCS transcoding) is served as plain JSON.
+    let last = segments.last().unwrap()["path"].as_str().unwrap();
+    std::fs::write(results.join(&guid).join(last), b"[]").unwrap();
+    let (head, body) = raw_get(&url, &format!("/api/sessions/{guid}/segments/{last}"));
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert_eq!(body, b"[]");
 
     let list: Value = get("api/sessions").into_json().unwrap();
     let rows = list.as_array().unwrap();

@@ -82,15 +82,18 @@ pub(crate) async fn segment(
     match get_object(&s, &format!("{guid}/{path}"), MAX_SEGMENT_BYTES).await {
         // A generation's objects never change (a re-stitch writes a new generation), so the
         // browser may keep them: a seek back re-reads from its cache.
-        Ok(Some(body)) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::CACHE_CONTROL, "private, max-age=3600, immutable"),
-            ],
-            body,
-        )
-            .into_response(),
+        Ok(Some(body)) => {
+            let cache = (header::CACHE_CONTROL, "private, max-age=3600, immutable");
+            let json = (header::CONTENT_TYPE, "application/json");
+            if body.starts_with(&[0x1f, 0x8b]) {
+                ([json, (header::CONTENT_ENCODING, "gzip"), cache], body).into_response()
+            } else {
+                // A bucket that transcodes (GCS inflates a gzip-encoded object for a client
+                // that did not ask for gzip) hands over plain JSON: say so, or the browser
+                // would try to inflate it.
+                ([json, cache], body).into_response()
+            }
+        }
         Ok(None) => (StatusCode::NOT_FOUND, format!("no segment {guid}/{path}")).into_response(),
         Err(e) => server_error(e),
     }
