@@ -617,3 +617,97 @@ fn view_serves_manifests_and_gzip_segments_and_refuses_paths_outside_a_session()
         404
     );
 }
+
+/// The same routes over a results bucket on fake-gcs-server: `rrstitch backfill` writes the
+/// segments there (stored with `Content-Encoding: gzip`) and `rrstitch view gs://…` serves
+/// them; whether the bucket hands the bytes over as stored or inflated, the browser must get
+/// JSON it can read.
+#[test]
+fn view_serves_segments_from_a_gcs_results_bucket() {
+    let gcs = rrstitch_tests::FakeGcs::start();
+    gcs.create_bucket("results");
+    let chunks = repo_root().join("fixtures/real/posthog-hogflix/chunks");
+    let guid = guid_of(&chunks);
+    let mut env = gcs.env();
+    env.extend(
+        [
+            ("RRSTITCH_SEGMENTS", "on"),
+            ("RRSTITCH_SEGMENT_BYTES", "2KiB"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let out = bins::command("rrstitch", &env)
+        .args(["backfill", "--bucket", chunks.to_str().unwrap()])
+        .args(["--results", "gs://results/out/"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut cmd = bins::command("rrstitch", &gcs.env());
+    cmd.args(["view", "gs://results/out/", "--port", "0"])
+        .env("RRSTITCH_VIEWER_DIR", repo_root().join("viewer"));
+    let mut server = rrstitch_tests::procs::Group::spawn("rrstitch-view-gcs", cmd);
+    let log_path = server.log.clone();
+    let mut url = String::new();
+    server.wait_until(std::time::Duration::from_secs(20), || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        match log.lines().find_map(|l| l.strip_prefix("viewer at ")) {
+            Some(u) => {
+                url = u.trim().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    let list: Value = ureq::get(&format!("{url}api/sessions"))
+        .call()
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.tail()))
+        .into_json()
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["manifest"], true, "{list}");
+    let manifest: Value = ureq::get(&format!("{url}api/sessions/{guid}/manifest.json"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let segments = manifest["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{manifest}");
+    let mut events = 0;
+    for seg in segments {
+        let path = format!(
+            "/api/sessions/{guid}/segments/{}",
+            seg["path"].as_str().unwrap()
+        );
+        let (head, body) = raw_get(&url, &path);
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 200"),
+            "{head}\n{}",
+            server.tail()
+        );
+        // Labelled gzip exactly when it is gzip.
+        assert_eq!(
+            head.contains("\r\ncontent-encoding: gzip\r\n"),
+            body.starts_with(&[0x1f, 0x8b]),
+            "{head}"
+        );
+        let parsed: Value = ureq::get(&format!("{url}{}", &path[1..]))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        events += parsed.as_array().unwrap().len() as u64;
+    }
+    assert_eq!(
+        events,
+        manifest["metadata"]["event_count"].as_u64().unwrap()
+    );
+    println!(
+        "FIGURE playback.gcs: {} segments served from gs://results/out/",
+        segments.len()
+    );
+}
