@@ -5,23 +5,22 @@
 //! delivered again. The same paths run end to end on the emulators in
 //! tests/tests/queue_gcp.rs and queue_aws.rs.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
 use rrstitch::queue::{self, FinalizeQueue, QueueError, Refused};
 use rrstitch::service::{Buckets, Delivery, ObjectRef, Options, Service, Skip};
 use rrstitch::storage::local::LocalStore;
-use rrstitch::storage::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
-    StorageError, StorageUrl,
-};
+use rrstitch::storage::{Result as StorageResult, StorageError, StorageUrl};
 use rrstitch::time::Millis;
+use support::{Around, Op, Wrapped};
 
 /// A queue that keeps what it is given, and can be told to refuse.
 #[derive(Debug, Default)]
@@ -78,16 +77,15 @@ impl FinalizeQueue for MemoryQueue {
     }
 }
 
-/// A results store that fails every write transiently while `down` is set.
-#[derive(Debug)]
-struct Flaky {
-    inner: LocalStore,
-    down: Arc<AtomicBool>,
-}
+/// Fails every stat, write and delete of the results store transiently while set, as an
+/// unreachable bucket would.
+struct Outage(Arc<AtomicBool>);
 
-impl Flaky {
-    fn check(&self, name: &str) -> StorageResult<()> {
-        if self.down.load(Ordering::SeqCst) {
+#[async_trait]
+impl Around for Outage {
+    async fn before(&self, op: Op, name: &str, _: &LocalStore) -> StorageResult<()> {
+        let reads = matches!(op, Op::List | Op::Get | Op::GetHead);
+        if self.0.load(Ordering::SeqCst) && !reads {
             return Err(StorageError::Transient {
                 op: "put",
                 name: name.into(),
@@ -95,44 +93,6 @@ impl Flaky {
             });
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Flaky {
-    fn url(&self) -> &StorageUrl {
-        self.inner.url()
-    }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-    async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
-        self.check(name)?;
-        self.inner.stat(name).await
-    }
-    async fn get(&self, name: &str, limit: u64) -> StorageResult<Object> {
-        self.inner.get(name, limit).await
-    }
-    async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
-        self.inner.get_head(name, len).await
-    }
-    async fn put_encoded(
-        &self,
-        name: &str,
-        body: Bytes,
-        p: Precondition,
-        e: Encoding,
-    ) -> StorageResult<ObjectMeta> {
-        self.check(name)?;
-        self.inner.put_encoded(name, body, p, e).await
-    }
-    async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
-        self.check(name)?;
-        self.inner.writer(name, p).await
-    }
-    async fn delete(&self, name: &str) -> StorageResult<bool> {
-        self.check(name)?;
-        self.inner.delete(name).await
     }
 }
 
@@ -154,10 +114,7 @@ fn env() -> Env {
     let index: Arc<dyn SessionIndex> =
         Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
     let results_down = Arc::new(AtomicBool::new(false));
-    let store = Flaky {
-        inner: LocalStore::open(StorageUrl::Local(results.clone())).unwrap(),
-        down: results_down.clone(),
-    };
+    let store = Wrapped::new(results.clone(), Outage(results_down.clone()));
     let clock = Arc::new(AtomicI64::new(1_800_000_000_000));
     let c = clock.clone();
     let options = Options {

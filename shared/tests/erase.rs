@@ -3,23 +3,22 @@
 //! interleaves with a finalize. The racing finalizer is a second `Service` on the same index
 //! file and directories, as a second process would be.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
 use rrstitch::service::{
     Buckets, EraseRequest, IngestOutcome, ObjectRef, Options, Service, ServiceError,
 };
 use rrstitch::storage::local::LocalStore;
-use rrstitch::storage::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
-    StorageUrl,
-};
+use rrstitch::storage::{ObjectStore, Result as StorageResult, StorageUrl};
 use rrstitch::time::Millis;
+use support::{Around, Op, Wrapped};
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
 
@@ -39,64 +38,27 @@ enum When {
 
 type Hook = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
 
-/// A local results store that runs a hook once, at one point of a finalize.
+/// Runs a hook once, at one point of a finalize, around a local results store.
 struct Hooked {
-    inner: LocalStore,
     when: When,
     hook: Mutex<Option<Hook>>,
 }
 
-impl std::fmt::Debug for Hooked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooked").field("when", &self.when).finish()
-    }
-}
-
-impl Hooked {
-    async fn fire(&self, at: When) {
-        if at != self.when {
-            return;
-        }
-        let hook = self.hook.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook().await;
-        }
-    }
-}
-
 #[async_trait]
-impl ObjectStore for Hooked {
-    fn url(&self) -> &StorageUrl {
-        self.inner.url()
-    }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-    async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
-        self.fire(When::BeforeFence).await;
-        self.inner.stat(name).await
-    }
-    async fn get(&self, name: &str, limit: u64) -> StorageResult<Object> {
-        self.inner.get(name, limit).await
-    }
-    async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
-        self.inner.get_head(name, len).await
-    }
-    async fn put_encoded(
-        &self,
-        name: &str,
-        body: Bytes,
-        p: Precondition,
-        e: Encoding,
-    ) -> StorageResult<ObjectMeta> {
-        self.inner.put_encoded(name, body, p, e).await
-    }
-    async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
-        self.fire(When::AfterFence).await;
-        self.inner.writer(name, p).await
-    }
-    async fn delete(&self, name: &str) -> StorageResult<bool> {
-        self.inner.delete(name).await
+impl Around for Hooked {
+    async fn before(&self, op: Op, _: &str, _: &LocalStore) -> StorageResult<()> {
+        let at = match op {
+            Op::Stat => When::BeforeFence,
+            Op::Writer => When::AfterFence,
+            _ => return Ok(()),
+        };
+        if at == self.when {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -134,7 +96,7 @@ impl Env {
 
     /// Another process's service on the same index and directories, its results store
     /// hooked if given.
-    fn service(&self, options: Options, hooked: Option<Hooked>) -> Service {
+    fn service(&self, options: Options, hooked: Option<Wrapped<Hooked>>) -> Service {
         let index: Arc<dyn SessionIndex> =
             Arc::new(SqliteIndex::open(self.dir.path().join("index.sqlite")).unwrap());
         let results: Arc<dyn ObjectStore> = match hooked {
@@ -146,12 +108,9 @@ impl Env {
             .with_clock(Arc::new(move || Millis(c.load(Ordering::SeqCst))))
     }
 
-    fn hooked(&self, when: When, hook: Hook) -> Hooked {
-        Hooked {
-            inner: LocalStore::open(StorageUrl::Local(self.results.clone())).unwrap(),
-            when,
-            hook: Mutex::new(Some(hook)),
-        }
+    fn hooked(&self, when: When, hook: Hook) -> Wrapped<Hooked> {
+        let hook = Mutex::new(Some(hook));
+        Wrapped::new(self.results.clone(), Hooked { when, hook })
     }
 
     fn object(&self, name: &str) -> ObjectRef {

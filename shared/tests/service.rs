@@ -1,57 +1,20 @@
 //! The service over the embedded backends (a real directory, a real SQLite file): the
 //! ingest → sweep flow, redelivery, late chunks, vanished objects, streaming, the idle clock.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
-use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service, ServiceError};
+use rrstitch::index::SessionStatus;
+use rrstitch::service::{IngestOutcome, Options, ServiceError};
 use rrstitch::storage::local::LocalStore;
-use rrstitch::storage::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
-    StorageUrl,
-};
-use rrstitch::time::Millis;
-
-const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-
-fn fixture_chunks() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/rrweb-form/chunks")
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    bucket: PathBuf,
-    results: PathBuf,
-    svc: Service,
-    clock: Arc<AtomicI64>,
-}
-
-fn env_with(options: Options, results_store: Option<Arc<dyn ObjectStore>>) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let bucket = dir.path().join("bucket");
-    let results = dir.path().join("results");
-    std::fs::create_dir_all(&bucket).unwrap();
-    let index: Arc<dyn SessionIndex> =
-        Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
-    let results_store = results_store
-        .unwrap_or_else(|| Arc::new(LocalStore::open(StorageUrl::Local(results.clone())).unwrap()));
-    let clock = Arc::new(AtomicI64::new(1_800_000_000_000));
-    let c = clock.clone();
-    let svc = Service::new(index, results_store, Arc::new(Buckets::default()), options)
-        .with_clock(Arc::new(move || Millis(c.load(Ordering::SeqCst))));
-    Env {
-        _dir: dir,
-        bucket,
-        results,
-        svc,
-        clock,
-    }
-}
+use rrstitch::storage::{ObjectMeta, ObjectWriter, Result as StorageResult, StorageUrl};
+use support::{env_with, fixture_chunks, Around, Env, Wrapped, GUID};
 
 fn env() -> Env {
     env_with(
@@ -61,46 +24,6 @@ fn env() -> Env {
         },
         None,
     )
-}
-
-impl Env {
-    fn advance(&self, secs: i64) {
-        self.clock.fetch_add(secs * 1000, Ordering::SeqCst);
-    }
-
-    fn object(&self, name: &str) -> ObjectRef {
-        ObjectRef {
-            bucket: StorageUrl::Local(self.bucket.clone()),
-            name: name.into(),
-            generation: None,
-        }
-    }
-
-    fn copy_fixture(&self, skip_last: usize) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(fixture_chunks())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names.truncate(names.len() - skip_last);
-        for n in &names {
-            std::fs::copy(fixture_chunks().join(n), self.bucket.join(n)).unwrap();
-        }
-        names
-    }
-
-    async fn ingest_all(&self, names: &[String]) -> Vec<IngestOutcome> {
-        let mut out = Vec::new();
-        for n in names {
-            out.push(self.svc.ingest(&self.object(n)).await.unwrap());
-        }
-        out
-    }
-
-    fn result(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.results.join(format!("{GUID}.json"))).unwrap())
-            .unwrap()
-    }
 }
 
 fn full_events() -> serde_json::Value {
@@ -322,22 +245,15 @@ async fn gzip_output_is_the_same_document() {
     assert_eq!(v["rrweb_data"], full_events());
 }
 
-/// A store that records the size of every part written and counts the bytes read.
-#[derive(Debug)]
+/// Records the size of every part written and counts the bytes read.
+#[derive(Default)]
 struct Recording {
-    inner: LocalStore,
     parts: Arc<Mutex<Vec<usize>>>,
     read: Arc<AtomicU64>,
 }
 
-impl Recording {
-    fn new(root: PathBuf) -> Self {
-        Recording {
-            inner: LocalStore::open(StorageUrl::Local(root)).unwrap(),
-            parts: Arc::default(),
-            read: Arc::default(),
-        }
-    }
+fn recording(root: PathBuf) -> Wrapped<Recording> {
+    Wrapped::new(root, Recording::default())
 }
 
 struct RecordingWriter {
@@ -360,51 +276,23 @@ impl ObjectWriter for RecordingWriter {
 }
 
 #[async_trait]
-impl ObjectStore for Recording {
-    fn url(&self) -> &StorageUrl {
-        self.inner.url()
+impl Around for Recording {
+    fn read(&self, bytes: usize) {
+        self.read.fetch_add(bytes as u64, Ordering::SeqCst);
     }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-    async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
-        self.inner.stat(name).await
-    }
-    async fn get(&self, name: &str, limit: u64) -> StorageResult<Object> {
-        let got = self.inner.get(name, limit).await?;
-        self.read.fetch_add(got.body.len() as u64, Ordering::SeqCst);
-        Ok(got)
-    }
-    async fn get_head(&self, name: &str, len: u64) -> StorageResult<Bytes> {
-        let head = self.inner.get_head(name, len).await?;
-        self.read.fetch_add(head.len() as u64, Ordering::SeqCst);
-        Ok(head)
-    }
-    async fn put_encoded(
-        &self,
-        name: &str,
-        body: Bytes,
-        p: Precondition,
-        e: Encoding,
-    ) -> StorageResult<ObjectMeta> {
-        self.inner.put_encoded(name, body, p, e).await
-    }
-    async fn writer(&self, name: &str, p: Precondition) -> StorageResult<Box<dyn ObjectWriter>> {
-        Ok(Box::new(RecordingWriter {
-            inner: self.inner.writer(name, p).await?,
+    fn writer(&self, inner: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
+        Box::new(RecordingWriter {
+            inner,
             parts: self.parts.clone(),
-        }))
-    }
-    async fn delete(&self, name: &str) -> StorageResult<bool> {
-        self.inner.delete(name).await
+        })
     }
 }
 
 #[tokio::test]
 async fn results_stream_out_in_parts_bounded_by_one_chunk() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Recording::new(dir.path().join("r"));
-    let parts = store.parts.clone();
+    let store = recording(dir.path().join("r"));
+    let parts = store.around.parts.clone();
     let part_size = 8 * 1024;
     let e = env_with(
         Options {
@@ -440,7 +328,7 @@ async fn results_stream_out_in_parts_bounded_by_one_chunk() {
 async fn backfill_downloads_each_sdk_chunk_once() {
     use rrstitch::service::backfill::{backfill, NoProgress, HEAD_BYTES};
     let dir = tempfile::tempdir().unwrap();
-    let source = Recording::new(dir.path().join("bucket"));
+    let source = recording(dir.path().join("bucket"));
     let bucket = dir.path().join("bucket");
     std::fs::create_dir_all(&bucket).unwrap();
     let mut total = 0;
@@ -466,7 +354,7 @@ async fn backfill_downloads_each_sdk_chunk_once() {
             .unwrap()
             .len();
 
-    let read = source.read.clone();
+    let read = source.around.read.clone();
     let out = dir.path().join("out");
     let results = Arc::new(LocalStore::open(StorageUrl::Local(out.clone())).unwrap());
     let summary = backfill(Arc::new(source), results, &Options::default(), &NoProgress)

@@ -9,6 +9,7 @@ pub mod bins;
 pub mod browser;
 pub mod cloudevents;
 pub mod emulators;
+pub mod form;
 pub mod lambda;
 pub mod latency;
 pub mod procs;

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use rrstitch_tests::browser::{node, stitch, stitch_with, view};
+use rrstitch_tests::form::{json_text, typed_values, FORM_RULES};
 use rrstitch_tests::repo_root;
 use serde_json::Value;
 
@@ -188,45 +189,6 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
 
 /// Rules for the recorded form: every input, and the three elements that echo what was typed
 /// (the status line names the user, the list and the log repeat the items).
-const FORM_RULES: &str = r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "ul#todo-list"}, {"selector": "#log"}]}"##;
-
-/// The values typed key by key into the recorded form (see the engine's redaction test):
-/// the last `text` of each run of Input events that grew, four characters or more.
-fn typed_values(session: &Value) -> Vec<String> {
-    let inputs: Vec<(i64, String)> = session["rrweb_data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
-        .filter_map(|e| {
-            Some((
-                e["data"]["id"].as_i64()?,
-                e["data"]["text"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    let mut typed = Vec::new();
-    for (i, (id, text)) in inputs.iter().enumerate() {
-        let extended = inputs[i + 1..]
-            .iter()
-            .find(|(other, _)| other == id)
-            .is_some_and(|(_, next)| next.starts_with(text.as_str()) && next != text);
-        let grew = inputs[..i].iter().any(|(other, before)| {
-            other == id && !before.is_empty() && text.starts_with(before.as_str()) && before != text
-        });
-        if !extended && grew && text.chars().count() >= 4 && !typed.contains(text) {
-            typed.push(text.clone());
-        }
-    }
-    typed
-}
-
-/// A value as it appears inside a JSON string.
-fn json_text(value: &str) -> String {
-    let quoted = serde_json::to_string(value).unwrap();
-    quoted[1..quoted.len() - 1].to_owned()
-}
-
 /// The recorded form (fixtures/rrweb-form), stitched by the real binary with
 /// `RRSTITCH_REDACT` and without: the redacted session replays in Chromium to the live page's
 /// final DOM with the masked parts masked and nothing else changed, and no typed value is

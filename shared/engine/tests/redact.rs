@@ -8,6 +8,12 @@ use rrstitch_engine::redact::Rules;
 use rrstitch_engine::{decode, parse, ChunkName, Limits, Metadata, Stitcher};
 use serde_json::Value;
 
+/// Shared with the browser and cloud redaction tests, so they agree on what was typed.
+#[allow(dead_code)]
+#[path = "../../../tests/src/form.rs"]
+mod form;
+use form::{json_text, typed_values, FORM_RULES};
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
@@ -64,47 +70,11 @@ fn event_texts(out: &str) -> Vec<String> {
     doc.rrweb_data.iter().map(|r| r.get().to_owned()).collect()
 }
 
-/// The values typed into the form: the last `text` of each run of Input events on one field
-/// that grew key by key (a value picked at once, `green` of a select, is also a CSS colour
-/// of the page), four characters or more (a two-letter value could occur anywhere).
-fn typed_values(out: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(out).unwrap();
-    let inputs: Vec<(i64, String)> = v["rrweb_data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
-        .filter_map(|e| {
-            Some((
-                e["data"]["id"].as_i64()?,
-                e["data"]["text"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    let mut typed = Vec::new();
-    for (i, (id, text)) in inputs.iter().enumerate() {
-        let extended = inputs[i + 1..]
-            .iter()
-            .find(|(other, _)| other == id)
-            .is_some_and(|(_, next)| next.starts_with(text.as_str()) && next != text);
-        let grew = inputs[..i].iter().any(|(other, before)| {
-            other == id && !before.is_empty() && text.starts_with(before.as_str()) && before != text
-        });
-        if !extended && grew && text.chars().count() >= 4 && !typed.contains(text) {
-            typed.push(text.clone());
-        }
-    }
-    typed
-}
-
-/// The form fixture's rules: every input, and the three elements that echo what was typed.
-const FORM_RULES: &str = r##"{"mask_inputs": true, "mask": [{"selector": "#status"}, {"selector": "ul#todo-list"}, {"selector": "#log"}]}"##;
-
 #[test]
 fn no_typed_value_of_the_form_survives_anywhere_in_the_output() {
     let dir = fixtures().join("rrweb-form/chunks");
     let (plain, plain_meta) = stitch_dir(&dir, None);
-    let typed = typed_values(&plain);
+    let typed = typed_values(&serde_json::from_str(&plain).unwrap());
     assert_eq!(
         typed.len(),
         6,
@@ -145,12 +115,6 @@ fn no_typed_value_of_the_form_survives_anywhere_in_the_output() {
             .unwrap()
             > 100
     );
-}
-
-/// A value as it appears inside a JSON string (a newline is `\n`).
-fn json_text(value: &str) -> String {
-    let quoted = serde_json::to_string(value).unwrap();
-    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// Every real fixture, redacted with rules that hit each of its kinds of event: valid JSON,
