@@ -56,8 +56,9 @@ impl fmt::Display for Millis {
     }
 }
 
-/// Inverse of the engine's `days_from_civil` (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// Year, month and day of `z` days since 1970-01-01: the inverse of the engine's
+/// `days_from_civil` (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

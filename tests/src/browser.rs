@@ -114,8 +114,14 @@ pub fn stitch_with(
 
 /// `rrstitch view <source> --port 0`, running until dropped, and its address.
 pub fn view(source: &Path) -> (Group, String) {
-    let mut cmd = bins::command("rrstitch", &[]);
-    cmd.args(["view", source.to_str().unwrap(), "--port", "0"])
+    view_with(source.to_str().unwrap(), &[])
+}
+
+/// `rrstitch view <source> --port 0` for any source (a directory, `gs://…`) with `env`
+/// (an emulator's), running until dropped, and its address.
+pub fn view_with(source: &str, env: &[(String, String)]) -> (Group, String) {
+    let mut cmd = bins::command("rrstitch", env);
+    cmd.args(["view", source, "--port", "0"])
         .env("RRSTITCH_VIEWER_DIR", repo_root().join("viewer"));
     let mut server = Group::spawn("rrstitch-view", cmd);
     let mut url = String::new();

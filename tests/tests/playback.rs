@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rrstitch_tests::browser::{harness, node, stitch_dirs, view};
+use rrstitch_tests::browser::{harness, node, stitch_dirs, view, view_with};
 use rrstitch_tests::{bins, repo_root};
 use serde_json::{json, Value};
 
@@ -64,9 +64,11 @@ fn drop_segment(results: &Path, guid: &str, drop: usize) -> Vec<u8> {
     original
 }
 
-fn playback(url: &str, guid: &str, at: &str, dom: &Path, extra: &[&str]) -> Value {
+/// The harness's `playback` (the viewer) or `reference` (rrweb on the whole single file)
+/// command on one session, up to `at`, writing the DOM it reached to `dom`.
+fn page(command: &str, url: &str, guid: &str, at: &str, dom: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
-        "playback",
+        command,
         "--url",
         url,
         "--guid",
@@ -80,22 +82,13 @@ fn playback(url: &str, guid: &str, at: &str, dom: &Path, extra: &[&str]) -> Valu
     node(&args)
 }
 
+fn playback(url: &str, guid: &str, at: &str, dom: &Path, extra: &[&str]) -> Value {
+    page("playback", url, guid, at, dom, extra)
+}
+
 fn reference(url: &str, guid: &str, at: &str, dom: &Path, whole: bool) -> Value {
-    let mut args = vec![
-        "reference",
-        "--url",
-        url,
-        "--guid",
-        guid,
-        "--at",
-        at,
-        "--dom",
-        dom.to_str().unwrap(),
-    ];
-    if whole {
-        args.extend(["--whole", "1"]);
-    }
-    node(&args)
+    let extra: &[&str] = if whole { &["--whole", "1"] } else { &[] };
+    page("reference", url, guid, at, dom, extra)
 }
 
 /// The last seekable segment starting at or before `abs` (what the viewer rebuilds from).
@@ -646,22 +639,7 @@ fn view_serves_segments_from_a_gcs_results_bucket() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut cmd = bins::command("rrstitch", &gcs.env());
-    cmd.args(["view", "gs://results/out/", "--port", "0"])
-        .env("RRSTITCH_VIEWER_DIR", repo_root().join("viewer"));
-    let mut server = rrstitch_tests::procs::Group::spawn("rrstitch-view-gcs", cmd);
-    let log_path = server.log.clone();
-    let mut url = String::new();
-    server.wait_until(std::time::Duration::from_secs(20), || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        match log.lines().find_map(|l| l.strip_prefix("viewer at ")) {
-            Some(u) => {
-                url = u.trim().to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let (server, url) = view_with("gs://results/out/", &gcs.env());
     let list: Value = ureq::get(&format!("{url}api/sessions"))
         .call()
         .unwrap_or_else(|e| panic!("{e}\n{}", server.tail()))

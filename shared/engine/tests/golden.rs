@@ -1,9 +1,12 @@
 //! The real recording: stitching the fixture's six chunks gives rrweb's own event array,
 //! byte for byte, and the seed's output shape.
 
+mod support;
+
 use std::path::PathBuf;
 
-use rrstitch_engine::{decode, parse, ChunkName, Limits, SessionGuid, Stitcher};
+use rrstitch_engine::{SessionGuid, Stitcher};
+use support::{chunks_in_order, stitch_into};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/rrweb-form")
@@ -18,24 +21,8 @@ fn stitch_fixture() -> (Vec<u8>, rrstitch_engine::Metadata) {
 
 /// Stitches every chunk in `dir` as session `guid`, in stitch order.
 fn stitch_dir(dir: &std::path::Path, guid: &str) -> (Vec<u8>, rrstitch_engine::Metadata) {
-    let chunks: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                ChunkName::parse(&name).unwrap(),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    let chunks = rrstitch_engine::order::in_stitch_order(chunks, |(name, _)| (name, ""));
-    let mut stitcher = Stitcher::new(Vec::new(), SessionGuid::parse(guid).unwrap()).unwrap();
-    for (name, bytes) in &chunks {
-        let text = decode(bytes, false, &Limits::default()).unwrap();
-        stitcher.push(name, &parse(&text).unwrap()).unwrap();
-    }
-    stitcher.finish().unwrap()
+    let stitcher = Stitcher::new(Vec::new(), SessionGuid::parse(guid).unwrap()).unwrap();
+    stitch_into(stitcher, &chunks_in_order(dir))
 }
 
 #[test]

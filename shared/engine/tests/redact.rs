@@ -1,12 +1,15 @@
 //! Redaction on real recordings: the recorded form loses every value it typed and nothing it
 //! did not have to, and every real fixture stays a valid session with the same events.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rrstitch_engine::redact::Rules;
-use rrstitch_engine::{decode, parse, ChunkName, Limits, Metadata, Stitcher};
+use rrstitch_engine::{decode, parse, Limits, Metadata, Stitcher};
 use serde_json::Value;
+use support::{chunks_in_order, stitch_into};
 
 /// Shared with the browser and cloud redaction tests, so they agree on what was typed.
 #[allow(dead_code)]
@@ -20,35 +23,14 @@ fn fixtures() -> PathBuf {
 
 /// Stitches every chunk in `dir` as one session, with `rules` if given.
 fn stitch_dir(dir: &Path, rules: Option<&str>) -> (String, Metadata) {
-    let chunks: Vec<(ChunkName, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                ChunkName::parse(&name).unwrap(),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    let chunks = rrstitch_engine::order::in_stitch_order(chunks, |(name, _)| (name, ""));
-    let texts: Vec<String> = chunks
-        .iter()
-        .map(|(_, bytes)| {
-            decode(bytes, false, &Limits::default())
-                .unwrap()
-                .into_owned()
-        })
-        .collect();
-    let guid = parse(&texts[0]).unwrap().session_guid;
+    let chunks = chunks_in_order(dir);
+    let first = decode(&chunks[0].1, false, &Limits::default()).unwrap();
+    let guid = parse(&first).unwrap().session_guid;
     let mut stitcher = Stitcher::new(Vec::new(), guid).unwrap();
     if let Some(rules) = rules {
         stitcher = stitcher.with_redaction(Arc::new(Rules::from_json(rules).unwrap()));
     }
-    for ((name, _), text) in chunks.iter().zip(&texts) {
-        stitcher.push(name, &parse(text).unwrap()).unwrap();
-    }
-    let (out, meta) = stitcher.finish().unwrap();
+    let (out, meta) = stitch_into(stitcher, &chunks);
     (String::from_utf8(out).unwrap(), meta)
 }
 
