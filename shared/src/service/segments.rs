@@ -29,16 +29,16 @@ pub fn manifest_name(results_prefix: &str, guid: &SessionGuid) -> String {
     format!("{results_prefix}{guid}/manifest.json")
 }
 
-/// A token naming one stitch's segments. It sorts by time (fixed-width hex milliseconds)
-/// so cleaning up can delete only *older* generations; the process id and a counter keep two
-/// stitches in the same millisecond apart.
+/// A token naming one stitch's segments. It sorts by time, then by this process's count of
+/// stitches (both fixed-width hex, so string order is that order), so cleaning up can delete
+/// only *older* generations; the process id keeps two processes' stitches apart.
 pub(crate) fn new_generation() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{millis:012x}-{:x}{n:x}", std::process::id())
+    format!("{millis:012x}-{n:08x}-{:x}", std::process::id())
 }
 
 /// One stitch's segments on their way into the results bucket.
@@ -124,5 +124,20 @@ impl SegmentsOut {
                 tracing::warn!(object = %name, error = %e, "could not delete an unpublished segment; a later stitch or erasure removes it");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cleanup deletes generations that sort before its own: within one millisecond the
+    /// count decides, however many digits it has.
+    #[test]
+    fn generations_sort_in_the_order_they_were_made() {
+        let made: Vec<String> = (0..40).map(|_| new_generation()).collect();
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(sorted, made);
     }
 }
