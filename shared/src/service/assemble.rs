@@ -155,10 +155,7 @@ pub(crate) async fn assemble(
         stitch_async(session, sources, options, results.as_ref()).await
     };
     if let Err(e) = outcome {
-        session.writer.abort().await;
-        if let Some(segments) = session.segments {
-            segments.discard(results.as_ref()).await;
-        }
+        abandon(results.as_ref(), Some(session.writer), session.segments).await;
         return Err(e);
     }
     session.finish(results.as_ref(), fence.manifest).await
@@ -247,10 +244,7 @@ impl Session {
         manifest: Precondition,
     ) -> Result<Assembled> {
         if let Err(e) = self.close_segments(results).await {
-            self.writer.abort().await;
-            if let Some(segments) = self.segments {
-                segments.discard(results).await;
-            }
+            abandon(results, Some(self.writer), self.segments).await;
             return Err(e);
         }
         let Session {
@@ -270,10 +264,7 @@ impl Session {
         let (buf, metadata) = stitcher.finish()?;
         if total > 0 && invalid.len() == total {
             // Nothing valid to stitch: no result rather than an empty one.
-            writer.abort().await;
-            if let Some(segments) = segments {
-                segments.discard(results).await;
-            }
+            abandon(results, Some(writer), segments).await;
             return Ok(Assembled {
                 metadata,
                 bytes: 0,
@@ -290,9 +281,7 @@ impl Session {
             writer.finish().await
         };
         if let Err(e) = finished.await {
-            if let Some(segments) = segments {
-                segments.discard(results).await;
-            }
+            abandon(results, None, segments).await;
             return Err(results_error(e));
         }
         if let Some(segments) = segments {
@@ -389,6 +378,21 @@ fn stitch_blocking(
         }
     }
     (session, Ok(()))
+}
+
+/// Drops what a stitch that will not complete has written: the single file's upload (if
+/// still open) and the segments it stored, which no manifest will name.
+async fn abandon(
+    results: &dyn ObjectStore,
+    writer: Option<Box<dyn ObjectWriter>>,
+    segments: Option<SegmentsOut>,
+) {
+    if let Some(writer) = writer {
+        writer.abort().await;
+    }
+    if let Some(segments) = segments {
+        segments.discard(results).await;
+    }
 }
 
 /// A write to the results bucket failed: a missing bucket is named as the results bucket.
