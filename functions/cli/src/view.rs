@@ -6,7 +6,7 @@
 //!
 //! Routes: `/` the page, `/static/*` its files, `/vendor/rrweb/*` rrweb's `dist/`,
 //! `/api/sessions` the list, `/api/sessions/{guid}` one stitched session, and for a session
-//! stitched with segments (SEGMENTS-SPEC.md) `/api/sessions/{guid}/manifest.json` and
+//! stitched with segments ([`rrstitch::service::segments`]) `/api/sessions/{guid}/manifest.json` and
 //! `/api/sessions/{guid}/segments/{generation}/{n}.json.gz`, which the viewer plays
 //! progressively. Segments are served as stored (gzip) with `Content-Encoding: gzip`, so the
 //! browser inflates them and the server never holds more than one segment.
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Args;
-use rrstitch::storage::ObjectStore;
+use rrstitch::storage::{ObjectMeta, ObjectStore};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -178,10 +178,21 @@ fn gunzip_if_needed(body: Vec<u8>) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// Every object of a bucket source under its prefix (nothing for a file): one listing serves
+/// both the manifests and the single files.
+pub(crate) async fn listing(s: &AppState) -> Result<Vec<ObjectMeta>> {
+    match &s.source {
+        Source::File(_) => Ok(Vec::new()),
+        Source::Store(store, prefix) => Ok(store.list(prefix).await?),
+    }
+}
+
 /// Every stitched session the source holds, by guid, but for the guids in `skip` (listed
-/// from their manifests). Only top-level objects are sessions: `<guid>/…` holds segments.
+/// from their manifests). `listed` is the source's [`listing`]. Only top-level objects are
+/// sessions: `<guid>/…` holds segments.
 async fn load_all(
     s: &AppState,
+    listed: &[ObjectMeta],
     skip: &std::collections::HashSet<String>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     match &s.source {
@@ -194,7 +205,7 @@ async fn load_all(
         }
         Source::Store(store, prefix) => {
             let mut out = Vec::new();
-            for meta in store.list(prefix).await? {
+            for meta in listed {
                 let rest = &meta.name[prefix.len()..];
                 let Some(stem) = rest
                     .strip_suffix(".json.gz")
@@ -243,11 +254,15 @@ pub(crate) fn row(guid: &str, m: &Value, manifest: bool) -> Value {
 async fn list_sessions(State(s): State<Shared>) -> Response {
     // A segmented session's manifest carries its metadata: read that (a few KB) instead of
     // the single file, which can be hundreds of megabytes.
-    let (mut rows, skip) = match crate::view_segments::manifest_rows(&s).await {
+    let listed = match listing(&s).await {
+        Ok(listed) => listed,
+        Err(e) => return server_error(e),
+    };
+    let (mut rows, skip) = match crate::view_segments::manifest_rows(&s, &listed).await {
         Ok(found) => found,
         Err(e) => return server_error(e),
     };
-    let all = match load_all(&s, &skip).await {
+    let all = match load_all(&s, &listed, &skip).await {
         Ok(all) => all,
         Err(e) => return server_error(e),
     };
@@ -287,7 +302,11 @@ async fn one_session(State(s): State<Shared>, UrlPath(guid): UrlPath<String>) ->
         Err(e) => return server_error(e),
     }
     // A file not named by its guid: find it by content.
-    match load_all(&s, &Default::default()).await {
+    let all = match listing(&s).await {
+        Ok(listed) => load_all(&s, &listed, &Default::default()).await,
+        Err(e) => Err(e),
+    };
+    match all {
         Ok(all) => match all.into_iter().find(|(g, _)| *g == guid) {
             Some((_, body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             None => (StatusCode::NOT_FOUND, format!("no session {guid}")).into_response(),

@@ -12,7 +12,8 @@ use anyhow::Result;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rrstitch::storage::StorageError;
+use rrstitch::service::segments::MANIFEST;
+use rrstitch::storage::{ObjectMeta, StorageError};
 use serde_json::Value;
 
 use crate::view::{row, server_error, AppState, Shared, Source};
@@ -21,8 +22,6 @@ use crate::view::{row, server_error, AppState, Shared, Source};
 /// is far above anything it writes.
 const MAX_SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-
-const MANIFEST: &str = "manifest.json";
 
 /// A segment path relative to the manifest's folder, if it is one the writer could have made.
 fn safe_segment_path(path: &str) -> bool {
@@ -99,15 +98,19 @@ pub(crate) async fn segment(
     }
 }
 
-/// List rows for every session with a manifest, and those sessions' guids (the caller skips
-/// their single files). A manifest that does not parse is logged and left to the single file.
-pub(crate) async fn manifest_rows(s: &AppState) -> Result<(Vec<Value>, HashSet<String>)> {
+/// List rows for every session with a manifest in `listed` (the source's listing), and those
+/// sessions' guids (the caller skips their single files). A manifest that does not parse is
+/// logged and left to the single file.
+pub(crate) async fn manifest_rows(
+    s: &AppState,
+    listed: &[ObjectMeta],
+) -> Result<(Vec<Value>, HashSet<String>)> {
     let Source::Store(store, prefix) = &s.source else {
         return Ok((Vec::new(), HashSet::new()));
     };
     let mut rows = Vec::new();
     let mut guids = HashSet::new();
-    for meta in store.list(prefix).await? {
+    for meta in listed {
         let rest = &meta.name[prefix.len()..];
         let Some(guid) = rest.strip_suffix(&format!("/{MANIFEST}")) else {
             continue;

@@ -24,9 +24,12 @@ use crate::engine::segment::MANIFEST_FORMAT;
 use crate::engine::{Manifest, Metadata, Segment, SegmentInfo, SessionGuid};
 use crate::storage::{Encoding, ObjectStore, Precondition};
 
-/// The manifest's object name, beside the session's segment folders.
+/// The manifest's name inside a session's folder, beside the generations.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The manifest's object name.
 pub fn manifest_name(results_prefix: &str, guid: &SessionGuid) -> String {
-    format!("{results_prefix}{guid}/manifest.json")
+    format!("{results_prefix}{guid}/{MANIFEST}")
 }
 
 /// A token naming one stitch's segments. It sorts by time, then by this process's count of
@@ -94,7 +97,7 @@ impl SegmentsOut {
             metadata,
         };
         let body = serde_json::to_vec(&manifest).map_err(std::io::Error::from)?;
-        let name = format!("{}manifest.json", self.folder);
+        let name = format!("{}{MANIFEST}", self.folder);
         if let Err(e) = results.put(&name, Bytes::from(body), precondition).await {
             self.discard(results).await;
             return Err(e.into());
