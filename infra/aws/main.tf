@@ -32,6 +32,16 @@ locals {
   # A sweep or reconcile stops taking new work after this many seconds, so it answers before
   # the function's timeout cuts it off: 80 % of the timeout unless set.
   sweep_budget_secs = coalesce(var.sweep_budget_secs, floor(var.finalize_timeout_secs * 0.8))
+  # A tier is valid when its move comes before its bucket's expiration and, for STANDARD_IA,
+  # no sooner than S3's 30 days (the lifecycle preconditions below name the variables).
+  chunk_tier_ok = var.chunk_cold_after_days == null ? true : (
+    (var.chunk_retention_days == null ? true : var.chunk_cold_after_days < var.chunk_retention_days)
+    && (var.chunk_cold_storage_class != "STANDARD_IA" || var.chunk_cold_after_days >= 30)
+  )
+  results_tier_ok = var.results_cold_after_days == null ? true : (
+    (var.results_retention_days == null ? true : var.results_cold_after_days < var.results_retention_days)
+    && (var.results_cold_storage_class != "STANDARD_IA" || var.results_cold_after_days >= 30)
+  )
 
   finalize_only_env = {
     RRSTITCH_RESULTS           = "s3://${aws_s3_bucket.results.bucket}"
@@ -65,36 +75,74 @@ resource "aws_s3_bucket" "results" {
 
 # Retention: the buckets delete by age, rrstitch never sees it (`rrstitch prune` is the same
 # for local mode). Index records of expired chunks leave by their own TTL (expire_at).
+# Retention and tiers: one lifecycle configuration per bucket (S3 takes one), with a rule
+# when either its retention or its cold tier is set. A transition must come before the
+# expiration (S3 refuses the configuration otherwise), and STANDARD_IA takes objects only
+# 30 days after creation: both are checked at plan time, naming the variables.
 resource "aws_s3_bucket_lifecycle_configuration" "chunks" {
-  count  = var.chunk_retention_days == null ? 0 : 1
+  count  = var.chunk_retention_days == null && var.chunk_cold_after_days == null ? 0 : 1
   bucket = aws_s3_bucket.chunks.id
 
   rule {
     id     = "chunk-retention"
     status = "Enabled"
     filter {}
-    expiration {
-      days = var.chunk_retention_days
+    dynamic "transition" {
+      for_each = var.chunk_cold_after_days == null ? [] : [var.chunk_cold_after_days]
+      content {
+        days          = transition.value
+        storage_class = var.chunk_cold_storage_class
+      }
+    }
+    dynamic "expiration" {
+      for_each = var.chunk_retention_days == null ? [] : [var.chunk_retention_days]
+      content {
+        days = expiration.value
+      }
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
   }
+
+  lifecycle {
+    precondition {
+      condition     = local.chunk_tier_ok
+      error_message = "chunk_cold_after_days must be below chunk_retention_days, and at least 30 for STANDARD_IA (S3's minimum before that transition)."
+    }
+  }
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "results" {
-  count  = var.results_retention_days == null ? 0 : 1
+  count  = var.results_retention_days == null && var.results_cold_after_days == null ? 0 : 1
   bucket = aws_s3_bucket.results.id
 
   rule {
     id     = "results-retention"
     status = "Enabled"
     filter {}
-    expiration {
-      days = var.results_retention_days
+    dynamic "transition" {
+      for_each = var.results_cold_after_days == null ? [] : [var.results_cold_after_days]
+      content {
+        days          = transition.value
+        storage_class = var.results_cold_storage_class
+      }
+    }
+    dynamic "expiration" {
+      for_each = var.results_retention_days == null ? [] : [var.results_retention_days]
+      content {
+        days = expiration.value
+      }
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.results_tier_ok
+      error_message = "results_cold_after_days must be below results_retention_days, and at least 30 for STANDARD_IA (S3's minimum before that transition)."
     }
   }
 }

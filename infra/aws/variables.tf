@@ -284,3 +284,50 @@ variable "results_retention_days" {
     error_message = "results_retention_days must be a whole number of days, at least 1 (or null to keep results)."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Storage tiers (lifecycle transitions to a colder class that still serves a GET at once)
+
+variable "results_cold_after_days" {
+  description = "Move result objects (single files, segments, manifests) to results_cold_storage_class this many days after creation (S3 lifecycle transition). A colder class costs less to keep and more to read; the viewer and the catalog keep working. Null: stay in STANDARD. S3 never transitions objects under 128 KB (its default minimum), so small results stay in STANDARD."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.results_cold_after_days == null ? true : var.results_cold_after_days >= 1 && floor(var.results_cold_after_days) == var.results_cold_after_days
+    error_message = "results_cold_after_days must be a whole number of days, at least 1 (or null to keep results in STANDARD)."
+  }
+}
+
+variable "results_cold_storage_class" {
+  description = "The class results move to: STANDARD_IA (30-day minimum before the move and 30-day minimum storage, per-GB retrieval fee) or GLACIER_IR (cheaper to keep, 90-day minimum storage, higher retrieval fee). Both serve a GET in milliseconds; the Glacier classes that need a restore are refused."
+  type        = string
+  default     = "STANDARD_IA"
+
+  validation {
+    condition     = contains(["STANDARD_IA", "GLACIER_IR"], var.results_cold_storage_class)
+    error_message = "results_cold_storage_class must be STANDARD_IA or GLACIER_IR (classes that serve a GET without a restore)."
+  }
+}
+
+variable "chunk_cold_after_days" {
+  description = "Move raw chunk objects to chunk_cold_storage_class this many days after creation, before chunk_retention_days deletes them. Null (the default): chunks stay in STANDARD, which is cheaper when they are deleted within the cold class's minimum storage duration anyway."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.chunk_cold_after_days == null ? true : var.chunk_cold_after_days >= 1 && floor(var.chunk_cold_after_days) == var.chunk_cold_after_days
+    error_message = "chunk_cold_after_days must be a whole number of days, at least 1 (or null to keep chunks in STANDARD)."
+  }
+}
+
+variable "chunk_cold_storage_class" {
+  description = "The class chunks move to: STANDARD_IA or GLACIER_IR (see results_cold_storage_class)."
+  type        = string
+  default     = "STANDARD_IA"
+
+  validation {
+    condition     = contains(["STANDARD_IA", "GLACIER_IR"], var.chunk_cold_storage_class)
+    error_message = "chunk_cold_storage_class must be STANDARD_IA or GLACIER_IR (classes that serve a GET without a restore)."
+  }
+}

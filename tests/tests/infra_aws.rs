@@ -86,22 +86,89 @@ fn buckets_expire_objects_by_their_retention_variables() {
             attr(&lifecycle, "bucket"),
             format!("aws_s3_bucket.{bucket}.id")
         );
+        let cold = format!("{}_cold_after_days", var.trim_end_matches("_retention_days"));
         assert_eq!(
             compact(&attr(&lifecycle, "count")),
-            format!("var.{var}==null?0:1"),
-            "{bucket}: no rule when the variable is null"
+            format!("var.{var}==null&&var.{cold}==null?0:1"),
+            "{bucket}: no rule when neither retention nor a tier is set"
         );
         let rules = children(&lifecycle, "rule");
         assert_eq!(rules.len(), 1, "{bucket}");
         assert_eq!(attr(rules[0], "status"), "Enabled");
-        let expiration = children(rules[0], "expiration");
+        let dynamic = |name: &str| {
+            let found: Vec<_> = children(rules[0], "dynamic")
+                .into_iter()
+                .filter(|d| d.labels().first().map(|l| l.as_str()) == Some(name))
+                .collect();
+            assert_eq!(found.len(), 1, "{bucket}: one dynamic {name}");
+            found[0].clone()
+        };
+        let expiration = dynamic("expiration");
         assert_eq!(
-            attr(expiration[0], "days"),
-            format!("var.{var}"),
+            compact(&attr(&expiration, "for_each")),
+            format!("var.{var}==null?[]:[var.{var}]"),
+            "{bucket}"
+        );
+        let transition = dynamic("transition");
+        assert_eq!(
+            compact(&attr(&transition, "for_each")),
+            format!("var.{cold}==null?[]:[var.{cold}]"),
             "{bucket}"
         );
         assert_eq!(attr(&variable(&vars, var), "default"), default, "{var}");
     }
+}
+
+/// Storage tiers and retention, planned by `terraform test` with a mocked provider
+/// (`infra/aws/tests/tiers.tftest.hcl`): the defaults (results to STANDARD_IA after 30 days,
+/// chunks kept in STANDARD until they expire), a cold tier for chunks before their deletion,
+/// no rule when nothing is set, and three negative controls that must fail the plan (a
+/// STANDARD_IA move before S3's 30 days, a move after the deletion, a class that needs a
+/// restore). The moto apply below checks the rules as S3 stores them.
+#[test]
+fn lifecycle_tiers_plan_and_bad_tiers_fail_the_plan() {
+    let plugins = std::env::var("TF_PLUGIN_DIR").unwrap_or_else(|_| "/opt/tf-plugins".into());
+    let dir = tempfile::tempdir().unwrap();
+    let copy = Command::new("cp")
+        .arg("-R")
+        .arg(repo_root().join("infra/aws/."))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    for state in [".terraform", ".terraform.lock.hcl", "terraform.tfstate"] {
+        let _ = std::fs::remove_dir_all(dir.path().join(state));
+        let _ = std::fs::remove_file(dir.path().join(state));
+    }
+    let terraform = |args: &[&str]| {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(dir.path())
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .expect("terraform runs (install Terraform >= 1.7)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "terraform {args:?}:\n{text}");
+        text
+    };
+    terraform(&["init", &format!("-plugin-dir={plugins}"), "-input=false", "-no-color"]);
+    let test = terraform(&["test", "-no-color"]);
+    for run in [
+        "defaults",
+        "cold_chunks_before_their_deletion",
+        "no_tiers_no_retention_no_rule",
+        "standard_ia_before_30_days_is_refused",
+        "a_move_after_the_deletion_is_refused",
+        "a_class_that_needs_a_restore_is_refused",
+    ] {
+        assert!(test.contains(&format!("run \"{run}\"... pass")), "{run}:\n{test}");
+    }
+    assert!(test.contains("Success! 6 passed, 0 failed."), "{test}");
 }
 
 /// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk
@@ -340,11 +407,14 @@ rules = s3.get_bucket_lifecycle_configuration(Bucket=chunks).get("Rules", [])
 check("chunk bucket lifecycle: every object expires after 30 days (chunk_retention_days)",
       len(rules) == 1 and rules[0].get("Status") == "Enabled" and rules[0].get("Expiration", {}).get("Days") == 30,
       rules)
-try:
-    kept = s3.get_bucket_lifecycle_configuration(Bucket=results).get("Rules", [])
-except s3.exceptions.ClientError as e:
-    kept = [] if "NoSuchLifecycleConfiguration" in str(e) else [str(e)]
-check("results bucket has no lifecycle rule by default (results_retention_days = null)", kept == [], kept)
+check("chunk bucket lifecycle: chunks stay in STANDARD by default (chunk_cold_after_days = null)",
+      len(rules) == 1 and not rules[0].get("Transitions"), rules)
+kept = s3.get_bucket_lifecycle_configuration(Bucket=results).get("Rules", [])
+check("results bucket lifecycle: results move to STANDARD_IA after 30 days (results_cold_after_days)",
+      len(kept) == 1 and kept[0].get("Status") == "Enabled"
+      and kept[0].get("Transitions") == [{"Days": 30, "StorageClass": "STANDARD_IA"}], kept)
+check("results bucket lifecycle: results are never deleted by default (results_retention_days = null)",
+      len(kept) == 1 and "Expiration" not in kept[0], kept)
 # The index's TTL follows the chunk retention: a day past it, on both functions
 for fn, env in (("ingest", ienv), ("finalize", fenv["Environment"]["Variables"])):
     check(f"{fn} RRSTITCH_INDEX_TTL_DAYS is chunk_retention_days + 1 (31)",

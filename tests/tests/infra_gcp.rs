@@ -1095,8 +1095,33 @@ fn buckets_delete_objects_by_their_retention_variables() {
             .into_iter()
             .filter(|d| d.labels().first().map(|l| l.as_str()) == Some("lifecycle_rule"))
             .collect();
-        assert_eq!(rules.len(), 1, "{bucket}: one dynamic lifecycle_rule");
-        let rule = rules[0];
+        assert_eq!(
+            rules.len(),
+            2,
+            "{bucket}: two dynamic lifecycle_rules, retention and tier"
+        );
+        let action = |r: &Block| attr(only(only(r, &["content"]), &["action"]), "type");
+        let rule = *rules
+            .iter()
+            .find(|r| action(r) == "\"Delete\"")
+            .expect("a Delete rule");
+        let tier = *rules
+            .iter()
+            .find(|r| action(r) == "\"SetStorageClass\"")
+            .expect("a SetStorageClass rule");
+        let cold = format!("{}_cold_after_days", var.trim_end_matches("_retention_days"));
+        assert_eq!(
+            eval(expr(tier, "for_each"), &[(cold.as_str(), Value::Null)]),
+            Value::Array(vec![]),
+            "{bucket}: no tier when {cold} is null"
+        );
+        let tier_condition = only(tier, &["content", "condition"]);
+        assert_eq!(attr(tier_condition, "age"), "lifecycle_rule.value");
+        assert_eq!(
+            attr(tier_condition, "matches_storage_class").split_whitespace().collect::<String>(),
+            "[\"STANDARD\"]",
+            "{bucket}: the tier moves each object once"
+        );
         let for_each = expr(rule, "for_each");
         assert_eq!(
             eval(for_each, &[(var, Value::Null)]),

@@ -256,6 +256,10 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         "chunk_prefix_and_manual_invoker",
         "public_invoker_refused",
         "finalize_queue_mode",
+        "storage_tiers_default",
+        "storage_tiers_cold_chunks_before_their_deletion",
+        "storage_tier_after_deletion_refused",
+        "storage_tier_archive_refused",
     ] {
         assert!(
             passed.iter().any(|l| l.contains(&format!("run \"{run}\""))),

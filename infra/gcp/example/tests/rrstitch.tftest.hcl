@@ -586,3 +586,88 @@ run "redaction_rules_must_be_json" {
 
   expect_failures = [var.redact_rules]
 }
+
+# Storage tiers: by default results move from STANDARD to NEARLINE after 30 days and are
+# kept; chunks stay in STANDARD until chunk_retention_days deletes them.
+run "storage_tiers_default" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  assert {
+    condition = (
+      [for r in google_storage_bucket.results.lifecycle_rule : jsonencode([one(r.action).type, one(r.action).storage_class, one(r.condition).age, one(r.condition).matches_storage_class])]
+      == [jsonencode(["SetStorageClass", "NEARLINE", 30, ["STANDARD"]])]
+    )
+    error_message = "Results move to NEARLINE after 30 days, once (only STANDARD objects), and are never deleted by default."
+  }
+  assert {
+    condition = (
+      [for r in google_storage_bucket.chunks.lifecycle_rule : jsonencode([one(r.action).type, one(r.condition).age])]
+      == [jsonencode(["Delete", 30])]
+    )
+    error_message = "Chunks stay in STANDARD by default and are deleted after chunk_retention_days (30)."
+  }
+}
+
+run "storage_tiers_cold_chunks_before_their_deletion" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    chunk_cold_after_days      = 7
+    chunk_cold_storage_class   = "COLDLINE"
+    results_cold_storage_class = "COLDLINE"
+    results_cold_after_days    = 90
+    results_retention_days     = 400
+  }
+
+  assert {
+    condition = (
+      toset([for r in google_storage_bucket.chunks.lifecycle_rule : jsonencode([one(r.action).type, one(r.action).storage_class, one(r.condition).age])])
+      == toset([jsonencode(["Delete", null, 30]), jsonencode(["SetStorageClass", "COLDLINE", 7])])
+    )
+    error_message = "Chunks move to COLDLINE after 7 days and are deleted after 30."
+  }
+  assert {
+    condition = (
+      toset([for r in google_storage_bucket.results.lifecycle_rule : jsonencode([one(r.action).type, one(r.action).storage_class, one(r.condition).age])])
+      == toset([jsonencode(["Delete", null, 400]), jsonencode(["SetStorageClass", "COLDLINE", 90])])
+    )
+    error_message = "Results move to COLDLINE after 90 days and are deleted after 400."
+  }
+}
+
+# Negative controls: a move after the deletion, and ARCHIVE, fail the plan.
+run "storage_tier_after_deletion_refused" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    chunk_cold_after_days = 30
+  }
+
+  expect_failures = [google_storage_bucket.chunks]
+}
+
+run "storage_tier_archive_refused" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    results_cold_storage_class = "ARCHIVE"
+  }
+
+  expect_failures = [var.results_cold_storage_class]
+}

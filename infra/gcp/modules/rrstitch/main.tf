@@ -69,6 +69,29 @@ resource "google_storage_bucket" "chunks" {
     }
   }
 
+  # The cold tier: STANDARD objects move to chunk_cold_storage_class at that age (only
+  # STANDARD ones, so the rule acts once per object). Both classes serve a read at once.
+  dynamic "lifecycle_rule" {
+    for_each = var.chunk_cold_after_days == null ? [] : [var.chunk_cold_after_days]
+    content {
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["STANDARD"]
+      }
+      action {
+        type          = "SetStorageClass"
+        storage_class = var.chunk_cold_storage_class
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.chunk_cold_after_days == null || var.chunk_retention_days == null ? true : var.chunk_cold_after_days < var.chunk_retention_days
+      error_message = "chunk_cold_after_days must be below chunk_retention_days: an object deleted before it moves only pays the colder class's early-deletion fee."
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 
@@ -94,6 +117,29 @@ resource "google_storage_bucket" "results" {
       action {
         type = "Delete"
       }
+    }
+  }
+
+  # The cold tier: STANDARD objects move to results_cold_storage_class at that age (only
+  # STANDARD ones, so the rule acts once per object). Both classes serve a read at once.
+  dynamic "lifecycle_rule" {
+    for_each = var.results_cold_after_days == null ? [] : [var.results_cold_after_days]
+    content {
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["STANDARD"]
+      }
+      action {
+        type          = "SetStorageClass"
+        storage_class = var.results_cold_storage_class
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.results_cold_after_days == null || var.results_retention_days == null ? true : var.results_cold_after_days < var.results_retention_days
+      error_message = "results_cold_after_days must be below results_retention_days: an object deleted before it moves only pays the colder class's early-deletion fee."
     }
   }
 

@@ -93,6 +93,50 @@ variable "results_retention_days" {
   }
 }
 
+variable "results_cold_after_days" {
+  description = "Move result objects (single files, segments, manifests) from STANDARD to results_cold_storage_class this many days after creation (lifecycle SetStorageClass). A colder class costs less to keep and more to read; the viewer and the catalog keep working. Null: stay in STANDARD."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.results_cold_after_days == null ? true : var.results_cold_after_days >= 1 && floor(var.results_cold_after_days) == var.results_cold_after_days
+    error_message = "results_cold_after_days must be a whole number of days, at least 1 (or null to keep results in STANDARD)."
+  }
+}
+
+variable "results_cold_storage_class" {
+  description = "The class results move to: NEARLINE (30-day minimum storage, per-GB retrieval fee) or COLDLINE (cheaper to keep, 90-day minimum, higher retrieval fee). Both serve a read in milliseconds; ARCHIVE (365-day minimum, the highest retrieval fee) is refused."
+  type        = string
+  default     = "NEARLINE"
+
+  validation {
+    condition     = contains(["NEARLINE", "COLDLINE"], var.results_cold_storage_class)
+    error_message = "results_cold_storage_class must be NEARLINE or COLDLINE."
+  }
+}
+
+variable "chunk_cold_after_days" {
+  description = "Move raw chunk objects from STANDARD to chunk_cold_storage_class this many days after creation, before chunk_retention_days deletes them. Null (the default): chunks stay in STANDARD, which is cheaper when they are deleted within the colder class's minimum storage duration anyway."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.chunk_cold_after_days == null ? true : var.chunk_cold_after_days >= 1 && floor(var.chunk_cold_after_days) == var.chunk_cold_after_days
+    error_message = "chunk_cold_after_days must be a whole number of days, at least 1 (or null to keep chunks in STANDARD)."
+  }
+}
+
+variable "chunk_cold_storage_class" {
+  description = "The class chunks move to: NEARLINE or COLDLINE (see results_cold_storage_class)."
+  type        = string
+  default     = "NEARLINE"
+
+  validation {
+    condition     = contains(["NEARLINE", "COLDLINE"], var.chunk_cold_storage_class)
+    error_message = "chunk_cold_storage_class must be NEARLINE or COLDLINE."
+  }
+}
+
 variable "force_destroy" {
   description = "Let `terraform destroy` delete non-empty buckets."
   type        = bool

@@ -1,0 +1,123 @@
+# `terraform test` (plan only, a mocked provider: no AWS, no moto) of the buckets' lifecycle
+# rules: retention and storage tiers. tests/tests/infra_aws.rs runs it; the moto apply there
+# checks the same rules as S3 stores them.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  # Roles and policies take JSON documents; a mocked one would be a random string.
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+variables {
+  chunk_bucket_name   = "tiers-chunks"
+  results_bucket_name = "tiers-results"
+  ingest_zip          = "tests/empty.zip"
+  finalize_zip        = "tests/empty.zip"
+}
+
+# The defaults: chunks expire after 30 days and stay in STANDARD; results move to
+# STANDARD_IA after 30 days and are kept.
+run "defaults" {
+  command = plan
+
+  assert {
+    condition     = length(aws_s3_bucket_lifecycle_configuration.chunks[0].rule[0].transition) == 0
+    error_message = "chunks stay in STANDARD by default"
+  }
+  assert {
+    condition     = aws_s3_bucket_lifecycle_configuration.chunks[0].rule[0].expiration[0].days == 30
+    error_message = "chunks expire after chunk_retention_days (30)"
+  }
+  assert {
+    condition = (
+      one(aws_s3_bucket_lifecycle_configuration.results[0].rule[0].transition).days == 30
+      && one(aws_s3_bucket_lifecycle_configuration.results[0].rule[0].transition).storage_class == "STANDARD_IA"
+    )
+    error_message = "results move to STANDARD_IA after 30 days"
+  }
+  assert {
+    condition     = length(aws_s3_bucket_lifecycle_configuration.results[0].rule[0].expiration) == 0
+    error_message = "results are kept (results_retention_days = null)"
+  }
+}
+
+run "cold_chunks_before_their_deletion" {
+  command = plan
+
+  variables {
+    chunk_cold_after_days      = 7
+    chunk_cold_storage_class   = "GLACIER_IR"
+    results_retention_days     = 365
+    results_cold_storage_class = "GLACIER_IR"
+    results_cold_after_days    = 90
+  }
+
+  assert {
+    condition = (
+      one(aws_s3_bucket_lifecycle_configuration.chunks[0].rule[0].transition).days == 7
+      && one(aws_s3_bucket_lifecycle_configuration.chunks[0].rule[0].transition).storage_class == "GLACIER_IR"
+      && aws_s3_bucket_lifecycle_configuration.chunks[0].rule[0].expiration[0].days == 30
+    )
+    error_message = "chunks move to GLACIER_IR after 7 days, then expire at 30"
+  }
+  assert {
+    condition = (
+      one(aws_s3_bucket_lifecycle_configuration.results[0].rule[0].transition).storage_class == "GLACIER_IR"
+      && aws_s3_bucket_lifecycle_configuration.results[0].rule[0].expiration[0].days == 365
+    )
+    error_message = "results move to GLACIER_IR after 90 days, then expire at 365"
+  }
+}
+
+run "no_tiers_no_retention_no_rule" {
+  command = plan
+
+  variables {
+    chunk_retention_days    = null
+    results_cold_after_days = null
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket_lifecycle_configuration.chunks) == 0 && length(aws_s3_bucket_lifecycle_configuration.results) == 0
+    error_message = "no lifecycle configuration when neither retention nor a tier is set"
+  }
+}
+
+# Negative controls: configurations S3 would refuse at apply time fail the plan instead.
+run "standard_ia_before_30_days_is_refused" {
+  command = plan
+
+  variables {
+    results_cold_after_days = 10
+  }
+
+  expect_failures = [aws_s3_bucket_lifecycle_configuration.results]
+}
+
+run "a_move_after_the_deletion_is_refused" {
+  command = plan
+
+  variables {
+    chunk_cold_after_days    = 30
+    chunk_cold_storage_class = "GLACIER_IR"
+  }
+
+  expect_failures = [aws_s3_bucket_lifecycle_configuration.chunks]
+}
+
+run "a_class_that_needs_a_restore_is_refused" {
+  command = plan
+
+  variables {
+    results_cold_storage_class = "GLACIER"
+  }
+
+  expect_failures = [var.results_cold_storage_class]
+}
