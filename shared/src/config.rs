@@ -192,6 +192,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Redaction rules applied while stitching: a path to a JSON rules file, or the JSON itself when the value starts with `{` (see Privacy).",
     ),
     (
+        "RRSTITCH_RESTRICT",
+        "(none)",
+        "Ingestion restrictions: chunks refused by `drop_environments`, `drop_guids` (prefix or glob) or a per-environment `sample` rate; a path to a JSON file, or the JSON itself when the value starts with `{` (see Controls and cost).",
+    ),
+    (
         "RRSTITCH_KEEP_CHUNKS_OF_DELETED",
         "`0`",
         "`1`: leave a refused chunk of a deleted session in the bucket instead of deleting it.",
@@ -486,6 +491,7 @@ impl Settings {
             )?,
             keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
             redact: redact_rules(&get)?.map(Arc::new),
+            restrict: restrictions(&get)?.map(Arc::new),
         };
         Ok(Settings {
             chunks: get("RRSTITCH_CHUNKS"),
@@ -531,10 +537,83 @@ fn redact_rules(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, 
     })
 }
 
+/// Reads a JSON rules document from `var`: inline when the value starts with `{` (so a Cloud
+/// Run or Lambda variable can carry it), else the path of a file. Returns where it came from,
+/// for messages, and its text. An empty value is refused: it is a deployment that meant to set
+/// rules and set none, not a choice to have none (leave the variable out for that).
+fn json_document(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<(String, String)>, ConfigError> {
+    let Some(value) = get(var) else {
+        return Ok(None);
+    };
+    if value.trim().is_empty() {
+        return Err(ConfigError {
+            var,
+            reason: "empty: give a JSON document or a file path, or leave the variable unset"
+                .into(),
+        });
+    }
+    if value.trim_start().starts_with('{') {
+        return Ok(Some(("inline rules".to_owned(), value)));
+    }
+    let text = std::fs::read_to_string(&value).map_err(|e| ConfigError {
+        var,
+        reason: format!("rules file {value}: {e}"),
+    })?;
+    Ok(Some((format!("rules file {value}"), text)))
+}
+
+/// Reads `RRSTITCH_RESTRICT` once at start-up: a bad document stops the process rather than
+/// recording chunks its operator meant to drop.
+fn restrictions(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::engine::restrict::Restrictions>, ConfigError> {
+    const VAR: &str = "RRSTITCH_RESTRICT";
+    let Some((origin, text)) = json_document(get, VAR)? else {
+        return Ok(None);
+    };
+    crate::engine::restrict::Restrictions::from_json(&text)
+        .map(Some)
+        .map_err(|e| ConfigError {
+            var: VAR,
+            reason: format!("{origin}: {e}"),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn restrictions_come_inline_or_from_a_file_and_bad_ones_stop_start_up() {
+        assert!(settings(&[]).unwrap().options.restrict.is_none());
+        let inline = settings(&[(
+            "RRSTITCH_RESTRICT",
+            r#"{"drop_environments": ["staging"], "sample": {"production": 0.25}}"#,
+        )])
+        .unwrap();
+        let rules = inline.options.restrict.unwrap();
+        assert_eq!(rules.drop_environments, ["staging"]);
+        assert_eq!(rules.sample.get("production"), Some(&0.25));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restrict.json");
+        std::fs::write(&path, r#"{"drop_guids": ["bot-*"]}"#).unwrap();
+        let file = settings(&[("RRSTITCH_RESTRICT", path.to_str().unwrap())]).unwrap();
+        assert_eq!(file.options.restrict.unwrap().drop_guids.len(), 1);
+        for bad in [
+            r#"{"sample": {"production": 2}}"#,
+            r#"{"drop_guid": ["x"]}"#,
+            "",
+            "  ",
+            "/no/such/restrict.json",
+        ] {
+            let err = settings(&[("RRSTITCH_RESTRICT", bad)]).unwrap_err();
+            assert_eq!(err.var, "RRSTITCH_RESTRICT", "{bad:?}");
+        }
+    }
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars

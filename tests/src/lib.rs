@@ -13,6 +13,7 @@ pub mod form;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod restrict;
 pub mod segments;
 pub mod sqs;
 pub mod stacks;

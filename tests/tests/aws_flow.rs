@@ -15,7 +15,7 @@ use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::lambda::RuntimeApi;
 use rrstitch_tests::procs::Group;
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
-use rrstitch_tests::Moto;
+use rrstitch_tests::{restrict, Moto};
 use serde_json::{json, Value};
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
@@ -297,7 +297,9 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
 async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     let stack = stack().await;
     let api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &api, &stack.env);
+    let mut env = stack.env.clone();
+    env.push(("RRSTITCH_RESTRICT".into(), restrict::RULES.into()));
+    let _ingest = lambda("rrstitch-ingest", &api, &env);
     let name = "2025-05-02T12:10:50.644191+0000.json".to_owned();
     let body = std::fs::read(fixture().join("chunks").join(&name)).unwrap();
     stack
@@ -323,6 +325,27 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
         reply["objects"][2]["outcome"], "not_chunk_bucket",
         "a record naming another bucket is acknowledged, never read: {reply}"
     );
+
+    // Chunks the restrictions refuse: acknowledged in one invocation, recorded in DynamoDB
+    // with their kind (read back by the real CLI), kept in the bucket.
+    let refused = restrict::refused_chunks();
+    for (name, body, _) in &refused {
+        stack
+            .chunks
+            .put(name, Bytes::from(body.clone()), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = refused.iter().map(|(n, _, _)| n.clone()).collect();
+    let reply = api.invoke(s3_event("chunks", &names)).await.unwrap();
+    for (i, (name, _, kind)) in refused.iter().enumerate() {
+        assert_eq!(
+            reply["objects"][i]["outcome"], "rejected",
+            "{name}: {reply}"
+        );
+        assert_eq!(reply["objects"][i]["kind"], *kind, "{name}: {reply}");
+    }
+    assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
 
     // With moto gone, ingest cannot record: the invocation fails so Lambda retries.
     let Stack { moto, env, .. } = stack;

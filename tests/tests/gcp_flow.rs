@@ -13,7 +13,7 @@ use rrstitch_tests::cloudevents::{
 use rrstitch_tests::emulators::percent;
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
-use rrstitch_tests::GcpStack;
+use rrstitch_tests::{restrict, GcpStack};
 use serde_json::{json, Value};
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
@@ -183,7 +183,10 @@ fn finalized_headers(id: &str) -> [(&str, &str); 5] {
 #[test]
 fn bad_events_and_objects_are_answered_and_recorded() {
     let stack = stack();
-    let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let ingest = HttpFunction::start(
+        "rrstitch-ingest",
+        &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
+    );
 
     // Another event type: a clear 4xx, nothing recorded.
     let wrong = structured_event(
@@ -237,6 +240,18 @@ fn bad_events_and_objects_are_answered_and_recorded() {
         stack.gcs.download("chunks", name).is_some(),
         "a rejected chunk is never deleted"
     );
+
+    // Chunks the restrictions refuse: acknowledged, recorded in Firestore with their kind
+    // (read back by the real CLI), kept in the bucket.
+    for (name, body, kind) in restrict::refused_chunks() {
+        stack.gcs.upload("chunks", &name, &body);
+        let reply = binary_event(&ingest, "chunks", &name, body.len());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["outcome"], "rejected", "{name}: {}", reply.body);
+        assert_eq!(reply.body["kind"], kind, "{name}: {}", reply.body);
+        assert!(stack.gcs.download("chunks", &name).is_some());
+    }
+    assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
 
     // An event for an object that is already gone is acknowledged.
     let gone = binary_event(

@@ -86,7 +86,10 @@ fn buckets_expire_objects_by_their_retention_variables() {
             attr(&lifecycle, "bucket"),
             format!("aws_s3_bucket.{bucket}.id")
         );
-        let cold = format!("{}_cold_after_days", var.trim_end_matches("_retention_days"));
+        let cold = format!(
+            "{}_cold_after_days",
+            var.trim_end_matches("_retention_days")
+        );
         assert_eq!(
             compact(&attr(&lifecycle, "count")),
             format!("var.{var}==null&&var.{cold}==null?0:1"),
@@ -156,7 +159,12 @@ fn lifecycle_tiers_plan_and_bad_tiers_fail_the_plan() {
         assert!(out.status.success(), "terraform {args:?}:\n{text}");
         text
     };
-    terraform(&["init", &format!("-plugin-dir={plugins}"), "-input=false", "-no-color"]);
+    terraform(&[
+        "init",
+        &format!("-plugin-dir={plugins}"),
+        "-input=false",
+        "-no-color",
+    ]);
     let test = terraform(&["test", "-no-color"]);
     for run in [
         "defaults",
@@ -166,7 +174,10 @@ fn lifecycle_tiers_plan_and_bad_tiers_fail_the_plan() {
         "a_move_after_the_deletion_is_refused",
         "a_class_that_needs_a_restore_is_refused",
     ] {
-        assert!(test.contains(&format!("run \"{run}\"... pass")), "{run}:\n{test}");
+        assert!(
+            test.contains(&format!("run \"{run}\"... pass")),
+            "{run}:\n{test}"
+        );
     }
     assert!(test.contains("Success! 6 passed, 0 failed."), "{test}");
 }

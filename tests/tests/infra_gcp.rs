@@ -1109,7 +1109,10 @@ fn buckets_delete_objects_by_their_retention_variables() {
             .iter()
             .find(|r| action(r) == "\"SetStorageClass\"")
             .expect("a SetStorageClass rule");
-        let cold = format!("{}_cold_after_days", var.trim_end_matches("_retention_days"));
+        let cold = format!(
+            "{}_cold_after_days",
+            var.trim_end_matches("_retention_days")
+        );
         assert_eq!(
             eval(expr(tier, "for_each"), &[(cold.as_str(), Value::Null)]),
             Value::Array(vec![]),
@@ -1118,7 +1121,9 @@ fn buckets_delete_objects_by_their_retention_variables() {
         let tier_condition = only(tier, &["content", "condition"]);
         assert_eq!(attr(tier_condition, "age"), "lifecycle_rule.value");
         assert_eq!(
-            attr(tier_condition, "matches_storage_class").split_whitespace().collect::<String>(),
+            attr(tier_condition, "matches_storage_class")
+                .split_whitespace()
+                .collect::<String>(),
             "[\"STANDARD\"]",
             "{bucket}: the tier moves each object once"
         );

@@ -508,3 +508,109 @@ fn prune_deletes_old_chunks_and_keeps_results_unless_asked() {
         .success()
         .stdout(predicate::str::contains(GUID).not());
 }
+
+/// `RRSTITCH_RESTRICT` through the real CLI on the SQLite index: chunks of a dropped
+/// environment or guid pattern are refused as `restricted`, sessions outside their
+/// environment's sample as `sampled_out` — every chunk of a session alike — and all of them
+/// are recorded with the other rejected objects, never become sessions, and get the same
+/// decision when delivered again. A bad document stops the process naming the variable.
+#[test]
+fn restrictions_and_sampling_refuse_chunks_before_they_are_recorded() {
+    use rrstitch::engine::restrict::sampled_in;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    let chunk = |name: &str, guid: &str, env: &str| {
+        std::fs::write(
+            bucket.join(name),
+            format!(r#"{{"session_guid":"{guid}","session_data":[{{"type":3,"timestamp":1746188400000,"data":{{"source":1}}}}],"environment":"{env}"}}"#),
+        )
+        .unwrap();
+    };
+    let sampled: Vec<String> = (0..40).map(|i| format!("s-{i:02}")).collect();
+    for (i, guid) in sampled.iter().enumerate() {
+        chunk(
+            &format!("2025-05-03T10:00:{i:02}.000000+0000.json"),
+            guid,
+            "canary",
+        );
+        chunk(
+            &format!("2025-05-03T10:01:{i:02}.000000+0000.json"),
+            guid,
+            "canary",
+        );
+    }
+    chunk(
+        "2025-05-03T11:00:00.000000+0000.json",
+        "bot-7",
+        "production",
+    );
+    chunk("2025-05-03T11:00:01.000000+0000.json", "st-1", "staging");
+    let rules =
+        r#"{"drop_environments": ["staging"], "drop_guids": ["bot-*"], "sample": {"canary": 0.5}}"#;
+    let kept: Vec<&String> = sampled.iter().filter(|g| sampled_in(g, 0.5)).collect();
+    assert!(
+        !kept.is_empty() && kept.len() < sampled.len(),
+        "the sample splits the sessions: {} of {}",
+        kept.len(),
+        sampled.len()
+    );
+    let out_n = sampled.len() - kept.len();
+    for _ in 0..2 {
+        let out = rrstitch(dir.path())
+            .env("RRSTITCH_RESTRICT", rules)
+            .args(["ingest", "bucket"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The fixture's 6 chunks stay (production is not sampled); on the second delivery
+        // they, and the kept sessions' chunks, are already known.
+        assert!(
+            stderr.contains(&format!("{} rejected", 2 + 2 * out_n)),
+            "{stderr}"
+        );
+    }
+    let sessions = rrstitch(dir.path())
+        .args(["sessions", "--limit", "1000"])
+        .output()
+        .unwrap();
+    let sessions = String::from_utf8_lossy(&sessions.stdout);
+    assert!(sessions.contains(GUID), "{sessions}");
+    for guid in &sampled {
+        assert_eq!(
+            sessions.contains(guid.as_str()),
+            kept.contains(&guid),
+            "{guid}: kept exactly when sampled in\n{sessions}"
+        );
+    }
+    assert!(
+        !sessions.contains("bot-7") && !sessions.contains("st-1"),
+        "{sessions}"
+    );
+    let rejected = rrstitch(dir.path())
+        .args(["rejected", "--limit", "1000"])
+        .output()
+        .unwrap();
+    let rejected = String::from_utf8_lossy(&rejected.stdout);
+    assert_eq!(
+        rejected.matches("(sampled_out)").count(),
+        2 * out_n,
+        "both chunks of every sampled-out session\n{rejected}"
+    );
+    assert_eq!(rejected.matches("(restricted)").count(), 2, "{rejected}");
+    assert!(
+        rejected.contains("drop_guids \"bot-*\"")
+            && rejected.contains("drop_environments \"staging\""),
+        "{rejected}"
+    );
+
+    for bad in [r#"{"sample": {"canary": 1.5}}"#, " "] {
+        rrstitch(dir.path())
+            .env("RRSTITCH_RESTRICT", bad)
+            .args(["ingest", "bucket"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("RRSTITCH_RESTRICT"));
+    }
+}

@@ -15,6 +15,8 @@
 //! - [`metadata`]: what that document says about the session;
 //! - [`segment`]: the same events cut into gzip'd segments a player loads one by one;
 //! - [`redact`]: the optional rules applied to events while they are stitched;
+//! - [`restrict`]: which chunks ingest refuses before reading their events (drop rules,
+//!   sampling);
 //! - [`reject`]: the permanent reasons a chunk is refused.
 
 pub mod chunk;
@@ -30,6 +32,7 @@ pub mod order;
 pub mod peek;
 pub mod redact;
 pub mod reject;
+pub mod restrict;
 pub mod rrweb;
 pub mod segment;
 pub mod stitch;

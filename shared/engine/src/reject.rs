@@ -42,6 +42,13 @@ pub enum Reject {
     /// so the object is recorded for an operator instead of being redelivered forever.
     #[error("cannot be read: {reason}")]
     Unreadable { reason: String },
+    /// A restriction (`RRSTITCH_RESTRICT`) drops the chunk's environment or session.
+    #[error("restricted by {rule}")]
+    Restricted { rule: String },
+    /// The session is outside its environment's sample (`RRSTITCH_RESTRICT`'s `sample`).
+    /// `rate` as written in the rules (kept as text so a reject stays `Eq`).
+    #[error("sampled out: environment {environment:?} keeps {rate} of its sessions")]
+    SampledOut { environment: String, rate: String },
 }
 
 impl Reject {
@@ -61,6 +68,8 @@ impl Reject {
             Reject::BadGuid { .. } => "bad_guid",
             Reject::BadEvent { .. } => "bad_event",
             Reject::Unreadable { .. } => "unreadable",
+            Reject::Restricted { .. } => "restricted",
+            Reject::SampledOut { .. } => "sampled_out",
         }
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! Fired for every new object. It reads the object, validates it as a chunk, and records
 //! either the chunk (idempotently, re-opening a finalized session) or the rejection. The
-//! object itself is never touched. Outcomes are *acknowledgements*: everything except a
-//! transient storage or index failure ends in `Ok`, so the platform does not redeliver a
-//! bad chunk forever; a transient failure is an `Err`, so it does.
+//! object itself is never touched. Restrictions (`RRSTITCH_RESTRICT`: environments, guid
+//! patterns, sampling) are decided from the chunk's head before its events are read, and a
+//! refused chunk is recorded like any other rejected object (`restricted`, `sampled_out`).
+//! Outcomes are *acknowledgements*: everything except a transient storage or index failure
+//! ends in `Ok`, so the platform does not redeliver a bad chunk forever; a transient failure
+//! is an `Err`, so it does.
 
 use serde::Serialize;
 
@@ -113,8 +116,14 @@ impl Service {
         let body = got.body;
         let content_hash = crate::index::content_hash(&body);
         let is_gzip = chunk_name.is_gzip();
+        let restrict = self.options.restrict.clone();
         let parsed = tokio::task::spawn_blocking(move || {
             let text = engine::decode(&body, is_gzip, &limits)?;
+            // Restrictions come first and read the head only: a dropped chunk's events are
+            // never parsed, validated or stitched.
+            if let Some(reject) = restrict.as_deref().and_then(|r| r.refuse(&text)) {
+                return Err(reject);
+            }
             let chunk = engine::parse(&text)?;
             Ok::<_, Reject>((
                 chunk.session_guid.clone(),

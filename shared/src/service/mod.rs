@@ -80,6 +80,9 @@ pub struct Options {
     pub keep_chunks_of_deleted: bool,
     /// Redaction rules applied to every session stitched (`RRSTITCH_REDACT`); `None`: off.
     pub redact: Option<Arc<crate::engine::redact::Rules>>,
+    /// Chunks refused at ingest by environment, guid or sample (`RRSTITCH_RESTRICT`); `None`:
+    /// every chunk is taken.
+    pub restrict: Option<Arc<crate::engine::restrict::Restrictions>>,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             tombstone_ttl: crate::index::TOMBSTONE_TTL,
             keep_chunks_of_deleted: false,
             redact: None,
+            restrict: None,
         }
     }
 }
