@@ -2,6 +2,12 @@ use super::*;
 use crate::chunk::parse;
 use serde_json::json;
 
+/// Shared with the browser test, which doubles the recorded form's numbers the same way.
+#[allow(dead_code)]
+#[path = "../../../../tests/src/form.rs"]
+mod form;
+use form::doubled;
+
 /// Runs `events` (JSON texts) through one redactor; a dropped event comes out as `None`.
 fn run(rules: &str, events: &[String]) -> (Vec<Option<String>>, Redactor) {
     let rules = Rules::from_json(rules).unwrap();
@@ -411,22 +417,6 @@ fn count(r: &Redactor, name: &str) -> u64 {
     serde_json::to_value(r.counts()).unwrap()[name]
         .as_u64()
         .unwrap_or(0)
-}
-
-/// `value` with every integer written as a double (`12` → `12.0`), as a relay that
-/// round-trips numbers through doubles writes it.
-fn doubled(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => json!(i as f64),
-            None => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(doubled).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, doubled(v))).collect())
-        }
-        other => other,
-    }
 }
 
 /// A session touching every number the redactor reads: node types and ids, a mutation's
