@@ -229,25 +229,57 @@ fn assert_replay_masked(plain: &Path, masked: &Path, rules: &Path, typed: &[Stri
 /// final DOM with the masked parts masked and nothing else changed, and no typed value is
 /// anywhere in its bytes. The unredacted session is the control for both: it replays to the
 /// unmasked DOM and holds every typed value, so each check can fail.
+/// The recorded form stitched without rules in a new work directory, and [`FORM_RULES`]
+/// written there for `RRSTITCH_REDACT`.
+struct Form {
+    work: tempfile::TempDir,
+    chunks: PathBuf,
+    rules: PathBuf,
+    plain_file: PathBuf,
+    plain: Value,
+}
+
+const FORM_GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+
+impl Form {
+    fn stitched() -> Form {
+        let work = tempfile::tempdir().unwrap();
+        let rules = work.path().join("rules.json");
+        std::fs::write(&rules, FORM_RULES).unwrap();
+        let chunks = repo_root().join("fixtures/rrweb-form/chunks");
+        let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, FORM_GUID);
+        Form {
+            work,
+            chunks,
+            rules,
+            plain_file,
+            plain,
+        }
+    }
+
+    /// `chunks` stitched into `work/<name>` with the rules.
+    fn redacted(&self, name: &str, chunks: &Path) -> (PathBuf, Value) {
+        let redact = [(
+            "RRSTITCH_REDACT".to_string(),
+            self.rules.display().to_string(),
+        )];
+        stitch_with(&self.work.path().join(name), chunks, FORM_GUID, &redact)
+    }
+}
+
 #[test]
 fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
-    let fixture = repo_root().join("fixtures/rrweb-form");
-    let guid = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-    let work = tempfile::tempdir().unwrap();
-    let rules = work.path().join("rules.json");
-    std::fs::write(&rules, FORM_RULES).unwrap();
-    let chunks = fixture.join("chunks");
-    let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, guid);
-    let redact = [("RRSTITCH_REDACT".to_string(), rules.display().to_string())];
-    let (masked_file, masked) = stitch_with(&work.path().join("masked"), &chunks, guid, &redact);
+    let form = Form::stitched();
+    let (plain_file, plain) = (&form.plain_file, &form.plain);
+    let (masked_file, masked) = form.redacted("masked", &form.chunks);
 
-    let typed = typed_values(&plain);
+    let typed = typed_values(plain);
     assert_eq!(
         typed.len(),
         6,
         "a name, an email, three items, a note: {typed:?}"
     );
-    let plain_bytes = String::from_utf8(std::fs::read(&plain_file).unwrap()).unwrap();
+    let plain_bytes = String::from_utf8(std::fs::read(plain_file).unwrap()).unwrap();
     let masked_bytes = String::from_utf8(std::fs::read(&masked_file).unwrap()).unwrap();
     for value in &typed {
         let value = json_text(value);
@@ -267,7 +299,7 @@ fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
         plain["metadata"]["event_count"]
     );
     assert!(plain["metadata"].get("redaction").is_none());
-    assert_replay_masked(&plain_file, &masked_file, &rules, &typed);
+    assert_replay_masked(plain_file, &masked_file, &form.rules, &typed);
 }
 
 /// The recorded form as two hostile relays deliver it: every integer written as a double
@@ -276,21 +308,16 @@ fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
 /// stitched first while the player sorts it last. Both replay masked, as the form does.
 #[test]
 fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
-    let fixture = repo_root().join("fixtures/rrweb-form");
-    let guid = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-    let work = tempfile::tempdir().unwrap();
-    let rules = work.path().join("rules.json");
-    std::fs::write(&rules, FORM_RULES).unwrap();
-    let chunks = fixture.join("chunks");
-    let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, guid);
-    let typed = typed_values(&plain);
+    let form = Form::stitched();
+    let (work, chunks) = (form.work.path(), &form.chunks);
+    let typed = typed_values(&form.plain);
     let mut names: Vec<String> = std::fs::read_dir(&chunks)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
 
-    let doubles = work.path().join("doubles");
+    let doubles = work.join("doubles");
     std::fs::create_dir_all(&doubles).unwrap();
     for name in &names {
         let chunk: Value =
@@ -310,9 +337,8 @@ fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
     );
     std::fs::copy(chunks.join(names.last().unwrap()), late.join(first)).unwrap();
 
-    let redact = [("RRSTITCH_REDACT".to_string(), rules.display().to_string())];
     for (variant, dir) in [("doubles", &doubles), ("late", &late)] {
-        let (file, masked) = stitch_with(&work.path().join(variant), dir, guid, &redact);
+        let (file, masked) = form.redacted(variant, dir);
         let bytes = std::fs::read_to_string(&file).unwrap();
         for value in &typed {
             assert!(
@@ -327,7 +353,7 @@ fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
         );
         let unknown = counts["values_masked_unknown_node"].as_u64().unwrap_or(0);
         assert_eq!(unknown > 0, variant == "late", "{variant}: {counts}");
-        assert_replay_masked(&plain_file, &file, &rules, &typed);
+        assert_replay_masked(&form.plain_file, &file, &form.rules, &typed);
         println!("FIGURE browser.redaction_{variant}: {counts}");
     }
 }

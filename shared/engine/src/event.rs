@@ -87,7 +87,7 @@ fn interaction(text: &str) -> Result<(Option<i64>, bool), String> {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
         if digits > 0 && matches!(next, Some(b',' | b'}')) {
-            let tail = rest[digits..].as_bytes();
+            let tail = &rest.as_bytes()[digits..];
             let again =
                 memmem::find(tail, b"ource\"").is_some() || memmem::find(tail, b"\\u").is_some();
             if let (Ok(source), false) = (rest[..digits].parse::<i64>(), again) {

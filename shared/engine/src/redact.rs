@@ -2,9 +2,9 @@
 //! session never holds what they remove.
 //!
 //! Most events cannot be affected by any rule and are not even parsed: the decision is made
-//! from the `type` and `source` the validating pass already read, plus a `memmem` scan for
-//! `data:` when a data-URL threshold is set. Those events stay the exact bytes they arrived
-//! as. An event that can be affected (a FullSnapshot, a Mutation, an Input, a Plugin event
+//! from the `type` and `source` the validating pass already read, plus a SIMD scan for a
+//! `data:` scheme in any case (or a `\u` escape that could spell one) when a data-URL
+//! threshold is set. Those events stay the exact bytes they arrived as. An event that can be affected (a FullSnapshot, a Mutation, an Input, a Plugin event
 //! when plugin names are listed, an event holding `data:`) is parsed, rewritten in place and
 //! written compact — or, when no rule touched it, still copied as it was.
 //!
@@ -20,36 +20,46 @@
 //! Every number read from an event goes through [`crate::rrweb::integer`], as the stitcher's
 //! own reading does, so `"id":12.0` is node 12 here as it is to the player.
 //!
-//! What is not supported: masking that keeps no information at all. Masks keep a value's
-//! length (as rrweb's defaults do), so a masked `<select>` whose options differ in length
-//! still tells which was chosen to someone who knows the page.
-//!
 //! Masking replaces each character with `*` (whitespace of text is kept), as rrweb's own
-//! defaults `maskInputFn` and `maskTextFn` do, so a replayed page keeps its layout.
+//! defaults `maskInputFn` and `maskTextFn` do, so a replayed page keeps its layout. Under
+//! `mask_inputs` a `<select>`'s choice goes too: options lose `selected` (as with rrweb's
+//! `maskInputOptions.select`) and their text is masked with their value, so neither the
+//! snapshot nor a replay shows which was chosen.
+//!
+//! A FullSnapshot of any depth is redacted (see `redact/deep.rs`): the stitcher copies snapshots
+//! nested 100,000 levels deep, and dropping one would leave the session unreplayable.
+//!
+//! What is not supported, and fails open or closed as said:
+//! - masks keep a value's length (as rrweb's defaults do), so a masked `<select>` whose
+//!   options differ in length still tells which was chosen to someone who knows the page;
+//! - an attribute mutation's tag is unknown (no DOM is kept), so a `value` or `selected`
+//!   change on any element is treated as a form field's (closed);
+//! - ids are followed from the FullSnapshot in stitch order; what an event stitched before
+//!   the snapshot says about a node is masked whatever the node is (closed), so such events
+//!   lose public text too;
+//! - text inside CSS, canvas commands, `Custom` events and plugin payloads other than the
+//!   console are not read (open), as the README says.
 
 mod deep;
 mod ids;
+mod mask;
 mod rules;
 mod selector;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use memchr::memmem;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use mask::{is_data_url, may_hold_data_url};
+pub use mask::{mask_text, mask_value, PLACEHOLDER};
 pub use rules::{Rules, RulesError};
 pub use selector::Selector;
 
 use crate::event::Event;
 use crate::rrweb::{event_type, integer_value, SOURCE_INPUT, SOURCE_LOG, SOURCE_MUTATION};
 use ids::IdSet;
-
-/// What a `data:` URL over the threshold becomes: a 1x1 transparent GIF, which any `src`,
-/// `href` or `rr_dataURL` accepts, so the replay shows an empty box where the image was.
-pub const PLACEHOLDER: &str =
-    "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
 /// rrweb-snapshot node types.
 const NODE_ELEMENT: i64 = 2;
@@ -476,37 +486,6 @@ fn is_dropped_plugin(event: &Value, rules: &Rules) -> bool {
         .and_then(|d| d.get("plugin"))
         .and_then(Value::as_str);
     plugin.is_some_and(|p| rules.drops_plugin(p))
-}
-
-/// Whether a string is a `data:` URL as a browser reads one: the scheme in any case, after
-/// any leading spaces and control characters (which URL parsing strips).
-fn is_data_url(s: &str) -> bool {
-    let s = s.trim_start_matches(|c: char| c <= ' ');
-    s.get(..5)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("data:"))
-}
-
-/// Whether an event's raw text may hold a `data:` URL: a `:` after `data` in any case, or
-/// any `\u` escape (which could spell either). Cheap enough to run on every event: one
-/// `memchr` pass over the colons.
-fn may_hold_data_url(raw: &str) -> bool {
-    let bytes = raw.as_bytes();
-    memmem::find(bytes, b"\\u").is_some()
-        || memchr::memchr_iter(b':', bytes)
-            .any(|at| at >= 4 && bytes[at - 4..at].eq_ignore_ascii_case(b"data"))
-}
-
-/// A form value or attribute: one `*` per character, as rrweb's default `maskInputFn` does.
-pub fn mask_value(text: &str) -> String {
-    "*".repeat(text.chars().count())
-}
-
-/// Text: each character but whitespace becomes `*`, as rrweb's default `maskTextFn` does, so
-/// lines and words keep their breaks and a replayed page its layout.
-pub fn mask_text(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_whitespace() { c } else { '*' })
-        .collect()
 }
 
 #[cfg(test)]
