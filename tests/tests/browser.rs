@@ -311,7 +311,7 @@ fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
     let form = Form::stitched();
     let (work, chunks) = (form.work.path(), &form.chunks);
     let typed = typed_values(&form.plain);
-    let mut names: Vec<String> = std::fs::read_dir(&chunks)
+    let mut names: Vec<String> = std::fs::read_dir(chunks)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -324,12 +324,7 @@ fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
             serde_json::from_slice(&std::fs::read(chunks.join(name)).unwrap()).unwrap();
         std::fs::write(doubles.join(name), doubled(chunk).to_string()).unwrap();
     }
-    let late = without(
-        &chunks,
-        &names,
-        &[names.len() - 1],
-        &work.path().join("late"),
-    );
+    let late = without(chunks, &names, &[names.len() - 1], &work.join("late"));
     let first = "2025-05-02T12:10:50.000000+0000.json";
     assert!(
         first < names[0].as_str(),
