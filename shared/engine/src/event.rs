@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::Number;
 
 use crate::locate::object_around;
-use crate::members::Members;
+use crate::members::{Members, Name};
 use crate::rrweb::{event_type, integer_text, MOUSE_CLICK, SOURCE_MOUSE_INTERACTION};
 
 /// One rrweb event: its exact bytes plus the fields metadata needs.
@@ -132,12 +132,12 @@ impl<'de> Deserialize<'de> for Head<'de> {
                 mut map: A,
             ) -> Result<Head<'de>, A::Error> {
                 let mut head = Head::default();
-                while let Some(HeadName(name)) = map.next_key()? {
+                while let Some(name) = map.next_key::<Name>()? {
                     let value = map.next_value::<&'de RawValue>()?.get();
                     let (slot, name) = match name {
-                        Some("source") => (&mut head.source, "source"),
-                        Some(_) => (&mut head.kind, "type"),
-                        None => continue,
+                        Name::Source => (&mut head.source, "source"),
+                        Name::Type => (&mut head.kind, "type"),
+                        _ => continue,
                     };
                     if slot.replace(value).is_some() {
                         return Err(serde::de::Error::custom(format!(
@@ -149,29 +149,5 @@ impl<'de> Deserialize<'de> for Head<'de> {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-/// A member name of [`Head`]: `source`, `type`, or another (`None`), compared without
-/// being allocated even when written with escapes.
-struct HeadName(Option<&'static str>);
-
-impl<'de> Deserialize<'de> for HeadName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = HeadName;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_str<E>(self, name: &str) -> Result<HeadName, E> {
-                Ok(HeadName(match name {
-                    "source" => Some("source"),
-                    "type" => Some("type"),
-                    _ => None,
-                }))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
