@@ -44,7 +44,9 @@ struct MaskFile {
 /// What to remove from a session while it is stitched.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rules {
-    /// Mask every form value: Input events' `text`, and `value` attributes of form fields.
+    /// Mask every form value: Input events' `text`, `value` attributes of form fields, and
+    /// the text of textareas and options (in snapshots and mutations); options lose
+    /// `selected`, so no `<select>` shows what was chosen.
     pub mask_inputs: bool,
     /// Elements whose text (and listed attributes) are masked, with their descendants.
     pub mask: Vec<Selector>,
