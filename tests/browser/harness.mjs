@@ -120,6 +120,8 @@ const SUMMARIZE = `(doc) => {
     let state = "";
     if (el.tagName === "INPUT") state = " value=" + JSON.stringify(el.value) + " checked=" + el.checked;
     if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") state = " value=" + JSON.stringify(el.value);
+    // What a select shows is its chosen option's text.
+    if (el.tagName === "SELECT") state += " shows=" + JSON.stringify(el.selectedIndex < 0 ? "" : el.options[el.selectedIndex].text);
     lines.push("  ".repeat(depth) + el.tagName + (attrs ? " [" + attrs + "]" : "") + (text ? " " + JSON.stringify(text) : "") + state);
     for (const c of el.children) walk(c, depth + 1);
   };
@@ -283,8 +285,12 @@ const MASK = `(doc, rules) => {
     else if (el.tagName !== "SELECT") el.value = value(el.value);
   };
   if (rules.mask_inputs) {
-    // Options first: a select's value is then its selected option's masked value.
-    for (const el of doc.querySelectorAll("option")) maskValue(el);
+    // Options first: a select's value is then its selected option's masked value. An
+    // option's text is the choice a select shows: masked as a value too.
+    for (const el of doc.querySelectorAll("option")) {
+      maskValue(el);
+      el.text = value(el.text);
+    }
     const labels = ":not([type=button i]):not([type=submit i]):not([type=reset i])";
     for (const el of doc.querySelectorAll("input" + labels + ", textarea")) maskValue(el);
   }
@@ -373,6 +379,7 @@ async function redacted({ plain, redacted: masked, live, expect, rules }) {
       dom_lines: gotMasked.length,
       problems: unexpected.slice(0, 20),
       masked_dom: gotMasked,
+      plain_dom: gotPlain,
     }));
   } finally {
     await b.close();

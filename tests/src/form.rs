@@ -42,6 +42,22 @@ pub fn typed_values(session: &Value) -> Vec<String> {
     typed
 }
 
+/// `value` with every integer written as a double (`12` → `12.0`), as a relay that
+/// round-trips numbers through doubles writes it.
+pub fn doubled(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => serde_json::json!(i as f64),
+            None => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(doubled).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, doubled(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// A value as it appears inside a JSON string (a newline is `\n`).
 pub fn json_text(value: &str) -> String {
     let quoted = serde_json::to_string(value).expect("a string serializes");

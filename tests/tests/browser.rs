@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use rrstitch_tests::browser::{node, stitch, stitch_with, view};
-use rrstitch_tests::form::{json_text, typed_values, FORM_RULES};
+use rrstitch_tests::form::{doubled, json_text, typed_values, FORM_RULES};
 use rrstitch_tests::repo_root;
 use serde_json::Value;
 
@@ -187,32 +187,99 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
     println!("FIGURE browser.viewer_screenshot: {}", shot.display());
 }
 
-/// Rules for the recorded form: every input, and the three elements that echo what was typed
-/// (the status line names the user, the list and the log repeat the items).
+/// Replays `plain` and `masked` (stitched from the recorded form with `rules`) with rrweb's
+/// Replayer and checks the masked replay equals the live page's final DOM masked by the rules:
+/// no typed value shows, and the select shows no chosen option (the plain replay, the
+/// control, shows it). Returns the harness's answer.
+fn assert_replay_masked(plain: &Path, masked: &Path, rules: &Path, typed: &[String]) -> Value {
+    let fixture = repo_root().join("fixtures/rrweb-form");
+    let replay = node(&[
+        "redacted",
+        "--plain",
+        plain.to_str().unwrap(),
+        "--redacted",
+        masked.to_str().unwrap(),
+        "--live",
+        fixture.join("final_dom.html").to_str().unwrap(),
+        "--expect",
+        fixture.join("expect.json").to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(replay["ok"], true, "{replay:#}");
+    let dom = replay["masked_dom"].to_string();
+    for value in typed {
+        assert!(
+            !dom.contains(&json_text(value)),
+            "{value:?} shows in the replay"
+        );
+    }
+    assert!(dom.contains("Order form"), "unmasked text is kept: {dom}");
+    let chosen = r#"shows=\"Green\""#;
+    assert!(
+        replay["plain_dom"].to_string().contains(chosen),
+        "control: the plain replay shows the chosen option"
+    );
+    assert!(!dom.contains(chosen), "the chosen option shows: {dom}");
+    replay
+}
+
 /// The recorded form (fixtures/rrweb-form), stitched by the real binary with
 /// `RRSTITCH_REDACT` and without: the redacted session replays in Chromium to the live page's
 /// final DOM with the masked parts masked and nothing else changed, and no typed value is
 /// anywhere in its bytes. The unredacted session is the control for both: it replays to the
 /// unmasked DOM and holds every typed value, so each check can fail.
+/// The recorded form stitched without rules in a new work directory, and [`FORM_RULES`]
+/// written there for `RRSTITCH_REDACT`.
+struct Form {
+    work: tempfile::TempDir,
+    chunks: PathBuf,
+    rules: PathBuf,
+    plain_file: PathBuf,
+    plain: Value,
+}
+
+const FORM_GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
+
+impl Form {
+    fn stitched() -> Form {
+        let work = tempfile::tempdir().unwrap();
+        let rules = work.path().join("rules.json");
+        std::fs::write(&rules, FORM_RULES).unwrap();
+        let chunks = repo_root().join("fixtures/rrweb-form/chunks");
+        let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, FORM_GUID);
+        Form {
+            work,
+            chunks,
+            rules,
+            plain_file,
+            plain,
+        }
+    }
+
+    /// `chunks` stitched into `work/<name>` with the rules.
+    fn redacted(&self, name: &str, chunks: &Path) -> (PathBuf, Value) {
+        let redact = [(
+            "RRSTITCH_REDACT".to_string(),
+            self.rules.display().to_string(),
+        )];
+        stitch_with(&self.work.path().join(name), chunks, FORM_GUID, &redact)
+    }
+}
+
 #[test]
 fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
-    let fixture = repo_root().join("fixtures/rrweb-form");
-    let guid = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-    let work = tempfile::tempdir().unwrap();
-    let rules = work.path().join("rules.json");
-    std::fs::write(&rules, FORM_RULES).unwrap();
-    let chunks = fixture.join("chunks");
-    let (plain_file, plain) = stitch(&work.path().join("plain"), &chunks, guid);
-    let redact = [("RRSTITCH_REDACT".to_string(), rules.display().to_string())];
-    let (masked_file, masked) = stitch_with(&work.path().join("masked"), &chunks, guid, &redact);
+    let form = Form::stitched();
+    let (plain_file, plain) = (&form.plain_file, &form.plain);
+    let (masked_file, masked) = form.redacted("masked", &form.chunks);
 
-    let typed = typed_values(&plain);
+    let typed = typed_values(plain);
     assert_eq!(
         typed.len(),
         6,
         "a name, an email, three items, a note: {typed:?}"
     );
-    let plain_bytes = String::from_utf8(std::fs::read(&plain_file).unwrap()).unwrap();
+    let plain_bytes = String::from_utf8(std::fs::read(plain_file).unwrap()).unwrap();
     let masked_bytes = String::from_utf8(std::fs::read(&masked_file).unwrap()).unwrap();
     for value in &typed {
         let value = json_text(value);
@@ -232,27 +299,56 @@ fn a_redacted_form_replays_masked_and_leaks_no_typed_value() {
         plain["metadata"]["event_count"]
     );
     assert!(plain["metadata"].get("redaction").is_none());
+    assert_replay_masked(plain_file, &masked_file, &form.rules, &typed);
+}
 
-    let replay = node(&[
-        "redacted",
-        "--plain",
-        plain_file.to_str().unwrap(),
-        "--redacted",
-        masked_file.to_str().unwrap(),
-        "--live",
-        fixture.join("final_dom.html").to_str().unwrap(),
-        "--expect",
-        fixture.join("expect.json").to_str().unwrap(),
-        "--rules",
-        rules.to_str().unwrap(),
-    ]);
-    assert_eq!(replay["ok"], true, "{replay:#}");
-    let dom = replay["masked_dom"].to_string();
-    for value in &typed {
-        assert!(
-            !dom.contains(&json_text(value)),
-            "{value:?} shows in the replay"
-        );
+/// The recorded form as two hostile relays deliver it: every integer written as a double
+/// (`"id":67.0`, `"source":5.0`), and the last chunk (the typed note, the status line naming
+/// the user) uploaded again under a name before the chunk holding the snapshot, so it is
+/// stitched first while the player sorts it last. Both replay masked, as the form does.
+#[test]
+fn a_redacted_form_holds_with_doubled_numbers_and_a_chunk_named_first() {
+    let form = Form::stitched();
+    let (work, chunks) = (form.work.path(), &form.chunks);
+    let typed = typed_values(&form.plain);
+    let mut names: Vec<String> = std::fs::read_dir(chunks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+
+    let doubles = work.join("doubles");
+    std::fs::create_dir_all(&doubles).unwrap();
+    for name in &names {
+        let chunk: Value =
+            serde_json::from_slice(&std::fs::read(chunks.join(name)).unwrap()).unwrap();
+        std::fs::write(doubles.join(name), doubled(chunk).to_string()).unwrap();
     }
-    assert!(dom.contains("Order form"), "unmasked text is kept: {dom}");
+    let late = without(chunks, &names, &[names.len() - 1], &work.join("late"));
+    let first = "2025-05-02T12:10:50.000000+0000.json";
+    assert!(
+        first < names[0].as_str(),
+        "named before the snapshot's chunk"
+    );
+    std::fs::copy(chunks.join(names.last().unwrap()), late.join(first)).unwrap();
+
+    for (variant, dir) in [("doubles", &doubles), ("late", &late)] {
+        let (file, masked) = form.redacted(variant, dir);
+        let bytes = std::fs::read_to_string(&file).unwrap();
+        for value in &typed {
+            assert!(
+                !bytes.contains(&json_text(value)),
+                "{variant}: {value:?} leaked into the redacted output"
+            );
+        }
+        let counts = &masked["metadata"]["redaction"];
+        assert!(
+            counts["values_masked"].as_u64().unwrap() > 100,
+            "{variant}: {counts}"
+        );
+        let unknown = counts["values_masked_unknown_node"].as_u64().unwrap_or(0);
+        assert_eq!(unknown > 0, variant == "late", "{variant}: {counts}");
+        assert_replay_masked(&form.plain_file, &file, &form.rules, &typed);
+        println!("FIGURE browser.redaction_{variant}: {counts}");
+    }
 }

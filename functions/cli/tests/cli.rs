@@ -244,6 +244,179 @@ fn json_logs_carry_severity() {
     assert_eq!(v["kind"], "bad_json");
 }
 
+/// The rules of the redaction test: inputs, a `.private` class, data URLs, the console.
+const REDACT_RULES: &str = r#"{"mask_inputs": true, "mask": [{"selector": ".private"}], "data_url_max_bytes": 64, "drop_plugins": ["rrweb/console@1"]}"#;
+
+/// A chunk of `guid` holding `events`, written to `bucket` under the upload instant `at`.
+fn write_chunk(bucket: &Path, at: &str, guid: &str, events: &[serde_json::Value]) {
+    let body =
+        serde_json::json!({"session_guid": guid, "session_data": events, "environment": "e"});
+    std::fs::write(
+        bucket.join(format!("2025-05-02T{at}.000000+0000.json")),
+        body.to_string(),
+    )
+    .unwrap();
+}
+
+/// A Meta and a FullSnapshot of `<body>` holding `body`, at `ts`: ids 1–3 are the document,
+/// `<html>` and `<body>`.
+fn page(ts: i64, body: serde_json::Value) -> [serde_json::Value; 2] {
+    let html = serde_json::json!({"type": 2, "id": 2, "tagName": "html", "attributes": {}, "childNodes": [
+        {"type": 2, "id": 3, "tagName": "body", "attributes": {}, "childNodes": body}]});
+    [
+        serde_json::json!({"type": 4, "timestamp": ts, "data": {"href": "https://a.test/", "width": 800, "height": 600}}),
+        serde_json::json!({"type": 2, "timestamp": ts + 1, "data": {"initialOffset": {"left": 0, "top": 0},
+            "node": {"type": 0, "id": 1, "childNodes": [html]}}}),
+    ]
+}
+
+/// The leaks of issue #27, through the real binary with `RRSTITCH_REDACT` inline: numbers
+/// written as doubles, a chunk named before the snapshot's, a chosen option, and the
+/// smaller ones (textarea text by mutation, comments, `DATA:` URLs, console in other forms,
+/// a snapshot nested past serde_json's limit, a `source` given twice).
+#[test]
+fn redaction_holds_for_doubles_late_chunks_selects_and_odd_events() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+
+    // Every integer a double, as a relay that round-trips numbers through doubles writes.
+    write_chunk(
+        &bucket,
+        "12:00:00",
+        "doubles",
+        &[
+            json!({"type": 4.0, "timestamp": 1000.0, "data": {"href": "https://a.test/", "width": 800.0, "height": 600.0}}),
+            json!({"type": 2.0, "timestamp": 1001.0, "data": {"initialOffset": {"left": 0.0, "top": 0.0}, "node":
+            {"type": 0.0, "id": 1.0, "childNodes": [{"type": 2.0, "id": 2.0, "tagName": "html", "attributes": {}, "childNodes": [
+                {"type": 2.0, "id": 3.0, "tagName": "body", "attributes": {}, "childNodes": [
+                    {"type": 2.0, "id": 4.0, "tagName": "div", "attributes": {"class": "private"}, "childNodes": [
+                        {"type": 3.0, "id": 5.0, "textContent": "secret-d1"}]},
+                    {"type": 2.0, "id": 6.0, "tagName": "input", "attributes": {"value": "secret-d2"}, "childNodes": []}]}]}]}}}),
+            json!({"type": 3.0, "timestamp": 1002.0, "data": {"source": 5.0, "text": "secret-d3", "isChecked": false, "id": 6.0}}),
+            json!({"type": 3.0, "timestamp": 1003.0, "data": {"source": 0.0, "texts": [{"id": 5.0, "value": "secret-d4"}],
+            "attributes": [], "removes": [], "adds": [{"parentId": 4.0, "nextId": null, "node": {"type": 3.0, "id": 7.0, "textContent": "secret-d5"}}]}}),
+        ],
+    );
+    // An SDK retry: the chunk with later events is named before the snapshot's.
+    write_chunk(
+        &bucket,
+        "12:01:00",
+        "late",
+        &[
+            json!({"type": 3, "timestamp": 2005, "data": {"source": 0, "texts": [{"id": 5, "value": "secret-l1"}], "attributes": [], "removes": [], "adds": []}}),
+        ],
+    );
+    let [meta, snapshot] = page(
+        2000,
+        json!([{"type": 2, "id": 4, "tagName": "p", "attributes": {"class": "private"},
+        "childNodes": [{"type": 3, "id": 5, "textContent": "hidden"}]}]),
+    );
+    write_chunk(&bucket, "12:01:01", "late", &[meta, snapshot]);
+    // A select whose choice is made in the snapshot and again by an Input event.
+    let [meta, snapshot] = page(
+        3000,
+        json!([{"type": 2, "id": 4, "tagName": "select", "attributes": {"value": "green"}, "childNodes": [
+        {"type": 2, "id": 5, "tagName": "option", "attributes": {"value": "red"}, "childNodes": [{"type": 3, "id": 6, "textContent": "Red"}]},
+        {"type": 2, "id": 7, "tagName": "option", "attributes": {"value": "green", "selected": true}, "childNodes": [{"type": 3, "id": 8, "textContent": "secret-Green"}]}]}]),
+    );
+    write_chunk(
+        &bucket,
+        "12:02:00",
+        "select",
+        &[
+            meta,
+            snapshot,
+            json!({"type": 3, "timestamp": 3005, "data": {"source": 5, "text": "green", "isChecked": false, "id": 4}}),
+        ],
+    );
+    // The smaller leaks, and a `.private` subtree 200 levels deep.
+    let mut deep = json!({"type": 3, "id": 99, "textContent": "secret-deep"});
+    for i in 0..200 {
+        deep = json!({"type": 2, "id": 100 + i, "tagName": "div", "attributes": {}, "childNodes": [deep]});
+    }
+    let image = format!("DATA:image/png;base64,{}", "A".repeat(100));
+    let [meta, snapshot] = page(
+        4000,
+        json!([
+        {"type": 2, "id": 4, "tagName": "div", "attributes": {"class": "private"}, "childNodes": [
+            {"type": 5, "id": 5, "textContent": "secret-comment"}, deep]},
+        {"type": 2, "id": 8, "tagName": "textarea", "attributes": {}, "childNodes": [{"type": 3, "id": 9, "textContent": "x"}]},
+        {"type": 2, "id": 10, "tagName": "img", "attributes": {"src": image}, "childNodes": []}]),
+    );
+    write_chunk(
+        &bucket,
+        "12:03:00",
+        "small",
+        &[
+            meta,
+            snapshot,
+            json!({"type": 3, "timestamp": 4005, "data": {"source": 0, "texts": [{"id": 9, "value": "secret-ta1"}], "attributes": [], "removes": [],
+            "adds": [{"parentId": 8, "nextId": null, "node": {"type": 3, "id": 11, "textContent": "secret-ta2"}}]}}),
+            json!({"type": 3, "timestamp": 4006, "data": {"source": 11, "level": "log", "payload": ["secret-log"], "trace": []}}),
+            json!({"type": 6, "timestamp": 4007, "data": {"plugin": "rrweb/console@2", "payload": {"level": "log", "payload": ["secret-console"]}}}),
+        ],
+    );
+    // A `source` given twice: the player would read the Input, not the mouse move.
+    std::fs::write(
+        bucket.join("2025-05-02T12:04:00.000000+0000.json"),
+        r#"{"session_guid":"dup","session_data":[{"type":3,"timestamp":5000,"data":{"source":1,"source":5,"text":"secret-dup","id":4}}],"environment":"e"}"#,
+    )
+    .unwrap();
+
+    let ingest = rrstitch(dir.path())
+        .env("RRSTITCH_REDACT", REDACT_RULES)
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .env("RRSTITCH_REDACT", REDACT_RULES)
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let results = dir.path().join("results");
+    let mut figures = Vec::new();
+    for (guid, masked, unknown, dropped) in [
+        ("doubles", 5, 0, 0),
+        ("late", 2, 1, 0),
+        ("select", 7, 0, 0),
+        ("small", 5, 0, 2),
+    ] {
+        let text = std::fs::read_to_string(results.join(format!("{guid}.json"))).unwrap();
+        assert!(!text.contains("secret"), "{guid} leaks: {text}");
+        // Only the metadata: a Value of the deep snapshot is past serde_json's depth limit.
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            metadata: serde_json::Value,
+        }
+        let v: Stored = serde_json::from_str(&text).unwrap();
+        let counts = &v.metadata["redaction"];
+        assert_eq!(counts["values_masked"], masked, "{guid}: {counts}");
+        assert_eq!(
+            counts["values_masked_unknown_node"], unknown,
+            "{guid}: {counts}"
+        );
+        assert_eq!(counts["events_dropped"], dropped, "{guid}: {counts}");
+        assert_eq!(counts["events_unredactable"], 0, "{guid}: {counts}");
+        assert_eq!(v.metadata["replayable"], true, "{guid}");
+        figures.push(format!("{guid} {counts}"));
+    }
+    let small = std::fs::read_to_string(results.join("small.json")).unwrap();
+    assert!(!small.contains(&image) && small.contains("data:image/gif"));
+    assert!(!std::fs::read_to_string(results.join("select.json"))
+        .unwrap()
+        .contains("\"selected\""));
+    ingest.stderr(predicate::str::contains("1 rejected"));
+    rrstitch(dir.path())
+        .args(["rejected"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("duplicate `source`"));
+    assert!(!results.join("dup.json").exists());
+    println!("FIGURE cli.redaction_issue_27: {}", figures.join("; "));
+}
+
 #[test]
 fn watch_ingests_new_files_and_sweeps() {
     let dir = tempfile::tempdir().unwrap();

@@ -206,6 +206,36 @@ mod tests {
     }
 
     #[test]
+    fn a_source_given_twice_in_data_is_refused() {
+        // The player reads the last of two equal keys: the first is not what it plays.
+        for data in [
+            r#"{"source":1,"source":5,"text":"x","id":4}"#,
+            r#"{"source":0,"texts":[],"source":5}"#,
+            r#"{"source":2,"type":1,"type":2,"id":4}"#,
+            r#"{"source":1,"\u0073ource":5,"text":"x","id":4}"#,
+        ] {
+            let text = chunk_text(&format!(r#"{{"type":3,"timestamp":1,"data":{data}}}"#));
+            match parse(&text) {
+                Err(Reject::BadEvent { index: 0, reason }) => {
+                    assert!(reason.contains("duplicate"), "{data}: {reason}")
+                }
+                other => panic!("{data}: {other:?}"),
+            }
+        }
+        // Nested `source` members are no duplicates; `source` in a text is no member.
+        let text = chunk_text(
+            r#"{"type":3,"timestamp":1,"data":{"source":0,"adds":[{"node":{"tagName":"source","attributes":{"source":"a"}}}],"texts":[{"value":"\"source\":5"}]}}"#,
+        );
+        assert_eq!(parse(&text).unwrap().events[0].source, Some(0));
+        let text =
+            chunk_text(r#"{"type":3.0,"timestamp":1,"data":{"source":2.0,"type":2.0,"id":4}}"#);
+        assert!(
+            parse(&text).unwrap().events[0].is_click,
+            "doubles are integers here too"
+        );
+    }
+
+    #[test]
     fn ignores_other_top_level_fields() {
         let text = r#"{"v":2,"session_guid":"g","extra":{"deep":[1,2]},"session_data":[],"environment":"e"}"#;
         assert!(parse(text).unwrap().events.is_empty());

@@ -2,12 +2,14 @@
 //! needs (`type`, `timestamp`, a Meta's `href`, whether it is a click), read from the raw
 //! member values the validating pass captured.
 
-use serde::Deserialize;
+use memchr::memmem;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Number;
 
 use crate::locate::object_around;
-use crate::members::Members;
-use crate::rrweb::{event_type, MOUSE_CLICK, SOURCE_MOUSE_INTERACTION};
+use crate::members::{Members, Name};
+use crate::rrweb::{event_type, integer_text, MOUSE_CLICK, SOURCE_MOUSE_INTERACTION};
 
 /// One rrweb event: its exact bytes plus the fields metadata needs.
 #[derive(Debug)]
@@ -24,17 +26,6 @@ pub struct Event<'a> {
     pub source: Option<i64>,
 }
 
-/// An integer written as one (`3`) or as an integral float (`3.0`, `3e0`: what a relay that
-/// round-trips numbers through doubles writes); `3.5` is none.
-fn integral(raw: &str) -> Option<i64> {
-    if let Ok(n) = serde_json::from_str::<i64>(raw) {
-        return Some(n);
-    }
-    let f = serde_json::from_str::<f64>(raw).ok()?;
-    // Event types are small; the range check keeps the cast exact.
-    (f.fract() == 0.0 && f.abs() < 1e15).then_some(f as i64)
-}
-
 /// Turns what the validating pass found in one element into an event.
 pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>, String> {
     if let Some(problem) = members.problem {
@@ -42,7 +33,7 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
     }
     let kind = members
         .kind
-        .and_then(integral)
+        .and_then(integer_text)
         .ok_or("has no integer `type`")?;
     let timestamp = members
         .timestamp
@@ -65,7 +56,7 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
     match (kind, members.data) {
         (event_type::META, Some(data)) => event.href = meta_href(data),
         (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => {
-            (event.source, event.is_click) = interaction(data);
+            (event.source, event.is_click) = interaction(data)?;
         }
         _ => {}
     }
@@ -80,31 +71,83 @@ fn meta_href(data: &str) -> Option<String> {
     serde_json::from_str::<Meta>(data).ok()?.href
 }
 
-/// An incremental event's source, and whether it is a click. DOM mutations (source 0) are
-/// the largest events of a session, and rrweb writes `source` first, so a leading
-/// `{"source":N` that is not a mouse interaction settles it without scanning the rest.
-fn interaction(text: &str) -> (Option<i64>, bool) {
-    #[derive(Deserialize)]
-    struct Interaction {
-        source: Option<i64>,
-        #[serde(rename = "type")]
-        kind: Option<i64>,
-    }
+/// An incremental event's source, and whether it is a click; an error for a `data` that
+/// names its `source` or `type` twice. rrweb's player (JavaScript's `JSON.parse`) takes the
+/// last of two equal keys, so a `{"source":1,"source":5,…}` that was read here as its first
+/// would be an Input to the replay and a mouse move to the redactor: it is refused instead,
+/// as duplicate keys are at the top levels.
+///
+/// DOM mutations (source 0) are the largest events of a session, and rrweb writes `source`
+/// first, so a leading `{"source":N` that is not a mouse interaction settles it without
+/// parsing the rest — unless the rest could name `source` again: a member named `source` is
+/// written with its letters (so holds `ource"`) or with a `\u` escape, and one SIMD search
+/// for each rules both out.
+fn interaction(text: &str) -> Result<(Option<i64>, bool), String> {
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
         if digits > 0 && matches!(next, Some(b',' | b'}')) {
-            if let Ok(source) = rest[..digits].parse::<i64>() {
+            let tail = &rest.as_bytes()[digits..];
+            let again =
+                memmem::find(tail, b"ource\"").is_some() || memmem::find(tail, b"\\u").is_some();
+            if let (Ok(source), false) = (rest[..digits].parse::<i64>(), again) {
                 if source != SOURCE_MOUSE_INTERACTION {
-                    return (Some(source), false);
+                    return Ok((Some(source), false));
                 }
             }
         }
     }
-    serde_json::from_str::<Interaction>(text)
-        .map(|i| {
-            let click = i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK);
-            (i.source, click)
-        })
-        .unwrap_or((None, false))
+    let head = match serde_json::from_str::<Head<'_>>(text) {
+        Ok(head) => head,
+        Err(e) if e.to_string().starts_with(DUPLICATE) => return Err(e.to_string()),
+        // Not an object: an event rrweb does not make, copied as it is.
+        Err(_) => return Ok((None, false)),
+    };
+    let source = head.source.and_then(integer_text);
+    let kind = head.kind.and_then(integer_text);
+    let click = source == Some(SOURCE_MOUSE_INTERACTION) && kind == Some(MOUSE_CLICK);
+    Ok((source, click))
+}
+
+/// The start of the error [`Head`] gives for a repeated member.
+const DUPLICATE: &str = "has a duplicate";
+
+/// The members of an incremental event's `data` that rrstitch reads, raw.
+#[derive(Default)]
+struct Head<'a> {
+    source: Option<&'a str>,
+    kind: Option<&'a str>,
+}
+
+impl<'de> Deserialize<'de> for Head<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Head<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an incremental event's data")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Head<'de>, A::Error> {
+                let mut head = Head::default();
+                while let Some(name) = map.next_key::<Name>()? {
+                    let value = map.next_value::<&'de RawValue>()?.get();
+                    let (slot, name) = match name {
+                        Name::Source => (&mut head.source, "source"),
+                        Name::Type => (&mut head.kind, "type"),
+                        _ => continue,
+                    };
+                    if slot.replace(value).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "{DUPLICATE} `{name}` in `data`"
+                        )));
+                    }
+                }
+                Ok(head)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }

@@ -43,12 +43,15 @@ pub(crate) struct Members<'a> {
     pub(crate) problem: Option<&'static str>,
 }
 
-/// The member names rrstitch reads; serde_json hands them over unescaped, and a name it
-/// cannot borrow (one with escapes) is compared without being allocated.
-enum Name {
+/// The member names rrstitch reads, in an event and in its `data`; serde_json hands them
+/// over unescaped, and a name it cannot borrow (one with escapes) is compared without being
+/// allocated.
+pub(crate) enum Name {
     Type,
     Timestamp,
     Data,
+    /// `data.source`, an incremental snapshot's kind.
+    Source,
     Other,
 }
 
@@ -65,6 +68,7 @@ impl<'de> Deserialize<'de> for Name {
                     "type" => Name::Type,
                     "timestamp" => Name::Timestamp,
                     "data" => Name::Data,
+                    "source" => Name::Source,
                     _ => Name::Other,
                 })
             }
@@ -94,7 +98,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
                         Name::Type => (&mut m.kind, "duplicate field `type`"),
                         Name::Timestamp => (&mut m.timestamp, "duplicate field `timestamp`"),
                         Name::Data => (&mut m.data, "duplicate field `data`"),
-                        Name::Other => continue,
+                        Name::Source | Name::Other => continue,
                     };
                     if slot.replace(value).is_some() {
                         m.problem.get_or_insert(duplicate);

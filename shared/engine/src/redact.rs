@@ -2,47 +2,77 @@
 //! session never holds what they remove.
 //!
 //! Most events cannot be affected by any rule and are not even parsed: the decision is made
-//! from the `type` and `source` the validating pass already read, plus a `memmem` scan for
-//! `data:` when a data-URL threshold is set. Those events stay the exact bytes they arrived
-//! as. An event that can be affected (a FullSnapshot, a Mutation, an Input, a Plugin event
+//! from the `type` and `source` the validating pass already read, plus a SIMD scan for a
+//! `data:` scheme in any case (or a `\u` escape that could spell one) when a data-URL
+//! threshold is set. Those events stay the exact bytes they arrived as. An event that can be affected (a FullSnapshot, a Mutation, an Input, a Plugin event
 //! when plugin names are listed, an event holding `data:`) is parsed, rewritten in place and
 //! written compact — or, when no rule touched it, still copied as it was.
 //!
-//! Memory is bounded by what is masked, not by the DOM: the redactor keeps the set of node
-//! ids inside masked elements (so text and attributes changed later by mutations, and
-//! children added under them, are masked too), never a tree. A FullSnapshot (a checkout)
-//! starts the set again.
+//! No tree is kept: the redactor keeps the set of node ids inside masked elements (so text
+//! and attributes changed later by mutations, and children added under them, are masked
+//! too), the ids of textareas and options and their text (what a user typed or chose), and
+//! one bit per node id seen since the last FullSnapshot (a checkout starts all three again).
+//! An event that names a node not seen yet — a chunk uploaded late by an SDK retry but named
+//! before the chunk holding the snapshot is stitched before it, while the player sorts it
+//! after — cannot be checked against the rules, so what a rule could cover in it is masked
+//! (failing closed) and counted in `values_masked_unknown_node`.
+//!
+//! Every number read from an event goes through [`crate::rrweb::integer`], as the stitcher's
+//! own reading does, so `"id":12.0` is node 12 here as it is to the player.
 //!
 //! Masking replaces each character with `*` (whitespace of text is kept), as rrweb's own
-//! defaults `maskInputFn` and `maskTextFn` do, so a replayed page keeps its layout.
+//! defaults `maskInputFn` and `maskTextFn` do, so a replayed page keeps its layout. Under
+//! `mask_inputs` a `<select>`'s choice goes too: options lose `selected` (as with rrweb's
+//! `maskInputOptions.select`) and their text is masked with their value, so neither the
+//! snapshot nor a replay shows which was chosen.
+//!
+//! A FullSnapshot of any depth is redacted (see `redact/deep.rs`): the stitcher copies snapshots
+//! nested 100,000 levels deep, and dropping one would leave the session unreplayable.
+//!
+//! What is not supported, and fails open or closed as said:
+//! - masks keep a value's length (as rrweb's defaults do), so a masked `<select>` whose
+//!   options differ in length still tells which was chosen to someone who knows the page;
+//! - an attribute mutation's tag is unknown (no DOM is kept), so a `value` or `selected`
+//!   change on any element is treated as a form field's (closed);
+//! - ids are followed from the FullSnapshot in stitch order; what an event stitched before
+//!   the snapshot says about a node is masked whatever the node is (closed), so such events
+//!   lose public text too;
+//! - text inside CSS, canvas commands, `Custom` events and plugin payloads other than the
+//!   console are not read (open), as the README says.
 
+mod deep;
+mod ids;
+mod mask;
 mod rules;
 mod selector;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use memchr::memmem;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use mask::{is_data_url, may_hold_data_url};
+pub use mask::{mask_text, mask_value, PLACEHOLDER};
 pub use rules::{Rules, RulesError};
 pub use selector::Selector;
 
 use crate::event::Event;
-use crate::rrweb::{event_type, SOURCE_INPUT, SOURCE_MUTATION};
-
-/// What a `data:` URL over the threshold becomes: a 1x1 transparent GIF, which any `src`,
-/// `href` or `rr_dataURL` accepts, so the replay shows an empty box where the image was.
-pub const PLACEHOLDER: &str =
-    "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
+use crate::rrweb::{event_type, integer_value, SOURCE_INPUT, SOURCE_LOG, SOURCE_MUTATION};
+use ids::IdSet;
 
 /// rrweb-snapshot node types.
 const NODE_ELEMENT: i64 = 2;
+/// Text, CDATA and comment nodes: each holds its words in `textContent`.
 const NODE_TEXT: i64 = 3;
+const NODE_CDATA: i64 = 4;
+const NODE_COMMENT: i64 = 5;
 
 /// The form fields whose `value` holds what a user typed or chose.
 const FORM_FIELDS: [&str; 4] = ["input", "textarea", "select", "option"];
+/// Form fields whose text child is a value: a textarea's is what it held as the page loaded,
+/// an option's the choice a `<select>` shows.
+const TEXT_FIELDS: [&str; 2] = ["textarea", "option"];
 /// Input types whose `value` is the page's own label, not user input (rrweb's
 /// `maskAllInputs` leaves them too).
 const LABEL_INPUTS: [&str; 3] = ["button", "submit", "reset"];
@@ -64,9 +94,12 @@ pub struct Counts {
     pub events_dropped: u64,
     /// Strings masked: text nodes, attribute values, Input events' text.
     pub values_masked: u64,
+    /// Of `values_masked`, those masked only because their event named a node not seen since
+    /// the last FullSnapshot (an out-of-order upload): no rule could be checked for them.
+    pub values_masked_unknown_node: u64,
     pub data_urls_replaced: u64,
-    /// Events that could not be parsed to be redacted (nested past serde_json's depth limit)
-    /// and were dropped rather than written unredacted.
+    /// Events that could not be read to be redacted (nested deeper than the memory for a
+    /// stack to walk them allows) and were dropped rather than written unredacted.
     pub events_unredactable: u64,
 }
 
@@ -77,6 +110,11 @@ pub struct Redactor {
     /// Ids of nodes inside masked elements (the elements themselves and every descendant
     /// seen), so later mutations of them are masked.
     masked: HashSet<i64>,
+    /// Ids of textareas and options and of their text nodes (under `mask_inputs`), so text
+    /// added or changed there later is masked as a value.
+    field_text: HashSet<i64>,
+    /// Every node id seen since the last FullSnapshot.
+    known: IdSet,
     counts: Counts,
     /// Events parsed: how the tests see that events no rule can touch are left unparsed.
     parsed: u64,
@@ -87,6 +125,8 @@ impl Redactor {
         Redactor {
             rules,
             masked: HashSet::new(),
+            field_text: HashSet::new(),
+            known: IdSet::default(),
             counts: Counts::default(),
             parsed: 0,
         }
@@ -99,7 +139,10 @@ impl Redactor {
     /// Redacts one event.
     pub fn apply<'a>(&mut self, event: &Event<'a>) -> Redacted<'a> {
         let rules = Arc::clone(&self.rules);
-        if rules.drop_event_types.contains(&event.kind) {
+        let console = rules.drops_console()
+            && event.kind == event_type::INCREMENTAL_SNAPSHOT
+            && event.source == Some(SOURCE_LOG);
+        if rules.drop_event_types.contains(&event.kind) || console {
             self.counts.events_dropped += 1;
             return Redacted::Dropped;
         }
@@ -108,19 +151,35 @@ impl Redactor {
                 || (event.kind == event_type::INCREMENTAL_SNAPSHOT
                     && matches!(event.source, Some(SOURCE_MUTATION | SOURCE_INPUT))));
         let plugin = event.kind == event_type::PLUGIN && !rules.drop_plugins.is_empty();
-        let data_urls = rules.data_url_max_bytes.is_some()
-            && memmem::find(event.raw.as_bytes(), b"data:").is_some();
+        let data_urls = rules.data_url_max_bytes.is_some() && may_hold_data_url(event.raw);
         if !(masks || plugin || data_urls) {
             return Redacted::Unchanged(event.raw);
         }
         self.parsed += 1;
-        let Ok(mut value) = serde_json::from_str::<Value>(event.raw) else {
-            // Only depth can fail here (the chunk was validated): an event we cannot read is
-            // one we cannot redact, and it is not written.
-            self.counts.events_unredactable += 1;
-            return Redacted::Dropped;
+        let redacted = match serde_json::from_str::<Value>(event.raw) {
+            Ok(value) => Some(self.rewrite(&rules, event, value, masks, plugin)),
+            // Only depth can fail here (the chunk was validated).
+            Err(_) => deep::with_tree(event.raw, |value| {
+                self.rewrite(&rules, event, value, masks, plugin)
+            }),
         };
-        if plugin && is_dropped_plugin(&value, &rules.drop_plugins) {
+        redacted.unwrap_or_else(|| {
+            // An event we cannot read is one we cannot redact, and it is not written.
+            self.counts.events_unredactable += 1;
+            Redacted::Dropped
+        })
+    }
+
+    /// Applies the rules to a parsed event.
+    fn rewrite<'a>(
+        &mut self,
+        rules: &Rules,
+        event: &Event<'a>,
+        mut value: Value,
+        masks: bool,
+        plugin: bool,
+    ) -> Redacted<'a> {
+        if plugin && is_dropped_plugin(&value, rules) {
             self.counts.events_dropped += 1;
             return Redacted::Dropped;
         }
@@ -130,13 +189,15 @@ impl Redactor {
             changed |= match (event.kind, event.source, data) {
                 (event_type::FULL_SNAPSHOT, _, Some(data)) => {
                     self.masked.clear();
+                    self.field_text.clear();
+                    self.known.clear();
                     match data.get_mut("node") {
-                        Some(node) => self.node(&rules, node, false, None),
+                        Some(node) => self.node(rules, node, false, false),
                         None => false,
                     }
                 }
-                (_, Some(SOURCE_MUTATION), Some(data)) => self.mutation(&rules, data),
-                (_, Some(SOURCE_INPUT), Some(data)) => self.input(&rules, data),
+                (_, Some(SOURCE_MUTATION), Some(data)) => self.mutation(rules, data),
+                (_, Some(SOURCE_INPUT), Some(data)) => self.input(rules, data),
                 _ => false,
             };
         }
@@ -171,22 +232,17 @@ impl Redactor {
     }
 
     /// Walks a serialized node (rrweb-snapshot's `serializedNodeWithId`) and its children.
-    /// `inherited`: an ancestor is masked. `parent_tag`: the parent element's tag, for a
-    /// textarea's text child (its value as the page loaded it).
-    fn node(
-        &mut self,
-        rules: &Rules,
-        node: &mut Value,
-        inherited: bool,
-        parent_tag: Option<&str>,
-    ) -> bool {
+    /// `inherited`: an ancestor is masked. `in_field`: the parent is a textarea or an option
+    /// under `mask_inputs`, whose text is a value.
+    fn node(&mut self, rules: &Rules, node: &mut Value, inherited: bool, in_field: bool) -> bool {
         let Some(obj) = node.as_object_mut() else {
             return false;
         };
-        let kind = obj.get("type").and_then(Value::as_i64);
+        let kind = obj.get("type").and_then(integer_value);
+        let id = obj.get("id").and_then(integer_value);
         let mut changed = false;
         let mut masked = inherited;
-        let mut tag = None;
+        let mut field = false;
         match kind {
             Some(NODE_ELEMENT) => {
                 let name = obj
@@ -206,32 +262,36 @@ impl Redactor {
                         && attrs.get("type").and_then(Value::as_str).is_some_and(|t| {
                             LABEL_INPUTS.iter().any(|l| l.eq_ignore_ascii_case(t))
                         });
-                    let field = FORM_FIELDS.contains(&name.as_str()) && !label;
-                    changed |= self.attributes(rules, attrs, masked, field);
+                    let form_field = FORM_FIELDS.contains(&name.as_str()) && !label;
+                    changed |= self.attributes(rules, attrs, masked, form_field);
                 }
-                tag = Some(name);
+                field = rules.mask_inputs && TEXT_FIELDS.contains(&name.as_str());
             }
-            Some(NODE_TEXT) => {
+            Some(NODE_TEXT | NODE_CDATA | NODE_COMMENT) => {
                 let style = obj.get("isStyle").and_then(Value::as_bool) == Some(true);
-                let textarea = parent_tag == Some("textarea") && rules.mask_inputs;
-                if (masked && !style) || textarea {
+                if (masked && !style) || in_field {
                     if let Some(text) = obj.get_mut("textContent") {
-                        // A textarea's text child is its value as the page loaded it.
-                        let how = if textarea { mask_value } else { mask_text };
+                        let how = if in_field { mask_value } else { mask_text };
                         changed |= self.mask(text, how);
                     }
                 }
+                field = in_field;
             }
             _ => {}
         }
-        if masked {
-            if let Some(id) = obj.get("id").and_then(Value::as_i64) {
+        if let Some(id) = id {
+            self.known.insert(id);
+            if masked {
                 self.masked.insert(id);
+            }
+            if field {
+                self.field_text.insert(id);
             }
         }
         if let Some(Value::Array(children)) = obj.get_mut("childNodes") {
+            let in_field = field && kind == Some(NODE_ELEMENT);
             for child in children {
-                changed |= self.node(rules, child, masked, tag.as_deref());
+                changed |= self.node(rules, child, masked, in_field);
             }
         }
         changed
@@ -247,6 +307,15 @@ impl Redactor {
         form_field: bool,
     ) -> bool {
         let mut changed = false;
+        if form_field && (rules.mask_inputs || masked) {
+            // Which option is `selected` is the choice a user made: rrweb's own
+            // `maskInputOptions.select` leaves it out, and so does this.
+            let before = attrs.len();
+            attrs.retain(|name, _| !name.eq_ignore_ascii_case("selected"));
+            let removed = (before - attrs.len()) as u64;
+            self.counts.values_masked += removed;
+            changed |= removed > 0;
+        }
         for (name, value) in attrs.iter_mut() {
             let name = name.to_ascii_lowercase();
             let is_value = name == "value" && form_field;
@@ -263,13 +332,28 @@ impl Redactor {
     fn mutation(&mut self, rules: &Rules, data: &mut Value) -> bool {
         let mut changed = false;
         if let Some(Value::Array(adds)) = data.get_mut("adds") {
+            // A parent added by this same mutation is not unknown, wherever it is listed.
+            for add in adds.iter() {
+                if let Some(id) = add
+                    .get("node")
+                    .and_then(|n| n.get("id"))
+                    .and_then(integer_value)
+                {
+                    self.known.insert(id);
+                }
+            }
             // rrweb lists a parent before the nodes added under it, so one pass in order
             // sees every masked parent; the passes after it catch a list in another order.
             let mut unmasked = Vec::new();
             for (i, add) in adds.iter_mut().enumerate() {
-                let masked_parent = self.parent_masked(add);
+                let parent = self.parent(add);
+                let masked_parent = parent.masked || parent.unknown;
+                let before = self.counts.values_masked;
                 if let Some(node) = add.get_mut("node") {
-                    changed |= self.node(rules, node, masked_parent, None);
+                    changed |= self.node(rules, node, masked_parent, parent.field);
+                }
+                if parent.unknown {
+                    self.counts.values_masked_unknown_node += self.counts.values_masked - before;
                 }
                 if !masked_parent {
                     unmasked.push(i);
@@ -280,10 +364,10 @@ impl Redactor {
                 let mut still = Vec::new();
                 for i in unmasked {
                     let add = &mut adds[i];
-                    if !self.parent_masked(add) {
+                    if !self.parent(add).masked {
                         still.push(i);
                     } else if let Some(node) = add.get_mut("node") {
-                        changed |= self.node(rules, node, true, None);
+                        changed |= self.node(rules, node, true, false);
                     }
                 }
                 unmasked = still;
@@ -294,50 +378,83 @@ impl Redactor {
         }
         if let Some(Value::Array(texts)) = data.get_mut("texts") {
             for text in texts {
-                let id = text.get("id").and_then(Value::as_i64);
-                if id.is_some_and(|id| self.masked.contains(&id)) {
-                    if let Some(value) = text.get_mut("value") {
-                        changed |= self.mask(value, mask_text);
+                let id = text.get("id").and_then(integer_value);
+                let how: fn(&str) -> String = match id {
+                    Some(id) if self.field_text.contains(&id) => mask_value,
+                    Some(id) if self.masked.contains(&id) => mask_text,
+                    Some(id) if self.known.contains(id) => continue,
+                    _ => {
+                        let masked = text
+                            .get_mut("value")
+                            .is_some_and(|v| self.mask(v, mask_text));
+                        self.counts.values_masked_unknown_node += u64::from(masked);
+                        changed |= masked;
+                        continue;
                     }
+                };
+                if let Some(value) = text.get_mut("value") {
+                    changed |= self.mask(value, how);
                 }
             }
         }
         if let Some(Value::Array(changes)) = data.get_mut("attributes") {
             for change in changes {
-                let id = change.get("id").and_then(Value::as_i64);
-                let masked = id.is_some_and(|id| self.masked.contains(&id));
+                let id = change.get("id").and_then(integer_value);
+                let unknown = !id.is_some_and(|id| self.known.contains(id));
+                let masked = unknown || id.is_some_and(|id| self.masked.contains(&id));
                 if let Some(Value::Object(attrs)) = change.get_mut("attributes") {
                     // No DOM is kept, so the tag is unknown: every `value` change is treated
                     // as a form field's under mask_inputs.
+                    let before = self.counts.values_masked;
                     changed |= self.attributes(rules, attrs, masked, true);
+                    if unknown {
+                        self.counts.values_masked_unknown_node +=
+                            self.counts.values_masked - before;
+                    }
                 }
             }
         }
         changed
     }
 
-    /// Whether a mutation add's `parentId` is a masked node.
-    fn parent_masked(&self, add: &Value) -> bool {
-        let parent = add.get("parentId").and_then(Value::as_i64);
-        parent.is_some_and(|p| self.masked.contains(&p))
+    /// What is known of a mutation add's `parentId`.
+    fn parent(&self, add: &Value) -> Parent {
+        match add.get("parentId").and_then(integer_value) {
+            Some(p) => Parent {
+                masked: self.masked.contains(&p),
+                field: self.field_text.contains(&p),
+                unknown: !self.known.contains(p),
+            },
+            None => Parent {
+                masked: false,
+                field: false,
+                unknown: true,
+            },
+        }
     }
 
-    /// An Input event's `text`: masked under `mask_inputs`, or when its field is masked.
+    /// An Input event's `text`: masked under `mask_inputs`, when its field is masked, or
+    /// when its field was never seen (an out-of-order upload: no rule can be checked).
     fn input(&mut self, rules: &Rules, data: &mut Value) -> bool {
-        let id = data.get("id").and_then(Value::as_i64);
-        if !(rules.mask_inputs || id.is_some_and(|id| self.masked.contains(&id))) {
+        let id = data.get("id").and_then(integer_value);
+        let unknown = !id.is_some_and(|id| self.known.contains(id));
+        let masked = id.is_some_and(|id| self.masked.contains(&id));
+        if !(rules.mask_inputs || masked || unknown) {
             return false;
         }
-        match data.get_mut("text") {
-            Some(text) => self.mask(text, mask_value),
-            None => false,
+        let changed = data
+            .get_mut("text")
+            .is_some_and(|t| self.mask(t, mask_value));
+        if changed && unknown && !rules.mask_inputs {
+            self.counts.values_masked_unknown_node += 1;
         }
+        changed
     }
 
     /// Replaces every string that is a `data:` URL longer than `max` bytes.
     fn data_urls(&mut self, value: &mut Value, max: usize) -> bool {
         match value {
-            Value::String(s) if s.len() > max && s.starts_with("data:") => {
+            Value::String(s) if s.len() > max && is_data_url(s) => {
                 *s = PLACEHOLDER.to_owned();
                 self.counts.data_urls_replaced += 1;
                 true
@@ -353,26 +470,22 @@ impl Redactor {
     }
 }
 
-/// Whether a Plugin event's `data.plugin` is one of `names`.
-fn is_dropped_plugin(event: &Value, names: &[String]) -> bool {
+/// What is known of a mutation add's parent.
+struct Parent {
+    masked: bool,
+    /// A textarea or option under `mask_inputs`: text added under it is a value.
+    field: bool,
+    /// Not seen since the last FullSnapshot.
+    unknown: bool,
+}
+
+/// Whether a Plugin event's `data.plugin` is one the rules drop.
+fn is_dropped_plugin(event: &Value, rules: &Rules) -> bool {
     let plugin = event
         .get("data")
         .and_then(|d| d.get("plugin"))
         .and_then(Value::as_str);
-    plugin.is_some_and(|p| names.iter().any(|n| n == p))
-}
-
-/// A form value or attribute: one `*` per character, as rrweb's default `maskInputFn` does.
-pub fn mask_value(text: &str) -> String {
-    "*".repeat(text.chars().count())
-}
-
-/// Text: each character but whitespace becomes `*`, as rrweb's default `maskTextFn` does, so
-/// lines and words keep their breaks and a replayed page its layout.
-pub fn mask_text(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_whitespace() { c } else { '*' })
-        .collect()
+    plugin.is_some_and(|p| rules.drops_plugin(p))
 }
 
 #[cfg(test)]

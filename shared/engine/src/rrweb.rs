@@ -1,6 +1,9 @@
 //! The rrweb vocabulary rrstitch reads: event types and the incremental sources it
 //! recognizes, as numbered in rrweb's `types` package. Kept in one place so a reader can
-//! check them against rrweb's source at a glance.
+//! check them against rrweb's source at a glance, and the one reading of an integer that
+//! every field rrstitch takes a number from goes through.
+
+use serde_json::{Number, Value};
 
 /// rrweb event types (`EventType` in rrweb's types).
 pub mod event_type {
@@ -19,8 +22,41 @@ pub const SOURCE_MUTATION: i64 = 0;
 pub const SOURCE_MOUSE_INTERACTION: i64 = 2;
 /// `IncrementalSource.Input` in rrweb: a form field's new value (`text`, `isChecked`).
 pub const SOURCE_INPUT: i64 = 5;
+/// `IncrementalSource.Log` in rrweb: console output recorded by rrweb 0.9's legacy console
+/// recorder, before it became the `rrweb/console@1` plugin.
+pub const SOURCE_LOG: i64 = 11;
 /// `MouseInteractions.Click` in rrweb.
 pub const MOUSE_CLICK: i64 = 2;
+
+/// An integer as rrweb's player reads it: JavaScript has one number type, so `3`, `3.0` and
+/// `3e0` are all 3 (what a relay that round-trips numbers through doubles writes); `3.5`, a
+/// string or a float too large to be exact is none. Every integer rrstitch reads from an
+/// event (its `type`, a `source`, a node's `type`, `id`, `parentId`, an interaction's `type`)
+/// goes through this one function, so the stitcher and the redactor cannot read one event two
+/// ways.
+pub fn integer(number: &Number) -> Option<i64> {
+    if let Some(n) = number.as_i64() {
+        return Some(n);
+    }
+    // Integers up to 2^53 are exact in a double; past that `3.0`-style text is not one
+    // integer but a range of them.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let f = number.as_f64()?;
+    (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
+}
+
+/// [`integer`] of a value, `None` when it is not a number.
+pub fn integer_value(value: &Value) -> Option<i64> {
+    value.as_number().and_then(integer)
+}
+
+/// [`integer`] of a raw JSON value's text, as the validating pass captured it.
+pub fn integer_text(raw: &str) -> Option<i64> {
+    serde_json::from_str::<Number>(raw)
+        .ok()
+        .as_ref()
+        .and_then(integer)
+}
 
 /// A name for an event type, for size diagnostics; `None` for one rrweb does not define.
 pub fn type_name(kind: i64) -> Option<&'static str> {
@@ -62,4 +98,30 @@ pub fn source_name(source: i64) -> Option<&'static str> {
     usize::try_from(source)
         .ok()
         .and_then(|k| NAMES.get(k).copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_numbers_read_as_integers_however_written() {
+        for (raw, want) in [
+            ("3", Some(3)),
+            ("3.0", Some(3)),
+            ("3e0", Some(3)),
+            ("-0.0", Some(0)),
+            ("30E-1", Some(3)),
+            ("9007199254740992.0", Some(9_007_199_254_740_992)),
+            ("3.5", None),
+            ("1e300", None),
+            ("18446744073709551615", None),
+            ("\"3\"", None),
+            ("null", None),
+        ] {
+            assert_eq!(integer_text(raw), want, "{raw}");
+            let value: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(integer_value(&value), want, "{raw} as a value");
+        }
+    }
 }

@@ -513,7 +513,7 @@ mod tests {
         assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 3);
         assert_eq!(
             v["metadata"]["redaction"],
-            serde_json::json!({"events_dropped": 1, "values_masked": 1, "data_urls_replaced": 0, "events_unredactable": 0})
+            serde_json::json!({"events_dropped": 1, "values_masked": 1, "values_masked_unknown_node": 0, "data_urls_replaced": 0, "events_unredactable": 0})
         );
         assert_eq!(
             meta.size.event_bytes as usize,

@@ -44,7 +44,9 @@ struct MaskFile {
 /// What to remove from a session while it is stitched.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rules {
-    /// Mask every form value: Input events' `text`, and `value` attributes of form fields.
+    /// Mask every form value: Input events' `text`, `value` attributes of form fields, and
+    /// the text of textareas and options (in snapshots and mutations); options lose
+    /// `selected`, so no `<select>` shows what was chosen.
     pub mask_inputs: bool,
     /// Elements whose text (and listed attributes) are masked, with their descendants.
     pub mask: Vec<Selector>,
@@ -56,9 +58,16 @@ pub struct Rules {
     pub data_url_max_bytes: Option<usize>,
     /// Events of these `type`s are not written.
     pub drop_event_types: Vec<i64>,
-    /// Plugin events (type 6) of these `data.plugin` names are not written.
+    /// Plugin events (type 6) of these `data.plugin` names are not written. Console output
+    /// is one thing however rrweb recorded it: naming any `rrweb/console@…` version drops
+    /// every version of the console plugin and rrweb 0.9's legacy console events
+    /// (IncrementalSnapshot source 11, `Log`) too, so a recorder upgrade or an old SDK does
+    /// not bring the console back.
     pub drop_plugins: Vec<String>,
 }
+
+/// The plugin name prefix shared by every version of rrweb's console recorder.
+const CONSOLE_PLUGIN: &str = "rrweb/console@";
 
 impl Rules {
     /// Parses a rules document (see `docs/redact.example.json`).
@@ -88,6 +97,20 @@ impl Rules {
             }
         }
         Ok(rules)
+    }
+
+    /// Whether console output is dropped, in every form rrweb records it (see
+    /// [`Rules::drop_plugins`]).
+    pub(crate) fn drops_console(&self) -> bool {
+        self.drop_plugins
+            .iter()
+            .any(|p| p.starts_with(CONSOLE_PLUGIN))
+    }
+
+    /// Whether Plugin events named `plugin` are dropped.
+    pub(crate) fn drops_plugin(&self, plugin: &str) -> bool {
+        self.drop_plugins.iter().any(|p| p == plugin)
+            || (plugin.starts_with(CONSOLE_PLUGIN) && self.drops_console())
     }
 
     /// Whether any rule masks content (and so FullSnapshots, mutations and inputs are read).

@@ -2,6 +2,12 @@ use super::*;
 use crate::chunk::parse;
 use serde_json::json;
 
+/// Shared with the browser test, which doubles the recorded form's numbers the same way.
+#[allow(dead_code)]
+#[path = "../../../../tests/src/form.rs"]
+mod form;
+use form::doubled;
+
 /// Runs `events` (JSON texts) through one redactor; a dropped event comes out as `None`.
 fn run(rules: &str, events: &[String]) -> (Vec<Option<String>>, Redactor) {
     let rules = Rules::from_json(rules).unwrap();
@@ -153,10 +159,15 @@ fn mask_inputs_masks_input_events_and_form_values_only() {
     assert_eq!(body[0]["attributes"]["value"], "********");
     assert_eq!(body[1]["attributes"]["value"], "*****");
     assert_eq!(body[1]["childNodes"][0]["attributes"]["value"], "*****");
-    assert_eq!(body[1]["childNodes"][0]["attributes"]["selected"], true);
+    assert!(
+        body[1]["childNodes"][0]["attributes"]
+            .get("selected")
+            .is_none(),
+        "the chosen option is not marked"
+    );
     assert_eq!(
         body[1]["childNodes"][0]["childNodes"][0]["textContent"],
-        "Green"
+        "*****"
     );
     assert_eq!(body[2]["attributes"]["value"], "*****");
     assert_eq!(body[2]["childNodes"][0]["textContent"], "*******");
@@ -177,7 +188,7 @@ fn mask_inputs_masks_input_events_and_form_values_only() {
         attrs["data"]["attributes"][0]["attributes"],
         json!({"value": "***", "class": "x"})
     );
-    assert_eq!(r.counts().values_masked, 7);
+    assert_eq!(r.counts().values_masked, 9);
     for o in &out {
         let o = o.as_deref().unwrap();
         assert!(
@@ -282,6 +293,11 @@ fn a_masked_element_masks_its_text_attributes_and_what_mutations_add_later() {
     let later = value(&out[2]);
     assert_eq!(later["data"]["texts"][0]["value"], "******* *****");
     assert_eq!(r.counts().values_masked, 9);
+    assert_eq!(
+        count(&r, "values_masked_unknown_node"),
+        0,
+        "in play order every node is known"
+    );
 }
 
 #[test]
@@ -388,23 +404,258 @@ fn dropped_types_and_plugins_are_not_written() {
 }
 
 #[test]
-fn an_event_too_deep_to_read_is_dropped_not_leaked() {
-    let mut node = text(99, "deep secret");
-    for i in 0..200 {
-        node = el(100 + i, "div", json!({}), vec![node]);
-    }
-    // serde_json's writer has no depth limit; its reader stops at 128 levels.
-    let deep = full(doc(vec![node]));
-    let (out, r) = run(r#"{"mask_inputs": true}"#, &[deep]);
-    assert_eq!(out, [None]);
-    assert_eq!(r.counts().events_unredactable, 1);
-}
-
-#[test]
 fn masking_keeps_the_character_count() {
     assert_eq!(mask_value("Ab c"), "****");
     assert_eq!(mask_value("Öß✓"), "***");
     assert_eq!(mask_value(""), "");
     assert_eq!(mask_text("Ann Smith\n 4111"), "*** *****\n ****");
     assert_eq!(mask_text(" \n"), " \n");
+}
+
+/// A count of [`Counts`] by name, as the session's metadata holds it (0 when absent).
+fn count(r: &Redactor, name: &str) -> u64 {
+    serde_json::to_value(r.counts()).unwrap()[name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A session touching every number the redactor reads: node types and ids, a mutation's
+/// source, parentId and text id, an Input's source and id.
+fn numbered_session() -> Vec<Value> {
+    vec![
+        json!({"type": 4, "data": {"href": "https://a.test/", "width": 800, "height": 600}, "timestamp": 1}),
+        serde_json::from_str(&full(doc(vec![
+            el(4, "div", json!({"class": "s"}), vec![text(5, "secret-text")]),
+            el(6, "input", json!({"value": "secret-value"}), vec![]),
+        ])))
+        .unwrap(),
+        serde_json::from_str(&incremental(json!({"source": 5, "text": "secret-typed", "isChecked": false, "id": 6}))).unwrap(),
+        serde_json::from_str(&incremental(json!({"source": 0, "texts": [{"id": 5, "value": "secret-changed"}], "attributes": [], "removes": [],
+            "adds": [{"parentId": 4, "nextId": null, "node": text(7, "secret-added")}]}))).unwrap(),
+    ]
+}
+
+#[test]
+fn numbers_written_as_doubles_are_read_as_the_integers_they_are() {
+    let rules = r#"{"mask_inputs": true, "mask": [{"selector": ".s"}]}"#;
+    let plain: Vec<String> = numbered_session()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    let doubles: Vec<String> = numbered_session()
+        .into_iter()
+        .map(|e| doubled(e).to_string())
+        .collect();
+    assert!(doubles[2].contains(r#""source":5.0"#) && doubles[1].contains(r#""id":4.0"#));
+    let (_, control) = run(rules, &plain);
+    let (out, r) = run(rules, &doubles);
+    assert_eq!(
+        control.counts().values_masked,
+        5,
+        "the control masks all five"
+    );
+    assert_eq!(
+        r.counts(),
+        control.counts(),
+        "as doubles, the same values are masked"
+    );
+    for o in &out {
+        assert!(!o.as_deref().unwrap().contains("secret"), "{o:?}");
+    }
+}
+
+#[test]
+fn a_node_not_seen_since_the_snapshot_is_masked_and_counted() {
+    // A chunk uploaded late but named before the snapshot's: its events are stitched first.
+    let rules = r#"{"mask": [{"selector": ".s", "attributes": ["title"]}]}"#;
+    let events = vec![
+        incremental(
+            json!({"source": 0, "texts": [{"id": 5, "value": "early text"}],
+            "attributes": [{"id": 4, "attributes": {"title": "early title"}}], "removes": [],
+            "adds": [{"parentId": 4, "nextId": null, "node": text(8, "early add")}]}),
+        ),
+        incremental(json!({"source": 5, "text": "early input", "isChecked": false, "id": 6})),
+        full(doc(vec![
+            el(4, "div", json!({"class": "s"}), vec![text(5, "secret")]),
+            el(6, "input", json!({"value": ""}), vec![]),
+            el(7, "p", json!({}), vec![text(9, "public")]),
+        ])),
+        // In play order, known nodes are what the rules say: public stays public.
+        incremental(
+            json!({"source": 0, "texts": [{"id": 9, "value": "still public"}], "attributes": [], "removes": [], "adds": [
+            {"parentId": 7, "nextId": null, "node": text(10, "public add")}]}),
+        ),
+        incremental(json!({"source": 5, "text": "public input", "isChecked": false, "id": 6})),
+    ];
+    let (out, r) = run(rules, &events);
+    for o in &out[..2] {
+        assert!(!o.as_deref().unwrap().contains("early"), "{o:?}");
+    }
+    assert_eq!(out[3].as_deref(), Some(events[3].as_str()));
+    assert_eq!(out[4].as_deref(), Some(events[4].as_str()));
+    assert_eq!(
+        count(&r, "values_masked_unknown_node"),
+        4,
+        "{:?}",
+        r.counts()
+    );
+    assert_eq!(
+        r.counts().values_masked,
+        5,
+        "the four, and the snapshot's text"
+    );
+}
+
+#[test]
+fn a_chosen_option_is_not_kept_under_mask_inputs() {
+    let events = vec![
+        full(doc(vec![el(
+            4,
+            "select",
+            json!({"value": "green"}),
+            vec![
+                el(5, "option", json!({"value": "red"}), vec![text(6, "Red")]),
+                el(
+                    7,
+                    "option",
+                    json!({"value": "green", "selected": true}),
+                    vec![text(8, "Green")],
+                ),
+            ],
+        )])),
+        incremental(
+            json!({"source": 0, "texts": [{"id": 6, "value": "Crimson"}], "removes": [],
+            "attributes": [{"id": 5, "attributes": {"selected": true}}],
+            "adds": [
+                {"parentId": 4, "nextId": null, "node": el(9, "option", json!({"value": "blue", "selected": ""}), vec![])},
+                {"parentId": 9, "nextId": null, "node": text(10, "Blue")},
+            ]}),
+        ),
+    ];
+    let (out, r) = run(r#"{"mask_inputs": true}"#, &events);
+    for o in &out {
+        let o = o.as_deref().unwrap();
+        assert!(!o.contains("selected"), "{o}");
+        for choice in ["Red", "Green", "Crimson", "Blue", "green", "blue"] {
+            assert!(!o.contains(choice), "{choice} in {o}");
+        }
+    }
+    let snap = value(&out[0]);
+    let select = &snap["data"]["node"]["childNodes"][0]["childNodes"][0]["childNodes"][0];
+    assert_eq!(
+        select["childNodes"][1]["childNodes"][0]["textContent"],
+        "*****"
+    );
+    // In the snapshot three values, two option texts and `selected`; in the mutation a
+    // text, a `selected`, an added option's value, `selected` and text.
+    assert_eq!(r.counts().values_masked, 11, "{:?}", r.counts());
+}
+
+#[test]
+fn a_textareas_text_added_or_changed_later_is_masked() {
+    let events = vec![
+        full(doc(vec![el(
+            4,
+            "textarea",
+            json!({}),
+            vec![text(5, "loaded")],
+        )])),
+        incremental(
+            json!({"source": 0, "texts": [{"id": 5, "value": "changed secret"}], "attributes": [], "removes": [],
+            "adds": [{"parentId": 4, "nextId": null, "node": text(6, "added secret")}]}),
+        ),
+        incremental(
+            json!({"source": 0, "texts": [{"id": 6, "value": "changed again"}], "attributes": [], "removes": [], "adds": []}),
+        ),
+    ];
+    let (out, r) = run(r#"{"mask_inputs": true}"#, &events);
+    for o in &out {
+        let o = o.as_deref().unwrap();
+        assert!(!o.contains("secret") && !o.contains("again"), "{o}");
+    }
+    assert_eq!(r.counts().values_masked, 4);
+}
+
+#[test]
+fn comments_and_cdata_under_a_masked_element_are_masked() {
+    let events = vec![full(doc(vec![el(
+        4,
+        "div",
+        json!({"class": "s"}),
+        vec![
+            json!({"type": 5, "textContent": "comment secret", "id": 5}),
+            json!({"type": 4, "textContent": "cdata secret", "id": 6}),
+        ],
+    )]))];
+    let (out, r) = run(r#"{"mask": [{"selector": ".s"}]}"#, &events);
+    assert!(!out[0].as_deref().unwrap().contains("secret"), "{out:?}");
+    assert_eq!(r.counts().values_masked, 2);
+}
+
+#[test]
+fn data_urls_are_found_in_any_case_and_after_spaces() {
+    let big = "A".repeat(200);
+    let events = vec![
+        incremental(json!({"source": 0, "texts": [], "removes": [], "adds": [],
+            "attributes": [{"id": 4, "attributes": {"src": format!("DATA:image/png;base64,{big}")}}]})),
+        incremental(
+            json!({"source": 9, "id": 7, "commands": [{"args": [{"src": format!(" Data:image/png;base64,{big}")}]}]}),
+        ),
+        // Escaped letters are the same URL to the player.
+        format!(
+            r#"{{"type":3,"timestamp":3,"data":{{"source":9,"id":7,"src":"\u0064ata:image/png;base64,{big}"}}}}"#
+        ),
+    ];
+    let (out, r) = run(r#"{"data_url_max_bytes": 100}"#, &events);
+    for o in &out {
+        assert!(!o.as_deref().unwrap().contains(&big), "{o:?}");
+    }
+    assert_eq!(r.counts().data_urls_replaced, 3);
+}
+
+#[test]
+fn dropping_one_console_version_drops_console_output_in_every_form() {
+    let events = vec![
+        r#"{"type":6,"timestamp":1,"data":{"plugin":"rrweb/console@2","payload":{"level":"log","payload":["secret"]}}}"#.to_owned(),
+        r#"{"type":3,"timestamp":1,"data":{"source":11,"level":"log","payload":["secret"],"trace":[]}}"#.to_owned(),
+        r#"{"type":6,"timestamp":1,"data":{"plugin":"rrweb/network@1","payload":{}}}"#.to_owned(),
+    ];
+    let (out, r) = run(r#"{"drop_plugins": ["rrweb/console@1"]}"#, &events);
+    assert_eq!(out, [None, None, Some(events[2].clone())]);
+    assert_eq!(r.counts().events_dropped, 2);
+}
+
+#[test]
+fn a_snapshot_nested_past_the_json_readers_limit_is_redacted_not_dropped() {
+    for depth in [200, 20_000] {
+        // Written as text: a `Value` this deep would overflow the test's own stack.
+        let open: String = (0..depth)
+            .map(|i| {
+                format!(
+                    r#"{{"type":2,"tagName":"div","attributes":{{}},"id":{},"childNodes":["#,
+                    100 + i
+                )
+            })
+            .collect();
+        let nested = format!(r#"{open}{}{}"#, text(99, "deep secret"), "]}".repeat(depth));
+        let deep = full(doc(vec![el(
+            4,
+            "div",
+            json!({"class": "s"}),
+            vec![json!("NESTED")],
+        )]))
+        .replace(r#""NESTED""#, &nested);
+        assert!(
+            serde_json::from_str::<Value>(&deep).is_err(),
+            "past serde_json's limit"
+        );
+        let (out, r) = run(r#"{"mask": [{"selector": ".s"}]}"#, &[deep]);
+        let out = out[0].as_deref().expect("the snapshot is kept");
+        assert!(
+            !out.contains("deep secret") && out.contains("**** ******"),
+            "{depth}"
+        );
+        assert_eq!(r.counts().events_unredactable, 0);
+        assert_eq!(r.counts().values_masked, 1);
+    }
 }
