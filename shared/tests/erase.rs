@@ -426,6 +426,14 @@ async fn after_the_tombstone_expires_a_chunk_starts_a_new_session() {
     assert_eq!(e.status().await, Some(SessionStatus::Open));
 }
 
+/// The form fixture ingested for [`GUID`].
+async fn ingested(options: Options) -> (Env, Vec<String>) {
+    let e = Env::new(options);
+    let names = e.copy_fixture();
+    e.ingest_all(&names).await;
+    (e, names)
+}
+
 fn segmented() -> Options {
     Options {
         segments: Some(rrstitch::engine::SegmentLimits::with_max_bytes(16 << 10)),
@@ -453,9 +461,7 @@ fn entries_under(dir: &Path) -> Vec<String> {
 /// does next, nothing the finalizer wrote outlives the erasure, and the finalize says the
 /// session was erased.
 async fn erased_during_publish(when: When) -> ServiceError {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, _) = ingested(Options::default()).await;
     let eraser = e.svc.clone();
     let hook: Hook = Box::new(move || {
         Box::pin(async move {
@@ -492,9 +498,7 @@ async fn an_erasure_during_publish_whose_listing_then_fails_leaves_nothing() {
 /// retry (`rrstitch sweep` exits 1 on failures).
 #[tokio::test]
 async fn a_sweep_racing_a_delete_counts_the_session_as_erased_not_failed() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, _) = ingested(Options::default()).await;
     let eraser = e.svc.clone();
     let hook: Hook = Box::new(move || {
         Box::pin(async move {
@@ -616,9 +620,7 @@ fn occurrences_in_index(dir: &Path, needle: &str) -> usize {
 /// as often as a tombstone alone holds it.
 #[tokio::test]
 async fn an_erased_sessions_rows_leave_no_bytes_in_the_sqlite_files() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, names) = ingested(Options::default()).await;
     e.svc.finalize(GUID).await.unwrap();
     let bucket = e.bucket.display().to_string();
     assert!(
@@ -665,9 +667,7 @@ fn add_bad_chunk(e: &Env) -> String {
 
 #[tokio::test]
 async fn erasure_deletes_the_rejected_chunks_that_name_the_session() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, _) = ingested(Options::default()).await;
     let bad = add_bad_chunk(&e);
     let outcome = e.svc.ingest(&e.object(&bad)).await.unwrap();
     assert!(
@@ -690,9 +690,7 @@ async fn erasure_deletes_the_rejected_chunks_that_name_the_session() {
 
 #[tokio::test]
 async fn reconcile_refuses_a_rejected_chunk_of_an_erased_session_as_deleted_session() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, _) = ingested(Options::default()).await;
     let bad = add_bad_chunk(&e);
     e.svc.ingest(&e.object(&bad)).await.unwrap();
     // Kept by this erasure (or left by an older rrstitch): reconcile meets it again.
@@ -715,9 +713,7 @@ async fn reconcile_refuses_a_rejected_chunk_of_an_erased_session_as_deleted_sess
 /// like a valid late chunk of that session.
 #[tokio::test]
 async fn a_bad_chunk_of_an_erased_session_arriving_late_is_deleted() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
+    let (e, _) = ingested(Options::default()).await;
     e.svc.erase(&request(false)).await.unwrap();
     let bad = add_bad_chunk(&e);
     let outcome = e.svc.ingest(&e.object(&bad)).await.unwrap();

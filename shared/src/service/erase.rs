@@ -18,9 +18,14 @@
 //! fails. One that renewed before the tombstone may still be writing; its write lands before
 //! step 3 (deleted there), or fails its precondition (step 3 deleted the result it was
 //! fenced on), or lands after step 3 on a result that did not exist. For that last case the
-//! finalizer cleans up after itself: its completion fails on the tombstone and it then
-//! deletes its own result ([`Service::undo_result_of_erased`]). **Remaining window:** a
-//! finalizer that dies between such a late write and that cleanup leaves a result behind;
+//! finalizer cleans up after itself: however it ends short of completing (its completion
+//! fails on the tombstone, or a write or a listing fails mid-publish), it looks for the
+//! tombstone and deletes the session's results, segments and manifest included
+//! ([`Service::undo_result_of_erased`]), and reports the session erased rather than failed.
+//! Every write it makes precedes that look, so either the look sees the tombstone or the
+//! erasure's step 3 runs after the write. **Remaining window:** a
+//! finalizer that dies between such a late write and that cleanup (or cannot reach the
+//! index for its look) leaves a result behind;
 //! running the delete again removes it (erasure is idempotent), and a results retention rule
 //! bounds it otherwise.
 //!
@@ -154,31 +159,12 @@ impl Service {
             ..SessionErased::default()
         };
         let chunks = self.index.chunks(guid).await?;
-        for chunk in &chunks {
-            if keep_chunks {
-                done.chunks_kept += 1;
-                continue;
-            }
-            let store = self.buckets.get_text(&chunk.bucket).await?;
-            if store.delete(&chunk.name).await? {
-                done.chunks += 1;
-            } else {
-                done.chunks_kept += 1;
-            }
-        }
+        let chunks = chunks.iter().map(|c| (c.bucket.as_str(), c.name.as_str()));
+        (done.chunks, done.chunks_kept) = self.delete_objects(chunks, keep_chunks).await?;
         // Refused objects that name the session hold its data as much as its chunks do.
-        for reject in self.index.rejected_of(guid).await? {
-            if keep_chunks {
-                done.rejected_kept += 1;
-                continue;
-            }
-            let store = self.buckets.get_text(&reject.bucket).await?;
-            if store.delete(&reject.name).await? {
-                done.rejected += 1;
-            } else {
-                done.rejected_kept += 1;
-            }
-        }
+        let rejects = self.index.rejected_of(guid).await?;
+        let rejects = rejects.iter().map(|r| (r.bucket.as_str(), r.name.as_str()));
+        (done.rejected, done.rejected_kept) = self.delete_objects(rejects, keep_chunks).await?;
         done.index_records += self.index.forget_rejected(guid).await?;
         done.index_records += self.index.forget_chunks(guid).await?;
         done.results = self
@@ -197,6 +183,29 @@ impl Service {
             "session erased"
         );
         Ok(done)
+    }
+
+    /// Deletes (bucket, name) objects unless `keep`: how many were deleted, and how many
+    /// were kept or already gone.
+    async fn delete_objects(
+        &self,
+        objects: impl Iterator<Item = (&str, &str)>,
+        keep: bool,
+    ) -> Result<(u64, u64)> {
+        let (mut deleted, mut kept) = (0, 0);
+        for (bucket, name) in objects {
+            if keep {
+                kept += 1;
+                continue;
+            }
+            let store = self.buckets.get_text(bucket).await?;
+            if store.delete(name).await? {
+                deleted += 1;
+            } else {
+                kept += 1;
+            }
+        }
+        Ok((deleted, kept))
     }
 
     /// Every object a result of `guid` may be made of: `<guid>.json`, `<guid>.json.gz`, the
