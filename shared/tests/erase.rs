@@ -391,6 +391,10 @@ async fn chunks_of_a_deleted_session_can_be_kept_when_refused() {
         }
     )));
     assert_eq!(e.chunks_left(), names.len());
+    // Kept, not forgotten: the next erasure that does not keep them deletes them.
+    let again = e.svc.erase(&request(false)).await.unwrap();
+    assert_eq!(again.erased[0].rejected, names.len() as u64, "{again:?}");
+    assert_eq!(e.chunks_left(), 0);
 }
 
 #[tokio::test]

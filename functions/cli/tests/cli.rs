@@ -425,15 +425,7 @@ fn delete_erases_a_session_from_stdin_and_refuses_its_late_chunks() {
         .stderr(predicate::str::contains("0 recorded").and(predicate::str::contains("6 rejected")))
         .stderr(predicate::str::contains("deleted_session: 6"));
     assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 0);
-    // A second delete (by argument this time) removes the records of those refusals, which
-    // name the session too; a third finds nothing left; a bad guid is an error.
-    rrstitch(dir.path())
-        .args(["delete", GUID])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "0 rejected chunks (6 kept), 6 index records",
-        ));
+    // A second delete finds nothing left, by argument this time; a bad guid is an error.
     rrstitch(dir.path())
         .args(["delete", GUID])
         .assert()

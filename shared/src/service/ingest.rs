@@ -203,7 +203,10 @@ impl Service {
                 "session {guid} was deleted; its chunk was {}",
                 if chunk_deleted { "deleted" } else { "kept" }
             ),
-            session_guid: Some(guid.clone()),
+            // Linked to the session only while the object is kept: the link is how an
+            // erasure finds an object to delete, and a deleted one leaves nothing to find
+            // (the record of the refusal itself stays, as before, for operators).
+            session_guid: (!chunk_deleted).then(|| guid.clone()),
         };
         self.index.record_rejected(&reject, self.now()).await?;
         Ok(IngestOutcome::DeletedSession {
