@@ -61,20 +61,31 @@ fn manifest(e: &Env) -> Value {
 
 /// Every object under the session's folder, relative to it.
 fn folder(e: &Env) -> Vec<String> {
-    let root = e.results.join(GUID);
+    under(&e.results.join(GUID), false)
+}
+
+/// The directories under `dir`, relative to it.
+fn directories(dir: &Path) -> Vec<String> {
+    under(dir, true)
+}
+
+/// The files (or the directories) under `root`, relative to it, sorted.
+fn under(root: &Path, directories: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let mut dirs = vec![root.clone()];
+    let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries {
             let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let rel = path.strip_prefix(&root).unwrap();
+            let is_dir = path.is_dir();
+            if is_dir == directories {
+                let rel = path.strip_prefix(root).unwrap();
                 out.push(rel.to_string_lossy().into_owned());
+            }
+            if is_dir {
+                dirs.push(path);
             }
         }
     }
@@ -175,6 +186,11 @@ async fn a_restitch_publishes_a_new_generation_and_deletes_the_old() {
         "only the new generation is left: {left:?}"
     );
     assert_eq!(
+        directories(&e.results.join(GUID)),
+        [new],
+        "the old generation's directory goes with its segments"
+    );
+    assert_eq!(
         Value::Array(segment_events(&e, &after)),
         e.result()["rrweb_data"]
     );
@@ -184,13 +200,19 @@ async fn a_restitch_publishes_a_new_generation_and_deletes_the_old() {
     );
 }
 
+/// The whole fixture stitched into several segments; how many objects its folder holds.
+async fn stitched(e: &Env) -> u64 {
+    add(e, &fixture_names()).await;
+    sweep(e).await;
+    let segmented = folder(e).len() as u64;
+    assert!(segmented > 1, "{:?}", folder(e));
+    segmented
+}
+
 #[tokio::test]
 async fn erasure_deletes_the_segments_and_the_manifest() {
     let e = env(None);
-    add(&e, &fixture_names()).await;
-    sweep(&e).await;
-    let segmented = folder(&e).len() as u64;
-    assert!(segmented > 1, "{:?}", folder(&e));
+    let segmented = stitched(&e).await;
     let report = e
         .svc
         .erase(&EraseRequest {
@@ -207,6 +229,49 @@ async fn erasure_deletes_the_segments_and_the_manifest() {
     );
     assert!(folder(&e).is_empty(), "{:?}", folder(&e));
     assert!(!e.results.join(format!("{GUID}.json")).exists());
+    assert!(
+        !e.results.join(GUID).exists(),
+        "no empty folders are left of an erased session: {:?}",
+        directories(&e.results.join(GUID))
+    );
+}
+
+/// `prune --prune-results` removes everything a result is made of: the single file, the
+/// manifest and every segment (the viewer lists sessions by their manifests).
+#[tokio::test]
+async fn pruning_results_removes_the_segments_and_the_manifest() {
+    let e = env(None);
+    let segmented = stitched(&e).await;
+    // The files are from now; the service's clock is weeks ahead, so a day's age is old.
+    let dry = e
+        .svc
+        .prune(Duration::from_secs(86_400), true, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.results_deleted,
+        segmented + 1,
+        "a dry run counts what would go: {dry:?}"
+    );
+    assert_eq!(
+        folder(&e).len() as u64,
+        segmented,
+        "a dry run deletes nothing"
+    );
+    let report = e
+        .svc
+        .prune(Duration::from_secs(86_400), true, false)
+        .await
+        .unwrap();
+    assert_eq!(report.sessions_forgotten, 1, "{report:?}");
+    assert!(
+        folder(&e).is_empty(),
+        "the manifest and segments of a pruned result: {:?}",
+        folder(&e)
+    );
+    assert!(!e.results.join(format!("{GUID}.json")).exists());
+    assert!(!e.results.join(GUID).exists(), "nor their folders");
+    assert_eq!(report.results_deleted, segmented + 1, "{report:?}");
 }
 
 /// Whenever the finalizer opens its single-file writer (after its fence), publishes a

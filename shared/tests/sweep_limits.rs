@@ -92,6 +92,12 @@ impl SessionIndex for Faulty {
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
         self.inner.forget_chunks(guid).await
     }
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        self.inner.rejected_of(guid).await
+    }
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        self.inner.forget_rejected(guid).await
+    }
     async fn forget_session(&self, guid: &SessionGuid) -> Result<bool> {
         self.inner.forget_session(guid).await
     }

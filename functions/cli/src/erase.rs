@@ -66,8 +66,14 @@ pub async fn run(args: DeleteArgs, settings: Settings) -> Result<()> {
                 println!("{}: nothing left to delete", s.session_guid);
             } else {
                 println!(
-                    "{}: deleted {} results, {} chunks ({} kept), {} index records",
-                    s.session_guid, s.results, s.chunks, s.chunks_kept, s.index_records
+                    "{}: deleted {} results, {} chunks ({} kept), {} rejected chunks ({} kept), {} index records",
+                    s.session_guid,
+                    s.results,
+                    s.chunks,
+                    s.chunks_kept,
+                    s.rejected,
+                    s.rejected_kept,
+                    s.index_records
                 );
             }
         }

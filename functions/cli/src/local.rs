@@ -240,10 +240,11 @@ pub async fn sweep(args: SweepArgs, settings: Settings) -> Result<()> {
             );
         }
         eprintln!(
-            "sweep: {} idle sessions, {} stitched, {} skipped (busy), {} failed",
+            "sweep: {} idle sessions, {} stitched, {} skipped (busy), {} deleted meanwhile, {} failed",
             summary.considered,
             summary.finalized.len(),
             summary.skipped,
+            summary.erased,
             summary.failed.len()
         );
     }

@@ -43,7 +43,7 @@ pub use event::Event;
 pub use guid::SessionGuid;
 pub use metadata::Metadata;
 pub use name::{ChunkName, NameClass};
-pub use peek::peek_guid;
+pub use peek::{named_guid, peek_guid};
 pub use reject::Reject;
 pub use segment::{Manifest, Segment, SegmentInfo, SegmentLimits, Segmenter};
 pub use stitch::{Pushed, Stitcher};

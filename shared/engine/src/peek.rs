@@ -45,9 +45,47 @@ pub fn peek_guid(raw: &[u8]) -> Option<SessionGuid> {
     let guid = std::str::from_utf8(&raw[at..at + len]).ok()?;
     SessionGuid::parse(guid).ok()
 }
+/// The session a refused chunk names, if it names one: from its first bytes as
+/// [`peek_guid`] reads them, else from a `session_guid` string anywhere at its top level
+/// (a whole-JSON read that ignores everything else, so a chunk refused for a bad event or a
+/// missing field still says whose it is). `None` when neither finds a valid guid.
+///
+/// Erasure goes by this: a refused chunk of a session holds that session's personal data,
+/// and must go when the session is erased.
+pub fn named_guid(text: &str) -> Option<SessionGuid> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        session_guid: Option<std::borrow::Cow<'a, str>>,
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    peek_guid(text.as_bytes()).or_else(|| {
+        let named: Named<'_> = serde_json::from_str(text).ok()?;
+        SessionGuid::parse(&named.session_guid?).ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_chunk_still_names_its_session_wherever_the_guid_is() {
+        let g = |s: &str| named_guid(s).map(|g| g.to_string());
+        assert_eq!(
+            g(r#"{"session_guid":"abc-1","session_data":[{"type":3.5}]"#).as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(
+            g(r#"{"session_data":[{"type":3.5}],"session_guid":"abc-2"}"#).as_deref(),
+            Some("abc-2")
+        );
+        assert_eq!(
+            g(r#"{"session_data":[],"session_guid":"not a guid"}"#),
+            None
+        );
+        assert_eq!(g(r#"{"session_data":[], broken"#), None);
+    }
 
     #[test]
     fn peeks_the_guid_of_an_sdk_shaped_chunk_only() {

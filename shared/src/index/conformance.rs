@@ -28,6 +28,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     renew_holds_only_while_the_claim_is_current(index).await;
     force_claim_and_unknown_sessions(index).await;
     rejects_are_recorded_once(index).await;
+    rejects_naming_a_session_are_found_and_forgotten(index).await;
     same_bytes_again_are_one_upload(index).await;
     claims_are_exclusive_across_handles(index, index).await;
     a_tombstone_refuses_chunks_and_claims(index).await;
@@ -522,6 +523,7 @@ pub async fn rejects_are_recorded_once(index: &dyn SessionIndex) {
         generation: "1".into(),
         kind: "bad_json".into(),
         reason: "invalid JSON: EOF".into(),
+        session_guid: None,
     };
     assert!(index.record_rejected(&r, at(0)).await.unwrap());
     assert!(
@@ -530,6 +532,49 @@ pub async fn rejects_are_recorded_once(index: &dyn SessionIndex) {
     );
     let listed = index.rejected(10_000).await.unwrap();
     assert_eq!(listed.iter().filter(|x| **x == r).count(), 1);
+}
+
+/// A refused object whose bytes name a session is found by that session, whole, and
+/// forgotten with it (erasure); rejects naming another session or none stay.
+pub async fn rejects_naming_a_session_are_found_and_forgotten(index: &dyn SessionIndex) {
+    let (g, other) = (guid("rejected"), guid("rejected-other"));
+    let reject = |n: usize, guid: Option<&SessionGuid>| RejectRecord {
+        bucket: "/conformance".into(),
+        name: format!("bad-{}-{n}.json", new_token()),
+        generation: "1".into(),
+        kind: "bad_event".into(),
+        reason: "event 3: missing field `type`".into(),
+        session_guid: guid.cloned(),
+    };
+    let ours = [reject(0, Some(&g)), reject(1, Some(&g))];
+    let theirs = [reject(2, Some(&other)), reject(3, None)];
+    for r in ours.iter().chain(&theirs) {
+        assert!(index.record_rejected(r, at(0)).await.unwrap());
+    }
+    let sorted = |mut v: Vec<RejectRecord>| {
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    };
+    assert_eq!(
+        sorted(index.rejected_of(&g).await.unwrap()),
+        sorted(ours.to_vec()),
+        "a session's rejects, whole, with their guid"
+    );
+    assert_eq!(index.forget_rejected(&g).await.unwrap(), 2);
+    assert!(index.rejected_of(&g).await.unwrap().is_empty());
+    assert_eq!(index.forget_rejected(&g).await.unwrap(), 0, "idempotent");
+    let listed = index.rejected(10_000).await.unwrap();
+    assert!(
+        !listed.iter().any(|r| ours.contains(r)),
+        "forgotten rejects are not listed"
+    );
+    for r in &theirs {
+        assert_eq!(listed.iter().filter(|x| *x == r).count(), 1, "{r:?} stays");
+    }
+    assert_eq!(
+        index.rejected_of(&other).await.unwrap(),
+        [theirs[0].clone()]
+    );
 }
 
 /// Two handles (two processes, in effect) race for one session: exactly one wins.

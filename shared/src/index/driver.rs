@@ -379,6 +379,14 @@ impl<S: SessionStore> SessionIndex for Driver<S> {
         self.store.forget_chunks(guid).await
     }
 
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        self.store.rejected_of(guid).await
+    }
+
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        self.store.forget_rejected(guid).await
+    }
+
     async fn forget_session(&self, guid: &SessionGuid) -> Result<bool> {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {

@@ -219,6 +219,25 @@ impl SessionStore for MemoryStore {
         Ok((before - inner.chunks.len()) as u64)
     }
 
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        let inner = self.inner.lock().unwrap();
+        Ok(inner
+            .rejected
+            .iter()
+            .filter(|(_, r)| r.session_guid.as_ref() == Some(guid))
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        let mut inner = self.inner.lock().unwrap();
+        let before = inner.rejected.len();
+        inner
+            .rejected
+            .retain(|(_, r)| r.session_guid.as_ref() != Some(guid));
+        Ok((before - inner.rejected.len()) as u64)
+    }
+
     async fn remove(&self, guid: &SessionGuid, expected: &u64) -> Result<Written> {
         let mut inner = self.inner.lock().unwrap();
         match inner.sessions.get(guid.as_str()) {

@@ -155,7 +155,8 @@ pub fn content_hash(bytes: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-/// One refused object, kept for operators: it stays in the bucket, untouched.
+/// One refused object, kept for operators: it stays in the bucket, untouched, unless its
+/// session is erased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectRecord {
     pub bucket: String,
@@ -164,6 +165,10 @@ pub struct RejectRecord {
     /// A stable category (`bad_json`, `bad_guid`, …).
     pub kind: String,
     pub reason: String,
+    /// The session the object's bytes name, when they name one (a chunk with a valid
+    /// `session_guid` and a bad event): it holds that session's personal data, so erasing
+    /// the session deletes it ([`SessionIndex::rejected_of`]). `None` when nothing says.
+    pub session_guid: Option<SessionGuid>,
 }
 
 /// A session as the index knows it.
@@ -188,6 +193,14 @@ pub struct SessionRecord {
     pub result_object: Option<String>,
     pub finalized_at: Option<Millis>,
     pub finalize_count: u64,
+}
+
+impl SessionRecord {
+    /// Whether this is a tombstone that still refuses the session's chunks at `now`
+    /// ([`protocol::is_tombstone`]).
+    pub fn is_tombstone(&self, now: Millis) -> bool {
+        self.status == SessionStatus::Deleted && self.lease_until.is_some_and(|until| until > now)
+    }
 }
 
 /// What recording a chunk did.
@@ -336,6 +349,13 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
 
     /// Deletes every chunk record of a session; how many there were. Idempotent.
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64>;
+
+    /// Every refused object recorded as naming `guid` ([`RejectRecord::session_guid`]), in no
+    /// particular order: what an erasure deletes beside the session's chunks.
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>>;
+
+    /// Deletes the reject records naming `guid`; how many there were. Idempotent.
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64>;
 
     /// Deletes a session's document without a tombstone (retention, not erasure: a later
     /// chunk starts a new session); false when there was none, or it is a tombstone.

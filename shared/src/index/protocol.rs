@@ -228,8 +228,7 @@ pub fn release(before: Option<&SessionState>, claim: &Claim) -> Decision<()> {
 /// expiry is checked here, on read, so a store without a native TTL (SQLite) needs no
 /// cleanup job; Firestore and DynamoDB also delete expired tombstones by their TTL.
 pub fn is_tombstone(state: &SessionState, now: Millis) -> bool {
-    state.record.status == SessionStatus::Deleted
-        && state.record.lease_until.is_some_and(|until| until > now)
+    state.record.is_tombstone(now)
 }
 
 /// Erasing the session `guid`: its document becomes a tombstone holding nothing but the guid

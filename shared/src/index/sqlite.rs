@@ -100,6 +100,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column(conn, "sessions", "shard")? {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN shard INTEGER NOT NULL DEFAULT 0")?;
     }
+    // The session a refused object names, so erasing the session finds it ('' for none).
+    if !has_column(conn, "rejected", "session_guid")? {
+        conn.execute_batch(
+            "ALTER TABLE rejected ADD COLUMN session_guid TEXT NOT NULL DEFAULT ''",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS rejected_by_session ON rejected (session_guid) \
+         WHERE session_guid != ''",
+    )?;
     conn.execute_batch(
         "DROP INDEX IF EXISTS sessions_idle; \
          CREATE INDEX IF NOT EXISTS sessions_idle_by_shard \
@@ -164,6 +174,11 @@ impl SqliteStore {
             .map_err(sql_error("open"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_error("open"))?;
+        // An erased session's rows must not survive in free pages (`strings` on the file
+        // found them): deleted content is overwritten with zeros. Erasing writes then also
+        // empty the write-ahead log ([`SqliteStore::purge_log`]), which holds older copies.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(sql_error("open"))?;
         conn.execute_batch(SCHEMA).map_err(sql_error("open"))?;
         migrate(&conn).map_err(sql_error("open"))?;
         Ok(SqliteStore {
@@ -193,6 +208,28 @@ impl SqliteStore {
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to nothing: the log
+    /// keeps every page image written since the last reset, deleted rows' included, and a
+    /// checkpoint alone only rewinds it (old frames stay until overwritten). Called after
+    /// erasing writes. A reader that holds the log past the busy timeout leaves it in place:
+    /// that is a transient failure, so the erasure is reported failed and run again.
+    async fn purge_log(&self, op: &'static str) -> Result<()> {
+        let busy: i64 = self
+            .read_conn(op, |conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            })
+            .await?;
+        if busy != 0 {
+            return Err(IndexError::Transient {
+                op,
+                source: "another connection kept the write-ahead log busy; the erased rows \
+                         may still be in it until the next erasing write"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     async fn read_conn<T: Send + 'static>(
@@ -233,6 +270,21 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         result_object: row.get(9)?,
         finalized_at: row.get::<_, Option<i64>>(10)?.map(Millis),
         finalize_count: row.get::<_, i64>(11)? as u64,
+    })
+}
+
+const REJECT_COLUMNS: &str = "bucket, name, generation, kind, reason, session_guid";
+
+fn reject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RejectRecord> {
+    let guid: String = row.get(5)?;
+    Ok(RejectRecord {
+        bucket: row.get(0)?,
+        name: row.get(1)?,
+        generation: row.get(2)?,
+        kind: row.get(3)?,
+        reason: row.get(4)?,
+        // Only a valid guid is ever written; anything else names no session.
+        session_guid: SessionGuid::parse(&guid).ok(),
     })
 }
 
@@ -352,9 +404,17 @@ impl SessionStore for SqliteStore {
         let r = r.clone();
         self.write_tx("record_rejected", move |tx| {
             let n = tx.execute(
-                "INSERT OR IGNORE INTO rejected (bucket, name, generation, kind, reason, recorded_at) \
-                 VALUES (?1,?2,?3,?4,?5,?6)",
-                params![r.bucket, r.name, r.generation, r.kind, r.reason, now.0],
+                "INSERT OR IGNORE INTO rejected (bucket, name, generation, kind, reason, \
+                 recorded_at, session_guid) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![
+                    r.bucket,
+                    r.name,
+                    r.generation,
+                    r.kind,
+                    r.reason,
+                    now.0,
+                    r.session_guid.as_ref().map_or("", |g| g.as_str())
+                ],
             )?;
             Ok((n > 0, true))
         })
@@ -462,31 +522,53 @@ impl SessionStore for SqliteStore {
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.read_conn("rejected", move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT bucket, name, generation, kind, reason FROM rejected \
-                 ORDER BY recorded_at DESC, name LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit as i64], |r| {
-                Ok(RejectRecord {
-                    bucket: r.get(0)?,
-                    name: r.get(1)?,
-                    generation: r.get(2)?,
-                    kind: r.get(3)?,
-                    reason: r.get(4)?,
-                })
-            })?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REJECT_COLUMNS} FROM rejected \
+                 ORDER BY recorded_at DESC, name LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit as i64], reject_row)?;
             rows.collect()
         })
         .await
     }
 
-    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
         let g = guid.clone();
-        self.write_tx("forget_chunks", move |tx| {
-            let n = tx.execute("DELETE FROM chunks WHERE guid = ?1", [g.as_str()])?;
-            Ok((n as u64, true))
+        self.read_conn("rejected_of", move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REJECT_COLUMNS} FROM rejected WHERE session_guid = ?1 AND session_guid != ''"
+            ))?;
+            let rows = stmt.query_map([g.as_str()], reject_row)?;
+            rows.collect()
         })
         .await
+    }
+
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        let g = guid.clone();
+        let n = self
+            .write_tx("forget_rejected", move |tx| {
+                let n = tx.execute(
+                    "DELETE FROM rejected WHERE session_guid = ?1 AND session_guid != ''",
+                    [g.as_str()],
+                )?;
+                Ok((n as u64, true))
+            })
+            .await?;
+        self.purge_log("forget_rejected").await?;
+        Ok(n)
+    }
+
+    async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
+        let g = guid.clone();
+        let n = self
+            .write_tx("forget_chunks", move |tx| {
+                let n = tx.execute("DELETE FROM chunks WHERE guid = ?1", [g.as_str()])?;
+                Ok((n as u64, true))
+            })
+            .await?;
+        self.purge_log("forget_chunks").await?;
+        Ok(n)
     }
 
     async fn remove(&self, guid: &SessionGuid, expected: &i64) -> Result<Written> {

@@ -119,6 +119,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Deletes every chunk record of `guid`; how many there were.
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64>;
 
+    /// Reject records naming `guid`.
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>>;
+
+    /// Deletes the reject records naming `guid`; how many there were.
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64>;
+
     /// Deletes the session's document, only if its revision is still `expected`
     /// ([`Written::Conflict`] otherwise).
     async fn remove(&self, guid: &SessionGuid, expected: &Self::Revision) -> Result<Written>;
@@ -169,6 +175,12 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
         (**self).forget_chunks(guid).await
+    }
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        (**self).rejected_of(guid).await
+    }
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        (**self).forget_rejected(guid).await
     }
     async fn remove(&self, guid: &SessionGuid, expected: &Self::Revision) -> Result<Written> {
         (**self).remove(guid, expected).await

@@ -78,6 +78,8 @@ pub enum Skip {
     UnknownSession,
     /// Another finalizer took the session over mid-stitch; it writes the result.
     Superseded,
+    /// The session was erased mid-stitch; what this worker wrote of it was deleted.
+    Erased,
 }
 
 impl Delivery {
@@ -209,6 +211,7 @@ impl Service {
             Ok(None) => skipped(Skip::NotEligible),
             Err(ServiceError::UnknownSession(_)) => skipped(Skip::UnknownSession),
             Err(ServiceError::Superseded(_)) => skipped(Skip::Superseded),
+            Err(ServiceError::Erased(_)) => skipped(Skip::Erased),
             Err(e) => Delivery::Failed {
                 session_guid: guid.to_string(),
                 transient: e.is_transient(),

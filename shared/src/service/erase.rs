@@ -5,8 +5,11 @@
 //!    ingest refuses its chunks (`deleted_session`, and deletes them), a sweep or a manual
 //!    finalize cannot claim it, and a finalizer that claimed it *before* fails its fence (the
 //!    renewal before its result write) and its completion.
-//! 2. Delete the **chunk objects** the index lists (unless `keep_chunks`), then the **chunk
-//!    records**. Listing after the tombstone is complete: no chunk can be recorded since.
+//! 2. Delete the **chunk objects** the index lists (unless `keep_chunks`), and the **refused
+//!    objects** whose bytes name the session (a chunk with its guid and a bad event:
+//!    [`SessionIndex::rejected_of`](crate::index::SessionIndex::rejected_of)), then their
+//!    **records**. Listing after the tombstone is complete: no chunk can be recorded since,
+//!    and an object refused since names an erased session, so it is deleted on the spot.
 //! 3. Delete the **results**: `<guid>.json`, `<guid>.json.gz`, the result the index recorded
 //!    (if its name differs), and everything under `<guid>/` (the segments and their manifest).
 //!
@@ -15,9 +18,14 @@
 //! fails. One that renewed before the tombstone may still be writing; its write lands before
 //! step 3 (deleted there), or fails its precondition (step 3 deleted the result it was
 //! fenced on), or lands after step 3 on a result that did not exist. For that last case the
-//! finalizer cleans up after itself: its completion fails on the tombstone and it then
-//! deletes its own result ([`Service::undo_result_of_erased`]). **Remaining window:** a
-//! finalizer that dies between such a late write and that cleanup leaves a result behind;
+//! finalizer cleans up after itself: however it ends short of completing (its completion
+//! fails on the tombstone, or a write or a listing fails mid-publish), it looks for the
+//! tombstone and deletes the session's results, segments and manifest included
+//! ([`Service::undo_result_of_erased`]), and reports the session erased rather than failed.
+//! Every write it makes precedes that look, so either the look sees the tombstone or the
+//! erasure's step 3 runs after the write. **Remaining window:** a
+//! finalizer that dies between such a late write and that cleanup (or cannot reach the
+//! index for its look) leaves a result behind;
 //! running the delete again removes it (erasure is idempotent), and a results retention rule
 //! bounds it otherwise.
 //!
@@ -51,6 +59,10 @@ pub struct SessionErased {
     pub chunks: u64,
     /// Chunk objects left in place (`keep_chunks`), or already gone.
     pub chunks_kept: u64,
+    /// Refused objects naming the session (a chunk with its guid and a bad event) deleted.
+    pub rejected: u64,
+    /// Refused objects naming the session left in place (`keep_chunks`), or already gone.
+    pub rejected_kept: u64,
     /// Index records deleted: chunk records, and the session's own document (now a
     /// tombstone).
     pub index_records: u64,
@@ -147,28 +159,25 @@ impl Service {
             ..SessionErased::default()
         };
         let chunks = self.index.chunks(guid).await?;
-        for chunk in &chunks {
-            if keep_chunks {
-                done.chunks_kept += 1;
-                continue;
-            }
-            let store = self.buckets.get_text(&chunk.bucket).await?;
-            if store.delete(&chunk.name).await? {
-                done.chunks += 1;
-            } else {
-                done.chunks_kept += 1;
-            }
-        }
+        let chunks = chunks.iter().map(|c| (c.bucket.as_str(), c.name.as_str()));
+        (done.chunks, done.chunks_kept) = self.delete_objects(chunks, keep_chunks).await?;
+        // Refused objects that name the session hold its data as much as its chunks do.
+        let rejects = self.index.rejected_of(guid).await?;
+        let rejects = rejects.iter().map(|r| (r.bucket.as_str(), r.name.as_str()));
+        (done.rejected, done.rejected_kept) = self.delete_objects(rejects, keep_chunks).await?;
+        done.index_records += self.index.forget_rejected(guid).await?;
         done.index_records += self.index.forget_chunks(guid).await?;
         done.results = self
             .delete_results(guid, recorded_result.as_deref())
             .await?;
-        done.already_gone = done.index_records == 0 && done.chunks == 0 && done.results == 0;
+        done.already_gone =
+            done.index_records == 0 && done.chunks == 0 && done.rejected == 0 && done.results == 0;
         tracing::info!(
             session_guid = %guid,
             results = done.results,
             chunks = done.chunks,
             chunks_kept = done.chunks_kept,
+            rejected = done.rejected,
             index_records = done.index_records,
             already_gone = done.already_gone,
             "session erased"
@@ -176,8 +185,39 @@ impl Service {
         Ok(done)
     }
 
-    /// Deletes every result object of `guid`; how many there were.
-    async fn delete_results(&self, guid: &SessionGuid, recorded: Option<&str>) -> Result<u64> {
+    /// Deletes (bucket, name) objects unless `keep`: how many were deleted, and how many
+    /// were kept or already gone.
+    async fn delete_objects(
+        &self,
+        objects: impl Iterator<Item = (&str, &str)>,
+        keep: bool,
+    ) -> Result<(u64, u64)> {
+        let (mut deleted, mut kept) = (0, 0);
+        for (bucket, name) in objects {
+            if keep {
+                kept += 1;
+                continue;
+            }
+            let store = self.buckets.get_text(bucket).await?;
+            if store.delete(name).await? {
+                deleted += 1;
+            } else {
+                kept += 1;
+            }
+        }
+        Ok((deleted, kept))
+    }
+
+    /// Every object a result of `guid` may be made of: `<guid>.json`, `<guid>.json.gz`, the
+    /// result the index recorded (if its name differs), and everything under `<guid>/` (the
+    /// segments and their manifest). The first three are named whether or not they exist,
+    /// so a write landing after this listing is still deleted. Erasure and retention
+    /// ([`super::prune`]) both go by this one list.
+    pub(crate) async fn result_objects(
+        &self,
+        guid: &SessionGuid,
+        recorded: Option<&str>,
+    ) -> Result<Vec<String>> {
         let base = format!("{}{guid}", self.options.results_prefix);
         let mut names = vec![format!("{base}.json"), format!("{base}.json.gz")];
         if let Some(r) = recorded.filter(|r| !names.iter().any(|n| n == r)) {
@@ -190,8 +230,17 @@ impl Service {
                 .into_iter()
                 .map(|m| m.name),
         );
+        Ok(names)
+    }
+
+    /// Deletes every result object of `guid`; how many there were.
+    pub(crate) async fn delete_results(
+        &self,
+        guid: &SessionGuid,
+        recorded: Option<&str>,
+    ) -> Result<u64> {
         let mut deleted = 0;
-        for name in names {
+        for name in self.result_objects(guid, recorded).await? {
             if self.results.delete(&name).await? {
                 deleted += 1;
             }
@@ -199,13 +248,14 @@ impl Service {
         Ok(deleted)
     }
 
-    /// Called by a finalizer whose completion failed: if the session was erased meanwhile,
-    /// the result it may just have written must not outlive the erasure.
+    /// Called by a finalizer that failed (its completion, or anything before): if the
+    /// session was erased meanwhile, the result it may just have written must not outlive
+    /// the erasure. True when the session was erased (what was there is deleted).
     pub(crate) async fn undo_result_of_erased(
         &self,
         guid: &SessionGuid,
         object: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let erased = self
             .index
             .session(guid)
@@ -214,6 +264,6 @@ impl Service {
         if erased && self.delete_results(guid, Some(object)).await? > 0 {
             tracing::warn!(session_guid = %guid, result = %object, "session was erased while being finalized; deleted the result (and segments) this finalizer wrote");
         }
-        Ok(())
+        Ok(erased)
     }
 }

@@ -42,6 +42,9 @@ pub struct SweepSummary {
     pub skipped: usize,
     /// Sessions another finalizer took over mid-stitch (our lease ran out): it writes them.
     pub superseded: usize,
+    /// Sessions erased while this sweep stitched them: what it wrote of them was deleted.
+    /// An outcome, not a failure: there is nothing left to retry.
+    pub erased: usize,
     /// Sessions that failed; their claims were released for the next sweep.
     pub failed: Vec<SweepFailure>,
     /// Idle sessions left for the next sweep: the budget ran out or the index kept failing.
@@ -138,6 +141,7 @@ impl Service {
                         - summary.finalized.len()
                         - summary.skipped
                         - summary.superseded
+                        - summary.erased
                         - summary.failed.len();
                     summary.stopped = Some(Stop::Budget);
                     break;
@@ -151,6 +155,7 @@ impl Service {
                 (_, Run::Done(Ok(Some(report)))) => summary.finalized.push(report),
                 (_, Run::Done(Ok(None))) => summary.skipped += 1,
                 (_, Run::Done(Err(ServiceError::Superseded(_)))) => summary.superseded += 1,
+                (_, Run::Done(Err(ServiceError::Erased(_)))) => summary.erased += 1,
                 (guid, Run::Done(Err(e))) => {
                     tracing::error!(session_guid = %guid, error = %e, "finalize failed; will retry on a later sweep");
                     summary.failed.push(SweepFailure {
@@ -167,6 +172,7 @@ impl Service {
             finalized = summary.finalized.len(),
             skipped = summary.skipped,
             superseded = summary.superseded,
+            erased = summary.erased,
             failed = summary.failed.len(),
             deferred = summary.deferred,
             stopped = ?summary.stopped,
@@ -220,10 +226,15 @@ impl Service {
             }
             ClaimOutcome::Busy { .. } | ClaimOutcome::NotEligible => return Ok(None),
         };
-        match self.finalize_claimed(&claim).await {
+        let outcome = self.finalize_claimed(&claim).await;
+        let outcome = match outcome {
+            Err(e) => Err(self.unless_erased(guid, e).await),
+            ok => ok,
+        };
+        match outcome {
             Ok(report) => Ok(Some(report)),
-            // Nothing of ours to release: the session is another claim's now.
-            Err(e @ ServiceError::Superseded(_)) => Err(e),
+            // Nothing of ours to release: the session is another claim's now, or erased.
+            Err(e @ (ServiceError::Superseded(_) | ServiceError::Erased(_))) => Err(e),
             // An index that just failed would most likely fail the release too (another full
             // RPC timeout when it hangs); the lease expires by itself.
             Err(e @ ServiceError::Index(_)) => Err(e),
@@ -233,6 +244,25 @@ impl Service {
                     tracing::warn!(session_guid = %guid, error = %release, "could not release claim");
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// A finalize that failed for any reason may have lost to an erasure, and may have
+    /// written its result, segments or manifest after the erasure deleted the session's:
+    /// whatever the failure (a lost claim, a listing or a write that failed mid-publish),
+    /// what it wrote goes when the session is erased, and the failure is then
+    /// [`ServiceError::Erased`], an outcome rather than something to retry. When the index
+    /// cannot say, the original failure stands (the session stays claimable, and an erasure
+    /// run after this finalize removes what it wrote).
+    async fn unless_erased(&self, guid: &SessionGuid, failure: ServiceError) -> ServiceError {
+        let object = self.options.result_name(guid);
+        match self.undo_result_of_erased(guid, &object).await {
+            Ok(true) => ServiceError::Erased(guid.to_string()),
+            Ok(false) => failure,
+            Err(e) => {
+                tracing::warn!(session_guid = %guid, error = %e, failed = %failure, "could not check whether a failed finalize lost to an erasure");
+                failure
             }
         }
     }
@@ -318,11 +348,9 @@ impl Service {
             Completion::Reopened => "reopened",
             // Our write was fenced, so it was no newer claim's to lose; the newer claim
             // writes again after it (its precondition fails on ours). Unless the session was
-            // erased meanwhile: then our result must go (see `service::erase`).
-            Completion::LostClaim => {
-                self.undo_result_of_erased(guid, object).await?;
-                return Ok(Fenced::Superseded);
-            }
+            // erased meanwhile: then our result must go, which the caller sees to
+            // ([`Service::unless_erased`]) on this as on every failure.
+            Completion::LostClaim => return Ok(Fenced::Superseded),
         };
         let meta = &assembled.metadata;
         tracing::info!(

@@ -11,8 +11,9 @@
 
 use serde::Serialize;
 
+use super::backfill::HEAD_BYTES;
 use super::{Result, Service};
-use crate::engine::{self, ChunkName, NameClass, Reject};
+use crate::engine::{self, ChunkName, NameClass, Reject, SessionGuid};
 use crate::index::{ChunkRecord, Recorded, RejectRecord};
 use crate::storage::{StorageError, StorageUrl};
 
@@ -87,7 +88,9 @@ impl Service {
                 return Ok(IngestOutcome::Ignored { name });
             }
             NameClass::Rejected(reject) => {
-                return self.reject(object, object.generation.clone(), reject).await;
+                return self
+                    .reject(object, object.generation.clone(), reject, None)
+                    .await;
             }
             NameClass::Chunk(chunk_name) => chunk_name,
         };
@@ -101,14 +104,24 @@ impl Service {
             }
             Err(StorageError::TooLarge { size, limit, .. }) => {
                 let reject = Reject::TooLarge { size, limit };
-                return self.reject(object, object.generation.clone(), reject).await;
+                // Too large to read whole, not to say whose it is: SDKs write the guid first.
+                let named = match chunk_name.is_gzip() {
+                    true => None,
+                    false => store.get_head(&name, HEAD_BYTES).await.ok(),
+                };
+                let named = named.and_then(|head| engine::peek_guid(&head));
+                return self
+                    .reject(object, object.generation.clone(), reject, named)
+                    .await;
             }
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
                 let reject = Reject::Unreadable {
                     reason: e.to_string(),
                 };
-                return self.reject(object, object.generation.clone(), reject).await;
+                return self
+                    .reject(object, object.generation.clone(), reject, None)
+                    .await;
             }
         };
         // What was validated is what gets recorded: the generation actually read.
@@ -118,14 +131,15 @@ impl Service {
         let is_gzip = chunk_name.is_gzip();
         let restrict = self.options.restrict.clone();
         let parsed = tokio::task::spawn_blocking(move || {
-            let text = engine::decode(&body, is_gzip, &limits)?;
+            let text = engine::decode(&body, is_gzip, &limits).map_err(|r| (r, None))?;
             // Restrictions come first and read the head only: a dropped chunk's events are
-            // never parsed, validated or stitched.
+            // never parsed, validated or stitched. Its record names the session, so an
+            // erasure finds and deletes it with the rest.
             if let Some(reject) = restrict.as_deref().and_then(|r| r.refuse(&text)) {
-                return Err(reject);
+                return Err((reject, engine::named_guid(&text)));
             }
-            let chunk = engine::parse(&text)?;
-            Ok::<_, Reject>((
+            let chunk = engine::parse(&text).map_err(|r| (r, engine::named_guid(&text)))?;
+            Ok::<_, (Reject, Option<SessionGuid>)>((
                 chunk.session_guid.clone(),
                 chunk.environment.clone(),
                 chunk.events.len(),
@@ -135,7 +149,7 @@ impl Service {
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let (guid, environment, events) = match parsed {
             Ok(fields) => fields,
-            Err(reject) => return self.reject(object, generation, reject).await,
+            Err((reject, named)) => return self.reject(object, generation, reject, named).await,
         };
         let record = ChunkRecord {
             guid: guid.clone(),
@@ -162,17 +176,19 @@ impl Service {
                 tracing::info!(object = %name, session_guid, "chunk already recorded; nothing changed");
                 Ok(IngestOutcome::AlreadyKnown { name, session_guid })
             }
-            Recorded::Deleted => self.refuse_deleted(object, &record).await,
+            Recorded::Deleted => self.refuse_deleted(object, &guid, record.generation).await,
         }
     }
 
     /// A chunk whose session was erased: the erasure must not be undone by a late upload,
     /// a redelivered event or a reconcile, so the bytes go too (unless kept on purpose) and
-    /// the refusal is recorded for operators like any other.
+    /// the refusal is recorded for operators like any other. A chunk refused for its own
+    /// faults that names an erased session ends here too ([`Service::reject`]).
     async fn refuse_deleted(
         &self,
         object: &ObjectRef,
-        record: &ChunkRecord,
+        guid: &SessionGuid,
+        generation: String,
     ) -> Result<IngestOutcome> {
         let keep = self.options.keep_chunks_of_deleted;
         let chunk_deleted = if keep {
@@ -184,50 +200,80 @@ impl Service {
         };
         tracing::warn!(
             object = %object.name,
-            session_guid = %record.guid,
+            session_guid = %guid,
             chunk_deleted,
             "chunk of an erased session refused"
         );
         let reject = RejectRecord {
             bucket: object.bucket.to_string(),
             name: object.name.clone(),
-            generation: record.generation.clone(),
+            generation,
             kind: DELETED_SESSION.to_owned(),
             reason: format!(
-                "session {} was deleted; its chunk was {}",
-                record.guid,
+                "session {guid} was deleted; its chunk was {}",
                 if chunk_deleted { "deleted" } else { "kept" }
             ),
+            // Linked to the session only while the object is kept: the link is how an
+            // erasure finds an object to delete, and a deleted one leaves nothing to find
+            // (the record of the refusal itself stays, as before, for operators).
+            session_guid: (!chunk_deleted).then(|| guid.clone()),
         };
         self.index.record_rejected(&reject, self.now()).await?;
         Ok(IngestOutcome::DeletedSession {
             name: object.name.clone(),
-            session_guid: record.guid.to_string(),
+            session_guid: guid.to_string(),
             chunk_deleted,
         })
     }
 
+    /// `guid` when it names a session erased (under a live tombstone).
+    async fn erased<'g>(&self, guid: Option<&'g SessionGuid>) -> Result<Option<&'g SessionGuid>> {
+        let Some(guid) = guid else {
+            return Ok(None);
+        };
+        let session = self.index.session(guid).await?;
+        Ok(session
+            .is_some_and(|s| s.is_tombstone(self.now()))
+            .then_some(guid))
+    }
+
+    /// Records a refused object, with the session its bytes name (`named`) when they name
+    /// one, so erasing that session deletes it. When that session is erased already, the
+    /// object is refused as its chunk would be ([`Service::refuse_deleted`]): a bad chunk
+    /// holds the session's data as much as a good one.
     async fn reject(
         &self,
         object: &ObjectRef,
         generation: Option<String>,
         reject: Reject,
+        named: Option<SessionGuid>,
     ) -> Result<IngestOutcome> {
+        let generation = generation.unwrap_or_default();
+        if let Some(guid) = self.erased(named.as_ref()).await? {
+            return self.refuse_deleted(object, guid, generation).await;
+        }
         tracing::warn!(
             object = %object.name,
             bucket = %object.bucket,
             kind = reject.kind(),
             reason = %reject,
+            session_guid = named.as_ref().map(|g| g.as_str()),
             "chunk rejected; kept in the bucket"
         );
         let record = RejectRecord {
             bucket: object.bucket.to_string(),
             name: object.name.clone(),
-            generation: generation.unwrap_or_default(),
+            generation,
             kind: reject.kind().to_owned(),
             reason: reject.to_string(),
+            session_guid: named,
         };
         self.index.record_rejected(&record, self.now()).await?;
+        // An erasure that listed the session's rejects between the check above and this
+        // record did not see it: its tombstone is there now, so the object goes here.
+        if let Some(guid) = self.erased(record.session_guid.as_ref()).await? {
+            return self.refuse_deleted(object, guid, record.generation).await;
+        }
         Ok(IngestOutcome::Rejected {
             name: object.name.clone(),
             kind: record.kind,

@@ -136,6 +136,11 @@ pub enum ServiceError {
     Busy { guid: String, lease_until: Millis },
     #[error("session {0}: this finalizer's lease ran out and another took the session over; that one writes the result")]
     Superseded(String),
+    /// The session was erased while this finalizer stitched it; what it wrote was deleted.
+    #[error(
+        "session {0} was deleted while being finalized; what this finalizer wrote was deleted too"
+    )]
+    Erased(String),
     #[error("{role} bucket \"{bucket}\" does not exist")]
     MissingBucket { role: &'static str, bucket: String },
     #[error("invalid request: {0}")]
@@ -154,6 +159,7 @@ impl ServiceError {
             ServiceError::UnknownSession(_)
             | ServiceError::InvalidRequest(_)
             | ServiceError::Superseded(_)
+            | ServiceError::Erased(_)
             | ServiceError::MissingBucket { .. } => false,
         }
     }
@@ -164,7 +170,9 @@ impl ServiceError {
         match self {
             ServiceError::UnknownSession(_) => 404,
             ServiceError::InvalidRequest(_) => 400,
-            ServiceError::Busy { .. } | ServiceError::Superseded(_) => 409,
+            ServiceError::Busy { .. } | ServiceError::Superseded(_) | ServiceError::Erased(_) => {
+                409
+            }
             e if e.is_transient() => 503,
             _ => 500,
         }

@@ -9,7 +9,8 @@
 //! - a session whose every chunk object is older than the cutoff (by modification time)
 //!   loses its chunk objects and chunk records;
 //! - if it has a result, the result and the session's document stay, unless `results` is set
-//!   and the result is older than the cutoff too: then both go;
+//!   and the result is older than the cutoff too: then both go, the result whole (the single
+//!   file, and the manifest and segments of a segmented one);
 //! - without a result (never finalized) its document goes: there is nothing left to stitch;
 //! - a session with any newer chunk, or under a finalizer's lease, is left whole (this is
 //!   where prune is stricter than a lifecycle rule, which deletes chunk by chunk).
@@ -24,8 +25,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{Result, Service, ServiceError};
+use crate::engine::SessionGuid;
 use crate::index::{SessionRecord, SessionStatus};
-use crate::storage::StorageUrl;
+use crate::storage::{StorageError, StorageUrl};
 use crate::time::Millis;
 
 /// Most sessions one prune reads from the index listing.
@@ -134,10 +136,12 @@ impl Service {
                 continue;
             }
             if let Some(name) = result {
+                // The whole result: the single file, and the manifest and segments the
+                // viewer would otherwise still list and serve.
                 report.results_deleted += if dry_run {
-                    1
+                    self.existing_results(&session.guid, &name).await?
                 } else {
-                    u64::from(self.results.delete(&name).await?)
+                    self.delete_results(&session.guid, Some(&name)).await?
                 };
             }
             report.sessions_forgotten += if dry_run {
@@ -148,6 +152,19 @@ impl Service {
         }
         tracing::info!(?report, "prune done");
         Ok(report)
+    }
+
+    /// How many of a session's result objects exist: what a prune would delete.
+    async fn existing_results(&self, guid: &SessionGuid, recorded: &str) -> Result<u64> {
+        let mut found = 0;
+        for name in self.result_objects(guid, Some(recorded)).await? {
+            match self.results.stat(&name).await {
+                Ok(_) => found += 1,
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(found)
     }
 
     /// The session's result object if `results` asks for old results and it is one.

@@ -15,6 +15,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     create_only(store).await;
     generation_match(store).await;
     list_by_prefix_in_order(store).await;
+    list_while_objects_are_deleted(store).await;
     size_limit_before_download(store).await;
     head_reads(store).await;
     blocking_reads(store).await;
@@ -145,6 +146,70 @@ pub async fn list_by_prefix_in_order(store: &dyn ObjectStore) {
         "empty prefix lists everything"
     );
     assert!(store.list("nothing-here/").await.unwrap().is_empty());
+    // A prefix is a prefix of names, not a directory: it may end inside a name.
+    let names = |listed: Vec<super::ObjectMeta>| -> Vec<String> {
+        listed.into_iter().map(|m| m.name).collect()
+    };
+    assert_eq!(
+        names(store.list("list/s").await.unwrap()),
+        ["list/sub/c.json"]
+    );
+    assert_eq!(
+        names(store.list("lis").await.unwrap()),
+        ["list/a.json", "list/b.json", "list/sub/c.json"]
+    );
+    assert_eq!(
+        names(store.list("list/sub/c.js").await.unwrap()),
+        ["list/sub/c.json"]
+    );
+}
+
+/// A listing while objects under it are being deleted (an erasure or a re-stitch's
+/// clean-up racing a publish) succeeds, in name order, with no name that was never there:
+/// a vanished object is simply not listed.
+pub async fn list_while_objects_are_deleted(store: &dyn ObjectStore) {
+    const OBJECTS: usize = 60;
+    let names: Vec<String> = (0..OBJECTS)
+        .map(|i| format!("vanish/{:02}/{i:03}.json", i % 6))
+        .collect();
+    for name in &names {
+        store
+            .put(name, Bytes::from_static(b"x"), Precondition::None)
+            .await
+            .unwrap();
+    }
+    let deleting = async {
+        for name in names.iter().rev() {
+            store.delete(name).await.expect("delete");
+        }
+    };
+    let listing = async {
+        let mut listings = 0;
+        loop {
+            for prefix in ["vanish/", ""] {
+                let listed = store
+                    .list(prefix)
+                    .await
+                    .unwrap_or_else(|e| panic!("a listing failed as objects vanished: {e}"));
+                let listed: Vec<String> = listed
+                    .into_iter()
+                    .map(|m| m.name)
+                    .filter(|n| n.starts_with("vanish/"))
+                    .collect();
+                let mut sorted = listed.clone();
+                sorted.sort();
+                assert_eq!(listed, sorted, "a listing is in name order");
+                assert!(listed.iter().all(|n| names.contains(n)), "{listed:?}");
+                listings += 1;
+                if listed.is_empty() {
+                    return listings;
+                }
+            }
+        }
+    };
+    let ((), listings) = futures::join!(deleting, listing);
+    assert!(listings > 0);
+    assert!(store.list("vanish/").await.unwrap().is_empty());
 }
 
 pub async fn size_limit_before_download(store: &dyn ObjectStore) {

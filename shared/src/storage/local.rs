@@ -108,33 +108,61 @@ fn meta_of(name: &str, m: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
+/// Where listing `prefix` starts: the directory its part up to the last `/` names (`None`
+/// when that part could never name an object: `..`, an absolute path, a temporary name),
+/// and what the names directly in that directory must start with.
+fn list_start<'p>(root: &Path, prefix: &'p str) -> Option<(PathBuf, &'p str, &'p str)> {
+    let (dir, stem) = match prefix.rfind('/') {
+        Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+        None => ("", prefix),
+    };
+    let mut path = root.to_path_buf();
+    for part in Path::new(dir).components() {
+        match part {
+            Component::Normal(p) if !p.to_string_lossy().starts_with(TEMP_PREFIX) => path.push(p),
+            _ => return None,
+        }
+    }
+    Some((path, dir, stem))
+}
+
+/// Collects the files under `dir` (named `<base><relative path>`) whose name in `dir`
+/// itself starts with `stem`. Anything that vanishes mid-walk (a file or a whole directory
+/// deleted by an erasure, a re-stitch's clean-up, a prune) is skipped, not an error: a
+/// listing is a snapshot of a moving bucket, as a cloud store's is.
 fn walk(
-    root: &Path,
     dir: &Path,
+    base: &str,
+    stem: &str,
     out: &mut Vec<(String, std::fs::Metadata)>,
 ) -> std::io::Result<()> {
+    let gone = |e: &std::io::Error| e.kind() == ErrorKind::NotFound;
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let entry = entry?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
         let file_name = entry.file_name();
-        if file_name.to_string_lossy().starts_with(TEMP_PREFIX) {
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(TEMP_PREFIX) || !file_name.starts_with(stem) {
             continue;
         }
         let path = entry.path();
-        let meta = std::fs::metadata(&path)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let name = format!("{base}{file_name}");
         if meta.is_dir() {
-            walk(root, &path, out)?;
+            walk(&path, &format!("{name}/"), "", out)?;
         } else if meta.is_file() {
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            let name = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
             out.push((name, meta));
         }
     }
@@ -205,6 +233,42 @@ fn lock_dir(dest: &Path) -> std::io::Result<std::fs::File> {
     let dir = std::fs::File::open(dir.unwrap_or(Path::new(".")))?;
     dir.lock()?;
     Ok(dir)
+}
+
+/// Removes the directories above a deleted object that it left empty, up to (never
+/// including) the root: a bucket has no directories, so a local one should not keep the
+/// empty `<guid>/<generation>/` folders every re-stitch, erasure and prune would leave.
+/// A directory something else was just written into is not empty and stays (`rmdir` fails);
+/// a writer that loses the race to create its temporary file in one makes it again
+/// ([`create_temp`]).
+fn remove_empty_parents(root: &Path, object: &Path) {
+    let mut dir = object.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Creates a temporary file (and its directories). A concurrent delete may remove a
+/// directory emptied by it between the two steps ([`remove_empty_parents`]), so a missing
+/// directory is made again, a few times: once the file exists, its directory stays.
+async fn create_temp(temp: &Path) -> std::io::Result<std::fs::File> {
+    let mut attempts = 0;
+    loop {
+        let made = async {
+            if let Some(parent) = temp.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::File::create(temp).await
+        };
+        match made.await {
+            Ok(file) => return Ok(file.into_std().await),
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Sets `path`'s modification time past `than` if it is not already.
@@ -283,12 +347,17 @@ impl ObjectStore for LocalStore {
         Some(self)
     }
 
+    /// Walks only the directory the prefix names (and below), not the whole tree: a
+    /// session's listing costs its own files, whatever else the directory holds.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
         blocking(move || {
+            let Some((dir, base, stem)) = list_start(&root, &prefix) else {
+                return Ok(Vec::new());
+            };
             let mut found = Vec::new();
-            walk(&root, &root, &mut found).map_err(|e| io_error("list", &prefix, e))?;
+            walk(&dir, base, stem, &mut found).map_err(|e| io_error("list", &prefix, e))?;
             let mut metas: Vec<ObjectMeta> = found
                 .into_iter()
                 .filter(|(name, _)| name.starts_with(&prefix))
@@ -376,6 +445,7 @@ impl ObjectStore for LocalStore {
     async fn delete(&self, name: &str) -> Result<bool> {
         let path = self.path_of(name)?;
         let name = name.to_owned();
+        let root = self.root.clone();
         blocking(move || {
             // Under the directory lock, so a delete never lands between another writer's
             // precondition check and its rename. No directory: no object either.
@@ -384,11 +454,13 @@ impl ObjectStore for LocalStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(io_error("delete", &name, e)),
             };
-            match std::fs::remove_file(&path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(io_error("delete", &name, e)),
-            }
+            let deleted = match std::fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == ErrorKind::NotFound => false,
+                Err(e) => return Err(io_error("delete", &name, e)),
+            };
+            remove_empty_parents(&root, &path);
+            Ok(deleted)
         })
         .await
     }
@@ -399,17 +471,10 @@ impl ObjectStore for LocalStore {
         precondition: Precondition,
     ) -> Result<Box<dyn ObjectWriter>> {
         let dest = self.path_of(name)?;
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| io_error("put", name, e))?;
-        }
         let temp = temp_path(&dest);
-        let file = tokio::fs::File::create(&temp)
+        let file = create_temp(&temp)
             .await
-            .map_err(|e| io_error("put", name, e))?
-            .into_std()
-            .await;
+            .map_err(|e| io_error("put", name, e))?;
         Ok(Box::new(LocalWriter {
             name: name.to_owned(),
             dest,
@@ -515,6 +580,61 @@ mod tests {
             );
         }
         assert!(!dir.path().join("x.json").exists());
+    }
+
+    /// An entry the directory read names but that is gone by its stat (a dangling link is
+    /// that moment, frozen) is skipped, not a failure of the whole listing; and only the
+    /// prefix's own directory is walked.
+    #[tokio::test]
+    async fn listing_skips_what_vanished_and_walks_only_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.put("g/1/a.json", Bytes::from_static(b"x"), Precondition::None)
+            .await
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("g/2")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("g/2/b.json")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("elsewhere.json"))
+            .unwrap();
+        let names = |l: Vec<ObjectMeta>| l.into_iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(names(s.list("g/").await.unwrap()), ["g/1/a.json"]);
+        assert_eq!(names(s.list("").await.unwrap()), ["g/1/a.json"]);
+        assert!(
+            s.list("../").await.unwrap().is_empty(),
+            "no listing outside the root"
+        );
+    }
+
+    /// A bucket has no directories: deleting the last object under one leaves no empty
+    /// folder behind (a re-stitch's old generation, an erased session), up to the root.
+    #[tokio::test]
+    async fn deleting_the_last_object_of_a_folder_removes_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("results");
+        let s = store(&root);
+        for name in ["g/gen1/0.json", "g/gen1/1.json", "g/manifest.json"] {
+            s.put(name, Bytes::from_static(b"x"), Precondition::None)
+                .await
+                .unwrap();
+        }
+        assert!(s.delete("g/gen1/0.json").await.unwrap());
+        assert!(root.join("g/gen1").is_dir(), "not empty yet");
+        assert!(s.delete("g/gen1/1.json").await.unwrap());
+        assert!(!root.join("g/gen1").exists(), "an emptied folder goes");
+        assert!(
+            root.join("g").is_dir(),
+            "its parent still holds the manifest"
+        );
+        assert!(s.delete("g/manifest.json").await.unwrap());
+        assert!(!root.join("g").exists());
+        assert!(root.is_dir(), "the root stays");
+        s.put(
+            "g/gen2/0.json",
+            Bytes::from_static(b"x"),
+            Precondition::None,
+        )
+        .await
+        .expect("a folder can be made again");
     }
 
     #[tokio::test]

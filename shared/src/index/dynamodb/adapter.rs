@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::client::{sdk_error, DynamoStore};
 use super::codec::{
-    self, get_n, get_s, guid_of_pk, n, s, session_pk, META_PK, SESSION_SK, SHARD_MARK_ATTR,
-    SHARD_MARK_SK,
+    self, get_n, get_s, guid_of_pk, n, s, session_pk, META_PK, REJECT_POINTER_PREFIX, REJECT_SK,
+    SESSION_SK, SHARD_MARK_ATTR, SHARD_MARK_SK,
 };
 use super::{IDLE_INDEX, IDLE_PK, IDLE_SK};
 use crate::aws::{failure, Failure};
@@ -136,6 +136,17 @@ impl SessionStore for DynamoStore {
     }
 
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
+        // The session's pointer first: a reject an erasure cannot find must not exist even
+        // for a moment. Writing it again is harmless.
+        if let Some(pointer) = codec::reject_pointer(r, now, self.record_ttl) {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(pointer))
+                .send()
+                .await
+                .map_err(|e| sdk_error("record_rejected", e))?;
+        }
         let sent = self
             .client
             .put_item()
@@ -271,7 +282,7 @@ impl SessionStore for DynamoStore {
             .scan()
             .table_name(&self.table)
             .filter_expression("sk = :r")
-            .expression_attribute_values(":r", s("REJECT"))
+            .expression_attribute_values(":r", s(REJECT_SK))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -296,6 +307,37 @@ impl SessionStore for DynamoStore {
                 .map_err(|e| sdk_error("forget_chunks", e))?;
         }
         Ok(chunks.len() as u64)
+    }
+
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        let pointers = self.reject_pointers(guid, "rejected_of").await?;
+        Ok(pointers.iter().map(|i| codec::reject_from(i).1).collect())
+    }
+
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        let pointers = self.reject_pointers(guid, "forget_rejected").await?;
+        for pointer in &pointers {
+            let Some(own) = get_s(pointer, "sk") else {
+                continue;
+            };
+            // The reject's own item, then its pointer: an interrupted erasure still finds
+            // the pointer and deletes both. Deleting a missing item is not an error.
+            let items = [
+                (own.to_owned(), REJECT_SK.to_owned()),
+                (session_pk(guid), own.to_owned()),
+            ];
+            for (pk, sk) in items {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("forget_rejected", e))?;
+            }
+        }
+        Ok(pointers.len() as u64)
     }
 
     async fn remove(&self, guid: &SessionGuid, expected: &i64) -> Result<Written> {
@@ -334,6 +376,28 @@ impl DynamoStore {
         projection: Option<&str>,
         op: &'static str,
     ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>> {
+        self.partition_items(guid, "C#", projection, op).await
+    }
+
+    /// The pointers to the reject items naming a session ([`codec::reject_pointer`]).
+    async fn reject_pointers(
+        &self,
+        guid: &SessionGuid,
+        op: &'static str,
+    ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>> {
+        self.partition_items(guid, REJECT_POINTER_PREFIX, None, op)
+            .await
+    }
+
+    /// The items of a session's partition whose sort key starts with `sk_prefix` (all
+    /// pages, consistent), optionally projected.
+    async fn partition_items(
+        &self,
+        guid: &SessionGuid,
+        sk_prefix: &str,
+        projection: Option<&str>,
+        op: &'static str,
+    ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -341,7 +405,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
             .expression_attribute_values(":pk", s(session_pk(guid)))
-            .expression_attribute_values(":c", s("C#"))
+            .expression_attribute_values(":c", s(sk_prefix))
             .set_projection_expression(projection.map(str::to_owned))
             .consistent_read(true)
             .into_paginator()

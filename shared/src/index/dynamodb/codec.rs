@@ -192,16 +192,23 @@ pub(super) fn chunk_from(guid: &SessionGuid, item: &Item) -> ChunkRecord {
     }
 }
 
+/// The sort key of a reject item (its partition is [`reject_pk`]).
+pub(super) const REJECT_SK: &str = "REJECT";
+/// What the sort keys of a session's reject pointers start with.
+pub(super) const REJECT_POINTER_PREFIX: &str = "R#";
+
+/// The partition of one refused object's item: `R#<hash of bucket, name, generation>`.
+pub(super) fn reject_pk(bucket: &str, name: &str, generation: &str) -> String {
+    format!(
+        "{REJECT_POINTER_PREFIX}{}",
+        object_hash(bucket, name, generation)
+    )
+}
+
 pub(super) fn reject_item(r: &RejectRecord, now: Millis, ttl: Duration) -> Item {
-    [
-        (
-            "pk",
-            s(format!(
-                "R#{}",
-                object_hash(&r.bucket, &r.name, &r.generation)
-            )),
-        ),
-        ("sk", s("REJECT")),
+    let mut item: Item = [
+        ("pk", s(reject_pk(&r.bucket, &r.name, &r.generation))),
+        ("sk", s(REJECT_SK)),
         ("bucket", s(&r.bucket)),
         ("name", s(&r.name)),
         ("generation", s(&r.generation)),
@@ -212,7 +219,22 @@ pub(super) fn reject_item(r: &RejectRecord, now: Millis, ttl: Duration) -> Item 
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    .collect();
+    if let Some(guid) = &r.session_guid {
+        item.insert("session_guid".to_owned(), s(guid.as_str()));
+    }
+    item
+}
+
+/// The copy of a reject item under the session it names (`pk` the session's, `sk` the
+/// reject's own partition key), so erasing the session finds its refused objects with one
+/// query of its partition rather than a scan of the table; `None` when it names none.
+pub(super) fn reject_pointer(r: &RejectRecord, now: Millis, ttl: Duration) -> Option<Item> {
+    let guid = r.session_guid.as_ref()?;
+    let mut item = reject_item(r, now, ttl);
+    let own = item.insert("pk".to_owned(), s(session_pk(guid)))?;
+    item.insert("sk".to_owned(), own);
+    Some(item)
 }
 
 pub(super) fn reject_from(item: &Item) -> (i64, RejectRecord) {
@@ -225,6 +247,7 @@ pub(super) fn reject_from(item: &Item) -> (i64, RejectRecord) {
             generation: text("generation"),
             kind: text("kind"),
             reason: text("reason"),
+            session_guid: get_s(item, "session_guid").and_then(|g| SessionGuid::parse(g).ok()),
         },
     )
 }

@@ -89,6 +89,30 @@ fn guid_of(doc: &Document) -> Option<SessionGuid> {
 }
 
 impl FirestoreStore {
+    /// Deletes `docs`; how many. A commit holds at most 500 writes; deleting a deleted
+    /// document is not an error.
+    async fn delete_all(&self, op: &'static str, docs: &[Document]) -> Result<u64> {
+        for batch in docs.chunks(500) {
+            let writes = batch
+                .iter()
+                .map(|d| codec::delete(d.name.clone(), None))
+                .collect();
+            self.commit(op, writes).await?;
+        }
+        Ok(docs.len() as u64)
+    }
+
+    /// The reject documents naming `guid`.
+    async fn rejected_docs(&self, op: &'static str, guid: &SessionGuid) -> Result<Vec<Document>> {
+        let root = self.root().await?;
+        let query = StructuredQuery {
+            from: from(&self.rejected_collection()),
+            r#where: Some(equal(codec::REJECT_SESSION_FIELD, string(guid.as_str()))),
+            ..Default::default()
+        };
+        self.query(op, root, query).await
+    }
+
     /// `shard == s AND status == … AND <time> < before ORDER BY <time>`: a composite index
     /// led by the shard ([`super::COMPOSITE_INDEXES`]).
     fn due_query(&self, shard: u32, due: Due, before: Millis, n: usize) -> StructuredQuery {
@@ -302,15 +326,17 @@ impl SessionStore for FirestoreStore {
             ..Default::default()
         };
         let docs = self.query("forget_chunks", parent, query).await?;
-        // A commit holds at most 500 writes; deleting a deleted document is not an error.
-        for batch in docs.chunks(500) {
-            let writes = batch
-                .iter()
-                .map(|d| codec::delete(d.name.clone(), None))
-                .collect();
-            self.commit("forget_chunks", writes).await?;
-        }
-        Ok(docs.len() as u64)
+        self.delete_all("forget_chunks", &docs).await
+    }
+
+    async fn rejected_of(&self, guid: &SessionGuid) -> Result<Vec<RejectRecord>> {
+        let docs = self.rejected_docs("rejected_of", guid).await?;
+        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
+    }
+
+    async fn forget_rejected(&self, guid: &SessionGuid) -> Result<u64> {
+        let docs = self.rejected_docs("forget_rejected", guid).await?;
+        self.delete_all("forget_rejected", &docs).await
     }
 
     async fn remove(&self, guid: &SessionGuid, expected: &Timestamp) -> Result<Written> {

@@ -176,6 +176,10 @@ pub(super) fn reject_fields(r: &RejectRecord, now: Millis, ttl: Duration) -> Fie
         ("generation", Some(string(&r.generation))),
         ("kind", Some(string(&r.kind))),
         ("reason", Some(string(&r.reason))),
+        (
+            REJECT_SESSION_FIELD,
+            r.session_guid.as_ref().map(|g| string(g.as_str())),
+        ),
         ("recorded_at", Some(timestamp(now))),
         ("expire_at", Some(timestamp(now.plus(ttl)))),
     ])
@@ -189,8 +193,13 @@ pub(super) fn reject_from(f: &Fields) -> RejectRecord {
         generation: s("generation"),
         kind: s("kind"),
         reason: s("reason"),
+        session_guid: get_str(f, REJECT_SESSION_FIELD).and_then(|g| SessionGuid::parse(g).ok()),
     }
 }
+
+/// The reject field naming the session an object belongs to; erasure queries it (its
+/// automatic single-field index: a guid is no sequential value).
+pub(super) const REJECT_SESSION_FIELD: &str = "session_guid";
 
 /// A delete of one document, with a precondition (`None`: whether or not it exists).
 pub(super) fn delete(name: String, condition: Option<ConditionType>) -> Write {
