@@ -1,8 +1,11 @@
 //! One rrweb event as the stitcher holds it: its exact bytes and the few fields metadata
-//! needs (`type`, `timestamp`, a Meta's `href`, whether it is a click), read from the raw
-//! member values the validating pass captured.
+//! needs (`type`, `timestamp`, a Meta's `href`, an interaction's `source` and `type`), read
+//! from the raw member values the validating pass captured. Its `data` stays a raw slice, for
+//! the rare reader that needs more (a click's position, a console entry's level: see
+//! [`crate::insights`]).
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Number;
 
 use crate::locate::object_around;
@@ -22,11 +25,16 @@ pub struct Event<'a> {
     pub is_click: bool,
     /// An incremental snapshot's `data.source` (Mutation, MouseMove, ...).
     pub source: Option<i64>,
+    /// A MouseInteraction's `data.type` (Click, DblClick, TouchEnd, ...).
+    pub interaction: Option<i64>,
+    /// The event's `data` member exactly as stored, unparsed.
+    pub data: Option<&'a str>,
 }
 
 /// An integer written as one (`3`) or as an integral float (`3.0`, `3e0`: what a relay that
-/// round-trips numbers through doubles writes); `3.5` is none.
-fn integral(raw: &str) -> Option<i64> {
+/// round-trips numbers through doubles writes); `3.5` is none. The one rule for every
+/// integer rrstitch reads from an event.
+pub(crate) fn integral(raw: &str) -> Option<i64> {
     if let Ok(n) = serde_json::from_str::<i64>(raw) {
         return Some(n);
     }
@@ -61,11 +69,15 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
         href: None,
         is_click: false,
         source: None,
+        interaction: None,
+        data: members.data,
     };
     match (kind, members.data) {
         (event_type::META, Some(data)) => event.href = meta_href(data),
         (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => {
-            (event.source, event.is_click) = interaction(data);
+            (event.source, event.interaction) = interaction(data);
+            event.is_click = event.source == Some(SOURCE_MOUSE_INTERACTION)
+                && event.interaction == Some(MOUSE_CLICK);
         }
         _ => {}
     }
@@ -80,15 +92,16 @@ fn meta_href(data: &str) -> Option<String> {
     serde_json::from_str::<Meta>(data).ok()?.href
 }
 
-/// An incremental event's source, and whether it is a click. DOM mutations (source 0) are
-/// the largest events of a session, and rrweb writes `source` first, so a leading
+/// An incremental event's source, and a MouseInteraction's type. DOM mutations (source 0)
+/// are the largest events of a session, and rrweb writes `source` first, so a leading
 /// `{"source":N` that is not a mouse interaction settles it without scanning the rest.
-fn interaction(text: &str) -> (Option<i64>, bool) {
+fn interaction(text: &str) -> (Option<i64>, Option<i64>) {
     #[derive(Deserialize)]
-    struct Interaction {
-        source: Option<i64>,
-        #[serde(rename = "type")]
-        kind: Option<i64>,
+    struct Interaction<'a> {
+        #[serde(borrow)]
+        source: Option<&'a RawValue>,
+        #[serde(borrow, rename = "type")]
+        kind: Option<&'a RawValue>,
     }
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -96,15 +109,18 @@ fn interaction(text: &str) -> (Option<i64>, bool) {
         if digits > 0 && matches!(next, Some(b',' | b'}')) {
             if let Ok(source) = rest[..digits].parse::<i64>() {
                 if source != SOURCE_MOUSE_INTERACTION {
-                    return (Some(source), false);
+                    return (Some(source), None);
                 }
             }
         }
     }
-    serde_json::from_str::<Interaction>(text)
-        .map(|i| {
-            let click = i.source == Some(SOURCE_MOUSE_INTERACTION) && i.kind == Some(MOUSE_CLICK);
-            (i.source, click)
-        })
-        .unwrap_or((None, false))
+    let Ok(i) = serde_json::from_str::<Interaction<'_>>(text) else {
+        return (None, None);
+    };
+    let source = i.source.and_then(|s| integral(s.get()));
+    let kind = i.kind.and_then(|k| integral(k.get()));
+    match source {
+        Some(SOURCE_MOUSE_INTERACTION) => (source, kind),
+        _ => (source, None),
+    }
 }
