@@ -80,6 +80,9 @@ pub struct Options {
     pub keep_chunks_of_deleted: bool,
     /// Redaction rules applied to every session stitched (`RRSTITCH_REDACT`); `None`: off.
     pub redact: Option<Arc<crate::engine::redact::Rules>>,
+    /// Compute `metadata.insights` while stitching (`RRSTITCH_INSIGHTS`, on by default); off
+    /// only to measure what they cost.
+    pub insights: bool,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             tombstone_ttl: crate::index::TOMBSTONE_TTL,
             keep_chunks_of_deleted: false,
             redact: None,
+            insights: true,
         }
     }
 }
