@@ -257,3 +257,30 @@ fn real_recordings_have_the_insights_their_events_imply() {
     }
     assert!(seen >= 15, "found {seen} real recordings");
 }
+
+/// The form recording (`fixtures/rrweb-form`), against counts made independently over its
+/// `full.json` with Python (`json.load`, then: type 3, source 2, data.type in (2,3,4,9);
+/// source 5; source in (1,2,6); runs of active timestamps cut at gaps over 5,000 ms).
+#[test]
+fn the_form_recording_has_the_counts_an_independent_count_finds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/rrweb-form");
+    let guid = SessionGuid::parse("6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33").unwrap();
+    let stitcher = Stitcher::new(Vec::new(), guid).unwrap();
+    let (_, meta) = stitch_into(stitcher, &chunks_in_order(&dir.join("chunks")));
+    let insights = meta.insights.unwrap();
+    assert_eq!(insights.click_count, 15);
+    assert_eq!(insights.keypress_count, 128);
+    assert_eq!(insights.mouse_activity_count, 80);
+    assert_eq!(insights.active_ms, 3813);
+    assert_eq!(insights.inactive_ms, 5003 - 3813);
+    assert_eq!(
+        insights.first_url.as_deref(),
+        Some("http://127.0.0.1:34057/pages/form.html")
+    );
+    let full = std::fs::read_to_string(dir.join("full.json")).unwrap();
+    let events: Vec<Value> = serde_json::from_str(&full).unwrap();
+    assert_eq!(
+        serde_json::to_value(&insights).unwrap(),
+        by_definition(&events)
+    );
+}
