@@ -35,6 +35,10 @@ pub struct Event<'a> {
 /// round-trips numbers through doubles writes); `3.5` is none. The one rule for every
 /// integer rrstitch reads from an event.
 pub(crate) fn integral(raw: &str) -> Option<i64> {
+    // Plain digits, the usual case, without a trip through serde_json's deserializer.
+    if let Ok(n) = raw.parse::<i64>() {
+        return Some(n);
+    }
     if let Ok(n) = serde_json::from_str::<i64>(raw) {
         return Some(n);
     }

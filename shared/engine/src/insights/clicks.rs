@@ -39,6 +39,10 @@ pub(crate) struct Judged {
     pub(crate) dead: u64,
     /// `(timestamp, is_rage)` in play order: rage runs at their third click, dead clicks.
     pub(crate) marks: Vec<(Number, bool)>,
+    /// Clicks let go past [`MAX_CLICKS`].
+    pub(crate) dropped: u64,
+    /// Whether response times were approximated (past [`super::clusters::MAX_CLUSTERS`]).
+    pub(crate) approximate: bool,
 }
 
 /// Clicks and the timestamps of what responds to them.
@@ -80,15 +84,15 @@ impl Clicks {
         self.responses.insert(t);
     }
 
-    /// Clicks let go past [`MAX_CLICKS`], and whether response times were approximated.
-    pub(crate) fn limits_hit(&self) -> (u64, bool) {
-        (self.dropped, self.responses.approximate())
-    }
-
     /// Judges every kept click; `last` is the session's latest timestamp (a click less than
     /// [`DEAD_AFTER_MS`] before it cannot be judged: the answer may simply not be recorded).
-    pub(crate) fn judge(&self, last: f64) -> Judged {
-        let mut judged = Judged::default();
+    pub(crate) fn judge(self, last: f64) -> Judged {
+        let responses = self.responses.closed();
+        let mut judged = Judged {
+            dropped: self.dropped,
+            approximate: responses.approximate(),
+            ..Judged::default()
+        };
         // The previous positioned click and the length of the run it ends.
         let mut previous: Option<(f64, (f64, f64))> = None;
         let mut run = 0;
@@ -106,7 +110,7 @@ impl Clicks {
                 previous = Some((t, (x, y)));
             }
             let judgeable = t + DEAD_AFTER_MS <= last;
-            if judgeable && !self.responses.any_within_gap_after(t) {
+            if judgeable && !responses.any_within_gap_after(t) {
                 judged.dead += 1;
                 judged.marks.push((click.timestamp.clone(), false));
             }

@@ -195,10 +195,12 @@ impl InsightsBuilder {
     /// each bound that was reached.
     pub(crate) fn finish(self, duration_ms: f64, last: Option<f64>) -> (Insights, Vec<String>) {
         let mut insights = self.counts;
-        let active = self.active.total_span().round();
+        let active_runs = self.active.closed();
+        let active = active_runs.total_span().round();
         insights.active_ms = active as u64;
         insights.inactive_ms = (duration_ms.round() - active).max(0.0) as u64;
         let judged = last.map(|last| self.clicks.judge(last)).unwrap_or_default();
+        let (dropped, responses_approximate) = (judged.dropped, judged.approximate);
         insights.rage_click_count = judged.rage;
         insights.dead_click_count = judged.dead;
         insights.first_url = self.first_meta.and_then(|(_, href)| href);
@@ -228,14 +230,13 @@ impl InsightsBuilder {
             .map(|(_, kind, timestamp)| Marker { kind, timestamp })
             .collect();
         let mut warnings = Vec::new();
-        let (dropped, responses_approximate) = self.clicks.limits_hit();
         if dropped > 0 {
             warnings.push(format!(
                 "insights: {dropped} clicks past the first {} in play order were not judged for rage or dead clicks",
                 clicks::MAX_CLICKS
             ));
         }
-        if self.active.approximate() || responses_approximate {
+        if active_runs.approximate() || responses_approximate {
             warnings.push(format!(
                 "insights: over {} separate runs of activity; active time and dead clicks are approximate",
                 clusters::MAX_CLUSTERS
@@ -262,7 +263,35 @@ fn click_position(data: &str) -> Option<(f64, f64)> {
 /// A Plugin event's console level, when it is an `rrweb/console@1` entry: `error` and
 /// `assert` are errors, `warn` and `countReset` warnings, anything else (a missing level
 /// too) a log, as PostHog files them.
+///
+/// The console plugin writes `{"plugin":NAME,"payload":{"level":LEVEL,...` (its payloads,
+/// the logged values and stack traces, come after), so that prefix is read without scanning
+/// the rest; any other layout, or a string with escapes, is parsed.
 fn console_level(data: &str) -> Option<Level> {
+    let level = match leading_string(data, "{\"plugin\":\"") {
+        Some((name, _)) if name != CONSOLE_PLUGIN => return None,
+        Some((_, rest)) => match leading_string(rest, ",\"payload\":{\"level\":\"") {
+            Some((level, _)) => Some(Cow::Borrowed(level)),
+            None => parsed_console_level(data)?,
+        },
+        None => parsed_console_level(data)?,
+    };
+    Some(match level.as_deref() {
+        Some("error" | "assert") => Level::Error,
+        Some("warn" | "countReset") => Level::Warn,
+        _ => Level::Log,
+    })
+}
+
+/// After `prefix`, a string without escapes up to its closing quote, and what follows it.
+fn leading_string<'a>(text: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    let rest = text.strip_prefix(prefix)?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| (&rest[..end], &rest[end + 1..]))
+}
+
+/// [`console_level`] the long way: `None` when not a console entry, else its level if any.
+fn parsed_console_level(data: &str) -> Option<Option<Cow<'_, str>>> {
     #[derive(Deserialize)]
     struct Plugin<'a> {
         #[serde(borrow)]
@@ -279,15 +308,12 @@ fn console_level(data: &str) -> Option<Level> {
     if plugin.plugin.as_deref() != Some(CONSOLE_PLUGIN) {
         return None;
     }
-    let level = plugin
-        .payload
-        .and_then(|p| serde_json::from_str::<Payload<'_>>(p.get()).ok())
-        .and_then(|p| p.level);
-    Some(match level.as_deref() {
-        Some("error" | "assert") => Level::Error,
-        Some("warn" | "countReset") => Level::Warn,
-        _ => Level::Log,
-    })
+    Some(
+        plugin
+            .payload
+            .and_then(|p| serde_json::from_str::<Payload<'_>>(p.get()).ok())
+            .and_then(|p| p.level),
+    )
 }
 
 #[cfg(test)]
