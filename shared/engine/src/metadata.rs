@@ -3,7 +3,8 @@
 //! Times and replayability are judged as rrweb's Replayer plays: in timestamp order.
 //!
 //! Everything here is O(chunks), O(FullSnapshots) or O(distinct URLs), never O(events): it is accumulated as
-//! events stream past and serialized once, after the last event.
+//! events stream past and serialized once, after the last event. The `insights` it carries
+//! are bounded the same way (see [`crate::insights`] for their caps).
 
 use std::collections::BTreeMap;
 

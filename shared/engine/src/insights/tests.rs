@@ -491,3 +491,28 @@ fn a_cap_on_clicks_keeps_the_earliest_in_play_order() {
     );
     assert_eq!(judged.marks[0].0, Number::from(0));
 }
+
+/// Past the caps (clicks kept, runs of activity), memory stops growing and the metadata's
+/// warnings say what became approximate.
+#[test]
+fn past_the_caps_warnings_say_what_is_approximate() {
+    let n = clicks::MAX_CLICKS.max(clusters::MAX_CLUSTERS) as u64 + 10;
+    // Clicks 6 s apart: each is its own run of activity, and a dead click.
+    let events: Vec<String> = (0..n).map(|k| click(k * 6000, 0, 0)).collect();
+    let chunks: Vec<Vec<String>> = events.chunks(20_000).map(<[String]>::to_vec).collect();
+    let m = stitch_with(stitcher(), &chunks);
+    let i = m.insights.unwrap();
+    assert_eq!(i.click_count, n);
+    assert_eq!(i.dead_click_count, clicks::MAX_CLICKS as u64);
+    let warned = |what: &str| m.warnings.iter().any(|w| w.contains(what));
+    assert!(
+        warned("were not judged for rage or dead clicks"),
+        "{:?}",
+        m.warnings
+    );
+    assert!(
+        warned("active time and dead clicks are approximate"),
+        "{:?}",
+        m.warnings
+    );
+}
