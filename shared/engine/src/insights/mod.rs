@@ -9,7 +9,9 @@
 //! the stitched order when chunks were uploaded out of order; so none of them walks the
 //! events in sequence. Active time is the total span of [`Clusters`] of active timestamps;
 //! dead clicks ask the clusters of response timestamps; rage clicks walk the kept clicks,
-//! which a map holds in play order; the first URL is the earliest Meta's.
+//! which a map holds in play order; the first URL is the earliest Meta's (the page the
+//! player opens on, whatever order the chunks were uploaded in, rather than the first in
+//! the array).
 //!
 //! Most events are not parsed again: the validating pass already read `type`, `source` and
 //! a MouseInteraction's `type`. Only a Click's `data` (for `x`, `y`) and a Plugin event's
