@@ -12,6 +12,8 @@
 #
 # rrstitch and the floor run once to warm the page cache, then are measured (dropping the
 # cache needs root); the baseline, slow enough for the cache to be warm already, runs once.
+# Insights (metadata.insights) cost: on every profile rrstitch also runs with RRSTITCH_INSIGHTS=0,
+# on and off alternating three times each, and the fastest of each is compared (target <= 10 %).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,6 +47,11 @@ h,mi,s=m.groups(); print(int(h or 0)*3600+int(mi)*60+float(s))" "$work/$name.tim
   rss=$(grep 'Maximum resident set size' "$work/$name.time" | grep -o '[0-9]*$')
 }
 
+# fastest A B: the smaller of two seconds, A = 0 meaning none yet.
+fastest() {
+  python3 -c "import sys; a, b = map(float, sys.argv[1:]); print(b if a == 0 else min(a, b))" "$1" "$2"
+}
+
 floor() {
   # Read every chunk twice (once for the listing pass, once to stitch) and write the bytes once.
   find "$work/bucket" -name '*.json' -print0 | xargs -0 cat > /dev/null
@@ -71,12 +78,21 @@ profile() {
   echo "   rrstitch backfill"
   measure rrstitch "$rr" backfill --bucket "$work/bucket" --output-dir "$work/out-rrstitch"
   local rr_s=$secs rr_rss=$rss
+  echo "   insights off vs on: RRSTITCH_INSIGHTS=0 and =1, alternating, fastest of 3 each"
+  local off_s=0 on_s=0
+  for _ in 1 2 3; do
+    rm -rf "$work/out-off" "$work/out-on"
+    WARM=0 RRSTITCH_INSIGHTS=0 measure insights-off "$rr" backfill --bucket "$work/bucket" --output-dir "$work/out-off"
+    off_s=$(fastest "$off_s" "$secs")
+    WARM=0 RRSTITCH_INSIGHTS=1 measure insights-on "$rr" backfill --bucket "$work/bucket" --output-dir "$work/out-on"
+    on_s=$(fastest "$on_s" "$secs")
+  done
   echo "   I/O floor: cat every chunk twice, write the bytes once"
   measure floor bash -c floor
   local floor_s=$secs
   python3 bench/compare.py "$work/out-baseline" "$work/out-rrstitch" | sed 's/^/   /'
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$files" "$bytes" "$base_s" "$base_rss" \
-    "$rr_s" "$rr_rss" "$floor_s" >> "$work/profiles.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$files" "$bytes" "$base_s" "$base_rss" \
+    "$rr_s" "$rr_rss" "$floor_s" "$off_s" "$on_s" >> "$work/profiles.tsv"
 }
 
 for p in $profiles; do
@@ -115,7 +131,7 @@ print(f"{'profile':9}{'chunks':>8}{'MB':>6}{'avg KB':>8}{'baseline':>10}{'rrstit
       f"{'vs base':>9}{'vs floor':>9}{'RSS MiB':>9}")
 met = True
 for line in open(tsv):
-    name, files, bytes_, base_s, base_rss, rr_s, rr_rss, floor_s = line.split()
+    name, files, bytes_, base_s, base_rss, rr_s, rr_rss, floor_s, off_s, on_s = line.split()
     speed, floor_ratio = f(base_s) / f(rr_s), f(rr_s) / f(floor_s)
     ok = speed >= 60 and floor_ratio <= 1.5 and mib(rr_rss) <= 64
     met &= ok
@@ -124,6 +140,17 @@ for line in open(tsv):
           f"{mib(rr_rss):>9.0f}  {'MET' if ok else 'MISSED'}")
 print("targets: >= 60x the baseline, <= 1.5x the I/O floor, <= 64 MiB peak RSS, on every profile:",
       "MET" if met else "MISSED")
+print()
+print(f"{'profile':9}{'insights off':>14}{'on':>9}{'overhead':>10}")
+insights_met = True
+for line in open(tsv):
+    name, *_, off_s, on_s = line.split()
+    overhead = f(on_s) / f(off_s) - 1
+    insights_met &= overhead <= 0.10
+    print(f"{name:9}{f(off_s):>13.2f}s{f(on_s):>8.2f}s{overhead * 100:>9.1f}%  "
+          f"{'MET' if overhead <= 0.10 else 'MISSED'}")
+print("target: insights cost <= 10 % of a stitch (fastest of 3 runs each, same run), on every profile:",
+      "MET" if insights_met else "MISSED")
 limit = 64 + int(largest) / 2**20
 print(f"1 session, {int(big_bytes)/2**30:.2f} GiB in, {int(out_bytes)/2**30:.2f} GiB out: {f(big_s):.1f}s, "
       f"peak RSS {mib(big_rss):.0f} MiB (target <= 64 MiB + largest chunk {int(largest)/2**20:.1f} MiB = {limit:.0f}) "

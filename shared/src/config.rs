@@ -211,6 +211,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "`8MiB`",
         "Largest segment (JSON bytes; `KiB`/`MiB` suffixes). Segments end before a checkout once they hold an eighth of it.",
     ),
+    (
+        "RRSTITCH_INSIGHTS",
+        "`1`",
+        "`0`: leave `metadata.insights` (clicks, active time, console counts, rage and dead clicks) out of results; only for measuring what they cost.",
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -492,6 +497,7 @@ impl Settings {
             keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
             redact: redact_rules(&get)?.map(Arc::new),
             restrict: restrictions(&get)?.map(Arc::new),
+            insights: get("RRSTITCH_INSIGHTS").is_none() || flag("RRSTITCH_INSIGHTS")?,
         };
         Ok(Settings {
             chunks: get("RRSTITCH_CHUNKS"),
@@ -659,6 +665,31 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.var, "RRSTITCH_SEGMENT_BYTES", "{bad}");
         }
+    }
+
+    #[test]
+    fn insights_are_on_unless_turned_off() {
+        assert!(settings(&[]).unwrap().options.insights);
+        assert!(
+            settings(&[("RRSTITCH_INSIGHTS", "1")])
+                .unwrap()
+                .options
+                .insights
+        );
+        assert!(
+            !settings(&[("RRSTITCH_INSIGHTS", "0")])
+                .unwrap()
+                .options
+                .insights
+        );
+        assert!(
+            !settings(&[("RRSTITCH_INSIGHTS", "off")])
+                .unwrap()
+                .options
+                .insights
+        );
+        let err = settings(&[("RRSTITCH_INSIGHTS", "sometimes")]).unwrap_err();
+        assert_eq!(err.var, "RRSTITCH_INSIGHTS");
     }
 
     #[test]

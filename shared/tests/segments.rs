@@ -142,6 +142,15 @@ async fn segments_hold_the_single_files_events_and_the_manifest_lists_them() {
     assert_eq!(manifest["format"], 1);
     assert_eq!(manifest["session_guid"], GUID);
     assert_eq!(manifest["metadata"], single["metadata"]);
+    let insights = &manifest["metadata"]["insights"];
+    assert!(
+        insights["click_count"].as_u64().is_some_and(|n| n > 0),
+        "the manifest carries the insights: {insights}"
+    );
+    assert_eq!(
+        insights["first_url"], single["metadata"]["urls"][0],
+        "one page in this recording"
+    );
     let segments = manifest["segments"].as_array().unwrap();
     assert!(segments.len() >= 3, "16 KiB segments: {}", segments.len());
     assert_eq!(segments[0]["seekable"], true);
@@ -157,6 +166,22 @@ async fn segments_hold_the_single_files_events_and_the_manifest_lists_them() {
         "the segments are the single file's events, in order"
     );
     assert_eq!(folder(&e).len(), segments.len() + 1, "{:?}", folder(&e));
+}
+
+/// `RRSTITCH_INSIGHTS=0` reaches the stitch: neither result says anything of insights.
+#[tokio::test]
+async fn insights_turned_off_are_left_out_of_both_results() {
+    let e = env_with(
+        Options {
+            insights: false,
+            ..options()
+        },
+        None,
+    );
+    add(&e, &fixture_names()).await;
+    sweep(&e).await;
+    assert!(e.result()["metadata"].get("insights").is_none());
+    assert!(manifest(&e)["metadata"].get("insights").is_none());
 }
 
 #[tokio::test]

@@ -124,6 +124,44 @@ fn backfill_stitches_a_bucket_and_reports_bad_inputs() {
     assert_eq!(summary["files_processed"], 9);
 }
 
+/// What the bench compares: the same backfill with insights (the default) and with
+/// `RRSTITCH_INSIGHTS=0`, and a bad value stops it naming the variable.
+#[test]
+fn backfill_writes_insights_unless_rrstitch_insights_is_0() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(&dir.path().join("bucket"));
+    let result = |out: &str| read_json(&dir.path().join(out).join(format!("{GUID}.json")));
+    rrstitch(dir.path())
+        .env_remove("RRSTITCH_INSIGHTS")
+        .args(["backfill", "--bucket", "bucket", "--output-dir", "on"])
+        .assert()
+        .success();
+    let on = result("on");
+    assert_eq!(
+        on["metadata"]["insights"]["click_count"], 15,
+        "{}",
+        on["metadata"]
+    );
+    rrstitch(dir.path())
+        .env("RRSTITCH_INSIGHTS", "0")
+        .args(["backfill", "--bucket", "bucket", "--output-dir", "off"])
+        .assert()
+        .success();
+    let off = result("off");
+    assert!(
+        off["metadata"].get("insights").is_none(),
+        "{}",
+        off["metadata"]
+    );
+    assert_eq!(off["rrweb_data"], on["rrweb_data"]);
+    rrstitch(dir.path())
+        .env("RRSTITCH_INSIGHTS", "maybe")
+        .args(["backfill", "--bucket", "bucket", "--output-dir", "bad"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("RRSTITCH_INSIGHTS"));
+}
+
 #[test]
 fn backfill_of_a_missing_bucket_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -179,6 +179,22 @@ mod tests {
         }
     }
 
+    /// A relay that round-trips numbers through doubles writes `2.0`: still a click, read
+    /// with the same integral rule as `type`.
+    #[test]
+    fn an_interactions_integral_float_source_and_type_are_read() {
+        for data in [
+            r#"{"source":2,"type":2.0,"id":1}"#,
+            r#"{"source":2.0,"type":2}"#,
+        ] {
+            let text = chunk_text(&format!(r#"{{"type":3,"timestamp":1,"data":{data}}}"#));
+            assert!(parse(&text).unwrap().events[0].is_click, "{data}");
+        }
+        let text = chunk_text(r#"{"type":3,"timestamp":1,"data":{"type":9.0,"source":2e0}}"#);
+        let event = &parse(&text).unwrap().events[0];
+        assert_eq!((event.source, event.interaction), (Some(2), Some(9)));
+    }
+
     #[test]
     fn a_byte_order_mark_is_stripped_and_noted() {
         let text = format!("\u{feff}{}", chunk_text(r#"{"type":3,"timestamp":1}"#));

@@ -1,6 +1,8 @@
 //! One rrweb event as the stitcher holds it: its exact bytes and the few fields metadata
-//! needs (`type`, `timestamp`, a Meta's `href`, whether it is a click), read from the raw
-//! member values the validating pass captured.
+//! needs (`type`, `timestamp`, a Meta's `href`, an interaction's `source` and `type`), read
+//! from the raw member values the validating pass captured. Its `data` stays a raw slice, for
+//! the rare reader that needs more (a click's position, a console entry's level: see
+//! [`crate::insights`]).
 
 use memchr::memmem;
 use serde::{Deserialize, Deserializer};
@@ -24,6 +26,10 @@ pub struct Event<'a> {
     pub is_click: bool,
     /// An incremental snapshot's `data.source` (Mutation, MouseMove, ...).
     pub source: Option<i64>,
+    /// A MouseInteraction's `data.type` (Click, DblClick, TouchEnd, ...).
+    pub interaction: Option<i64>,
+    /// The event's `data` member exactly as stored, unparsed.
+    pub data: Option<&'a str>,
 }
 
 /// Turns what the validating pass found in one element into an event.
@@ -52,11 +58,17 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
         href: None,
         is_click: false,
         source: None,
+        interaction: None,
+        data: members.data,
     };
     match (kind, members.data) {
         (event_type::META, Some(data)) => event.href = meta_href(data),
         (event_type::INCREMENTAL_SNAPSHOT, Some(data)) => {
-            (event.source, event.is_click) = interaction(data)?;
+            let (source, kind) = interaction(data)?;
+            event.source = source;
+            event.interaction = kind;
+            event.is_click =
+                source == Some(SOURCE_MOUSE_INTERACTION) && kind == Some(MOUSE_CLICK);
         }
         _ => {}
     }
@@ -71,7 +83,7 @@ fn meta_href(data: &str) -> Option<String> {
     serde_json::from_str::<Meta>(data).ok()?.href
 }
 
-/// An incremental event's source, and whether it is a click; an error for a `data` that
+/// An incremental event's source, and a MouseInteraction's type; an error for a `data` that
 /// names its `source` or `type` twice. rrweb's player (JavaScript's `JSON.parse`) takes the
 /// last of two equal keys, so a `{"source":1,"source":5,…}` that was read here as its first
 /// would be an Input to the replay and a mouse move to the redactor: it is refused instead,
@@ -82,7 +94,7 @@ fn meta_href(data: &str) -> Option<String> {
 /// parsing the rest — unless the rest could name `source` again: a member named `source` is
 /// written with its letters (so holds `ource"`) or with a `\u` escape, and one SIMD search
 /// for each rules both out.
-fn interaction(text: &str) -> Result<(Option<i64>, bool), String> {
+fn interaction(text: &str) -> Result<(Option<i64>, Option<i64>), String> {
     if let Some(rest) = text.strip_prefix("{\"source\":") {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let next = rest.as_bytes().get(digits);
@@ -92,7 +104,7 @@ fn interaction(text: &str) -> Result<(Option<i64>, bool), String> {
                 memmem::find(tail, b"ource\"").is_some() || memmem::find(tail, b"\\u").is_some();
             if let (Ok(source), false) = (rest[..digits].parse::<i64>(), again) {
                 if source != SOURCE_MOUSE_INTERACTION {
-                    return Ok((Some(source), false));
+                    return Ok((Some(source), None));
                 }
             }
         }
@@ -101,12 +113,16 @@ fn interaction(text: &str) -> Result<(Option<i64>, bool), String> {
         Ok(head) => head,
         Err(e) if e.to_string().starts_with(DUPLICATE) => return Err(e.to_string()),
         // Not an object: an event rrweb does not make, copied as it is.
-        Err(_) => return Ok((None, false)),
+        Err(_) => return Ok((None, None)),
     };
     let source = head.source.and_then(integer_text);
     let kind = head.kind.and_then(integer_text);
-    let click = source == Some(SOURCE_MOUSE_INTERACTION) && kind == Some(MOUSE_CLICK);
-    Ok((source, click))
+    // A MouseInteraction's `type` says which interaction (click, touch end, ...); another
+    // source's `type` means something else and is not kept.
+    match source {
+        Some(SOURCE_MOUSE_INTERACTION) => Ok((source, kind)),
+        _ => Ok((source, None)),
+    }
 }
 
 /// The start of the error [`Head`] gives for a repeated member.

@@ -12,7 +12,8 @@
 //!   read from an event) and [`rrweb`] (the vocabulary);
 //! - [`peek`]: a chunk's session read from its first bytes, for grouping a bucket;
 //! - [`stitch`]: the streaming writer of the stitched document, [`compact`] its whitespace rule;
-//! - [`metadata`]: what that document says about the session;
+//! - [`metadata`]: what that document says about the session, and [`insights`] what
+//!   happened in it (activity, console, rage and dead clicks);
 //! - [`segment`]: the same events cut into gzip'd segments a player loads one by one;
 //! - [`redact`]: the optional rules applied to events while they are stitched;
 //! - [`restrict`]: which chunks ingest refuses before reading their events (drop rules,
@@ -24,6 +25,7 @@ pub mod compact;
 pub mod decode;
 pub mod event;
 pub mod guid;
+pub mod insights;
 mod locate;
 mod members;
 pub mod metadata;
@@ -41,6 +43,7 @@ pub use chunk::{parse, Chunk};
 pub use decode::{decode, Limits};
 pub use event::Event;
 pub use guid::SessionGuid;
+pub use insights::{Insights, Marker, MarkerKind};
 pub use metadata::Metadata;
 pub use name::{ChunkName, NameClass};
 pub use peek::{named_guid, peek_guid};

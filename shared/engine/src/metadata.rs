@@ -3,7 +3,8 @@
 //! Times and replayability are judged as rrweb's Replayer plays: in timestamp order.
 //!
 //! Everything here is O(chunks), O(FullSnapshots) or O(distinct URLs), never O(events): it is accumulated as
-//! events stream past and serialized once, after the last event.
+//! events stream past and serialized once, after the last event. The `insights` it carries
+//! are bounded the same way (see [`crate::insights`] for their caps).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use serde_json::Number;
 
 use crate::chunk::Chunk;
 use crate::event::Event;
+use crate::insights::{Insights, InsightsBuilder};
 use crate::name::ChunkName;
 use crate::redact::Counts;
 use crate::rrweb::{self, event_type};
@@ -32,11 +34,18 @@ pub struct Metadata {
     pub duration_ms: Number,
     pub full_snapshot_count: u64,
     pub urls: Vec<String>,
+    /// MouseInteractions of type Click only (the count since the first release; the
+    /// PostHog-compatible count, which adds DblClick, ContextMenu and TouchEnd, is
+    /// `insights.click_count`).
     pub click_count: u64,
     /// Played in timestamp order (as the Replayer does; a stable sort, so ties keep their
     /// array order), a Meta comes before a FullSnapshot that comes before the first
     /// incremental event: what the Replayer needs to build a DOM to apply increments to.
     pub replayable: bool,
+    /// What happened in the session (clicks, activity, console, frustration); absent when
+    /// the stitcher was told not to compute it ([`crate::Stitcher::without_insights`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insights: Option<Insights>,
     /// Events whose timestamp is earlier than the event before them in the array, within a
     /// chunk or across a chunk boundary. The player reorders them; a count here says the
     /// recording's clock or the upload order is off.
@@ -250,7 +259,12 @@ impl MetadataBuilder {
         })
     }
 
-    pub(crate) fn finish(self, redaction: Option<Counts>) -> Metadata {
+    /// The metadata, with `insights` finished over the session's times when given.
+    pub(crate) fn finish(
+        self,
+        redaction: Option<Counts>,
+        insights: Option<InsightsBuilder>,
+    ) -> Metadata {
         let duration_ms = match (&self.min_ts, &self.max_ts) {
             (Some(first), Some(last)) => difference(first, last),
             _ => Number::from(0),
@@ -259,6 +273,12 @@ impl MetadataBuilder {
         let mut size = self.size;
         size.too_big_for_browser = size.event_bytes > BROWSER_LOAD_LIMIT;
         let mut warnings = self.warnings;
+        let insights = insights.map(|builder| {
+            let last = self.max_ts.as_ref().map(as_f64);
+            let (insights, limits) = builder.finish(as_f64(&duration_ms), last);
+            warnings.extend(limits);
+            insights
+        });
         if size.too_big_for_browser {
             warnings.push(format!(
                 "{} MiB of events: too big to load whole in a browser (over {} MiB)",
@@ -290,6 +310,7 @@ impl MetadataBuilder {
             urls: self.urls,
             click_count: self.click_count,
             replayable,
+            insights,
             backwards_timestamps: self.backwards_timestamps,
             duplicate_chunks: self.duplicate_chunks,
             duplicate_events: self.duplicate_events,
@@ -333,7 +354,7 @@ mod tests {
         m.sized(&chunk.events[0], 100);
         m.sized(&chunk.events[1], 10);
         m.sized(&chunk.events[2], 1);
-        let size = m.finish(None).size;
+        let size = m.finish(None, None).size;
         assert_eq!(size.event_bytes, 111);
         assert_eq!(size.bytes_by_type["IncrementalSnapshot"], 110);
         assert_eq!(
@@ -350,7 +371,7 @@ mod tests {
 
         let mut m = MetadataBuilder::default();
         m.sized(&chunk.events[0], BROWSER_LOAD_LIMIT as usize + 1);
-        let meta = m.finish(None);
+        let meta = m.finish(None, None);
         assert!(meta.size.too_big_for_browser);
         assert!(
             meta.warnings.iter().any(|w| w.contains("too big")),

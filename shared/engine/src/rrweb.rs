@@ -100,6 +100,47 @@ pub fn source_name(source: i64) -> Option<&'static str> {
         .and_then(|k| NAMES.get(k).copied())
 }
 
+/// Incremental sources by name, and the sets the insights judge by
+/// ([`crate::insights`]).
+pub mod source {
+    pub const MUTATION: i64 = super::SOURCE_MUTATION;
+    pub const MOUSE_MOVE: i64 = 1;
+    pub const MOUSE_INTERACTION: i64 = super::SOURCE_MOUSE_INTERACTION;
+    pub const SCROLL: i64 = 3;
+    pub const VIEWPORT_RESIZE: i64 = 4;
+    pub const INPUT: i64 = super::SOURCE_INPUT;
+    pub const TOUCH_MOVE: i64 = 6;
+    pub const MEDIA_INTERACTION: i64 = 7;
+    pub const DRAG: i64 = 12;
+    pub const SELECTION: i64 = 14;
+    /// What a person does (PostHog's active sources): time with these is active time.
+    pub const ACTIVE: [i64; 8] = [
+        MOUSE_MOVE,
+        MOUSE_INTERACTION,
+        SCROLL,
+        VIEWPORT_RESIZE,
+        INPUT,
+        TOUCH_MOVE,
+        MEDIA_INTERACTION,
+        DRAG,
+    ];
+    /// What shows the page answered a click (with a Meta or FullSnapshot event).
+    pub const RESPONSES: [i64; 3] = [MUTATION, SCROLL, SELECTION];
+}
+
+/// `MouseInteractions` in rrweb: a MouseInteraction event's `data.type`.
+pub mod interaction {
+    pub const CLICK: i64 = super::MOUSE_CLICK;
+    pub const CONTEXT_MENU: i64 = 3;
+    pub const DBL_CLICK: i64 = 4;
+    pub const TOUCH_END: i64 = 9;
+    /// What counts as a click in `insights.click_count`.
+    pub const CLICKS: [i64; 4] = [CLICK, CONTEXT_MENU, DBL_CLICK, TOUCH_END];
+}
+
+/// The `data.plugin` of rrweb's console record plugin's events.
+pub const CONSOLE_PLUGIN: &str = "rrweb/console@1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::chunk::Chunk;
 use crate::compact::{compact_into, is_compact};
 use crate::guid::SessionGuid;
+use crate::insights::InsightsBuilder;
 use crate::metadata::{Metadata, MetadataBuilder};
 use crate::name::ChunkName;
 use crate::order::{Payloads, Recent};
@@ -44,6 +45,8 @@ pub struct Stitcher<W: Write> {
     /// Reused for events that need compacting.
     scratch: Vec<u8>,
     meta: MetadataBuilder,
+    /// What happened in the session, fed every event written; `None` when turned off.
+    insights: Option<InsightsBuilder>,
     /// Also cuts the written events into segments, when asked to.
     segments: Option<Segmenter>,
     /// Set by [`Stitcher::with_redaction`]: applied to each event before it is written.
@@ -64,6 +67,7 @@ impl<W: Write> Stitcher<W> {
             recent: Recent::default(),
             scratch: Vec::new(),
             meta: MetadataBuilder::default(),
+            insights: Some(InsightsBuilder::default()),
             segments: None,
             redactor: None,
         })
@@ -80,6 +84,13 @@ impl<W: Write> Stitcher<W> {
     /// and the metadata gains a `redaction` object with what was removed.
     pub fn with_redaction(mut self, rules: Arc<Rules>) -> Self {
         self.redactor = Some(Redactor::new(rules));
+        self
+    }
+
+    /// Leaves `metadata.insights` out: the stitch then does only what it did before
+    /// insights existed, which is how their cost is measured (`make bench`).
+    pub fn without_insights(mut self) -> Self {
+        self.insights = None;
         self
     }
 
@@ -116,6 +127,9 @@ impl<W: Write> Stitcher<W> {
                 Redacted::Dropped => continue,
             };
             self.meta.event(name, event);
+            if let Some(insights) = &mut self.insights {
+                insights.event(event);
+            }
             if self.wrote_event {
                 self.out.write_all(b",")?;
             }
@@ -168,7 +182,7 @@ impl<W: Write> Stitcher<W> {
     /// Closes the document and returns the writer with the session's metadata.
     pub fn finish(mut self) -> io::Result<(W, Metadata)> {
         let redaction = self.redactor.map(|r| r.counts().clone());
-        let meta = self.meta.finish(redaction);
+        let meta = self.meta.finish(redaction, self.insights);
         self.out.write_all(b"],\"metadata\":")?;
         serde_json::to_writer(&mut self.out, &meta)?;
         self.out.write_all(b"}")?;
@@ -220,7 +234,7 @@ mod tests {
             ),
         ]);
         let expected_start = format!(
-            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"backwards_timestamps":0,"duplicate_chunks":[],"duplicate_events":0,"compacted_events":0,"size":{{"event_bytes":{},"bytes_by_type":{{"FullSnapshot":{},"IncrementalSnapshot":55,"Meta":{}}},"bytes_by_source":{{"MouseInteraction":55}},"largest_event_bytes":{},"largest_event_type":"Meta","too_big_for_browser":false}},"warnings":[]}}}}"#,
+            r#"{{"session_guid":"g","rrweb_data":[{META},{FULL},{{"type":3,"timestamp":150,"data":{{"source":2,"type":2}}}}],"metadata":{{"environment":"prod","timestamp_list":["2025-05-02T12:00:00Z","2025-05-02T12:00:01Z"],"chunk_count":2,"event_count":3,"first_event_timestamp":100,"last_event_timestamp":150,"duration_ms":50,"full_snapshot_count":1,"urls":["https://a.test/x"],"click_count":1,"replayable":true,"insights":{{"click_count":1,"keypress_count":0,"mouse_activity_count":1,"active_ms":1,"inactive_ms":49,"console_log_count":0,"console_warn_count":0,"console_error_count":0,"rage_click_count":0,"dead_click_count":0,"first_url":"https://a.test/x","markers":[]}},"backwards_timestamps":0,"duplicate_chunks":[],"duplicate_events":0,"compacted_events":0,"size":{{"event_bytes":{},"bytes_by_type":{{"FullSnapshot":{},"IncrementalSnapshot":55,"Meta":{}}},"bytes_by_source":{{"MouseInteraction":55}},"largest_event_bytes":{},"largest_event_type":"Meta","too_big_for_browser":false}},"warnings":[]}}}}"#,
             META.len() + FULL.len() + 55,
             FULL.len(),
             META.len(),

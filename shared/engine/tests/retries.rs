@@ -2,9 +2,12 @@
 //! legitimately distinct events — however many share a type and a timestamp, in any chunk
 //! split — are all kept; an SDK's overlapping re-send, re-serialized, is stitched once.
 
+mod support;
+
 use proptest::prelude::*;
 use rrstitch_engine::{parse, ChunkName, SessionGuid, Stitcher};
 use serde_json::Value;
+use support::split_at;
 
 /// An event with a unique `id`, a timestamp from a small range (many ties) and one of a
 /// few types, written in one of several key orders.
@@ -57,17 +60,7 @@ proptest! {
             .enumerate()
             .map(|(id, &(kind, ts, order))| event_text(id, kind, ts, order))
             .collect();
-        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(texts.len())).collect();
-        at.sort();
-        at.dedup();
-        let mut chunks = Vec::new();
-        let mut from = 0;
-        for cut in at.into_iter().chain([texts.len()]) {
-            if cut > from {
-                chunks.push(texts[from..cut].to_vec());
-                from = cut;
-            }
-        }
+        let chunks = split_at(&texts, cuts.iter().map(|c| c.index(texts.len())));
         let (out, meta) = stitch(&chunks);
         prop_assert_eq!(meta.duplicate_events, 0);
         prop_assert_eq!(ids(&out), (0..texts.len() as u64).collect::<Vec<_>>());

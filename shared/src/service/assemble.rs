@@ -130,6 +130,9 @@ pub(crate) async fn assemble(
     if let Some(rules) = &options.redact {
         stitcher = stitcher.with_redaction(Arc::clone(rules));
     }
+    if !options.insights {
+        stitcher = stitcher.without_insights();
+    }
     let session = Session {
         stitcher,
         segments,

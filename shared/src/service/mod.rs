@@ -83,6 +83,9 @@ pub struct Options {
     /// Chunks refused at ingest by environment, guid or sample (`RRSTITCH_RESTRICT`); `None`:
     /// every chunk is taken.
     pub restrict: Option<Arc<crate::engine::restrict::Restrictions>>,
+    /// Compute `metadata.insights` while stitching (`RRSTITCH_INSIGHTS`, on by default); off
+    /// only to measure what they cost.
+    pub insights: bool,
 }
 
 impl Default for Options {
@@ -105,6 +108,7 @@ impl Default for Options {
             keep_chunks_of_deleted: false,
             redact: None,
             restrict: None,
+            insights: true,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! What the engine's whole-fixture tests share: a directory of chunks read in stitch order,
-//! and stitched through a stitcher the test sets up (its guid, its rules).
+//! and stitched through a stitcher the test sets up (its guid, its rules); the real
+//! recordings; a list of events cut into chunks.
 
-use std::path::Path;
+// Each test file uses some of these, none all.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 
 use rrstitch_engine::{decode, parse, ChunkName, Limits, Metadata, Stitcher};
 
@@ -31,4 +35,39 @@ pub fn stitch_into(
         stitcher.push(name, &parse(&text).unwrap()).unwrap();
     }
     stitcher.finish().unwrap()
+}
+
+/// Every real recording under `fixtures/real` (a directory with a `chunks` folder, see its
+/// README), at least the fifteen the repository holds.
+pub fn real_recordings() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/real");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("chunks").is_dir())
+        .collect();
+    assert!(
+        dirs.len() >= 15,
+        "found {} real recordings under {}",
+        dirs.len(),
+        root.display()
+    );
+    dirs
+}
+
+/// `items` cut before each position in `cuts` (any order, repeats and 0 allowed) into
+/// non-empty runs, first to last.
+pub fn split_at<T: Clone>(items: &[T], cuts: impl IntoIterator<Item = usize>) -> Vec<Vec<T>> {
+    let mut at: Vec<usize> = cuts.into_iter().collect();
+    at.sort();
+    at.dedup();
+    let mut runs = Vec::new();
+    let mut from = 0;
+    for cut in at.into_iter().chain([items.len()]) {
+        if cut > from {
+            runs.push(items[from..cut].to_vec());
+            from = cut;
+        }
+    }
+    runs
 }
