@@ -508,3 +508,42 @@ fn prune_deletes_old_chunks_and_keeps_results_unless_asked() {
         .success()
         .stdout(predicate::str::contains(GUID).not());
 }
+
+/// Each setting that would make the process do something else than asked (no redaction, a
+/// throwaway index, a budget spent before it starts, a wrapped "forever") stops it before it
+/// touches anything, with the variable named.
+#[test]
+fn bad_settings_stop_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for (var, value) in [
+        ("RRSTITCH_REDACT", ""),
+        ("RRSTITCH_INDEX", "sqlite:"),
+        ("RRSTITCH_SWEEP_BUDGET_SECS", "0"),
+        ("PORT", "70000"),
+        ("RRSTITCH_HTTP_HOST", "not-a-host"),
+        ("RRSTITCH_TOMBSTONE_TTL_DAYS", "999999999999"),
+        ("RRSTITCH_IDLE_SECS", "999999999999999"),
+        ("RRSTITCH_LEASE_SECS", "999999999999999"),
+        ("RRSTITCH_SWEEP_BUDGET_SECS", "999999999999999"),
+    ] {
+        let out = rrstitch(dir.path())
+            .env(var, value)
+            .arg("sessions")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains(var) {
+            wrong.push(format!(
+                "{var}={value:?}: {} {stderr:?}",
+                if out.status.success() {
+                    "accepted"
+                } else {
+                    "refused, but the error does not name it:"
+                }
+            ));
+        }
+        let _ = std::fs::remove_file(dir.path().join("index.sqlite"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
