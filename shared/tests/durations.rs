@@ -9,21 +9,31 @@ use std::time::Duration;
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::{ClaimMode, ClaimOutcome};
 use rrstitch::service::{EraseRequest, IngestOutcome, Options};
-use support::{env_with, GUID};
+use support::{env_with, Env, GUID};
 
 /// 999,999,999,999 days, the "forever": its milliseconds do not fit an i64.
 const FOREVER: Duration = Duration::from_secs(999_999_999_999 * 86_400);
 
+/// A service under `options` whose bucket holds the fixture's chunks, ingested when `ingest`.
+async fn with_fixture(options: Options, ingest: bool) -> (Env, Vec<String>) {
+    let e = env_with(options, None);
+    let names = e.copy_fixture(0);
+    if ingest {
+        e.ingest_all(&names).await;
+    }
+    (e, names)
+}
+
 #[tokio::test]
 async fn a_forever_tombstone_still_refuses_a_late_chunk() {
-    let e = env_with(
+    let (e, names) = with_fixture(
         Options {
             tombstone_ttl: FOREVER,
             ..Options::default()
         },
-        None,
-    );
-    let names = e.copy_fixture(0);
+        false,
+    )
+    .await;
     e.svc
         .erase(&EraseRequest {
             session_guids: vec![GUID.to_owned()],
@@ -41,15 +51,14 @@ async fn a_forever_tombstone_still_refuses_a_late_chunk() {
 
 #[tokio::test]
 async fn a_huge_lease_is_not_expired_at_once() {
-    let e = env_with(
+    let (e, _) = with_fixture(
         Options {
             lease: FOREVER,
             ..Options::default()
         },
-        None,
-    );
-    let names = e.copy_fixture(0);
-    e.ingest_all(&names).await;
+        true,
+    )
+    .await;
     let guid = SessionGuid::parse(GUID).unwrap();
     let now = (e.svc.clock)();
     let first = e
@@ -74,15 +83,14 @@ async fn a_huge_lease_is_not_expired_at_once() {
 
 #[tokio::test]
 async fn a_huge_idle_time_makes_no_session_idle() {
-    let e = env_with(
+    let (e, _) = with_fixture(
         Options {
             idle: FOREVER,
             ..Options::default()
         },
-        None,
-    );
-    let names = e.copy_fixture(0);
-    e.ingest_all(&names).await;
+        true,
+    )
+    .await;
     e.advance(86_400);
     let summary = e.svc.sweep().await.unwrap();
     assert_eq!(summary.considered, 0, "{summary:?}");
@@ -90,16 +98,15 @@ async fn a_huge_idle_time_makes_no_session_idle() {
 
 #[tokio::test]
 async fn a_huge_sweep_budget_sweeps_and_reconciles_without_panicking() {
-    let mut e = env_with(
+    let (mut e, names) = with_fixture(
         Options {
             idle: Duration::from_secs(60),
             sweep_budget: Duration::MAX,
             ..Options::default()
         },
-        None,
-    );
-    let names = e.copy_fixture(0);
-    e.ingest_all(&names).await;
+        true,
+    )
+    .await;
     e.advance(61);
     let summary = e.svc.sweep().await.unwrap();
     assert_eq!(summary.finalized.len(), 1, "{summary:?}");
