@@ -1,6 +1,7 @@
-//! The HTTP functions refuse, at start-up and naming the variable, every setting that would
-//! make them do something else than asked: they exit non-zero before serving anything. No
-//! emulator: the settings are read before any backend is opened.
+//! Every binary (the HTTP functions and the CLI) refuses, at start-up and naming the variable,
+//! each setting that would make it do something else than asked (no redaction, a throwaway
+//! index, a budget spent before it starts, a wrapped "forever"): it exits non-zero before
+//! serving or opening anything. No emulator: the settings are read before any backend.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -10,8 +11,9 @@ use rrstitch_tests::bins;
 
 /// Runs `bin` with `env` until it exits (or 10 s, after which it is taken to have started):
 /// its exit success, if it exited, and its stderr.
-fn run(bin: &str, env: &[(String, String)]) -> (Option<bool>, String) {
+fn run(bin: &str, args: &[&str], env: &[(String, String)]) -> (Option<bool>, String) {
     let mut child = bins::command(bin, env)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -39,7 +41,7 @@ fn run(bin: &str, env: &[(String, String)]) -> (Option<bool>, String) {
 }
 
 #[test]
-fn the_functions_refuse_bad_settings_naming_the_variable() {
+fn every_binary_refuses_bad_settings_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let base = |var: &str, value: &str| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
@@ -66,7 +68,12 @@ fn the_functions_refuse_bad_settings_naming_the_variable() {
         env
     };
     let mut wrong = Vec::new();
-    for bin in ["rrstitch-ingest", "rrstitch-finalize"] {
+    let bins: [(&str, &[&str]); 3] = [
+        ("rrstitch-ingest", &[]),
+        ("rrstitch-finalize", &[]),
+        ("rrstitch", &["sessions"]),
+    ];
+    for (bin, args) in bins {
         for (var, value) in [
             ("RRSTITCH_REDACT", ""),
             ("RRSTITCH_INDEX", "sqlite:"),
@@ -75,8 +82,10 @@ fn the_functions_refuse_bad_settings_naming_the_variable() {
             ("RRSTITCH_HTTP_HOST", "not-a-host"),
             ("RRSTITCH_TOMBSTONE_TTL_DAYS", "999999999999"),
             ("RRSTITCH_LEASE_SECS", "999999999999999"),
+            ("RRSTITCH_IDLE_SECS", "999999999999999"),
+            ("RRSTITCH_SWEEP_BUDGET_SECS", "999999999999999"),
         ] {
-            let (exited, stderr) = run(bin, &base(var, value));
+            let (exited, stderr) = run(bin, args, &base(var, value));
             match exited {
                 None => wrong.push(format!("{bin} {var}={value:?}: started")),
                 Some(true) => wrong.push(format!("{bin} {var}={value:?}: exited 0")),
