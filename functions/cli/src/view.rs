@@ -212,9 +212,10 @@ struct Stitched<'a> {
     metadata: Value,
 }
 
-/// The largest single session the viewer reads, stored or inflated: twice what a browser
-/// can load as one document ([`rrstitch::engine::metadata::BROWSER_LOAD_LIMIT`]), so no
-/// request makes the viewer hold more than that.
+/// The largest single session the viewer reads from a bucket, stored or inflated: twice what
+/// a browser can load as one document ([`rrstitch::engine::metadata::BROWSER_LOAD_LIMIT`]),
+/// so one session's lookup never holds more than that. (The list still reads every single
+/// file it shows, each under this cap.)
 const MAX_SESSION_BYTES: u64 = 2 * rrstitch::engine::metadata::BROWSER_LOAD_LIMIT;
 
 fn gunzip_if_needed(body: Vec<u8>) -> Result<Vec<u8>> {
