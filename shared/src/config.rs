@@ -3,6 +3,13 @@
 //! The binaries call [`Settings::from_env`] once at start-up and pass what it built down;
 //! the service never reads the environment itself. [`VARIABLES`] is the documented list: the
 //! README's table is checked against it by a test, so the two cannot drift apart.
+//!
+//! A value that would make the process do something else than asked stops it at start-up,
+//! with the variable named: an empty `RRSTITCH_REDACT` (no redaction), `sqlite:` with no path
+//! (a throwaway database), a zero sweep budget, a port past 65535, a host that is not an
+//! address, and any duration over [`MAX_DAYS`] (a century). Below that cap every duration is
+//! used as given; where one becomes a timestamp or a deadline it saturates
+//! ([`crate::time`]), so nothing wraps into the past or panics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +46,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_INDEX",
         "`sqlite:.rrstitch/index.sqlite`",
-        "Session index: `sqlite:PATH`, `firestore` or `dynamodb`.",
+        "Session index: `sqlite:PATH` (a file; no empty path or `:memory:`), `firestore` or `dynamodb`.",
     ),
     (
         "RRSTITCH_FIRESTORE_PROJECT",
@@ -69,12 +76,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_IDLE_SECS",
         "`300`",
-        "Seconds without a new chunk before a sweep finalizes a session.",
+        "Seconds without a new chunk before a sweep finalizes a session (at most 3155760000, a century).",
     ),
     (
         "RRSTITCH_LEASE_SECS",
         "`600`",
-        "Seconds a finalizer's claim holds before another may take over.",
+        "Seconds a finalizer's claim holds before another may take over (at most 3155760000, a century).",
     ),
     (
         "RRSTITCH_MAX_CHUNK_BYTES",
@@ -109,7 +116,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_SWEEP_BUDGET_SECS",
         "`240`",
-        "Seconds a sweep or reconcile may run; then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
+        "Seconds a sweep or reconcile may run (1 to 3155760000); then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
     ),
     (
         "RRSTITCH_FINALIZE_MODE",
@@ -142,6 +149,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Most connections an HTTP function keeps open; at the cap a new one displaces the longest-idle one, or waits.",
     ),
     (
+        "RRSTITCH_HTTP_HOST",
+        "`0.0.0.0`",
+        "Address the functions listen on (`127.0.0.1` for local runs): an IPv4 or IPv6 address, or `localhost`.",
+    ),
+    (
         "RRSTITCH_LOG_FORMAT",
         "`text`",
         "`text`, or `json` (with `severity`, for Cloud Logging and CloudWatch).",
@@ -154,7 +166,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "PORT",
         "`8080`",
-        "HTTP port of the ingest and finalize functions (set by Cloud Run).",
+        "HTTP port of the ingest and finalize functions (set by Cloud Run), 0 to 65535.",
     ),
     (
         "STORAGE_EMULATOR_HOST",
@@ -179,17 +191,17 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_INDEX_TTL_DAYS",
         "`90`",
-        "Days cloud index records (sessions, chunks, rejects) live after their last activity; Terraform sets it from `chunk_retention_days`.",
+        "Days cloud index records (sessions, chunks, rejects) live after their last activity (1 to 36525); Terraform sets it from `chunk_retention_days`.",
     ),
     (
         "RRSTITCH_TOMBSTONE_TTL_DAYS",
         "`400`",
-        "Days a deleted session's tombstone refuses its chunks (longer than any late arrival).",
+        "Days a deleted session's tombstone refuses its chunks (longer than any late arrival; 1 to 36525, a century, for \"forever\").",
     ),
     (
         "RRSTITCH_REDACT",
         "(none)",
-        "Redaction rules applied while stitching: a path to a JSON rules file, or the JSON itself when the value starts with `{` (see Privacy).",
+        "Redaction rules applied while stitching: a path to a JSON rules file, or the JSON itself when the value starts with `{` (see Privacy). Set but empty is refused, not taken as no rules.",
     ),
     (
         "RRSTITCH_RESTRICT",
@@ -217,6 +229,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "`0`: leave `metadata.insights` (clicks, active time, console counts, rage and dead clicks) out of results; only for measuring what they cost.",
     ),
 ];
+
+/// The longest any duration variable may be, in days: a century, which is "forever" for a
+/// tombstone or a lease, and keeps every deadline far inside what the index backends store.
+pub const MAX_DAYS: u64 = 36_525;
+/// [`MAX_DAYS`] in seconds, for the `_SECS` variables.
+pub const MAX_SECS: u64 = MAX_DAYS * 86_400;
 
 #[derive(Debug, Error)]
 #[error("{var}: {reason}")]
@@ -379,11 +397,14 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Builds settings from any variable source (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Builds settings from any variable source (tests pass a map). An empty variable counts
+    /// as unset, but for the rules documents (`RRSTITCH_REDACT`, `RRSTITCH_RESTRICT`), where
+    /// it would silently mean "no redaction" or "no restriction".
+    pub fn from_lookup(raw: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| raw(k).filter(|v| !v.is_empty());
         let defaults = Options::default();
         let number = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(var) {
@@ -394,15 +415,31 @@ impl Settings {
                 }),
             }
         };
-        // A whole number of days, at least one: a zero TTL would expire records as written.
-        let days = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            match number(var, default)? {
-                0 => Err(ConfigError {
-                    var,
-                    reason: "0: use a whole number of days, at least 1".into(),
-                }),
-                d => Ok(Duration::from_secs(d.saturating_mul(86_400))),
+        // A whole number in `min..=max`, or an error saying which range.
+        let bounded = |var: &'static str, default: u64, min: u64, max: u64| {
+            let n = number(var, default)?;
+            if (min..=max).contains(&n) {
+                return Ok(n);
             }
+            let (bound, limit) = if n < min {
+                ("at least", min)
+            } else {
+                ("at most", max)
+            };
+            Err(ConfigError {
+                var,
+                reason: format!("{n}: use {bound} {limit}"),
+            })
+        };
+        // Seconds, at most a century; `min` 1 where zero would mean "already over".
+        let seconds = |var: &'static str, default: Duration, min: u64| {
+            bounded(var, default.as_secs(), min, MAX_SECS).map(Duration::from_secs)
+        };
+        // Whole days, at least one (a zero TTL would expire records as written), at most a
+        // century.
+        let days = |var: &'static str, default: Duration| {
+            bounded(var, default.as_secs() / 86_400, 1, MAX_DAYS)
+                .map(|d| Duration::from_secs(d * 86_400))
         };
         let flag = |var: &'static str| -> Result<bool, ConfigError> {
             match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -416,7 +453,20 @@ impl Settings {
         };
         let index = match get("RRSTITCH_INDEX").as_deref() {
             None => IndexSpec::Sqlite(".rrstitch/index.sqlite".into()),
-            Some(s) if s.starts_with("sqlite:") => IndexSpec::Sqlite(s["sqlite:".len()..].into()),
+            // SQLite opens a private temporary database for an empty path or `:memory:`:
+            // sessions recorded there are gone when the process exits.
+            Some(s) if s.starts_with("sqlite:") => match s["sqlite:".len()..].trim() {
+                "" | ":memory:" => {
+                    return Err(ConfigError {
+                        var: "RRSTITCH_INDEX",
+                        reason: format!(
+                            "{s:?} names no file, so SQLite would use a throwaway database: \
+                             use sqlite:PATH (e.g. sqlite:.rrstitch/index.sqlite)"
+                        ),
+                    })
+                }
+                _ => IndexSpec::Sqlite(s["sqlite:".len()..].into()),
+            },
             Some("firestore") => IndexSpec::Firestore {
                 project: get("RRSTITCH_FIRESTORE_PROJECT")
                     .or_else(|| get("GOOGLE_CLOUD_PROJECT"))
@@ -467,8 +517,8 @@ impl Settings {
                     defaults.limits.max_decompressed_bytes,
                 )?,
             },
-            idle: Duration::from_secs(number("RRSTITCH_IDLE_SECS", defaults.idle.as_secs())?),
-            lease: Duration::from_secs(number("RRSTITCH_LEASE_SECS", defaults.lease.as_secs())?),
+            idle: seconds("RRSTITCH_IDLE_SECS", defaults.idle, 0)?,
+            lease: seconds("RRSTITCH_LEASE_SECS", defaults.lease, 0)?,
             read_parallelism: number(
                 "RRSTITCH_READ_PARALLELISM",
                 defaults.read_parallelism as u64,
@@ -484,19 +534,14 @@ impl Settings {
                 false => None,
             },
             part_size: defaults.part_size,
-            sweep_budget: Duration::from_secs(number(
-                "RRSTITCH_SWEEP_BUDGET_SECS",
-                defaults.sweep_budget.as_secs(),
-            )?),
+            // Zero would time out the first index query and blame the index.
+            sweep_budget: seconds("RRSTITCH_SWEEP_BUDGET_SECS", defaults.sweep_budget, 1)?,
             // Set by setup from RRSTITCH_CHUNKS once the bucket is open.
             chunk_bucket: None,
-            tombstone_ttl: days(
-                "RRSTITCH_TOMBSTONE_TTL_DAYS",
-                defaults.tombstone_ttl.as_secs() / 86_400,
-            )?,
+            tombstone_ttl: days("RRSTITCH_TOMBSTONE_TTL_DAYS", defaults.tombstone_ttl)?,
             keep_chunks_of_deleted: flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED")?,
-            redact: redact_rules(&get)?.map(Arc::new),
-            restrict: restrictions(&get)?.map(Arc::new),
+            redact: redact_rules(&raw)?.map(Arc::new),
+            restrict: restrictions(&raw)?.map(Arc::new),
             insights: get("RRSTITCH_INSIGHTS").is_none() || flag("RRSTITCH_INSIGHTS")?,
         };
         Ok(Settings {
@@ -504,38 +549,48 @@ impl Settings {
             results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
             index,
             index_shards,
-            index_ttl: days(
-                "RRSTITCH_INDEX_TTL_DAYS",
-                crate::index::RECORD_TTL.as_secs() / 86_400,
-            )?,
+            index_ttl: days("RRSTITCH_INDEX_TTL_DAYS", crate::index::RECORD_TTL)?,
             log_format,
-            http_addr: format!(
-                "{}:{}",
-                get("RRSTITCH_HTTP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
-                number("PORT", 8080)?
-            ),
+            http_addr: http_addr(&get, bounded("PORT", 8080, 0, u64::from(u16::MAX))? as u16)?,
             finalize: finalize_mode(&get)?,
             options,
         })
     }
 }
 
-/// Reads `RRSTITCH_REDACT`: inline JSON when it starts with `{` (so a Cloud Run or Lambda
-/// variable can carry the rules), else the path of a rules file. Read once at start-up: a
-/// missing file or a bad rule stops the process rather than stitching unmasked sessions.
-fn redact_rules(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, ConfigError> {
-    const VAR: &str = "RRSTITCH_REDACT";
-    let Some(value) = get(VAR) else {
-        return Ok(None);
+/// `RRSTITCH_HTTP_HOST` and `port` as the `host:port` the functions bind: the host must be an
+/// IP address (or `localhost`), checked here so a typo is named rather than failing the bind
+/// with a resolver error that names nothing.
+fn http_addr(get: &impl Fn(&str) -> Option<String>, port: u16) -> Result<String, ConfigError> {
+    const VAR: &str = "RRSTITCH_HTTP_HOST";
+    let host = get(VAR).unwrap_or_else(|| "0.0.0.0".into());
+    let text = host.trim();
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let ip = match unbracketed.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) if text.eq_ignore_ascii_case("localhost") => std::net::Ipv4Addr::LOCALHOST.into(),
+        Err(_) => {
+            return Err(ConfigError {
+                var: VAR,
+                reason: format!(
+                    "{host:?} is not an IP address: use e.g. 0.0.0.0, 127.0.0.1, :: or localhost \
+                     (the port is PORT)"
+                ),
+            })
+        }
     };
-    let (origin, text) = if value.trim_start().starts_with('{') {
-        ("inline rules".to_owned(), value)
-    } else {
-        let text = std::fs::read_to_string(&value).map_err(|e| ConfigError {
-            var: VAR,
-            reason: format!("rules file {value}: {e}"),
-        })?;
-        (format!("rules file {value}"), text)
+    Ok(std::net::SocketAddr::new(ip, port).to_string())
+}
+
+/// Reads `RRSTITCH_REDACT` once at start-up ([`json_document`]): a missing file or a bad rule
+/// stops the process rather than stitching unmasked sessions.
+fn redact_rules(raw: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, ConfigError> {
+    const VAR: &str = "RRSTITCH_REDACT";
+    let Some((origin, text)) = json_document(raw, VAR)? else {
+        return Ok(None);
     };
     Rules::from_json(&text).map(Some).map_err(|e| ConfigError {
         var: VAR,
@@ -543,21 +598,22 @@ fn redact_rules(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, 
     })
 }
 
-/// Reads a JSON rules document from `var`: inline when the value starts with `{` (so a Cloud
-/// Run or Lambda variable can carry it), else the path of a file. Returns where it came from,
-/// for messages, and its text. An empty value is refused: it is a deployment that meant to set
-/// rules and set none, not a choice to have none (leave the variable out for that).
+/// Reads a JSON rules document from `var` (`raw`: the environment *without* empty values
+/// dropped): inline when the value starts with `{` (so a Cloud Run or Lambda variable can
+/// carry it), else the path of a file. Returns where it came from, for messages, and its text.
+/// A variable set but empty is refused: a template that lost its value would otherwise read
+/// as "no rules", like every other empty variable — silently no redaction, no restriction.
 fn json_document(
-    get: &impl Fn(&str) -> Option<String>,
+    raw: &impl Fn(&str) -> Option<String>,
     var: &'static str,
 ) -> Result<Option<(String, String)>, ConfigError> {
-    let Some(value) = get(var) else {
+    let Some(value) = raw(var) else {
         return Ok(None);
     };
     if value.trim().is_empty() {
         return Err(ConfigError {
             var,
-            reason: "empty: give a JSON document or a file path, or leave the variable unset"
+            reason: "set but empty: give a JSON document or a file path, or unset it for none"
                 .into(),
         });
     }
@@ -574,10 +630,10 @@ fn json_document(
 /// Reads `RRSTITCH_RESTRICT` once at start-up: a bad document stops the process rather than
 /// recording chunks its operator meant to drop.
 fn restrictions(
-    get: &impl Fn(&str) -> Option<String>,
+    raw: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<crate::engine::restrict::Restrictions>, ConfigError> {
     const VAR: &str = "RRSTITCH_RESTRICT";
-    let Some((origin, text)) = json_document(get, VAR)? else {
+    let Some((origin, text)) = json_document(raw, VAR)? else {
         return Ok(None);
     };
     crate::engine::restrict::Restrictions::from_json(&text)
@@ -856,6 +912,94 @@ mod tests {
             err.to_string().contains("inline rules") && err.to_string().contains("\"a b\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn durations_past_what_a_deadline_can_hold_are_refused_naming_the_variable() {
+        for var in [
+            "RRSTITCH_IDLE_SECS",
+            "RRSTITCH_LEASE_SECS",
+            "RRSTITCH_SWEEP_BUDGET_SECS",
+            "RRSTITCH_TOMBSTONE_TTL_DAYS",
+            "RRSTITCH_INDEX_TTL_DAYS",
+        ] {
+            let err = settings(&[(var, "999999999999")]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+            assert!(err.to_string().contains("at most"), "{err}");
+        }
+        // The largest accepted values are taken as given: a century is "forever" here.
+        let s = settings(&[
+            ("RRSTITCH_TOMBSTONE_TTL_DAYS", "36525"),
+            ("RRSTITCH_LEASE_SECS", "3155760000"),
+            ("RRSTITCH_IDLE_SECS", "3155760000"),
+            ("RRSTITCH_SWEEP_BUDGET_SECS", "3155760000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.options.tombstone_ttl,
+            Duration::from_secs(36_525 * 86_400)
+        );
+        assert_eq!(s.options.lease, Duration::from_secs(3_155_760_000));
+    }
+
+    #[test]
+    fn settings_that_would_silently_do_something_else_stop_start_up() {
+        for (var, value) in [
+            // Empty rules would mean "no redaction": fail closed.
+            ("RRSTITCH_REDACT", ""),
+            ("RRSTITCH_REDACT", "   "),
+            // An empty SQLite path is a throwaway temporary database.
+            ("RRSTITCH_INDEX", "sqlite:"),
+            ("RRSTITCH_INDEX", "sqlite: "),
+            ("RRSTITCH_INDEX", "sqlite::memory:"),
+            // A zero budget would report the index as down.
+            ("RRSTITCH_SWEEP_BUDGET_SECS", "0"),
+            ("PORT", "70000"),
+            ("PORT", "0x50"),
+            ("RRSTITCH_HTTP_HOST", "not-a-host"),
+            ("RRSTITCH_HTTP_HOST", "127.0.0.1:80"),
+        ] {
+            match settings(&[(var, value)]) {
+                Err(err) => assert_eq!(err.var, var, "{var}={value:?}: {err}"),
+                Ok(_) => panic!("{var}={value:?} was accepted"),
+            }
+        }
+        // Other empty variables still count as unset.
+        assert_eq!(
+            settings(&[("RRSTITCH_IDLE_SECS", "")])
+                .unwrap()
+                .options
+                .idle,
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn the_http_address_is_an_ip_and_a_port() {
+        assert_eq!(settings(&[]).unwrap().http_addr, "0.0.0.0:8080");
+        let s = settings(&[("RRSTITCH_HTTP_HOST", "127.0.0.1"), ("PORT", "9000")]).unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:9000");
+        let v6 = settings(&[("RRSTITCH_HTTP_HOST", "::1")]).unwrap();
+        assert_eq!(v6.http_addr, "[::1]:8080");
+        let named = settings(&[("RRSTITCH_HTTP_HOST", "localhost")]).unwrap();
+        assert_eq!(named.http_addr, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_table() {
+        let source = include_str!("config.rs");
+        let table: Vec<&str> = VARIABLES.iter().map(|(name, _, _)| *name).collect();
+        let body = &source[..source.find("#[cfg(test)]").unwrap()];
+        for quoted in body.split('"').skip(1).step_by(2) {
+            let read = quoted.starts_with("RRSTITCH_")
+                && quoted.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+            if read {
+                assert!(
+                    table.contains(&quoted),
+                    "{quoted} is read but not in VARIABLES"
+                );
+            }
+        }
     }
 
     #[test]

@@ -49,6 +49,11 @@ use tokio::time::Instant;
 
 use crate::config::ConfigError;
 
+/// A timeout in milliseconds, saturating ([`crate::time::saturating_millis`], never negative).
+fn millis(d: Duration) -> u64 {
+    crate::time::saturating_millis(d).unsigned_abs()
+}
+
 /// Caps request bodies at `max` bytes.
 ///
 /// A body announced larger than `max` (by `Content-Length`) is refused with 413 at once,
@@ -350,7 +355,7 @@ impl Shared {
     }
 
     fn at(&self, ms: u64) -> Instant {
-        self.epoch + Duration::from_millis(ms)
+        crate::time::deadline(self.epoch, Duration::from_millis(ms))
     }
 
     /// The connection table. A panic while it was held cannot leave it inconsistent (every
@@ -574,12 +579,14 @@ async fn watchdog(shared: &Shared, conn: &Conn, draining: bool) -> Watch {
         let head_since = conn.head_since.load(Ordering::Acquire);
         let (deadline, reason) = if head_since > 0 {
             (
-                head_since - 1 + limits.header_timeout.as_millis() as u64,
+                (head_since - 1).saturating_add(millis(limits.header_timeout)),
                 Closed::HeaderTimeout,
             )
         } else {
             (
-                conn.idle_since.load(Ordering::Acquire) + limits.idle_timeout.as_millis() as u64,
+                conn.idle_since
+                    .load(Ordering::Acquire)
+                    .saturating_add(millis(limits.idle_timeout)),
                 Closed::IdleTimeout,
             )
         };

@@ -13,20 +13,47 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Millis(pub i64);
 
+/// A duration in whole milliseconds, saturating: the one place a [`Duration`] becomes a
+/// number. `as_millis() as i64` would wrap a "forever" TTL or lease into the past.
+pub fn saturating_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Millis {
+    /// The latest instant every index backend stores: 9999-12-31T23:59:59.999Z (Firestore's
+    /// timestamps end there). A deadline past it is this instant: "never", in practice.
+    pub const LATEST: Millis = Millis(253_402_300_799_999);
+    /// The earliest one: 0001-01-01T00:00:00.000Z.
+    pub const EARLIEST: Millis = Millis(-62_135_596_800_000);
+
     pub fn now() -> Self {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Millis(since.as_millis() as i64)
+        Self::of(SystemTime::now())
     }
 
+    /// A wall-clock time (a file's modification time, say); before the epoch counts as it.
+    pub fn of(t: SystemTime) -> Self {
+        Millis(saturating_millis(
+            t.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        ))
+    }
+
+    /// `self + d`, at most [`Millis::LATEST`]: a huge TTL, lease or idle time is a time far
+    /// ahead, never a wrapped one in the past.
     pub fn plus(self, d: Duration) -> Self {
-        Millis(self.0.saturating_add(d.as_millis() as i64))
+        Millis(
+            self.0
+                .saturating_add(saturating_millis(d))
+                .min(Self::LATEST.0),
+        )
     }
 
+    /// `self - d`, at least [`Millis::EARLIEST`].
     pub fn minus(self, d: Duration) -> Self {
-        Millis(self.0.saturating_sub(d.as_millis() as i64))
+        Millis(
+            self.0
+                .saturating_sub(saturating_millis(d))
+                .max(Self::EARLIEST.0),
+        )
     }
 
     /// `2025-05-02T12:10:50.644Z`: sortable as text.
@@ -48,6 +75,14 @@ impl Millis {
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         crate::engine::name::parse_timestamp(s).map(|ns| Millis((ns / 1_000_000) as i64))
     }
+}
+
+/// How far ahead a deadline may be: `start + d` when `d` is under a century, else a century
+/// on. `Instant + Duration` panics on overflow, which a huge `RRSTITCH_SWEEP_BUDGET_SECS`
+/// once made every sweep do.
+pub fn deadline(start: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+    start + d.min(FAR)
 }
 
 impl fmt::Display for Millis {
@@ -84,6 +119,35 @@ mod tests {
             Millis(951_782_400_000).to_rfc3339(),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn durations_past_an_i64_of_milliseconds_saturate() {
+        let now = Millis(1_746_187_850_644);
+        let forever = Duration::from_secs(999_999_999_999 * 86_400);
+        assert_eq!(now.plus(forever), Millis::LATEST, "wrapped into the past");
+        assert_eq!(now.plus(Duration::MAX), Millis::LATEST);
+        assert_eq!(now.minus(forever), Millis::EARLIEST);
+        assert_eq!(now.minus(Duration::MAX), Millis::EARLIEST);
+        assert_eq!(
+            Millis(i64::MAX).plus(Duration::from_secs(1)),
+            Millis::LATEST
+        );
+        // Ordinary durations are exact.
+        assert_eq!(now.plus(Duration::from_millis(1500)).0, now.0 + 1500);
+        assert_eq!(now.minus(Duration::from_secs(300)).0, now.0 - 300_000);
+        assert_eq!(Millis::LATEST.to_rfc3339(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(Millis::EARLIEST.to_rfc3339(), "0001-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_deadline_never_overflows_an_instant() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            deadline(start, Duration::from_secs(240)),
+            start + Duration::from_secs(240)
+        );
+        assert!(deadline(start, Duration::MAX) > start + Duration::from_secs(86_400 * 365));
     }
 
     #[test]

@@ -13,10 +13,10 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rrstitch::service::segments::MANIFEST;
-use rrstitch::storage::{ObjectMeta, StorageError};
+use rrstitch::storage::ObjectMeta;
 use serde_json::Value;
 
-use crate::view::{row, server_error, AppState, Shared, Source};
+use crate::view::{read_object, row, server_error, AppState, Shared, Source};
 
 /// The largest segment served; the writer caps segments at 8 MiB of JSON by default, so this
 /// is far above anything it writes.
@@ -40,14 +40,10 @@ fn valid_guid(guid: &str) -> bool {
 }
 
 async fn get_object(s: &AppState, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-    let Source::Store(store, prefix) = &s.source else {
+    let Source::Store(_, prefix) = &s.source else {
         return Ok(None);
     };
-    match store.get(&format!("{prefix}{name}"), limit).await {
-        Ok(object) => Ok(Some(object.body.to_vec())),
-        Err(StorageError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(read_object(s, &format!("{prefix}{name}"), limit).await?)
 }
 
 /// `GET /api/sessions/{guid}/manifest.json`: 404 when the session has no segments.
@@ -105,7 +101,7 @@ pub(crate) async fn manifest_rows(
     s: &AppState,
     listed: &[ObjectMeta],
 ) -> Result<(Vec<Value>, HashSet<String>)> {
-    let Source::Store(store, prefix) = &s.source else {
+    let Source::Store(_, prefix) = &s.source else {
         return Ok((Vec::new(), HashSet::new()));
     };
     let mut rows = Vec::new();
@@ -118,11 +114,9 @@ pub(crate) async fn manifest_rows(
         if guid.contains('/') || !valid_guid(guid) {
             continue;
         }
-        let body = match store.get(&meta.name, MAX_MANIFEST_BYTES).await {
-            Ok(object) => object.body,
-            // Replaced or erased between the listing and the read.
-            Err(StorageError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        // None: replaced or erased between the listing and the read.
+        let Some(body) = read_object(s, &meta.name, MAX_MANIFEST_BYTES).await? else {
+            continue;
         };
         match serde_json::from_slice::<Value>(&body) {
             Ok(m) => {

@@ -816,7 +816,7 @@ fn restrictions_and_sampling_refuse_chunks_before_they_are_recorded() {
         "{rejected}"
     );
 
-    for bad in [r#"{"sample": {"canary": 1.5}}"#, " "] {
+    for bad in [r#"{"sample": {"canary": 1.5}}"#, ""] {
         rrstitch(dir.path())
             .env("RRSTITCH_RESTRICT", bad)
             .args(["ingest", "bucket"])

@@ -7,7 +7,10 @@
 //! events, in the same order and as the same bytes, as a series of segments, each a gzip'd
 //! JSON array, cut where a player can start: before an rrweb checkout (a Meta, which the
 //! recorder follows with a FullSnapshot) once a segment has some weight, and anywhere at a
-//! byte or time cap so no segment grows past what a page loads in one go.
+//! byte or time cap so no segment grows past what a page loads in one go, but never between
+//! a Meta and the FullSnapshot after it: those two start a seekable segment whatever their
+//! size (a snapshot of a page with inlined images and styles reaches tens of MB, past any
+//! sensible cap), else no segment would be seekable at all.
 //!
 //! Memory is one open segment's compressed bytes plus the finished segments the caller has
 //! not uploaded yet: bounded by the byte cap, whatever the session's size.
@@ -121,6 +124,9 @@ pub struct Segmenter {
     limits: SegmentLimits,
     generation: String,
     open: Option<Open>,
+    /// A Meta held back until the next event shows whether a FullSnapshot follows it, so
+    /// the two are placed (and the cut before them decided) together.
+    meta: Option<(Number, Vec<u8>)>,
     next_index: u32,
     finished: VecDeque<Segment>,
 }
@@ -132,6 +138,7 @@ impl Segmenter {
             limits,
             generation: generation.into(),
             open: None,
+            meta: None,
             next_index: 0,
             finished: VecDeque::new(),
         }
@@ -143,15 +150,47 @@ impl Segmenter {
 
     /// Appends one event's final bytes (compact JSON), cutting first if the limits say so.
     pub fn event(&mut self, kind: i64, timestamp: &Number, bytes: &[u8]) -> io::Result<()> {
-        let ts = timestamp.as_f64().unwrap_or(0.0);
-        if let Some(open) = &self.open {
-            let checkout = kind == event_type::META && open.bytes >= self.limits.checkout_bytes;
-            let full = open.bytes + 1 + bytes.len() as u64 + 1 > self.limits.max_bytes;
-            let long = ts - open.start > self.limits.max_span_ms;
-            if checkout || full || long {
-                self.cut()?;
+        if let Some((meta_ts, meta)) = self.meta.take() {
+            if kind == event_type::FULL_SNAPSHOT {
+                // A checkout: one cut decision for the pair, then no cut between them.
+                self.cut_before(event_type::META, &meta_ts, meta.len() + 1 + bytes.len())?;
+                self.append(event_type::META, &meta_ts, &meta)?;
+                return self.append(kind, timestamp, bytes);
             }
+            self.place(event_type::META, &meta_ts, &meta)?;
         }
+        if kind == event_type::META {
+            self.meta = Some((timestamp.clone(), bytes.to_vec()));
+            return Ok(());
+        }
+        self.place(kind, timestamp, bytes)
+    }
+
+    /// One event on its own: cut if the limits say so, then write it.
+    fn place(&mut self, kind: i64, timestamp: &Number, bytes: &[u8]) -> io::Result<()> {
+        self.cut_before(kind, timestamp, bytes.len())?;
+        self.append(kind, timestamp, bytes)
+    }
+
+    /// Ends the open segment if `len` more bytes, starting with an event of `kind` at
+    /// `timestamp`, should not go into it.
+    fn cut_before(&mut self, kind: i64, timestamp: &Number, len: usize) -> io::Result<()> {
+        let Some(open) = &self.open else {
+            return Ok(());
+        };
+        let ts = timestamp.as_f64().unwrap_or(0.0);
+        let checkout = kind == event_type::META && open.bytes >= self.limits.checkout_bytes;
+        let full = open.bytes + 1 + len as u64 + 1 > self.limits.max_bytes;
+        let long = ts - open.start > self.limits.max_span_ms;
+        if checkout || full || long {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    /// Writes one event into the open segment, opening one if none is.
+    fn append(&mut self, kind: i64, timestamp: &Number, bytes: &[u8]) -> io::Result<()> {
+        let ts = timestamp.as_f64().unwrap_or(0.0);
         match &mut self.open {
             Some(open) => {
                 open.gz.write_all(b",")?;
@@ -195,6 +234,9 @@ impl Segmenter {
     /// Ends the open segment, if any: call once after the last event, then [`Self::take`]
     /// the rest.
     pub fn finish(&mut self) -> io::Result<()> {
+        if let Some((ts, meta)) = self.meta.take() {
+            self.place(event_type::META, &ts, &meta)?;
+        }
         self.cut()
     }
 
@@ -359,6 +401,65 @@ mod tests {
         assert_eq!(counts, [3, 1]);
         assert_eq!(segs[0].0.first_timestamp, Number::from(400));
         assert_eq!(segs[0].0.last_timestamp, Number::from(900));
+    }
+
+    #[test]
+    fn a_meta_and_its_full_snapshot_stay_together_whatever_the_caps() {
+        // A snapshot over the byte cap, arriving in a segment that already holds events (under
+        // the checkout weight), and again after a long gap: each checkout still starts a
+        // segment of its own that a player can seek to.
+        let limits = SegmentLimits {
+            checkout_bytes: 1 << 20,
+            max_bytes: 300,
+            max_span_ms: 1000.0,
+        };
+        let segs = run(
+            limits,
+            &[
+                (META, 1, 0),
+                (FULL, 2, 1000),
+                (INC, 3, 0),
+                (META, 4, 0),
+                (FULL, 5, 1000),
+                (INC, 6, 0),
+                (META, 7, 0),
+                (FULL, 5000, 1000),
+                (INC, 5001, 0),
+            ],
+        );
+        let kinds: Vec<Vec<i64>> = segs
+            .iter()
+            .map(|(_, v)| v.iter().map(|e| e["type"].as_i64().unwrap()).collect())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                vec![META, FULL],
+                vec![INC],
+                vec![META, FULL],
+                vec![INC],
+                vec![META, FULL],
+                vec![INC]
+            ],
+            "a Meta was cut from its FullSnapshot"
+        );
+        assert_eq!(segs.iter().filter(|(i, _)| i.seekable).count(), 3);
+    }
+
+    #[test]
+    fn a_meta_without_a_snapshot_is_an_ordinary_event() {
+        let limits = SegmentLimits {
+            checkout_bytes: 1,
+            max_bytes: 1 << 20,
+            max_span_ms: 1e9,
+        };
+        let segs = run(
+            limits,
+            &[(INC, 1, 0), (META, 2, 0), (INC, 3, 0), (META, 4, 0)],
+        );
+        let counts: Vec<u64> = segs.iter().map(|(i, _)| i.events).collect();
+        assert_eq!(counts, [1, 2, 1], "checkouts cut, the last Meta is kept");
+        assert!(segs.iter().all(|(i, _)| !i.seekable));
     }
 
     #[test]

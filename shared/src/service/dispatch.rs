@@ -22,6 +22,7 @@ use super::{Result, Service, ServiceError};
 use crate::engine::SessionGuid;
 use crate::index::ClaimMode;
 use crate::queue::{self, FinalizeQueue};
+use crate::time::deadline;
 
 /// Publish calls in flight at once: enough to hide a publish round trip, few enough not to
 /// be throttled by the queue service.
@@ -107,7 +108,7 @@ impl Service {
     /// once: the second message finds it claimed or finalized.
     pub async fn dispatch(&self, queue: &dyn FinalizeQueue) -> Result<DispatchSummary> {
         let started = tokio::time::Instant::now();
-        let deadline = started + self.options.sweep_budget;
+        let deadline = deadline(started, self.options.sweep_budget);
         let now = self.now();
         let guids = tokio::time::timeout_at(
             deadline,

@@ -15,6 +15,7 @@ use super::{Result, Service, ServiceError};
 use crate::engine::{ChunkName, SessionGuid};
 use crate::index::{Claim, ClaimMode, ClaimOutcome, Completion};
 use crate::storage::{Precondition, StorageError};
+use crate::time::deadline;
 
 /// What finalizing one session did.
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +108,7 @@ impl Service {
             ..SweepSummary::default()
         };
         let mode = ClaimMode::Idle { idle_before };
-        let last_claim = started + budget.mul_f64(0.8);
+        let last_claim = deadline(started, budget.mul_f64(0.8));
         let index_failures = std::sync::atomic::AtomicUsize::new(0);
         let tripped = || index_failures.load(std::sync::atomic::Ordering::SeqCst) >= BREAKER;
         let mut runs = stream::iter(guids)
@@ -129,7 +130,7 @@ impl Service {
                 (guid, Run::Done(outcome))
             })
             .buffer_unordered(self.options.session_parallelism.max(1));
-        let deadline = started + budget;
+        let deadline = deadline(started, budget);
         loop {
             let next = match tokio::time::timeout_at(deadline, runs.next()).await {
                 Ok(Some(next)) => next,

@@ -20,7 +20,7 @@
 //! touched. Only local directories are supported: object time is the file's mtime.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -53,13 +53,7 @@ pub struct PruneReport {
 /// The modification time of a local object; `None` when it is gone.
 fn mtime(path: &Path) -> Result<Option<Millis>> {
     match std::fs::metadata(path).and_then(|m| m.modified()) {
-        Ok(t) => {
-            let ms = t
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis();
-            Ok(Some(Millis(ms as i64)))
-        }
+        Ok(t) => Ok(Some(Millis::of(t))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -25,6 +25,7 @@ use super::backfill::{Failure, HEAD_BYTES};
 use super::{IngestOutcome, ObjectRef, Result, Service, ServiceError};
 use crate::engine::{self, ChunkName, NameClass, SessionGuid};
 use crate::storage::ObjectMeta;
+use crate::time::deadline;
 
 /// What one reconcile pass found and did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -91,7 +92,7 @@ impl Service {
         summary.candidates = candidates.len() as u64;
 
         let known: Mutex<HashMap<SessionGuid, Known>> = Mutex::new(HashMap::new());
-        let last_start = started + self.options.sweep_budget.mul_f64(0.9);
+        let last_start = deadline(started, self.options.sweep_budget.mul_f64(0.9));
         let mut checks = stream::iter(candidates)
             .map(|(name, meta)| {
                 let (store, url, known) = (&store, &url, &known);
