@@ -206,7 +206,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_RESTRICT",
         "(none)",
-        "Ingestion restrictions: chunks refused by `drop_environments`, `drop_guids` (prefix or glob) or a per-environment `sample` rate; a path to a JSON file, or the JSON itself when the value starts with `{` (see Controls and cost).",
+        "Ingestion restrictions: chunks refused by `drop_environments`, `drop_guids` (prefix or glob) or a per-environment `sample` rate; a path to a JSON file, or the JSON itself when the value starts with `{` (see Controls and cost) Set but empty is refused.",
     ),
     (
         "RRSTITCH_KEEP_CHUNKS_OF_DELETED",
