@@ -67,8 +67,7 @@ pub(crate) fn event<'a>(text: &'a str, members: Members<'a>) -> Result<Event<'a>
             let (source, kind) = interaction(data)?;
             event.source = source;
             event.interaction = kind;
-            event.is_click =
-                source == Some(SOURCE_MOUSE_INTERACTION) && kind == Some(MOUSE_CLICK);
+            event.is_click = source == Some(SOURCE_MOUSE_INTERACTION) && kind == Some(MOUSE_CLICK);
         }
         _ => {}
     }

@@ -1,7 +1,6 @@
 //! A real recording cut into segments smaller than its snapshots: every checkout (a Meta and
 //! the FullSnapshot after it) must still start a seekable segment, or a player cannot seek.
 
-#[allow(dead_code)] // `stitch_into` finishes the stitcher, so segments are taken here instead.
 mod support;
 
 use std::path::PathBuf;
