@@ -23,6 +23,8 @@ locals {
     RRSTITCH_MAX_CHUNK_BYTES = tostring(var.max_chunk_bytes)
     RRSTITCH_INDEX_TTL_DAYS  = tostring(local.index_ttl_days)
     RRSTITCH_LOG_FORMAT      = "json"
+    # Both functions ingest (finalize through reconcile); empty (none) is left out below.
+    RRSTITCH_RESTRICT = var.restrict_rules
   }
   # Index items expire (DynamoDB TTL on expire_at) this many days after their last activity:
   # a day past the chunk retention, so a record always outlives the chunk it describes (a

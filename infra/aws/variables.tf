@@ -236,6 +236,17 @@ variable "redact_rules" {
   }
 }
 
+variable "restrict_rules" {
+  description = "Ingestion restrictions (RRSTITCH_RESTRICT on both functions: ingest, and finalize's reconcile): the JSON itself, e.g. {\"drop_environments\": [\"staging\"], \"sample\": {\"production\": 0.25}}; see the README, Controls and cost. Empty (the default): every chunk is taken."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.restrict_rules == "" || can(jsondecode(var.restrict_rules))
+    error_message = "restrict_rules must be empty or a JSON document (the functions check the rules themselves at start-up)."
+  }
+}
+
 variable "log_retention_days" {
   description = "CloudWatch log retention of both functions, days."
   type        = number

@@ -123,13 +123,15 @@ fn buckets_expire_objects_by_their_retention_variables() {
 }
 
 /// Storage tiers and retention, planned by `terraform test` with a mocked provider
-/// (`infra/aws/tests/tiers.tftest.hcl`): the defaults (results to STANDARD_IA after 30 days,
+/// (`infra/aws/tests/plan.tftest.hcl`): the defaults (results to STANDARD_IA after 30 days,
 /// chunks kept in STANDARD until they expire), a cold tier for chunks before their deletion,
 /// no rule when nothing is set, and three negative controls that must fail the plan (a
 /// STANDARD_IA move before S3's 30 days, a move after the deletion, a class that needs a
-/// restore). The moto apply below checks the rules as S3 stores them.
+/// restore); and `restrict_rules` reaching both functions as `RRSTITCH_RESTRICT` (finalize's
+/// reconcile ingests too), left out when empty, refused when not JSON. The moto apply below
+/// checks the lifecycle rules as S3 stores them.
 #[test]
-fn lifecycle_tiers_plan_and_bad_tiers_fail_the_plan() {
+fn lifecycle_tiers_and_restrictions_plan_and_bad_values_fail_the_plan() {
     let plugins = std::env::var("TF_PLUGIN_DIR").unwrap_or_else(|_| "/opt/tf-plugins".into());
     let dir = tempfile::tempdir().unwrap();
     let copy = Command::new("cp")
@@ -173,13 +175,16 @@ fn lifecycle_tiers_plan_and_bad_tiers_fail_the_plan() {
         "standard_ia_before_30_days_is_refused",
         "a_move_after_the_deletion_is_refused",
         "a_class_that_needs_a_restore_is_refused",
+        "restriction_rules_reach_both_functions",
+        "no_restriction_rules_no_variable",
+        "restriction_rules_must_be_json",
     ] {
         assert!(
             test.contains(&format!("run \"{run}\"... pass")),
             "{run}:\n{test}"
         );
     }
-    assert!(test.contains("Success! 6 passed, 0 failed."), "{test}");
+    assert!(test.contains("Success! 9 passed, 0 failed."), "{test}");
 }
 
 /// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk

@@ -260,6 +260,8 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         "storage_tiers_cold_chunks_before_their_deletion",
         "storage_tier_after_deletion_refused",
         "storage_tier_archive_refused",
+        "restriction_rules_reach_both_services",
+        "restriction_rules_must_be_json",
     ] {
         assert!(
             passed.iter().any(|l| l.contains(&format!("run \"{run}\""))),

@@ -47,6 +47,7 @@ module "rrstitch" {
   output_gzip              = var.output_gzip
   segments                 = var.segments
   redact_rules             = var.redact_rules
+  restrict_rules           = var.restrict_rules
   manual_finalize_invokers = var.manual_finalize_invokers
   deletion_protection      = var.deletion_protection
   force_destroy            = var.force_destroy

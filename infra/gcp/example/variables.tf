@@ -83,6 +83,12 @@ variable "output_gzip" {
   default     = false
 }
 
+variable "restrict_rules" {
+  description = "Ingestion restrictions (drop environments or guid patterns, sample per environment), as JSON; empty: none."
+  type        = string
+  default     = ""
+}
+
 variable "redact_rules" {
   description = "Redaction rules applied while stitching, as JSON (e.g. file(\"redact.json\")); empty: none."
   type        = string

@@ -671,3 +671,37 @@ run "storage_tier_archive_refused" {
 
   expect_failures = [var.results_cold_storage_class]
 }
+
+run "restriction_rules_reach_both_services" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    restrict_rules = "{\"drop_environments\": [\"staging\"]}"
+  }
+
+  assert {
+    condition = (
+      [for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.value if e.name == "RRSTITCH_RESTRICT"] == ["{\"drop_environments\": [\"staging\"]}"]
+      && [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_RESTRICT"] == ["{\"drop_environments\": [\"staging\"]}"]
+    )
+    error_message = "restrict_rules must reach ingest and finalize (whose reconcile ingests too) as RRSTITCH_RESTRICT."
+  }
+}
+
+run "restriction_rules_must_be_json" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    restrict_rules = "drop staging"
+  }
+
+  expect_failures = [var.restrict_rules]
+}

@@ -68,6 +68,14 @@ resource "google_cloud_run_v2_service" "ingest" {
         name  = "RRSTITCH_INDEX_TTL_DAYS"
         value = tostring(local.index_ttl_days)
       }
+      # Both services ingest (finalize through reconcile); no rules, no variable.
+      dynamic "env" {
+        for_each = var.restrict_rules == "" ? [] : [var.restrict_rules]
+        content {
+          name  = "RRSTITCH_RESTRICT"
+          value = env.value
+        }
+      }
       env {
         name  = "RRSTITCH_LOG_FORMAT"
         value = "json"
@@ -203,6 +211,14 @@ resource "google_cloud_run_v2_service" "finalize" {
       env {
         name  = "RRSTITCH_INDEX_TTL_DAYS"
         value = tostring(local.index_ttl_days)
+      }
+      # Both services ingest (finalize through reconcile); no rules, no variable.
+      dynamic "env" {
+        for_each = var.restrict_rules == "" ? [] : [var.restrict_rules]
+        content {
+          name  = "RRSTITCH_RESTRICT"
+          value = env.value
+        }
       }
       env {
         name  = "RRSTITCH_LOG_FORMAT"

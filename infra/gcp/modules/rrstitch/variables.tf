@@ -315,6 +315,17 @@ variable "output_gzip" {
   default     = false
 }
 
+variable "restrict_rules" {
+  description = "Ingestion restrictions (RRSTITCH_RESTRICT on both services: ingest, and finalize's reconcile): the JSON itself; see the README, Controls and cost. Empty (the default): every chunk is taken."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.restrict_rules == "" || can(jsondecode(var.restrict_rules))
+    error_message = "restrict_rules must be empty or a JSON document (the services check the rules themselves at start-up)."
+  }
+}
+
 variable "redact_rules" {
   description = "Redaction rules applied while stitching (RRSTITCH_REDACT on the finalize service): the rules JSON itself, e.g. file(\"redact.json\"); see the README, Privacy, and docs/redact.example.json. Empty (the default): no redaction."
   type        = string

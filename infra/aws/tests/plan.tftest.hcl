@@ -1,6 +1,6 @@
-# `terraform test` (plan only, a mocked provider: no AWS, no moto) of the buckets' lifecycle
-# rules: retention and storage tiers. tests/tests/infra_aws.rs runs it; the moto apply there
-# checks the same rules as S3 stores them.
+# `terraform test` (plan only, a mocked provider: no AWS, no moto): the buckets' lifecycle
+# rules (retention and storage tiers) and where the restriction rules go.
+# tests/tests/infra_aws.rs runs it; the moto apply there checks the rules as S3 stores them.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -120,4 +120,40 @@ run "a_class_that_needs_a_restore_is_refused" {
   }
 
   expect_failures = [var.results_cold_storage_class]
+}
+
+# Restrictions reach both functions (finalize's reconcile ingests too); none by default.
+run "restriction_rules_reach_both_functions" {
+  command = plan
+
+  variables {
+    restrict_rules = "{\"drop_guids\": [\"bot-*\"]}"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.ingest.environment[0].variables["RRSTITCH_RESTRICT"] == "{\"drop_guids\": [\"bot-*\"]}"
+      && aws_lambda_function.finalize.environment[0].variables["RRSTITCH_RESTRICT"] == "{\"drop_guids\": [\"bot-*\"]}"
+    )
+    error_message = "restrict_rules reaches both functions as RRSTITCH_RESTRICT"
+  }
+}
+
+run "no_restriction_rules_no_variable" {
+  command = plan
+
+  assert {
+    condition     = !contains(keys(aws_lambda_function.ingest.environment[0].variables), "RRSTITCH_RESTRICT")
+    error_message = "without restrict_rules the variable is left out"
+  }
+}
+
+run "restriction_rules_must_be_json" {
+  command = plan
+
+  variables {
+    restrict_rules = "drop staging"
+  }
+
+  expect_failures = [var.restrict_rules]
 }
