@@ -400,6 +400,8 @@ pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn 
 ///
 /// `record_ttl` is how long cloud records live after their last activity
 /// (`RRSTITCH_INDEX_TTL_DAYS`); SQLite keeps its records until `rrstitch prune` removes them.
+// Without a cloud backend (the demo's build) only SQLite is left, which keeps its records.
+#[cfg_attr(not(any(feature = "aws", feature = "gcp")), allow(unused_variables))]
 pub async fn open_sharded(
     spec: &crate::config::IndexSpec,
     shards: Shards,
