@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use rrstitch::events;
+use rrstitch_edge::events;
 
 fuzz_target!(|data: &[u8]| {
     let mut structured = HeaderMap::new();

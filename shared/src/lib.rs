@@ -9,24 +9,22 @@
 //! - [`service`] — ingest, sweep, finalize and backfill as plain async functions over the
 //!   ports; the binaries in `functions/` only wire configuration and platform events to them.
 //! - [`queue`] — the finalize queue port (Pub/Sub, SQS) a dispatching sweep publishes to.
-//! - [`config`] — the one configuration surface (environment variables) the binaries share.
+//!
+//! Hosting is not here: reading the environment, serving HTTP, decoding platform events and
+//! setting up logs live in the edge crate (`shared/edge`, `rrstitch-edge`), which the binaries
+//! use. This crate never reads the environment and does not link an HTTP server; its
+//! dependency tree (`cargo tree -p rrstitch`) is the check.
 //!
 //! It is not a recorder or a player: it never changes an event, only orders, checks and
 //! concatenates them.
 
-pub mod alloc;
 #[cfg(feature = "aws")]
 mod aws;
-pub mod config;
 /// The pure engine, a crate of its own (`shared/engine`) so nothing async or cloud-bound
 /// can creep into it; re-exported so the rest of the library says `engine::…`.
 pub use rrstitch_engine as engine;
-pub mod events;
-pub mod http;
 pub mod index;
 pub mod queue;
 pub mod service;
-pub mod setup;
 pub mod storage;
-pub mod telemetry;
 pub mod time;

@@ -222,7 +222,10 @@ fn unquote(s: &str) -> &str {
 #[test]
 fn every_variable_the_functions_need_is_set_and_exists() {
     let body = module();
-    let known: BTreeSet<&str> = rrstitch::config::VARIABLES.iter().map(|v| v.0).collect();
+    let known: BTreeSet<&str> = rrstitch_edge::config::VARIABLES
+        .iter()
+        .map(|v| v.0)
+        .collect();
     let ingest = env_names(resource(&body, "google_cloud_run_v2_service", "ingest"));
     let finalize = env_names(resource(&body, "google_cloud_run_v2_service", "finalize"));
     for name in ingest.iter().chain(&finalize) {

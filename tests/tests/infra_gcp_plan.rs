@@ -279,7 +279,10 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
     // What the test files assert is tied to the code: every variable they expect a function to
     // get is one the binaries read, and the indexes they expect are the ones the index queries.
     let tests_text = std::fs::read_to_string(example.join("tests/rrstitch.tftest.hcl")).unwrap();
-    let known: BTreeSet<&str> = rrstitch::config::VARIABLES.iter().map(|v| v.0).collect();
+    let known: BTreeSet<&str> = rrstitch_edge::config::VARIABLES
+        .iter()
+        .map(|v| v.0)
+        .collect();
     let expected_vars: BTreeSet<&str> = tests_text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("RRSTITCH_"))
@@ -288,7 +291,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
     for var in &expected_vars {
         assert!(
             known.contains(var),
-            "the tests expect {var}, which no binary reads (shared/src/config.rs)"
+            "the tests expect {var}, which no binary reads (shared/edge/src/config.rs)"
         );
     }
     for fields in rrstitch::index::firestore::COMPOSITE_INDEXES {

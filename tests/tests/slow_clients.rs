@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rrstitch::http::{BODY_TIMEOUT_VAR, HEADER_TIMEOUT_VAR, MAX_CONNECTIONS_VAR};
+use rrstitch_edge::http::{BODY_TIMEOUT_VAR, HEADER_TIMEOUT_VAR, MAX_CONNECTIONS_VAR};
 use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::GcpStack;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

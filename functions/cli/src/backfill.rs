@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use rrstitch::config::Settings;
 use rrstitch::service::backfill;
+use rrstitch_edge::config::Settings;
 
 use crate::progress::Bar;
 
@@ -25,9 +25,9 @@ pub struct BackfillArgs {
 pub async fn run(args: BackfillArgs, settings: Settings) -> Result<()> {
     // `--results` is global (it also configures sweeps); `--output_dir` wins when given.
     let destination = args.output_dir.unwrap_or_else(|| settings.results.clone());
-    let (source, prefix) = rrstitch::setup::open_bucket("--bucket", &args.bucket).await?;
+    let (source, prefix) = rrstitch_edge::setup::open_bucket("--bucket", &args.bucket).await?;
     let (results, results_prefix) =
-        rrstitch::setup::open_bucket("--output_dir", &destination).await?;
+        rrstitch_edge::setup::open_bucket("--output_dir", &destination).await?;
     let mut options = settings.options.clone();
     if !prefix.is_empty() {
         options.chunk_prefix = prefix;

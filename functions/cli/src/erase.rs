@@ -5,8 +5,8 @@ use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rrstitch::config::Settings;
 use rrstitch::service::EraseRequest;
+use rrstitch_edge::config::Settings;
 
 #[derive(Args)]
 pub struct DeleteArgs {
@@ -49,7 +49,7 @@ pub async fn run(args: DeleteArgs, settings: Settings) -> Result<()> {
     if guids.is_empty() {
         bail!("no session guids: name them, or pass --from FILE (or --from - for stdin)");
     }
-    let svc = rrstitch::setup::service(&settings)
+    let svc = rrstitch_edge::setup::service(&settings)
         .await
         .context("setting up the index and results bucket")?;
     let report = svc

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use futures::StreamExt;
-use rrstitch::config::Settings;
 use rrstitch::service::{IngestOutcome, ObjectRef, Service, ServiceError};
 use rrstitch::storage::StorageUrl;
+use rrstitch_edge::config::Settings;
 
 #[derive(Args)]
 pub struct IngestArgs {
@@ -78,7 +78,7 @@ pub struct ListArgs {
 }
 
 async fn service(settings: &Settings) -> Result<Service> {
-    rrstitch::setup::service(settings)
+    rrstitch_edge::setup::service(settings)
         .await
         .context("setting up the index and results bucket")
 }

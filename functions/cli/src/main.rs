@@ -1,12 +1,13 @@
 //! `rrstitch`: the batch job, the local serverless emulation, and the viewer.
 //!
 //! Thin by design: each subcommand parses its flags, builds adapters through
-//! `rrstitch::setup`, calls one service function and prints what it returned. The logic lives
+//! `rrstitch_edge::setup`, calls one service function and prints what it returned. The logic lives
 //! in the library, where the cloud functions reuse it unchanged.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use rrstitch::config::{LogFormat, Settings};
+use rrstitch_edge::config::Settings;
+use rrstitch_edge::telemetry::LogFormat;
 
 mod backfill;
 mod erase;
@@ -68,7 +69,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    rrstitch::alloc::tune();
+    rrstitch_edge::alloc::tune();
     let cli = Cli::parse();
     let mut settings = Settings::from_env()?;
     if let Some(format) = &cli.log_format {
@@ -84,7 +85,7 @@ fn main() -> Result<()> {
     if let Some(results) = cli.results {
         settings.results = results;
     }
-    rrstitch::telemetry::init(settings.log_format, "warn");
+    rrstitch_edge::telemetry::init(settings.log_format, "warn");
     if let Command::Generate(args) = &cli.command {
         return generate::run(args);
     }
@@ -110,7 +111,7 @@ fn main() -> Result<()> {
 }
 
 /// `--index` takes the same values as `RRSTITCH_INDEX`.
-fn parse_index(value: &str) -> Result<rrstitch::config::IndexSpec> {
+fn parse_index(value: &str) -> Result<rrstitch::index::IndexSpec> {
     let settings = Settings::from_lookup(|k| match k {
         "RRSTITCH_INDEX" => Some(value.to_owned()),
         _ => std::env::var(k).ok().filter(|v| !v.is_empty()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rrstitch::config::Settings;
+use rrstitch_edge::config::Settings;
 
 #[derive(Args)]
 pub struct PruneArgs {
@@ -25,7 +25,7 @@ pub struct PruneArgs {
 }
 
 pub async fn run(args: PruneArgs, settings: Settings) -> Result<()> {
-    let svc = rrstitch::setup::service(&settings)
+    let svc = rrstitch_edge::setup::service(&settings)
         .await
         .context("setting up the index and results bucket")?;
     let report = svc

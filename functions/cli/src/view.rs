@@ -69,7 +69,7 @@ pub async fn run(args: ViewArgs) -> Result<()> {
         if !args.source.contains("://") && !local.is_dir() {
             bail!("{}: no such file or directory", args.source);
         }
-        let (store, prefix) = rrstitch::setup::open_bucket("view", &args.source).await?;
+        let (store, prefix) = rrstitch_edge::setup::open_bucket("view", &args.source).await?;
         Source::Store(store, prefix)
     };
     let state = Arc::new(AppState { source, assets });

@@ -29,10 +29,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use lambda_runtime::{service_fn, LambdaEvent};
-use rrstitch::config::Settings;
-use rrstitch::events::FinalizePayload;
 use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::{Service, ServiceError, Stop};
+use rrstitch_edge::config::Settings;
+use rrstitch_edge::events::FinalizePayload;
 use serde_json::{json, Value};
 
 mod queue;
@@ -45,12 +45,12 @@ struct App {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    rrstitch::alloc::tune();
+    rrstitch_edge::alloc::tune();
     let settings = Settings::from_env()?;
-    rrstitch::telemetry::init(settings.log_format, "info");
+    rrstitch_edge::telemetry::init(settings.log_format, "info");
     let app = Arc::new(App {
-        svc: rrstitch::setup::service(&settings).await?,
-        queue: rrstitch::setup::finalize_queue(&settings).await?,
+        svc: rrstitch_edge::setup::service(&settings).await?,
+        queue: rrstitch_edge::setup::finalize_queue(&settings).await?,
     });
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
@@ -68,8 +68,8 @@ async fn main() -> Result<()> {
         .route("/pubsub/finalize", post(pubsub_finalize))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app);
-    let app = rrstitch::http::limit_body(app, 64 * 1024);
-    rrstitch::http::serve(app, &settings.http_addr).await?;
+    let app = rrstitch_edge::http::limit_body(app, 64 * 1024);
+    rrstitch_edge::http::serve(app, &settings.http_addr).await?;
     Ok(())
 }
 
@@ -90,7 +90,7 @@ async fn run_sweep(app: &App) -> (u16, Value) {
 
 /// `(status, JSON body)` of a reconcile; the body may say `{"since_secs": N}`.
 async fn run_reconcile(svc: &Service, body: &[u8]) -> (u16, Value) {
-    let since = match rrstitch::events::reconcile_request(body) {
+    let since = match rrstitch_edge::events::reconcile_request(body) {
         Ok(since) => since,
         Err(e) => return (400, json!({"error": e})),
     };
@@ -103,7 +103,7 @@ async fn run_reconcile(svc: &Service, body: &[u8]) -> (u16, Value) {
 
 /// `(status, JSON body)` of a manual finalize.
 async fn run_finalize(svc: &Service, body: &[u8]) -> (u16, Value) {
-    let guid = match rrstitch::events::finalize_request(body) {
+    let guid = match rrstitch_edge::events::finalize_request(body) {
         Ok(guid) => guid,
         Err(e) => return (400, json!({"error": e})),
     };
@@ -129,10 +129,11 @@ async fn run_delete(svc: &Service, body: &[u8]) -> (u16, Value) {
 }
 
 pub(crate) fn error(e: &ServiceError) -> (u16, Value) {
-    if e.http_status() >= 500 {
+    let status = rrstitch_edge::http::status_of(e).as_u16();
+    if status >= 500 {
         tracing::error!(error = %e, "finalize failed");
     }
-    (e.http_status(), json!({"error": e.to_string()}))
+    (status, json!({"error": e.to_string()}))
 }
 
 fn respond((status, body): (u16, Value)) -> Response {
@@ -188,7 +189,7 @@ async fn on_lambda(app: &App, event: Value) -> Value {
         let (status, body) = run_delete(svc, request.to_string().as_bytes()).await;
         return json!({"status": status, "result": body});
     }
-    let (status, body) = match rrstitch::events::finalize_payload(&event) {
+    let (status, body) = match rrstitch_edge::events::finalize_payload(&event) {
         Ok(FinalizePayload::Finalize) => run_finalize(svc, event.to_string().as_bytes()).await,
         Ok(FinalizePayload::Reconcile) => run_reconcile(svc, event.to_string().as_bytes()).await,
         Ok(FinalizePayload::Sweep) => run_sweep(app).await,

@@ -8,9 +8,9 @@
 //!
 //! Only a transient failure asks for another delivery: see `rrstitch::service::dispatch`.
 
-use rrstitch::events::{self, EventError};
 use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::{Delivery, Service};
+use rrstitch_edge::events::{self, EventError};
 use serde_json::{json, Value};
 
 /// `(status, JSON body)` of a dispatch: 200 when every idle session's message was published,

@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use rrstitch::config::Settings;
-use rrstitch::events;
 use rrstitch::service::Service;
+use rrstitch_edge::config::Settings;
+use rrstitch_edge::events;
 use serde_json::{json, Value};
 
 /// A storage event is a few KB; anything near this is not one.
@@ -29,16 +29,16 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    rrstitch::alloc::tune();
+    rrstitch_edge::alloc::tune();
     let settings = Settings::from_env()?;
-    rrstitch::telemetry::init(settings.log_format, "info");
+    rrstitch_edge::telemetry::init(settings.log_format, "info");
     if settings.chunks.is_none() {
         anyhow::bail!(
             "RRSTITCH_CHUNKS is not set: the ingest function reads chunks from its configured \
              bucket only, and refuses events naming any other"
         );
     }
-    let svc = Arc::new(rrstitch::setup::service(&settings).await?);
+    let svc = Arc::new(rrstitch_edge::setup::service(&settings).await?);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let svc = svc.clone();
@@ -52,8 +52,8 @@ async fn main() -> Result<()> {
         .route("/pubsub", post(on_pubsub))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(svc);
-    let app = rrstitch::http::limit_body(app, MAX_EVENT_BYTES);
-    rrstitch::http::serve(app, &settings.http_addr).await?;
+    let app = rrstitch_edge::http::limit_body(app, MAX_EVENT_BYTES);
+    rrstitch_edge::http::serve(app, &settings.http_addr).await?;
     Ok(())
 }
 
@@ -109,8 +109,7 @@ async fn ingest(svc: &Service, object: &rrstitch::service::ObjectRef) -> Respons
         Ok(outcome) => (StatusCode::OK, Json(json!(outcome))).into_response(),
         Err(e) => {
             tracing::error!(object = %object.name, error = %e, transient = e.is_transient(), "ingest failed");
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = rrstitch_edge::http::status_of(&e);
             (status, Json(json!({"error": e.to_string()}))).into_response()
         }
     }

@@ -69,11 +69,13 @@ pub mod firestore;
 mod memory;
 pub mod protocol;
 pub mod shard;
+pub mod spec;
 pub mod sqlite;
 pub mod store;
 
 pub use driver::Driver;
 pub use shard::Shards;
+pub use spec::IndexSpec;
 
 /// How long cloud index records live after their last activity by default: the TTL
 /// (`expire_at`) Firestore and DynamoDB delete them by. A session that gets a chunk after this
@@ -389,25 +391,24 @@ pub(crate) fn earlier<'a>(a: &'a str, b: &'a str) -> &'a str {
     }
 }
 
-/// Opens the index a [`crate::config::IndexSpec`] names, stamping the default shard count.
+/// Opens the index a [`IndexSpec`] names, stamping the default shard count.
 /// Enough for reading (queries cover every shard any writer used); writers use
 /// [`open_sharded`] with the configured count.
-pub async fn open(spec: &crate::config::IndexSpec) -> Result<std::sync::Arc<dyn SessionIndex>> {
+pub async fn open(spec: &IndexSpec) -> Result<std::sync::Arc<dyn SessionIndex>> {
     open_sharded(spec, Shards::default(), RECORD_TTL).await
 }
 
-/// Opens the index a [`crate::config::IndexSpec`] names, stamping sessions with `shards`.
+/// Opens the index a [`IndexSpec`] names, stamping sessions with `shards`.
 ///
 /// `record_ttl` is how long cloud records live after their last activity
 /// (`RRSTITCH_INDEX_TTL_DAYS`); SQLite keeps its records until `rrstitch prune` removes them.
 // Without a cloud backend (the demo's build) only SQLite is left, which keeps its records.
 #[cfg_attr(not(any(feature = "aws", feature = "gcp")), allow(unused_variables))]
 pub async fn open_sharded(
-    spec: &crate::config::IndexSpec,
+    spec: &IndexSpec,
     shards: Shards,
     record_ttl: Duration,
 ) -> Result<std::sync::Arc<dyn SessionIndex>> {
-    use crate::config::IndexSpec;
     match spec {
         IndexSpec::Sqlite(path) => Ok(std::sync::Arc::new(
             sqlite::SqliteIndex::open(path)?.with_shards(shards),

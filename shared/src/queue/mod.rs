@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::config::QueueSpec;
 use crate::engine::SessionGuid;
 use crate::storage::BoxError;
 
@@ -24,6 +23,25 @@ use crate::storage::BoxError;
 pub mod pubsub;
 #[cfg(feature = "aws")]
 pub mod sqs;
+
+/// Which queue carries finalize messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSpec {
+    /// A Pub/Sub topic, `projects/P/topics/T`.
+    PubSub { topic: String },
+    /// An SQS queue, by URL.
+    Sqs { url: String },
+}
+
+impl QueueSpec {
+    /// The cargo feature that compiles this queue in.
+    pub fn feature(&self) -> &'static str {
+        match self {
+            QueueSpec::PubSub { .. } => "gcp",
+            QueueSpec::Sqs { .. } => "aws",
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum QueueError {

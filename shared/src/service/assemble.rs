@@ -13,7 +13,7 @@ use flate2::write::GzEncoder;
 use futures::stream::{self, StreamExt};
 
 use super::segments::{new_generation, SegmentsOut};
-use super::{Options, Result, ServiceError};
+use super::{MissingBucket, Options, Result, ServiceError};
 use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, Segmenter, SessionGuid, Stitcher};
 use crate::storage::{ObjectStore, ObjectWriter, Precondition, StorageError};
 
@@ -401,10 +401,11 @@ async fn abandon(
 /// A write to the results bucket failed: a missing bucket is named as the results bucket.
 fn results_error(e: StorageError) -> ServiceError {
     match e {
-        StorageError::NoSuchBucket { bucket } => ServiceError::MissingBucket {
+        StorageError::NoSuchBucket { bucket } => MissingBucket {
             role: "results",
             bucket,
-        },
+        }
+        .into(),
         e => e.into(),
     }
 }

@@ -145,8 +145,8 @@ pub enum ServiceError {
         "session {0} was deleted while being finalized; what this finalizer wrote was deleted too"
     )]
     Erased(String),
-    #[error("{role} bucket \"{bucket}\" does not exist")]
-    MissingBucket { role: &'static str, bucket: String },
+    #[error(transparent)]
+    MissingBucket(#[from] MissingBucket),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("writing the stitched output: {0}")]
@@ -164,23 +164,18 @@ impl ServiceError {
             | ServiceError::InvalidRequest(_)
             | ServiceError::Superseded(_)
             | ServiceError::Erased(_)
-            | ServiceError::MissingBucket { .. } => false,
+            | ServiceError::MissingBucket(_) => false,
         }
     }
+}
 
-    /// The HTTP status an edge answers with: 5xx only where a retry can help (Eventarc and
-    /// Cloud Scheduler retry on 5xx), 4xx for requests that will never succeed.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            ServiceError::UnknownSession(_) => 404,
-            ServiceError::InvalidRequest(_) => 400,
-            ServiceError::Busy { .. } | ServiceError::Superseded(_) | ServiceError::Erased(_) => {
-                409
-            }
-            e if e.is_transient() => 503,
-            _ => 500,
-        }
-    }
+/// A bucket rrstitch was configured with is not there, named by its role ("results",
+/// "chunk"): at start-up (the edge's set-up checks) and when a write finds it gone.
+#[derive(Debug, Error)]
+#[error("{role} bucket \"{bucket}\" does not exist")]
+pub struct MissingBucket {
+    pub role: &'static str,
+    pub bucket: String,
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -11,8 +11,15 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-use crate::time::Millis;
+use rrstitch::time::Millis;
+
+/// How log lines look: `Text` for a terminal, `Json` for Cloud Logging and CloudWatch
+/// (`RRSTITCH_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber; logs go to stderr. `RUST_LOG` filters, else
 /// `default_filter` (functions log every event at `info`; the CLI prints its own summaries

@@ -9,17 +9,20 @@
 //! (a throwaway database), a zero sweep budget, a port past 65535, a host that is not an
 //! address, and any duration over [`MAX_DAYS`] (a century). Below that cap every duration is
 //! used as given; where one becomes a timestamp or a deadline it saturates
-//! ([`crate::time`]), so nothing wraps into the past or panics.
+//! ([`rrstitch::time`]), so nothing wraps into the past or panics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::engine::redact::Rules;
-use crate::engine::{Limits, SegmentLimits};
-use crate::index::shard::{Shards, DEFAULT_SHARDS, MAX_SHARDS};
-use crate::service::Options;
+use crate::telemetry::LogFormat;
+use rrstitch::engine::redact::Rules;
+use rrstitch::engine::{Limits, SegmentLimits};
+use rrstitch::index::shard::{Shards, DEFAULT_SHARDS, MAX_SHARDS};
+use rrstitch::index::IndexSpec;
+use rrstitch::queue::QueueSpec;
+use rrstitch::service::Options;
 
 /// Every variable rrstitch reads: name, default, meaning.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
@@ -243,31 +246,6 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Which session index backend to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexSpec {
-    Sqlite(std::path::PathBuf),
-    Firestore {
-        project: String,
-        database: String,
-        collection: String,
-    },
-    DynamoDb {
-        table: String,
-    },
-}
-
-impl IndexSpec {
-    /// The cargo feature that compiles this backend in ("" for the embedded one).
-    pub fn feature(&self) -> &'static str {
-        match self {
-            IndexSpec::Sqlite(_) => "",
-            IndexSpec::Firestore { .. } => "gcp",
-            IndexSpec::DynamoDb { .. } => "aws",
-        }
-    }
-}
-
 /// How idle sessions get finalized (`RRSTITCH_FINALIZE_MODE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinalizeMode {
@@ -277,25 +255,6 @@ pub enum FinalizeMode {
     /// (push deliveries, SQS batches) stitch them: the work spreads over as many instances as
     /// the platform starts.
     Queue(QueueSpec),
-}
-
-/// Which queue carries finalize messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueSpec {
-    /// A Pub/Sub topic, `projects/P/topics/T`.
-    PubSub { topic: String },
-    /// An SQS queue, by URL.
-    Sqs { url: String },
-}
-
-impl QueueSpec {
-    /// The cargo feature that compiles this queue in.
-    pub fn feature(&self) -> &'static str {
-        match self {
-            QueueSpec::PubSub { .. } => "gcp",
-            QueueSpec::Sqs { .. } => "aws",
-        }
-    }
 }
 
 /// Where segments are cut: `RRSTITCH_SEGMENT_BYTES` (bytes, or with a `KiB`/`MiB` suffix)
@@ -370,12 +329,6 @@ fn finalize_mode(get: &impl Fn(&str) -> Option<String>) -> Result<FinalizeMode, 
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 /// Everything the environment configures.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -383,7 +336,7 @@ pub struct Settings {
     pub results: String,
     pub index: IndexSpec,
     /// How many idle-index shards this process stamps sessions with
-    /// ([`crate::index::shard`]); the default is sized in [`DEFAULT_SHARDS`]'s documentation.
+    /// ([`rrstitch::index::shard`]); the default is sized in [`DEFAULT_SHARDS`]'s documentation.
     pub index_shards: Shards,
     /// How long cloud index records live after their last activity (`RRSTITCH_INDEX_TTL_DAYS`).
     pub index_ttl: Duration,
@@ -549,7 +502,7 @@ impl Settings {
             results: get("RRSTITCH_RESULTS").unwrap_or_else(|| ".rrstitch/results".into()),
             index,
             index_shards,
-            index_ttl: days("RRSTITCH_INDEX_TTL_DAYS", crate::index::RECORD_TTL)?,
+            index_ttl: days("RRSTITCH_INDEX_TTL_DAYS", rrstitch::index::RECORD_TTL)?,
             log_format,
             http_addr: http_addr(&get, bounded("PORT", 8080, 0, u64::from(u16::MAX))? as u16)?,
             finalize: finalize_mode(&get)?,
@@ -631,12 +584,12 @@ fn json_document(
 /// recording chunks its operator meant to drop.
 fn restrictions(
     raw: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<crate::engine::restrict::Restrictions>, ConfigError> {
+) -> Result<Option<rrstitch::engine::restrict::Restrictions>, ConfigError> {
     const VAR: &str = "RRSTITCH_RESTRICT";
     let Some((origin, text)) = json_document(raw, VAR)? else {
         return Ok(None);
     };
-    crate::engine::restrict::Restrictions::from_json(&text)
+    rrstitch::engine::restrict::Restrictions::from_json(&text)
         .map(Some)
         .map_err(|e| ConfigError {
             var: VAR,
@@ -1004,7 +957,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_variable() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         for (name, _, _) in VARIABLES {
             assert!(readme.contains(&format!("`{name}`")), "README lacks {name}");
         }

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::config::{FinalizeMode, Settings};
-use crate::index::{self, IndexError};
-use crate::queue::{self, FinalizeQueue, QueueError};
-use crate::service::{Buckets, Service};
-use crate::storage::{self, ObjectStore, StorageError, StorageUrl};
+use rrstitch::index::{self, IndexError};
+use rrstitch::queue::{self, FinalizeQueue, QueueError};
+use rrstitch::service::{Buckets, MissingBucket, Service};
+use rrstitch::storage::{self, ObjectStore, StorageError, StorageUrl};
 
 #[derive(Debug, Error)]
 pub enum SetupError {
     #[error("{var}: {reason}")]
     Config { var: &'static str, reason: String },
-    #[error("{role} bucket \"{bucket}\" does not exist")]
-    MissingBucket { role: &'static str, bucket: String },
+    #[error(transparent)]
+    MissingBucket(#[from] MissingBucket),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -41,9 +41,7 @@ pub async fn open_bucket(
 async fn check(role: &'static str, store: &dyn ObjectStore) -> Result<(), SetupError> {
     match store.check_bucket().await {
         Ok(()) => Ok(()),
-        Err(StorageError::NoSuchBucket { bucket }) => {
-            Err(SetupError::MissingBucket { role, bucket })
-        }
+        Err(StorageError::NoSuchBucket { bucket }) => Err(MissingBucket { role, bucket }.into()),
         Err(e) => {
             tracing::warn!(role, bucket = %store.url(), error = %e, "could not check the bucket");
             Ok(())

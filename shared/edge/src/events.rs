@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::service::ObjectRef;
-use crate::storage::StorageUrl;
+use rrstitch::service::ObjectRef;
+use rrstitch::storage::StorageUrl;
 
 /// The CloudEvent type Eventarc sends for a new GCS object.
 pub const GCS_FINALIZED: &str = "google.cloud.storage.object.v1.finalized";
