@@ -16,7 +16,6 @@ mod local;
 mod progress;
 mod prune;
 mod view;
-mod view_segments;
 
 #[derive(Parser)]
 #[command(
