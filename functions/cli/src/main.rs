@@ -11,7 +11,6 @@ use rrstitch::config::{LogFormat, Settings};
 mod backfill;
 mod erase;
 mod generate;
-mod generate_long;
 mod local;
 mod progress;
 mod prune;

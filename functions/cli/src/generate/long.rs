@@ -3,296 +3,20 @@
 //! The viewer seeks by rebuilding from the nearest checkout (rrweb's Meta + FullSnapshot) and
 //! replaying from there; that only equals "replay everything from the start" when every
 //! checkout serializes exactly the DOM the preceding incremental events built, with the node
-//! ids rrweb's mirror would still hold. So this generator keeps a small model of its page — a
-//! title, a text input and a list of items, each with stable ids, text and a class — applies
-//! each mutation it emits to the model, and every `--checkout-every` events writes a checkout
-//! from the model's current state.
+//! ids rrweb's mirror would still hold. So the events come from a model of the page
+//! ([`super::page`]) that each mutation is applied to, and every `--checkout-every` events a
+//! checkout is written from the model's current state.
 //!
-//! It writes chunk files as it goes (about 512 KiB each, named by upload time): the output is
-//! hundreds of megabytes and the debug binary must produce it in seconds, so nothing but the
-//! model and the current chunk is held in memory.
+//! It writes chunk files as it goes ([`ChunkWriter`], about 512 KiB each, named by upload
+//! time): the output is hundreds of megabytes and the debug binary must produce it in seconds,
+//! so nothing but the model and the current chunk is held in memory.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rrstitch::time::Millis;
+use anyhow::Result;
 
-/// Fixed node ids of the page skeleton; list items take ids from `FIRST_DYNAMIC_ID` on.
-const DOC: u64 = 1;
-const DOCTYPE: u64 = 2;
-const HTML: u64 = 3;
-const HEAD: u64 = 4;
-const BODY: u64 = 5;
-const TITLE: u64 = 6;
-const TITLE_TEXT: u64 = 7;
-const INPUT: u64 = 8;
-const LIST: u64 = 9;
-const FIRST_DYNAMIC_ID: u64 = 10;
-
-/// A chunk file is cut once its events pass this many bytes.
-const CHUNK_BYTES: usize = 512 * 1024;
-/// The list stays between these sizes, so the DOM (and a checkout) stays bounded.
-const MIN_ITEMS: usize = 20;
-const MAX_ITEMS: usize = 80;
-
-const WORDS: &[&str] = &[
-    "cart", "checkout", "basket", "apples", "rice", "delivery", "profile", "settings", "search",
-    "results", "product", "review", "shipping", "address", "payment", "summary", "order", "list",
-];
-
-/// Parses `210MB`, `2MiB`, `500kB`, `1048576` (decimal and binary units).
-pub fn parse_size(raw: &str) -> Result<u64> {
-    let s = raw.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num
-        .parse()
-        .with_context(|| format!("{raw:?} is not a size like 210MB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => bail!("unknown size unit {other:?} in {raw:?}"),
-    };
-    Ok((num * mult) as u64)
-}
-
-struct Item {
-    li: u64,
-    text_id: u64,
-    text: String,
-    class: u8,
-}
-
-/// The page as the incremental events so far have left it.
-struct Model {
-    title: String,
-    input: String,
-    scroll: u32,
-    items: Vec<Item>,
-    next_id: u64,
-}
-
-struct Gen {
-    rng: StdRng,
-    t: i64,
-    model: Model,
-}
-
-impl Gen {
-    fn words(&mut self, min_chars: usize, max_chars: usize) -> String {
-        let want = self.rng.gen_range(min_chars..=max_chars);
-        let mut s = String::with_capacity(want + 12);
-        while s.len() < want {
-            if !s.is_empty() {
-                s.push(' ');
-            }
-            s.push_str(WORDS[self.rng.gen_range(0..WORDS.len())]);
-        }
-        s
-    }
-
-    fn new_item(&mut self) -> Item {
-        let li = self.model.next_id;
-        self.model.next_id += 2;
-        let text = self.words(200, 3000);
-        Item {
-            li,
-            text_id: li + 1,
-            text,
-            class: self.rng.gen_range(0..8),
-        }
-    }
-
-    fn item_json(out: &mut String, item: &Item) {
-        let _ = write!(
-            out,
-            "{{\"type\":2,\"tagName\":\"li\",\"attributes\":{{\"class\":\"item c{}\"}},\"childNodes\":[{{\"type\":3,\"textContent\":\"{}\",\"id\":{}}}],\"id\":{}}}",
-            item.class, item.text, item.text_id, item.li
-        );
-    }
-
-    fn meta(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "{{\"type\":4,\"data\":{{\"href\":\"https://shop.example.test/long\",\"width\":1024,\"height\":700}},\"timestamp\":{}}}",
-            self.t
-        );
-    }
-
-    /// A FullSnapshot of the model as it stands: the same ids the mutations used.
-    fn full_snapshot(&self, out: &mut String) {
-        let m = &self.model;
-        let _ = write!(
-            out,
-            "{{\"type\":2,\"data\":{{\"node\":{{\"type\":0,\"childNodes\":[{{\"type\":1,\"name\":\"html\",\"publicId\":\"\",\"systemId\":\"\",\"id\":{DOCTYPE}}},{{\"type\":2,\"tagName\":\"html\",\"attributes\":{{\"lang\":\"en\"}},\"childNodes\":[{{\"type\":2,\"tagName\":\"head\",\"attributes\":{{}},\"childNodes\":[],\"id\":{HEAD}}},{{\"type\":2,\"tagName\":\"body\",\"attributes\":{{}},\"childNodes\":[{{\"type\":2,\"tagName\":\"h1\",\"attributes\":{{\"class\":\"title\"}},\"childNodes\":[{{\"type\":3,\"textContent\":\"{}\",\"id\":{TITLE_TEXT}}}],\"id\":{TITLE}}},{{\"type\":2,\"tagName\":\"input\",\"attributes\":{{\"type\":\"text\",\"value\":\"{}\"}},\"childNodes\":[],\"id\":{INPUT}}},{{\"type\":2,\"tagName\":\"ul\",\"attributes\":{{\"class\":\"list\"}},\"childNodes\":[",
-            m.title, m.input
-        );
-        for (i, item) in m.items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            Self::item_json(out, item);
-        }
-        let _ = write!(
-            out,
-            "],\"id\":{LIST}}}],\"id\":{BODY}}}],\"id\":{HTML}}}],\"id\":{DOC}}},\"initialOffset\":{{\"left\":0,\"top\":{}}}}},\"timestamp\":{}}}",
-            m.scroll, self.t
-        );
-    }
-
-    /// One incremental event, applied to the model as it is written.
-    fn incremental(&mut self, out: &mut String) {
-        self.t += self.rng.gen_range(1..50);
-        let roll = self.rng.gen_range(0..100);
-        out.push_str("{\"type\":3,\"data\":");
-        match roll {
-            0..=34 => {
-                let n = self.rng.gen_range(1..8);
-                out.push_str("{\"source\":1,\"positions\":[");
-                for k in 0..n {
-                    if k > 0 {
-                        out.push(',');
-                    }
-                    let (x, y) = (self.rng.gen_range(0..1024), self.rng.gen_range(0..700));
-                    let _ = write!(
-                        out,
-                        "{{\"x\":{x},\"y\":{y},\"id\":{BODY},\"timeOffset\":-{}}}",
-                        k * 20
-                    );
-                }
-                out.push_str("]}");
-            }
-            35..=44 => {
-                self.model.scroll = self.rng.gen_range(0..4000);
-                let _ = write!(
-                    out,
-                    "{{\"source\":3,\"id\":{DOC},\"x\":0,\"y\":{}}}",
-                    self.model.scroll
-                );
-            }
-            45..=54 => {
-                self.model.input = self.words(3, 40);
-                let _ = write!(
-                    out,
-                    "{{\"source\":5,\"text\":\"{}\",\"isChecked\":false,\"id\":{INPUT}}}",
-                    self.model.input
-                );
-            }
-            55..=59 => {
-                self.model.title = self.words(10, 60);
-                let _ = write!(
-                    out,
-                    "{{\"source\":0,\"texts\":[{{\"id\":{TITLE_TEXT},\"value\":\"{}\"}}],\"attributes\":[],\"removes\":[],\"adds\":[]}}",
-                    self.model.title
-                );
-            }
-            60..=74 => {
-                let k = self.rng.gen_range(0..self.model.items.len());
-                let text = self.words(200, 3000);
-                let id = self.model.items[k].text_id;
-                let _ = write!(
-                    out,
-                    "{{\"source\":0,\"texts\":[{{\"id\":{id},\"value\":\"{text}\"}}],\"attributes\":[],\"removes\":[],\"adds\":[]}}"
-                );
-                self.model.items[k].text = text;
-            }
-            75..=84 => {
-                let k = self.rng.gen_range(0..self.model.items.len());
-                let class = self.rng.gen_range(0..8);
-                self.model.items[k].class = class;
-                let _ = write!(
-                    out,
-                    "{{\"source\":0,\"texts\":[],\"attributes\":[{{\"id\":{},\"attributes\":{{\"class\":\"item c{class}\"}}}}],\"removes\":[],\"adds\":[]}}",
-                    self.model.items[k].li
-                );
-            }
-            _ => {
-                let n = self.model.items.len();
-                let add = n < MIN_ITEMS || (n < MAX_ITEMS && self.rng.gen_bool(0.5));
-                if add {
-                    // As rrweb records an added subtree: one add per node, parent first (the
-                    // replayer builds an added node without its inline children).
-                    let item = self.new_item();
-                    let _ = write!(
-                        out,
-                        "{{\"source\":0,\"texts\":[],\"attributes\":[],\"removes\":[],\"adds\":[{{\"parentId\":{LIST},\"nextId\":null,\"node\":{{\"type\":2,\"tagName\":\"li\",\"attributes\":{{\"class\":\"item c{}\"}},\"childNodes\":[],\"id\":{}}}}},{{\"parentId\":{},\"nextId\":null,\"node\":{{\"type\":3,\"textContent\":\"{}\",\"id\":{}}}}}]}}",
-                        item.class, item.li, item.li, item.text, item.text_id
-                    );
-                    self.model.items.push(item);
-                } else {
-                    let k = self.rng.gen_range(0..n);
-                    let item = self.model.items.remove(k);
-                    let _ = write!(
-                        out,
-                        "{{\"source\":0,\"texts\":[],\"attributes\":[],\"removes\":[{{\"parentId\":{LIST},\"id\":{}}}],\"adds\":[]}}",
-                        item.li
-                    );
-                }
-            }
-        }
-        let _ = write!(out, ",\"timestamp\":{}}}", self.t);
-    }
-}
-
-/// Accumulates events into chunk files of about [`CHUNK_BYTES`].
-struct ChunkWriter<'a> {
-    dir: &'a Path,
-    guid: &'a str,
-    environment: &'a str,
-    events: String,
-    count: usize,
-    last_upload_ms: i64,
-    files: u64,
-    bytes: u64,
-}
-
-impl ChunkWriter<'_> {
-    fn push(&mut self, event: &str, t: i64) -> Result<()> {
-        if !self.events.is_empty() {
-            self.events.push(',');
-        }
-        self.events.push_str(event);
-        self.count += 1;
-        if self.events.len() >= CHUNK_BYTES {
-            self.flush(t)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, last_t: i64) -> Result<()> {
-        if self.count == 0 {
-            return Ok(());
-        }
-        // Uploaded just after its last event, strictly after the previous upload.
-        let upload = (last_t + 100).max(self.last_upload_ms + 1);
-        self.last_upload_ms = upload;
-        let name = format!(
-            "{}{:03}+0000.json",
-            Millis(upload).to_rfc3339().trim_end_matches('Z'),
-            self.files % 1000
-        );
-        let body = format!(
-            "{{\"session_guid\":\"{}\",\"session_data\":[{}],\"environment\":\"{}\"}}",
-            self.guid, self.events, self.environment
-        );
-        std::fs::write(self.dir.join(&name), &body).with_context(|| format!("writing {name}"))?;
-        self.files += 1;
-        self.bytes += body.len() as u64;
-        self.events.clear();
-        self.count = 0;
-        Ok(())
-    }
-}
+use super::chunk::ChunkWriter;
+use super::page::Gen;
 
 /// Writes one session of at least `target_bytes` of event JSON into `dir`, as chunk files.
 pub fn write_long_session(
@@ -303,33 +27,9 @@ pub fn write_long_session(
     environment: &str,
     start_ms: i64,
 ) -> Result<()> {
-    let mut gen = Gen {
-        rng: StdRng::seed_from_u64(seed),
-        t: start_ms,
-        model: Model {
-            title: String::new(),
-            input: String::new(),
-            scroll: 0,
-            items: Vec::new(),
-            next_id: FIRST_DYNAMIC_ID,
-        },
-    };
-    gen.model.title = gen.words(10, 60);
-    for _ in 0..MIN_ITEMS + 10 {
-        let item = gen.new_item();
-        gen.model.items.push(item);
-    }
+    let mut gen = Gen::new(seed, start_ms);
     let guid = format!("long-{seed}");
-    let mut out = ChunkWriter {
-        dir,
-        guid: &guid,
-        environment,
-        events: String::with_capacity(CHUNK_BYTES + 64 * 1024),
-        count: 0,
-        last_upload_ms: 0,
-        files: 0,
-        bytes: 0,
-    };
+    let mut out = ChunkWriter::new(dir, &guid, environment);
     let (mut total, mut events, mut checkouts) = (0u64, 0u64, 0u64);
     let mut event = String::new();
     let mut since_checkout = usize::MAX;
@@ -372,15 +72,8 @@ pub fn write_long_session(
 
 #[cfg(test)]
 mod tests {
+    use super::super::page::{LIST, TITLE_TEXT};
     use super::*;
-
-    #[test]
-    fn sizes_parse_in_both_unit_systems() {
-        assert_eq!(parse_size("210MB").unwrap(), 210_000_000);
-        assert_eq!(parse_size("2MiB").unwrap(), 2 * 1024 * 1024);
-        assert_eq!(parse_size("1048576").unwrap(), 1_048_576);
-        assert!(parse_size("12 parsecs").is_err());
-    }
 
     /// Replays the written events against a tiny DOM of our own (id → text/class/value) and
     /// checks each checkout equals what the incremental events built: the property seeking
