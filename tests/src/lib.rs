@@ -5,10 +5,13 @@
 //! wrapper's children die with it), and is stopped when its handle is dropped. A missing
 //! emulator is a panic that says how to install it — never a silent skip.
 
+pub mod aws;
+pub mod backends;
 pub mod bins;
 pub mod browser;
 pub mod cloudevents;
 pub mod emulators;
+pub mod fixture;
 pub mod form;
 pub mod lambda;
 pub mod latency;
@@ -18,6 +21,7 @@ pub mod segments;
 pub mod sqs;
 pub mod stacks;
 
+pub use aws::AwsStack;
 pub use emulators::{FakeGcs, Firestore, Moto, PubSub};
 pub use stacks::GcpStack;
 
