@@ -55,6 +55,13 @@ impl AwsStack {
         }
     }
 
+    /// The stack's environment plus `extra`.
+    pub fn with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
     /// Puts an object into the chunk bucket.
     pub async fn put_chunk(&self, name: &str, body: impl Into<Bytes>) {
         self.chunks
@@ -101,6 +108,33 @@ pub fn lambda(name: &str, api: &RuntimeApi, env: &[(String, String)]) -> Group {
     let mut all = env.to_vec();
     all.extend(api.env(name));
     Group::spawn(name, bins::command(name, &all))
+}
+
+/// Both functions in Lambda mode, ingest on `ingest_env` and finalize on `finalize_env`, each
+/// taking its invocations from a runtime API of its own: ingest's API, finalize's, and the two
+/// processes (stopped when dropped).
+pub async fn functions(
+    ingest_env: &[(String, String)],
+    finalize_env: &[(String, String)],
+) -> (RuntimeApi, RuntimeApi, [Group; 2]) {
+    let ingest_api = RuntimeApi::start().await;
+    let finalize_api = RuntimeApi::start().await;
+    let ingest = lambda("rrstitch-ingest", &ingest_api, ingest_env);
+    let finalize = lambda("rrstitch-finalize", &finalize_api, finalize_env);
+    (ingest_api, finalize_api, [ingest, finalize])
+}
+
+/// A Function URL request (payload format 2.0) posting `body` as JSON to `path`.
+pub fn function_url_request(path: &str, body: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": path}},
+        "body": body,
+        "isBase64Encoded": false
+    })
 }
 
 /// S3 notifications carry keys form-URL-encoded.

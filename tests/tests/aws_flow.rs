@@ -4,7 +4,9 @@
 //! DynamoDB.
 
 use rrstitch::storage::ObjectStore;
-use rrstitch_tests::aws::{lambda, s3_event, scheduled_event, AwsStack};
+use rrstitch_tests::aws::{
+    function_url_request, functions, lambda, s3_event, scheduled_event, AwsStack,
+};
 use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::fixture::{self, full_events, GUID};
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
@@ -38,14 +40,12 @@ async fn segments_match(stack: &AwsStack, single: &Value) -> String {
 async fn s3_events_through_lambda_to_a_stitched_session() {
     let stack = AwsStack::start().await;
     let names = stack.upload_fixture().await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
     // Segments on, as Terraform sets them; small, so the form recording makes several.
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_SEGMENTS".into(), "true".into()));
-    env.push(("RRSTITCH_SEGMENT_BYTES".into(), "16KiB".into()));
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    let env = stack.with(&[
+        ("RRSTITCH_SEGMENTS", "true"),
+        ("RRSTITCH_SEGMENT_BYTES", "16KiB"),
+    ]);
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &env).await;
 
     // One notification, six records (keys URL-encoded: ':' and '+' escaped).
     let reply = ingest_api
@@ -117,15 +117,7 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
         .await
         .unwrap();
     assert_eq!(unknown["status"], 404, "{unknown}");
-    let url_request = json!({
-        "version": "2.0",
-        "rawPath": "/finalize",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/finalize"}},
-        "body": "{\"session_guid\":\"no-such-session\"}",
-        "isBase64Encoded": false
-    });
+    let url_request = function_url_request("/finalize", r#"{"session_guid":"no-such-session"}"#);
     let url_reply = finalize_api.invoke(url_request).await.unwrap();
     assert_eq!(url_reply["statusCode"], 404, "{url_reply}");
 }
@@ -134,9 +126,11 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
 async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     let stack = AwsStack::start().await;
     let api = RuntimeApi::start().await;
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_RESTRICT".into(), restrict::RULES.into()));
-    let _ingest = lambda("rrstitch-ingest", &api, &env);
+    let _ingest = lambda(
+        "rrstitch-ingest",
+        &api,
+        &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
+    );
     let name = "2025-05-02T12:10:50.644191+0000.json".to_owned();
     stack.put_chunk(&name, fixture::chunk(&name)).await;
 
@@ -230,10 +224,7 @@ fn ureq_agent() -> ureq::Agent {
 async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged() {
     let stack = AwsStack::start().await;
     let names = stack.upload_fixture().await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &stack.env).await;
 
     // Payloads that can never succeed are acknowledged, not failed (so never retried).
     let junk = ingest_api
@@ -285,10 +276,7 @@ async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged()
 async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     let stack = AwsStack::start().await;
     let names = stack.upload_fixture().await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &stack.env).await;
     ingest_api
         .invoke(s3_event("chunks", &names))
         .await
@@ -319,15 +307,8 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(swept["result"]["considered"], 0, "{swept}");
 
-    let url_request = json!({
-        "version": "2.0",
-        "rawPath": "/delete",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/delete"}},
-        "body": format!("{{\"session_guids\":[\"{GUID}\"]}}"),
-        "isBase64Encoded": false
-    });
+    let url_request =
+        function_url_request("/delete", &format!("{{\"session_guids\":[\"{GUID}\"]}}"));
     let again = finalize_api.invoke(url_request).await.unwrap();
     assert_eq!(again["statusCode"], 200, "{again}");
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
@@ -341,12 +322,8 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
 async fn inline_redaction_rules_mask_the_session_stored_in_s3() {
     let stack = AwsStack::start().await;
     let names = stack.upload_fixture().await;
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_REDACT".into(), FORM_RULES.into()));
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    let env = stack.with(&[("RRSTITCH_REDACT", FORM_RULES)]);
+    let (ingest_api, finalize_api, _functions) = functions(&env, &env).await;
     ingest_api
         .invoke(s3_event("chunks", &names))
         .await
