@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::{self, SessionIndex};
-use rrstitch::storage::{ObjectStore, Precondition, StorageError};
+use rrstitch::storage::{Encoding, ObjectStore, Precondition, StorageError};
 
 /// The index conformance suite on one handle, claims raced across two, and resharding from
 /// four shards to eight and back to two, each a handle on one fresh table.
@@ -20,6 +20,25 @@ pub async fn index_conforms(
     index::conformance::run_all(index).await;
     index::conformance::claims_are_exclusive_across_handles(index, other).await;
     index::conformance::resharding_strands_nothing(four, eight, two).await;
+}
+
+/// Puts a segment (`Content-Encoding: gzip`) and a plain result (no encoding) with `body`,
+/// handing each name and encoding to `check`, which reads back what the cloud stored.
+pub async fn put_segment_and_result(
+    store: &dyn ObjectStore,
+    body: Bytes,
+    mut check: impl FnMut(&str, Encoding),
+) {
+    for (name, encoding) in [
+        ("g/x/00000.json.gz", Encoding::Gzip),
+        ("g.json", Encoding::Identity),
+    ] {
+        store
+            .put_encoded(name, body.clone(), Precondition::None, encoding)
+            .await
+            .unwrap();
+        check(name, encoding);
+    }
 }
 
 /// Puts `count` objects (more than the API's page) under `p/` and lists them all back.

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use rrstitch::index::dynamodb::DynamoIndex;
-use rrstitch::storage::{Encoding, ObjectStore, Precondition};
 use rrstitch_tests::aws::s3;
 use rrstitch_tests::{backends, Moto};
 
@@ -23,19 +22,7 @@ async fn s3_stores_segments_gzip_encoded() {
     let moto = Moto::start();
     moto.create_bucket("segments");
     let store = s3(&moto.endpoint, "segments").await;
-    for (name, encoding) in [
-        ("g/x/00000.json.gz", Encoding::Gzip),
-        ("g.json", Encoding::Identity),
-    ] {
-        store
-            .put_encoded(
-                name,
-                Bytes::from_static(b"[]"),
-                Precondition::None,
-                encoding,
-            )
-            .await
-            .unwrap();
+    backends::put_segment_and_result(&store, Bytes::from_static(b"[]"), |name, encoding| {
         let headers = head(&moto.endpoint, &format!("/segments/{name}"));
         assert!(
             headers.contains("content-type: application/json"),
@@ -48,7 +35,8 @@ async fn s3_stores_segments_gzip_encoded() {
             ),
             None => assert!(!headers.contains("content-encoding"), "{headers}"),
         }
-    }
+    })
+    .await;
 }
 
 /// A HEAD request's response headers, lower-cased. Raw, because an HTTP client that decodes

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use rrstitch::index::firestore::FirestoreIndex;
 use rrstitch::storage::gcs::GcsStore;
-use rrstitch::storage::{Encoding, ObjectStore, Precondition, StorageUrl};
+use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
 use rrstitch_tests::emulators::percent;
 use rrstitch_tests::{backends, FakeGcs, Firestore};
 
@@ -42,19 +42,7 @@ async fn gcs_stores_segments_gzip_encoded() {
     let gz = [
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
-    for (name, encoding) in [
-        ("g/x/00000.json.gz", Encoding::Gzip),
-        ("g.json", Encoding::Identity),
-    ] {
-        store
-            .put_encoded(
-                name,
-                Bytes::copy_from_slice(&gz),
-                Precondition::None,
-                encoding,
-            )
-            .await
-            .unwrap();
+    backends::put_segment_and_result(&store, Bytes::copy_from_slice(&gz), |name, encoding| {
         let url = format!("{}/storage/v1/b/segments/o/{}", gcs.endpoint, percent(name));
         let meta: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
         // fake-gcs-server keeps no content type from a multipart upload; only the encoding
@@ -66,7 +54,8 @@ async fn gcs_stores_segments_gzip_encoded() {
                 "{meta}"
             ),
         }
-    }
+    })
+    .await;
 }
 
 /// A result bigger than one part goes up as a resumable upload and arrives whole.
