@@ -258,27 +258,8 @@ const FIXTURES: &[&str] = &[
 /// One HTTP/1.1 GET over a plain socket: the response head as text and the body bytes, as
 /// sent (no decoding).
 fn raw_get(base: &str, path: &str) -> (String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    conn.read_to_end(&mut all).unwrap();
-    let split = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    (
-        String::from_utf8_lossy(&all[..split + 2]).into_owned(),
-        all[split + 4..].to_vec(),
-    )
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    rrstitch_tests::raw_http::get(addr, addr, path, &[("Accept-Encoding", "gzip")])
 }
 
 fn guid_of(chunks: &Path) -> String {
