@@ -1,4 +1,4 @@
-// Progressive playback of a segmented session (SEGMENTS-SPEC.md): a manifest plus gzip
+// Progressive playback of a segmented session (README "Segmented output"): a manifest plus gzip
 // segments of rrweb events, served by `rrstitch view` under /api/sessions/{guid}/.
 //
 // Why a window, and why restarts: rrweb's Replayer keeps every event it was ever given (it

@@ -62,26 +62,21 @@ fn main() {
     gcs.create_bucket("results");
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
-    let out = bins::command("rrstitch", &[])
-        .args([
-            "generate",
-            "--sessions",
-            "1",
-            "--events",
-            "6000",
-            "--events-per-chunk",
-            "20",
-            "--seed",
-            "5",
-            "--out",
-        ])
-        .arg(&bucket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    bins::succeeds(
+        bins::command("rrstitch", &[])
+            .args([
+                "generate",
+                "--sessions",
+                "1",
+                "--events",
+                "6000",
+                "--events-per-chunk",
+                "20",
+                "--seed",
+                "5",
+                "--out",
+            ])
+            .arg(&bucket),
     );
     let mut names: Vec<String> = std::fs::read_dir(&bucket)
         .unwrap()

@@ -4,7 +4,7 @@
 //! rather than once for the bins and again for the tests.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::procs::{port_open, Group};
@@ -45,6 +45,21 @@ pub fn command(name: &str, env: &[(String, String)]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// Runs `cmd` to the end and checks that it succeeded, failing the test with the command
+/// and its stderr otherwise; returns its output. Every test that runs a binary as a step
+/// (generate, backfill, ingest) goes through here.
+pub fn succeeds(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// An HTTP function (`rrstitch-ingest` or `rrstitch-finalize`) listening on a free port.

@@ -76,15 +76,7 @@ pub fn stitch_dirs(work: &Path, chunk_dirs: &[&Path], extra: &[(&str, &str)]) ->
         .collect();
     runs.push(vec!["sweep".into(), "--idle".into(), "0s".into()]);
     for args in runs {
-        let out = bins::command("rrstitch", &env)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rrstitch {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bins::succeeds(bins::command("rrstitch", &env).args(&args));
     }
     results
 }

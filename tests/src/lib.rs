@@ -5,19 +5,24 @@
 //! wrapper's children die with it), and is stopped when its handle is dropped. A missing
 //! emulator is a panic that says how to install it — never a silent skip.
 
+pub mod aws;
+pub mod backends;
 pub mod bins;
 pub mod browser;
 pub mod cloudevents;
 pub mod emulators;
+pub mod fixture;
 pub mod form;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod raw_http;
 pub mod restrict;
 pub mod segments;
 pub mod sqs;
 pub mod stacks;
 
+pub use aws::AwsStack;
 pub use emulators::{FakeGcs, Firestore, Moto, PubSub};
 pub use stacks::GcpStack;
 

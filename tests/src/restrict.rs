@@ -31,14 +31,8 @@ pub fn refused_chunks() -> Vec<(String, Vec<u8>, &'static str)> {
 /// Runs `rrstitch rejected --json` on `env`'s index and checks each refused chunk is there
 /// with its kind; returns how many were found.
 pub fn assert_refusals_recorded(env: &[(String, String)]) -> usize {
-    let out = bins::command("rrstitch", env)
-        .args(["rejected", "--json", "--limit", "1000"])
-        .output()
-        .expect("the rrstitch CLI runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = bins::succeeds(
+        bins::command("rrstitch", env).args(["rejected", "--json", "--limit", "1000"]),
     );
     let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -3,171 +3,21 @@
 //! `rrstitch-finalize`, and the stitched session appears in the results bucket, indexed in
 //! DynamoDB.
 
-use std::path::PathBuf;
-
-use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use bytes::Bytes;
-use rrstitch::index::dynamodb::DynamoIndex;
-use rrstitch::storage::s3::S3Store;
-use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
-use rrstitch_tests::bins::{self, HttpFunction};
+use rrstitch::storage::ObjectStore;
+use rrstitch_tests::aws::{
+    function_url_request, functions, lambda, s3_event, scheduled_event, AwsStack,
+};
+use rrstitch_tests::bins::HttpFunction;
+use rrstitch_tests::fixture::{self, full_events, GUID};
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::lambda::RuntimeApi;
-use rrstitch_tests::procs::Group;
+use rrstitch_tests::restrict;
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
-use rrstitch_tests::{restrict, Moto};
 use serde_json::{json, Value};
-
-const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-
-fn fixture() -> PathBuf {
-    rrstitch_tests::repo_root().join("fixtures/rrweb-form")
-}
-
-fn chunk_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// S3 notifications carry keys form-URL-encoded.
-fn s3_encode(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b' ' => "+".to_owned(),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A notification in the shape `aws_lambda_events` defines (what Lambda delivers).
-fn s3_event(bucket: &str, keys: &[String]) -> Value {
-    let records = keys
-        .iter()
-        .map(|key| {
-            let mut r = S3EventRecord::default();
-            r.event_version = Some("2.1".into());
-            r.event_source = Some("aws:s3".into());
-            r.aws_region = Some("us-east-1".into());
-            r.event_name = Some("ObjectCreated:Put".into());
-            r.s3.schema_version = Some("1.0".into());
-            r.s3.bucket.name = Some(bucket.into());
-            r.s3.bucket.arn = Some(format!("arn:aws:s3:::{bucket}"));
-            r.s3.object.key = Some(s3_encode(key));
-            r.s3.object.size = Some(100);
-            r.s3.object.e_tag = Some(format!("etag-{key}"));
-            r
-        })
-        .collect();
-    let mut event = S3Event::default();
-    event.records = records;
-    serde_json::to_value(event).unwrap()
-}
-
-fn scheduled_event() -> Value {
-    json!({
-        "version": "0",
-        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2025-05-02T12:30:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/rrstitch-sweep"],
-        "detail": {}
-    })
-}
-
-struct Stack {
-    moto: Moto,
-    chunks: S3Store,
-    results: S3Store,
-    env: Vec<(String, String)>,
-}
-
-async fn stack() -> Stack {
-    let moto = Moto::start();
-    moto.create_bucket("chunks");
-    moto.create_bucket("results");
-    DynamoIndex::on_emulator("rrstitch", &moto.endpoint)
-        .await
-        .create_table()
-        .await
-        .unwrap();
-    let chunks = S3Store::on_emulator(
-        StorageUrl::S3 {
-            bucket: "chunks".into(),
-        },
-        &moto.endpoint,
-    )
-    .await
-    .unwrap();
-    let results = S3Store::on_emulator(
-        StorageUrl::S3 {
-            bucket: "results".into(),
-        },
-        &moto.endpoint,
-    )
-    .await
-    .unwrap();
-    let mut env = moto.env();
-    env.extend(
-        [
-            ("RRSTITCH_INDEX", "dynamodb"),
-            ("RRSTITCH_DYNAMODB_TABLE", "rrstitch"),
-            ("RRSTITCH_CHUNKS", "s3://chunks"),
-            ("RRSTITCH_RESULTS", "s3://results"),
-            ("RRSTITCH_IDLE_SECS", "0"),
-            ("RRSTITCH_LOG_FORMAT", "json"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    Stack {
-        moto,
-        chunks,
-        results,
-        env,
-    }
-}
-
-/// Puts the fixture's chunks into the chunk bucket; returns their names in order.
-async fn upload_fixture(stack: &Stack) -> Vec<String> {
-    let names = chunk_names();
-    for n in &names {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
-        stack
-            .chunks
-            .put(n, Bytes::from(body), Precondition::None)
-            .await
-            .unwrap();
-    }
-    names
-}
-
-fn lambda(name: &str, api: &RuntimeApi, env: &[(String, String)]) -> Group {
-    let mut all = env.to_vec();
-    all.extend(api.env(name));
-    Group::spawn(name, bins::command(name, &all))
-}
-
-async fn result(stack: &Stack) -> Value {
-    let got = stack
-        .results
-        .get(&format!("{GUID}.json"), 1 << 30)
-        .await
-        .unwrap();
-    serde_json::from_slice(&got.body).unwrap()
-}
 
 /// The session's manifest and segments in the results bucket, checked against its single
 /// file; returns the manifest's generation.
-async fn segments_match(stack: &Stack, single: &Value) -> String {
+async fn segments_match(stack: &AwsStack, single: &Value) -> String {
     let manifest = stack
         .results
         .get(&format!("{GUID}/manifest.json"), 1 << 30)
@@ -186,22 +36,16 @@ async fn segments_match(stack: &Stack, single: &Value) -> String {
     })
 }
 
-fn full_events() -> Value {
-    serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn s3_events_through_lambda_to_a_stitched_session() {
-    let stack = stack().await;
-    let names = upload_fixture(&stack).await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
+    let stack = AwsStack::start().await;
+    let names = stack.upload_fixture().await;
     // Segments on, as Terraform sets them; small, so the form recording makes several.
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_SEGMENTS".into(), "true".into()));
-    env.push(("RRSTITCH_SEGMENT_BYTES".into(), "16KiB".into()));
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    let env = stack.with(&[
+        ("RRSTITCH_SEGMENTS", "true"),
+        ("RRSTITCH_SEGMENT_BYTES", "16KiB"),
+    ]);
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &env).await;
 
     // One notification, six records (keys URL-encoded: ':' and '+' escaped).
     let reply = ingest_api
@@ -229,21 +73,14 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
         swept["result"]["finalized"][0]["session_guid"], GUID,
         "{swept}"
     );
-    let v = result(&stack).await;
+    let v = stack.result(GUID).await;
     assert_eq!(v["rrweb_data"], full_events());
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
     let first_generation = segments_match(&stack, &v).await;
 
     // A late chunk re-opens the session and the next sweep includes it.
-    let late = "2025-05-02T12:20:00.000000+0000.json".to_owned();
-    let body = format!(
-        r#"{{"session_guid":"{GUID}","session_data":[{{"type":5,"timestamp":1746188400000,"data":{{"tag":"late"}}}}],"environment":"production"}}"#
-    );
-    stack
-        .chunks
-        .put(&late, Bytes::from(body), Precondition::None)
-        .await
-        .unwrap();
+    let (late, body) = fixture::late_chunk();
+    stack.put_chunk(&late, body).await;
     let reply = ingest_api
         .invoke(s3_event("chunks", &[late]))
         .await
@@ -255,7 +92,7 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
         1,
         "{swept}"
     );
-    let v = result(&stack).await;
+    let v = stack.result(GUID).await;
     assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
     let generation = segments_match(&stack, &v).await;
     assert_ne!(generation, first_generation);
@@ -280,33 +117,22 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
         .await
         .unwrap();
     assert_eq!(unknown["status"], 404, "{unknown}");
-    let url_request = json!({
-        "version": "2.0",
-        "rawPath": "/finalize",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/finalize"}},
-        "body": "{\"session_guid\":\"no-such-session\"}",
-        "isBase64Encoded": false
-    });
+    let url_request = function_url_request("/finalize", r#"{"session_guid":"no-such-session"}"#);
     let url_reply = finalize_api.invoke(url_request).await.unwrap();
     assert_eq!(url_reply["statusCode"], 404, "{url_reply}");
 }
 
 #[tokio::test]
 async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
-    let stack = stack().await;
+    let stack = AwsStack::start().await;
     let api = RuntimeApi::start().await;
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_RESTRICT".into(), restrict::RULES.into()));
-    let _ingest = lambda("rrstitch-ingest", &api, &env);
+    let _ingest = lambda(
+        "rrstitch-ingest",
+        &api,
+        &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
+    );
     let name = "2025-05-02T12:10:50.644191+0000.json".to_owned();
-    let body = std::fs::read(fixture().join("chunks").join(&name)).unwrap();
-    stack
-        .chunks
-        .put(&name, Bytes::from(body), Precondition::None)
-        .await
-        .unwrap();
+    stack.put_chunk(&name, fixture::chunk(&name)).await;
 
     let mut event = s3_event("chunks", std::slice::from_ref(&name));
     let mut broken = event["Records"][0].clone();
@@ -330,11 +156,7 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     // with their kind (read back by the real CLI), kept in the bucket.
     let refused = restrict::refused_chunks();
     for (name, body, _) in &refused {
-        stack
-            .chunks
-            .put(name, Bytes::from(body.clone()), Precondition::None)
-            .await
-            .unwrap();
+        stack.put_chunk(name, body.clone()).await;
     }
     let names: Vec<String> = refused.iter().map(|(n, _, _)| n.clone()).collect();
     let reply = api.invoke(s3_event("chunks", &names)).await.unwrap();
@@ -348,7 +170,7 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
 
     // With moto gone, ingest cannot record: the invocation fails so Lambda retries.
-    let Stack { moto, env, .. } = stack;
+    let AwsStack { moto, env, .. } = stack;
     drop(moto);
     let err = api
         .invoke(s3_event("chunks", &[name]))
@@ -361,7 +183,7 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
 
 #[tokio::test]
 async fn finalize_over_http_maps_outcomes_to_status_codes() {
-    let stack = stack().await;
+    let stack = AwsStack::start().await;
     let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
     let post = |path: &str, body: &str| match ureq_post(&format!("{}{path}", finalize.url), body) {
         Ok((status, v)) => (status, v),
@@ -400,12 +222,9 @@ fn ureq_agent() -> ureq::Agent {
 
 #[tokio::test]
 async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged() {
-    let stack = stack().await;
-    let names = upload_fixture(&stack).await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    let stack = AwsStack::start().await;
+    let names = stack.upload_fixture().await;
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &stack.env).await;
 
     // Payloads that can never succeed are acknowledged, not failed (so never retried).
     let junk = ingest_api
@@ -445,7 +264,7 @@ async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged()
 
     let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(swept["status"], 200, "{swept}");
-    let v = result(&stack).await;
+    let v = stack.result(GUID).await;
     assert_eq!(v["rrweb_data"], full_events());
 }
 
@@ -455,19 +274,16 @@ async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged()
 /// nothing left.
 #[tokio::test]
 async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
-    let stack = stack().await;
-    let names = upload_fixture(&stack).await;
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &stack.env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
+    let stack = AwsStack::start().await;
+    let names = stack.upload_fixture().await;
+    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &stack.env).await;
     ingest_api
         .invoke(s3_event("chunks", &names))
         .await
         .expect("ingest succeeds");
     let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(swept["status"], 200, "{swept}");
-    assert_eq!(result(&stack).await["rrweb_data"], full_events());
+    assert_eq!(stack.result(GUID).await["rrweb_data"], full_events());
 
     let erased = finalize_api
         .invoke(json!({"delete": {"session_guids": [GUID]}}))
@@ -481,12 +297,7 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     assert!(stack.results.list("").await.unwrap().is_empty());
     assert!(stack.chunks.list("").await.unwrap().is_empty());
 
-    let body = std::fs::read(fixture().join("chunks").join(&names[0])).unwrap();
-    stack
-        .chunks
-        .put(&names[0], Bytes::from(body), Precondition::None)
-        .await
-        .unwrap();
+    stack.put_chunk(&names[0], fixture::chunk(&names[0])).await;
     let late = ingest_api
         .invoke(s3_event("chunks", &names[..1]))
         .await
@@ -496,15 +307,8 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(swept["result"]["considered"], 0, "{swept}");
 
-    let url_request = json!({
-        "version": "2.0",
-        "rawPath": "/delete",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/delete"}},
-        "body": format!("{{\"session_guids\":[\"{GUID}\"]}}"),
-        "isBase64Encoded": false
-    });
+    let url_request =
+        function_url_request("/delete", &format!("{{\"session_guids\":[\"{GUID}\"]}}"));
     let again = finalize_api.invoke(url_request).await.unwrap();
     assert_eq!(again["statusCode"], 200, "{again}");
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
@@ -516,14 +320,10 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
 /// still there, and the metadata counts what was masked.
 #[tokio::test]
 async fn inline_redaction_rules_mask_the_session_stored_in_s3() {
-    let stack = stack().await;
-    let names = upload_fixture(&stack).await;
-    let mut env = stack.env.clone();
-    env.push(("RRSTITCH_REDACT".into(), FORM_RULES.into()));
-    let ingest_api = RuntimeApi::start().await;
-    let finalize_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, &env);
-    let _finalize = lambda("rrstitch-finalize", &finalize_api, &env);
+    let stack = AwsStack::start().await;
+    let names = stack.upload_fixture().await;
+    let env = stack.with(&[("RRSTITCH_REDACT", FORM_RULES)]);
+    let (ingest_api, finalize_api, _functions) = functions(&env, &env).await;
     ingest_api
         .invoke(s3_event("chunks", &names))
         .await

@@ -50,12 +50,10 @@ fn names(recorded: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Records a session (`checkout_ms`: rrweb's checkoutEveryNms, 0 for none), stitches it and
-/// checks the replay; then the negative controls.
-fn fidelity(guid: &str, checkout_ms: u32) {
-    let work = tempfile::tempdir().unwrap();
-    let rec = work.path().join("rec");
-    let recorded = node(&[
+/// The harness records a session `guid` in the browser into `rec` (`checkout_ms`: rrweb's
+/// checkoutEveryNms, 0 for none); its report.
+fn record(rec: &Path, guid: &str, checkout_ms: u32) -> Value {
+    node(&[
         "record",
         "--out",
         rec.to_str().unwrap(),
@@ -63,7 +61,15 @@ fn fidelity(guid: &str, checkout_ms: u32) {
         guid,
         "--checkout-ms",
         &checkout_ms.to_string(),
-    ]);
+    ])
+}
+
+/// Records a session (`checkout_ms`: rrweb's checkoutEveryNms, 0 for none), stitches it and
+/// checks the replay; then the negative controls.
+fn fidelity(guid: &str, checkout_ms: u32) {
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("rec");
+    let recorded = record(&rec, guid, checkout_ms);
     assert_eq!(recorded["problems"], Value::Array(vec![]), "{recorded}");
     let names = names(&recorded);
     assert!(names.len() >= 5, "too few chunks to be a test: {recorded}");
@@ -154,15 +160,7 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
     let work = tempfile::tempdir().unwrap();
     let rec = work.path().join("rec");
     let guid = "browser-viewer";
-    node(&[
-        "record",
-        "--out",
-        rec.to_str().unwrap(),
-        "--guid",
-        guid,
-        "--checkout-ms",
-        "0",
-    ]);
+    record(&rec, guid, 0);
     let (file, _) = stitch(&work.path().join("all"), &rec.join("chunks"), guid);
     let results = file.parent().unwrap();
 

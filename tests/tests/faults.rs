@@ -84,17 +84,12 @@ impl Stack {
     /// Writes sessions with the CLI's generator into `bucket/` and uploads them all.
     fn generate(&self, args: &[&str]) -> Vec<(String, usize)> {
         let bucket = self.dir.path().join("bucket");
-        let out = bins::command("rrstitch", &[])
-            .arg("generate")
-            .arg("--out")
-            .arg(&bucket)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        bins::succeeds(
+            bins::command("rrstitch", &[])
+                .arg("generate")
+                .arg("--out")
+                .arg(&bucket)
+                .args(args),
         );
         self.upload_dir(&bucket)
     }
@@ -121,18 +116,13 @@ impl Stack {
     /// The stitch of every chunk in `bucket/`, by the batch job: what each result must equal.
     fn expected(&self) -> BTreeMap<String, Value> {
         let out = self.dir.path().join("expected");
-        let run = bins::command("rrstitch", &[])
-            .arg("backfill")
-            .arg("--bucket")
-            .arg(self.dir.path().join("bucket"))
-            .arg("--output-dir")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
+        bins::succeeds(
+            bins::command("rrstitch", &[])
+                .arg("backfill")
+                .arg("--bucket")
+                .arg(self.dir.path().join("bucket"))
+                .arg("--output-dir")
+                .arg(&out),
         );
         std::fs::read_dir(&out)
             .unwrap()
@@ -185,12 +175,7 @@ impl Stack {
 
 /// Runs `rrstitch <args>` to completion and parses its `--json` output.
 fn cli_json(env: &[(String, String)], args: &[&str]) -> Value {
-    let out = bins::command("rrstitch", env).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rrstitch {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bins::succeeds(bins::command("rrstitch", env).args(args));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "rrstitch {args:?} printed no JSON ({e}): {}",

@@ -1,15 +1,13 @@
 //! The GCS storage adapter against fake-gcs-server and the Firestore index adapter against the
 //! official Cloud Firestore emulator, through the same conformance suites the local and AWS
-//! adapters pass.
+//! adapters pass and the same cloud checks as S3 and DynamoDB (`rrstitch_tests::backends`).
 
 use bytes::Bytes;
-use rrstitch::engine::SessionGuid;
 use rrstitch::index::firestore::FirestoreIndex;
-use rrstitch::index::SessionIndex;
 use rrstitch::storage::gcs::GcsStore;
-use rrstitch::storage::{Encoding, ObjectStore, Precondition, StorageUrl};
+use rrstitch::storage::{ObjectStore, Precondition, StorageUrl};
 use rrstitch_tests::emulators::percent;
-use rrstitch_tests::{FakeGcs, Firestore};
+use rrstitch_tests::{backends, FakeGcs, Firestore};
 
 fn gs(bucket: &str) -> StorageUrl {
     StorageUrl::Gcs {
@@ -31,19 +29,7 @@ async fn gcs_lists_past_one_page() {
     gcs.create_bucket("pages");
     let store = GcsStore::on_emulator(gs("pages"), &gcs.endpoint).unwrap();
     // The JSON API pages at 1,000 objects.
-    for i in 0..1_050 {
-        store
-            .put(
-                &format!("p/{i:05}.json"),
-                Bytes::from_static(b"{}"),
-                Precondition::None,
-            )
-            .await
-            .unwrap();
-    }
-    let listed = store.list("p/").await.unwrap();
-    assert_eq!(listed.len(), 1_050);
-    assert_eq!(listed[1_049].name, "p/01049.json");
+    backends::lists_past_one_page(&store, 1_050).await;
 }
 
 /// A segment is stored `Content-Encoding: gzip`, so a browser fetching it gets JSON; a plain
@@ -56,19 +42,7 @@ async fn gcs_stores_segments_gzip_encoded() {
     let gz = [
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
-    for (name, encoding) in [
-        ("g/x/00000.json.gz", Encoding::Gzip),
-        ("g.json", Encoding::Identity),
-    ] {
-        store
-            .put_encoded(
-                name,
-                Bytes::copy_from_slice(&gz),
-                Precondition::None,
-                encoding,
-            )
-            .await
-            .unwrap();
+    backends::put_segment_and_result(&store, Bytes::copy_from_slice(&gz), |name, encoding| {
         let url = format!("{}/storage/v1/b/segments/o/{}", gcs.endpoint, percent(name));
         let meta: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
         // fake-gcs-server keeps no content type from a multipart upload; only the encoding
@@ -80,7 +54,8 @@ async fn gcs_stores_segments_gzip_encoded() {
                 "{meta}"
             ),
         }
-    }
+    })
+    .await;
 }
 
 /// A result bigger than one part goes up as a resumable upload and arrives whole.
@@ -108,15 +83,13 @@ async fn gcs_streams_a_multi_part_object() {
 async fn firestore_index_conforms() {
     let fs = Firestore::start();
     let index = FirestoreIndex::on_emulator(&fs.host, &fs.project, "rrstitch_sessions");
-    rrstitch::index::conformance::run_all(&index).await;
     let other = FirestoreIndex::on_emulator(&fs.host, &fs.project, "rrstitch_sessions");
-    rrstitch::index::conformance::claims_are_exclusive_across_handles(&index, &other).await;
     let sharded = |n| {
         FirestoreIndex::on_emulator(&fs.host, &fs.project, "resharded")
             .with_shards(rrstitch::index::Shards::new(n))
     };
     let (four, eight, two) = (sharded(4), sharded(8), sharded(2));
-    rrstitch::index::conformance::resharding_strands_nothing(&four, &eight, &two).await;
+    backends::index_conforms(&index, &other, [&four, &eight, &two]).await;
 }
 
 #[tokio::test]
@@ -124,19 +97,8 @@ async fn unreachable_backends_are_transient_and_bounded() {
     let port = rrstitch_tests::free_port();
     let started = std::time::Instant::now();
     let store = GcsStore::on_emulator(gs("b"), &format!("127.0.0.1:{port}")).unwrap();
-    let err = store.get("x.json", 10).await.unwrap_err();
-    assert!(err.is_transient(), "{err}");
     let index = FirestoreIndex::on_emulator(&format!("127.0.0.1:{port}"), "p", "s");
-    let err = index
-        .session(&SessionGuid::parse("g").unwrap())
-        .await
-        .unwrap_err();
-    assert!(err.is_transient(), "{err}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(60),
-        "{:?}",
-        started.elapsed()
-    );
+    backends::unreachable_is_transient_and_bounded(&store, &index, started).await;
 }
 
 /// A missing bucket is named as such, not as a missing object.
@@ -144,21 +106,13 @@ async fn unreachable_backends_are_transient_and_bounded() {
 async fn a_missing_gcs_bucket_is_said_to_be_missing() {
     let gcs = FakeGcs::start();
     let store = GcsStore::on_emulator(gs("never-made"), &gcs.endpoint).unwrap();
-    let missing = |r: rrstitch::storage::StorageError| {
+    for r in backends::missing_bucket_errors(&store).await {
         assert!(
             matches!(&r, rrstitch::storage::StorageError::NoSuchBucket { bucket } if bucket == "gs://never-made"),
             "{r:?}"
         );
         assert_eq!(r.to_string(), "bucket \"gs://never-made\" does not exist");
-    };
-    missing(store.check_bucket().await.unwrap_err());
-    missing(store.list("").await.unwrap_err());
-    missing(
-        store
-            .put("r.json", Bytes::from_static(b"{}"), Precondition::None)
-            .await
-            .unwrap_err(),
-    );
+    }
     gcs.create_bucket("made");
     let there = GcsStore::on_emulator(gs("made"), &gcs.endpoint).unwrap();
     there

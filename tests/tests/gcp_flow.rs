@@ -4,54 +4,20 @@
 //! real `rrstitch-finalize` sweeps (as Cloud Scheduler would) and the stitched session appears
 //! in the results bucket, with its segments and manifest (as Terraform configures it).
 
-use std::path::PathBuf;
-
 use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{
     binary_event, post, post_announcing, structured_event, FINALIZED,
 };
 use rrstitch_tests::emulators::percent;
+use rrstitch_tests::fixture::{self, chunk_names, full_events, GUID};
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
 use rrstitch_tests::{restrict, GcpStack};
 use serde_json::{json, Value};
 
-const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
-
-fn fixture() -> PathBuf {
-    rrstitch_tests::repo_root().join("fixtures/rrweb-form")
-}
-
-fn chunk_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-type Stack = GcpStack;
-
-fn stack() -> Stack {
-    GcpStack::start()
-}
-
-fn result(stack: &Stack) -> Value {
-    let body = stack
-        .gcs
-        .download("results", &format!("{GUID}.json"))
-        .expect("the result exists");
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn full_events() -> Value {
-    serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn cloudevents_through_the_functions_to_a_stitched_session() {
-    let stack = stack();
+    let stack = GcpStack::start();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     // Small segments, so the form recording makes several.
     let finalize = HttpFunction::start(
@@ -63,7 +29,7 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
     );
     let names = chunk_names();
     for (i, n) in names.iter().enumerate() {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        let body = fixture::chunk(n);
         stack.gcs.upload("chunks", n, &body);
         // Alternate the two content modes Eventarc may use.
         let reply = if i % 2 == 0 {
@@ -88,19 +54,16 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
         "{}",
         swept.body
     );
-    let v = result(&stack);
+    let v = stack.result(GUID);
     assert_eq!(v["session_guid"], GUID);
     assert_eq!(v["rrweb_data"], full_events());
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 6);
     let first_generation = segments_match(&stack, &v);
 
     // A late chunk re-opens the session; the next sweep stitches it in.
-    let late = "2025-05-02T12:20:00.000000+0000.json";
-    let body = format!(
-        r#"{{"session_guid":"{GUID}","session_data":[{{"type":5,"timestamp":1746188400000,"data":{{"tag":"late"}}}}],"environment":"production"}}"#
-    );
-    stack.gcs.upload("chunks", late, body.as_bytes());
-    let reply = binary_event(&ingest, "chunks", late, body.len());
+    let (late, body) = fixture::late_chunk();
+    stack.gcs.upload("chunks", &late, body.as_bytes());
+    let reply = binary_event(&ingest, "chunks", &late, body.len());
     assert_eq!(reply.body["reopened"], true, "{}", reply.body);
     let swept = post(&format!("{}/sweep", finalize.url), &[], "");
     assert_eq!(
@@ -109,7 +72,7 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
         "{}",
         swept.body
     );
-    let v = result(&stack);
+    let v = stack.result(GUID);
     assert_eq!(v["rrweb_data"].as_array().unwrap().len(), 244);
     assert_eq!(v["metadata"]["timestamp_list"].as_array().unwrap().len(), 7);
     // The re-stitch published a new generation and deleted the old one.
@@ -145,7 +108,7 @@ fn cloudevents_through_the_functions_to_a_stitched_session() {
 
 /// Checks the session's manifest and segments in the results bucket against its single file
 /// (each segment stored gzip-encoded); returns the manifest's generation.
-fn segments_match(stack: &Stack, single: &Value) -> String {
+fn segments_match(stack: &GcpStack, single: &Value) -> String {
     let manifest: Value = serde_json::from_slice(
         &stack
             .gcs
@@ -182,7 +145,7 @@ fn finalized_headers(id: &str) -> [(&str, &str); 5] {
 
 #[test]
 fn bad_events_and_objects_are_answered_and_recorded() {
-    let stack = stack();
+    let stack = GcpStack::start();
     let ingest = HttpFunction::start(
         "rrstitch-ingest",
         &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
@@ -265,9 +228,9 @@ fn bad_events_and_objects_are_answered_and_recorded() {
 
     // With Firestore down, ingest cannot record: 5xx, so Eventarc retries.
     let ok = "2025-05-02T12:10:50.644191+0000.json";
-    let body = std::fs::read(fixture().join("chunks").join(ok)).unwrap();
+    let body = fixture::chunk(ok);
     stack.gcs.upload("chunks", ok, &body);
-    let Stack {
+    let GcpStack {
         gcs,
         mut firestore,
         env,
@@ -296,10 +259,10 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn events_for_other_buckets_are_acknowledged_and_never_read() {
-    let stack = stack();
+    let stack = GcpStack::start();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     let name = &chunk_names()[0];
-    let body = std::fs::read(fixture().join("chunks").join(name)).unwrap();
+    let body = fixture::chunk(name);
     // A real chunk in a real bucket that is not the configured one, and a bucket that does
     // not exist: both acknowledged, neither read nor recorded.
     stack.gcs.create_bucket("other");
@@ -369,12 +332,12 @@ fn pubsub_push(
 
 #[test]
 fn lost_events_are_recovered_by_reconcile() {
-    let stack = stack();
+    let stack = GcpStack::start();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
     let names = chunk_names();
     for n in &names {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
+        let body = fixture::chunk(n);
         stack.gcs.upload("chunks", n, &body);
     }
     // Every other event arrives (as Pub/Sub pushes); the rest are lost.
@@ -421,12 +384,12 @@ fn lost_events_are_recovered_by_reconcile() {
 
     let swept = rrstitch_tests::cloudevents::sweep(&finalize);
     assert_eq!(swept.status, 200, "{}", swept.body);
-    assert_eq!(result(&stack)["rrweb_data"], full_events());
+    assert_eq!(stack.result(GUID)["rrweb_data"], full_events());
 }
 
 #[test]
 fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
-    let stack = stack();
+    let stack = GcpStack::start();
     // At startup: the function refuses to start and says which bucket is missing.
     let mut env = stack.env.clone();
     env.push(("RRSTITCH_RESULTS".into(), "gs://no-results-here".into()));
@@ -456,7 +419,7 @@ fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     let finalize = HttpFunction::start("rrstitch-finalize", &env);
     let name = &chunk_names()[0];
-    let body = std::fs::read(fixture().join("chunks").join(name)).unwrap();
+    let body = fixture::chunk(name);
     stack.gcs.upload("chunks", name, &body);
     assert_eq!(
         binary_event(&ingest, "chunks", name, body.len()).body["outcome"],
@@ -482,19 +445,16 @@ fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
 /// and deleted; the session cannot be finalized again; a second delete finds nothing.
 #[test]
 fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
-    let stack = stack();
+    let stack = GcpStack::start();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
     let names = chunk_names();
     for n in &names {
-        let body = std::fs::read(fixture().join("chunks").join(n)).unwrap();
-        stack.gcs.upload("chunks", n, &body);
-        let reply = binary_event(&ingest, "chunks", n, body.len());
-        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+        stack.ingest_chunk(&ingest, n, &fixture::chunk(n));
     }
     let swept = rrstitch_tests::cloudevents::sweep(&finalize);
     assert_eq!(swept.status, 200, "{}", swept.body);
-    assert_eq!(result(&stack)["rrweb_data"], full_events());
+    assert_eq!(stack.result(GUID)["rrweb_data"], full_events());
 
     let delete = |body: &str| {
         post(
@@ -522,7 +482,7 @@ fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
     }
 
     // A late (or re-uploaded) chunk is refused and deleted, not recorded.
-    let body = std::fs::read(fixture().join("chunks").join(&names[0])).unwrap();
+    let body = fixture::chunk(&names[0]);
     stack.gcs.upload("chunks", &names[0], &body);
     let late = binary_event(&ingest, "chunks", &names[0], body.len());
     assert_eq!(late.status, 200, "{}", late.body);
@@ -552,17 +512,14 @@ fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
 /// every event is still there, and the metadata counts what was masked.
 #[test]
 fn inline_redaction_rules_mask_the_session_stored_in_gcs() {
-    let mut stack = stack();
+    let mut stack = GcpStack::start();
     stack
         .env
         .push(("RRSTITCH_REDACT".into(), FORM_RULES.into()));
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
     let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
     for n in chunk_names() {
-        let body = std::fs::read(fixture().join("chunks").join(&n)).unwrap();
-        stack.gcs.upload("chunks", &n, &body);
-        let reply = binary_event(&ingest, "chunks", &n, body.len());
-        assert_eq!(reply.body["outcome"], "recorded", "{n}: {}", reply.body);
+        stack.ingest_chunk(&ingest, &n, &fixture::chunk(&n));
     }
     let swept = post(&format!("{}/sweep", finalize.url), &[], "");
     assert_eq!(

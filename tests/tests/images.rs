@@ -20,15 +20,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rrstitch_tests::cloudevents::{object_data, post, Reply, FINALIZED};
+use rrstitch_tests::fixture::{self, GUID};
 use rrstitch_tests::procs::port_open;
 use rrstitch_tests::{free_port, repo_root, GcpStack};
-use serde_json::Value;
 
 const BINS: [&str; 2] = ["rrstitch-ingest", "rrstitch-finalize"];
 const MAX_COMPRESSED_MB: f64 = 25.0;
 /// Cloud Run's grace between SIGTERM and SIGKILL.
 const SIGTERM_GRACE: Duration = Duration::from_secs(10);
-const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
 
 fn images_dir() -> PathBuf {
     std::env::var_os("RRSTITCH_IMAGES_DIR")
@@ -58,10 +57,6 @@ fn archive(bin: &str) -> PathBuf {
         }
     }
     path
-}
-
-fn fixture() -> PathBuf {
-    repo_root().join("fixtures/rrweb-form")
 }
 
 /// podman with a store of its own, and the containers and image mounts it made, so that
@@ -549,13 +544,8 @@ fn images_keep_cloud_runs_container_contract() {
         .unwrap_or_else(|e| panic!("{e}"));
     check_healthz(&ingest, "rrstitch-ingest");
     check_running_as_non_root(&podman, &ingest, "rrstitch-ingest");
-    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for name in &names {
-        let body = std::fs::read(fixture().join("chunks").join(name)).unwrap();
+    for name in &fixture::chunk_names() {
+        let body = fixture::chunk(name);
         stack.gcs.upload("chunks", name, &body);
         let reply = cloudevent(&ingest, "chunks", name, body.len());
         assert_eq!(
@@ -586,15 +576,9 @@ fn images_keep_cloud_runs_container_contract() {
         "{}",
         swept.body
     );
-    let result = stack
-        .gcs
-        .download("results", &format!("{GUID}.json"))
-        .expect("the stitched session in the results bucket");
-    let result: Value = serde_json::from_slice(&result).unwrap();
-    let full: Value =
-        serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap();
+    let result = stack.result(GUID);
     assert_eq!(result["session_guid"], GUID);
-    assert_eq!(result["rrweb_data"], full);
+    assert_eq!(result["rrweb_data"], fixture::full_events());
 
     check_sigterm(&podman, &ingest, "rrstitch-ingest");
     check_sigterm(&podman, &finalize, "rrstitch-finalize");

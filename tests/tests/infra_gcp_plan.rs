@@ -186,6 +186,16 @@ fn negative_control(rc: &Path, label: &str, file: &str, from: &str, to: &str, wa
     );
 }
 
+/// A planned resource's address inside the module, without the module and an index:
+/// `module.rrstitch.google_x.y["k"]` → `google_x.y`, as the tests' assertions name it.
+fn module_local(address: &str) -> &str {
+    address
+        .trim_start_matches("module.rrstitch.")
+        .split('[')
+        .next()
+        .unwrap()
+}
+
 #[test]
 fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
     let start = Instant::now();
@@ -343,11 +353,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         .collect();
     assert!(queue_grants.len() >= 16, "{queue_grants:?}");
     for address in &queue_grants {
-        let local = address
-            .trim_start_matches("module.rrstitch.")
-            .split('[')
-            .next()
-            .unwrap();
+        let local = module_local(address);
         assert!(
             tests_text.contains(local),
             "{address} is a queue-mode grant the tests' assertions do not name"
@@ -386,11 +392,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
                 kind.ends_with("_iam_member"),
                 "{address}: only additive *_iam_member grants, never authoritative bindings or policies"
             );
-            let local = address
-                .trim_start_matches("module.rrstitch.")
-                .split('[')
-                .next()
-                .unwrap();
+            let local = module_local(address);
             assert!(
                 tests_text.contains(local),
                 "{address} is a grant the tests' least-privilege assertion does not name \

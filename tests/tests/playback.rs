@@ -112,15 +112,10 @@ fn a_200_mb_session_plays_progressively_with_bounded_heap_and_seeks_exactly() {
     let began = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let chunks = work.path().join("chunks");
-    let out = bins::command("rrstitch", &[])
-        .args(["generate", "--out", chunks.to_str().unwrap()])
-        .args(["--session-bytes", "210MB", "--seed", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    bins::succeeds(
+        bins::command("rrstitch", &[])
+            .args(["generate", "--out", chunks.to_str().unwrap()])
+            .args(["--session-bytes", "210MB", "--seed", "3"]),
     );
     let generated = began.elapsed();
     let guid = "long-3";
@@ -263,27 +258,8 @@ const FIXTURES: &[&str] = &[
 /// One HTTP/1.1 GET over a plain socket: the response head as text and the body bytes, as
 /// sent (no decoding).
 fn raw_get(base: &str, path: &str) -> (String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let addr = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    conn.read_to_end(&mut all).unwrap();
-    let split = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    (
-        String::from_utf8_lossy(&all[..split + 2]).into_owned(),
-        all[split + 4..].to_vec(),
-    )
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    rrstitch_tests::raw_http::get(addr, addr, path, &[("Accept-Encoding", "gzip")])
 }
 
 fn guid_of(chunks: &Path) -> String {
@@ -315,22 +291,17 @@ fn real_recordings_replay_the_same_through_segments_and_single_files_and_the_lis
     let dirs: Vec<PathBuf> = names.iter().map(|n| real.join(n).join("chunks")).collect();
     // Two generated sessions of another environment, for the environment filter.
     let staging = work.path().join("staging");
-    let out = bins::command("rrstitch", &[])
-        .args(["generate", "--out", staging.to_str().unwrap()])
-        .args([
-            "--sessions",
-            "2",
-            "--events",
-            "60",
-            "--environment",
-            "staging",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    bins::succeeds(
+        bins::command("rrstitch", &[])
+            .args(["generate", "--out", staging.to_str().unwrap()])
+            .args([
+                "--sessions",
+                "2",
+                "--events",
+                "60",
+                "--environment",
+                "staging",
+            ]),
     );
     let mut dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     dir_refs.push(&staging);
@@ -629,15 +600,10 @@ fn view_serves_segments_from_a_gcs_results_bucket() {
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let out = bins::command("rrstitch", &env)
-        .args(["backfill", "--bucket", chunks.to_str().unwrap()])
-        .args(["--results", "gs://results/out/"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    bins::succeeds(
+        bins::command("rrstitch", &env)
+            .args(["backfill", "--bucket", chunks.to_str().unwrap()])
+            .args(["--results", "gs://results/out/"]),
     );
     let (server, url) = view_with("gs://results/out/", &gcs.env());
     let list: Value = ureq::get(&format!("{url}api/sessions"))

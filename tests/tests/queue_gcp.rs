@@ -7,39 +7,19 @@
 //! is unreachable answers 503 so the emulator delivers again, until a healthy worker takes it.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::firestore::FirestoreIndex;
 use rrstitch::index::{SessionIndex, SessionStatus};
 use rrstitch_tests::bins::HttpFunction;
-use rrstitch_tests::cloudevents::{binary_event, post};
+use rrstitch_tests::cloudevents::post;
+use rrstitch_tests::fixture::{self, small_chunk, GUID};
 use rrstitch_tests::procs::Group;
 use rrstitch_tests::{GcpStack, PubSub};
 use serde_json::{json, Value};
 
-const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
 const SMALL: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
-
-fn fixture() -> PathBuf {
-    rrstitch_tests::repo_root().join("fixtures/rrweb-form")
-}
-
-/// Uploads a chunk and tells ingest about it.
-fn ingest_chunk(stack: &GcpStack, ingest: &HttpFunction, name: &str, body: &[u8]) {
-    stack.gcs.upload("chunks", name, body);
-    let reply = binary_event(ingest, "chunks", name, body.len());
-    assert_eq!(reply.status, 200, "{name}: {}", reply.body);
-    assert_eq!(reply.body["outcome"], "recorded", "{name}: {}", reply.body);
-}
-
-fn small_chunk(guid: &str) -> Vec<u8> {
-    format!(
-        r#"{{"session_guid":"{guid}","session_data":[{{"type":4,"timestamp":1746187850000,"data":{{"href":"https://example.com/","width":800,"height":600}}}},{{"type":3,"timestamp":1746187851000,"data":{{"source":1}}}}],"environment":"production"}}"#
-    )
-    .into_bytes()
-}
 
 fn envelope(data: &[u8]) -> String {
     use base64::Engine as _;
@@ -120,22 +100,12 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
         Some((&dead_letters, 20)),
     );
 
-    let mut names: Vec<String> = std::fs::read_dir(fixture().join("chunks"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for n in &names {
-        ingest_chunk(
-            &stack,
-            &ingest,
-            n,
-            &std::fs::read(fixture().join("chunks").join(n)).unwrap(),
-        );
+    for n in &fixture::chunk_names() {
+        stack.ingest_chunk(&ingest, n, &fixture::chunk(n));
     }
     for (i, guid) in SMALL.iter().enumerate() {
         let name = format!("2025-05-02T12:40:0{i}.000000+0000.json");
-        ingest_chunk(&stack, &ingest, &name, &small_chunk(guid));
+        stack.ingest_chunk(&ingest, &name, &small_chunk(guid));
     }
 
     // The scheduled sweep dispatches: one message per idle session, nothing stitched by it.
@@ -184,9 +154,7 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
         .download("results", &format!("{GUID}.json"))
         .expect("the fixture session's result");
     let v: Value = serde_json::from_slice(&result).unwrap();
-    let full: Value =
-        serde_json::from_slice(&std::fs::read(fixture().join("full.json")).unwrap()).unwrap();
-    assert_eq!(v["rrweb_data"], full);
+    assert_eq!(v["rrweb_data"], fixture::full_events());
     for guid in SMALL {
         let v: Value = serde_json::from_slice(
             &stack
@@ -268,8 +236,7 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
     broken_env.retain(|(k, _)| k != "STORAGE_EMULATOR_HOST");
     broken_env.push(("STORAGE_EMULATOR_HOST".into(), dead_storage));
     let broken = HttpFunction::start("rrstitch-finalize", &broken_env);
-    ingest_chunk(
-        &stack,
+    stack.ingest_chunk(
         &ingest,
         "2025-05-02T12:50:00.000000+0000.json",
         &small_chunk("queue-late"),

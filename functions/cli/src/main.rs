@@ -12,12 +12,10 @@ use rrstitch_edge::telemetry::LogFormat;
 mod backfill;
 mod erase;
 mod generate;
-mod generate_long;
 mod local;
 mod progress;
 mod prune;
 mod view;
-mod view_segments;
 
 #[derive(Parser)]
 #[command(

@@ -42,6 +42,35 @@ fn rrstitch(dir: &Path) -> Command {
     cmd
 }
 
+/// A temporary directory whose `bucket/` holds the fixture's chunks, ingested and swept (so
+/// the session is stitched), and the path of the session's result.
+fn stitched_fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let result = dir.path().join("results").join(format!("{GUID}.json"));
+    (dir, result)
+}
+
+/// Runs `cmd` to the end and checks it succeeded (else fails with its stderr).
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
@@ -532,15 +561,10 @@ fn reconcile_ingests_what_no_event_recorded() {
         .args(&names[..2])
         .assert()
         .success();
-    let out = rrstitch(dir.path())
-        .args(["reconcile", "--json", "--bucket"])
-        .arg(&bucket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        rrstitch(dir.path())
+            .args(["reconcile", "--json", "--bucket"])
+            .arg(&bucket),
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["recovered"], 4, "{summary}");
@@ -581,18 +605,8 @@ fn age_files(dir: &Path, age: Duration) {
 
 #[test]
 fn delete_erases_a_session_from_stdin_and_refuses_its_late_chunks() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, result) = stitched_fixture();
     let bucket = dir.path().join("bucket");
-    copy_fixture(&bucket);
-    rrstitch(dir.path())
-        .args(["ingest", "bucket"])
-        .assert()
-        .success();
-    rrstitch(dir.path())
-        .args(["sweep", "--idle", "0s"])
-        .assert()
-        .success();
-    let result = dir.path().join("results").join(format!("{GUID}.json"));
     assert!(result.exists());
 
     let mut child = rrstitch(dir.path())
@@ -653,18 +667,8 @@ fn delete_erases_a_session_from_stdin_and_refuses_its_late_chunks() {
 
 #[test]
 fn prune_deletes_old_chunks_and_keeps_results_unless_asked() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, result) = stitched_fixture();
     let bucket = dir.path().join("bucket");
-    copy_fixture(&bucket);
-    rrstitch(dir.path())
-        .args(["ingest", "bucket"])
-        .assert()
-        .success();
-    rrstitch(dir.path())
-        .args(["sweep", "--idle", "0s"])
-        .assert()
-        .success();
-    let result = dir.path().join("results").join(format!("{GUID}.json"));
     let json = |args: &[&str]| -> serde_json::Value {
         let out = rrstitch(dir.path())
             .args(args)

@@ -2,12 +2,15 @@
 //! addressed by), which files it serves (regular files inside the results directory), and
 //! what one session's lookup reads (its own object, never every session).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
+
+/// The raw GET the end-to-end playback tests use too: one definition, no dependency on them.
+#[path = "../../../tests/src/raw_http.rs"]
+mod raw_http;
 
 const GUID: &str = "6f1c2a9e-3b7d-4e51-9a8c-2d4b7e0f1a33";
 
@@ -60,21 +63,10 @@ impl Viewer {
 
     /// `GET path` with the given `Host` header: status and body.
     fn get_as(&self, host: &str, path: &str) -> (u16, Vec<u8>) {
-        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut all = Vec::new();
-        conn.read_to_end(&mut all).unwrap();
-        let split = all
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        let head = String::from_utf8_lossy(&all[..split]);
+        let addr = format!("127.0.0.1:{}", self.port);
+        let (head, body) = raw_http::get(&addr, host, path, &[]);
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, all[split + 4..].to_vec())
+        (status, body)
     }
 
     fn get(&self, path: &str) -> (u16, Vec<u8>) {

@@ -1,12 +1,16 @@
-//! The segmented half of `rrstitch view` (SEGMENTS-SPEC.md): a session's manifest and its
-//! gzip segments, passed through as stored so the browser inflates them, plus list rows
-//! built from manifests so listing never reads a segmented session's (large) single file.
+//! The segmented half of `rrstitch view`: a session's manifest and its gzip segments, passed
+//! through as stored so the browser inflates them, plus the manifests the list reads so
+//! listing never reads a segmented session's (large) single file.
+//!
+//! The format is the one a stitch writes with `RRSTITCH_SEGMENTS=1`: `<guid>/manifest.json`
+//! lists the segments, `<guid>/<generation>/NNNNN.json.gz` are gzip'd JSON arrays of events
+//! cut where a player can start (README, "Segmented output, for playback at any size"; the
+//! cuts in [`rrstitch::engine::segment`], the layout and replacement in
+//! [`rrstitch::service::segments`]).
 //!
 //! Every name comes from the URL, so both parts are checked before they reach the store: the
 //! guid by the same rule ingest uses, the segment path component by component (plain names
 //! of `[A-Za-z0-9._-]`, none starting with `.`, ending in `.json.gz`).
-
-use std::collections::HashSet;
 
 use anyhow::Result;
 use axum::extract::{Path as UrlPath, State};
@@ -16,7 +20,8 @@ use rrstitch::service::segments::MANIFEST;
 use rrstitch::storage::ObjectMeta;
 use serde_json::Value;
 
-use crate::view::{read_object, row, server_error, AppState, Shared, Source};
+use super::errors::server_error;
+use super::state::{read_object, AppState, Shared, Source};
 
 /// The largest segment served; the writer caps segments at 8 MiB of JSON by default, so this
 /// is far above anything it writes.
@@ -94,18 +99,14 @@ pub(crate) async fn segment(
     }
 }
 
-/// List rows for every session with a manifest in `listed` (the source's listing), and those
-/// sessions' guids (the caller skips their single files). A manifest that does not parse is
-/// logged and left to the single file.
-pub(crate) async fn manifest_rows(
-    s: &AppState,
-    listed: &[ObjectMeta],
-) -> Result<(Vec<Value>, HashSet<String>)> {
+/// Every session with a manifest in `listed` (the source's listing), as its guid and parsed
+/// manifest: the list makes their rows from the manifests' metadata and skips their single
+/// files. A manifest that does not parse is logged and left to the single file.
+pub(crate) async fn manifests(s: &AppState, listed: &[ObjectMeta]) -> Result<Vec<(String, Value)>> {
     let Source::Store(_, prefix) = &s.source else {
-        return Ok((Vec::new(), HashSet::new()));
+        return Ok(Vec::new());
     };
-    let mut rows = Vec::new();
-    let mut guids = HashSet::new();
+    let mut found = Vec::new();
     for meta in listed {
         let rest = &meta.name[prefix.len()..];
         let Some(guid) = rest.strip_suffix(&format!("/{MANIFEST}")) else {
@@ -119,14 +120,11 @@ pub(crate) async fn manifest_rows(
             continue;
         };
         match serde_json::from_slice::<Value>(&body) {
-            Ok(m) => {
-                rows.push(row(guid, &m["metadata"], true));
-                guids.insert(guid.to_string());
-            }
+            Ok(m) => found.push((guid.to_string(), m)),
             Err(e) => tracing::warn!(object = %meta.name, error = %e, "manifest unreadable"),
         }
     }
-    Ok((rows, guids))
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -1,74 +1,22 @@
-//! `rrstitch generate`: a bucket of synthetic but realistically shaped rrweb chunks.
-//!
-//! The shapes follow what rrweb 2 records: every session opens with a Meta and a deep
-//! FullSnapshot, then incremental events — mouse moves, clicks, scrolls, inputs and DOM
-//! mutations — from ~76 B to ~28 KB each, cut into chunks named by upload time the way a
-//! browser SDK names them. Sessions overlap in time, so their chunks interleave in the bucket
-//! as they would in production. Output is deterministic for a given `--seed`.
+//! Many short synthetic sessions (`rrstitch generate --sessions N`), shaped as rrweb 2 records
+//! them: a Meta and a deep FullSnapshot, then mouse moves, clicks, scrolls, inputs and DOM
+//! mutations from ~76 B to ~28 KB each, cut into chunks of a random size. Sessions overlap in
+//! time so their chunks interleave in the bucket as in production; `--duplicates` re-uploads
+//! chunks under new names (an SDK retry) and `--bad` adds the junk a real bucket collects.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rrstitch::time::Millis;
 
-#[derive(Args, Clone)]
-pub struct GenerateArgs {
-    /// Directory to write chunk files into (created if missing).
-    #[arg(long)]
-    out: PathBuf,
-    /// Number of sessions.
-    #[arg(long, default_value_t = 20)]
-    sessions: usize,
-    /// Events per session (after the Meta and FullSnapshot).
-    #[arg(long, default_value_t = 750)]
-    events: usize,
-    /// Average events per chunk (each chunk takes between half and one and a half of this).
-    #[arg(long, default_value_t = 40)]
-    events_per_chunk: usize,
-    /// Nesting depth of the FullSnapshot's DOM tree.
-    #[arg(long, default_value_t = 40)]
-    depth: usize,
-    /// Re-upload this many chunks under a new name, as an SDK retry would.
-    #[arg(long, default_value_t = 0)]
-    duplicates: usize,
-    /// Also write this many malformed objects (bad JSON, bad names, hostile guids).
-    #[arg(long, default_value_t = 0)]
-    bad: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    #[arg(long, default_value = "production")]
-    environment: String,
-    /// Instead of `--sessions`: one long session of at least this much event JSON (`210MB`,
-    /// `2MiB`), with consistent checkouts, for the viewer's progressive-playback tests.
-    #[arg(long)]
-    session_bytes: Option<String>,
-    /// With `--session-bytes`: a checkout (Meta + FullSnapshot of the current DOM) every this
-    /// many incremental events.
-    #[arg(long, default_value_t = 3000)]
-    checkout_every: usize,
-}
+use super::chunk::{chunk_body, chunk_name, unique_name};
+use super::{GenerateArgs, START_MS, WORDS};
 
-/// 2025-05-02T12:10:50Z, the fixture's start, in milliseconds.
-const START_MS: i64 = 1_746_187_850_000;
-
-pub fn run(args: &GenerateArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    if let Some(size) = &args.session_bytes {
-        let target = crate::generate_long::parse_size(size)?;
-        return crate::generate_long::write_long_session(
-            &args.out,
-            target,
-            args.checkout_every,
-            args.seed,
-            &args.environment,
-            START_MS,
-        );
-    }
+/// Writes `args.sessions` sessions, and the duplicates and bad objects asked for, into
+/// `args.out` (which exists).
+pub fn write_sessions(args: &GenerateArgs) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut written = (0u64, 0u64); // (files, bytes)
     let mut used_names = std::collections::HashSet::new();
@@ -131,30 +79,6 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn chunk_body<'a>(guid: &str, environment: &str, events: impl Iterator<Item = &'a str>) -> String {
-    let mut body = format!("{{\"session_guid\":\"{guid}\",\"session_data\":[");
-    for (i, e) in events.enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(e);
-    }
-    let _ = write!(body, "],\"environment\":\"{environment}\"}}");
-    body
-}
-
-/// `2025-05-02T12:10:50.644423+0000.json`, unique within the bucket.
-fn unique_name(used: &mut std::collections::HashSet<String>, ms: i64, rng: &mut StdRng) -> String {
-    loop {
-        let base = Millis(ms).to_rfc3339(); // …:50.644Z
-        let micros: u32 = rng.gen_range(0..1000);
-        let name = format!("{}{micros:03}+0000.json", base.trim_end_matches('Z'));
-        if used.insert(name.clone()) {
-            return name;
-        }
-    }
-}
-
 fn uuid(rng: &mut StdRng) -> String {
     let v: u128 = rng.gen();
     let h = format!("{v:032x}");
@@ -167,11 +91,6 @@ fn uuid(rng: &mut StdRng) -> String {
         &h[20..32]
     )
 }
-
-const WORDS: &[&str] = &[
-    "cart", "checkout", "basket", "apples", "rice", "delivery", "profile", "settings", "search",
-    "results", "product", "review", "shipping", "address", "payment", "summary", "order", "list",
-];
 
 struct Session<'r> {
     rng: &'r mut StdRng,
@@ -317,12 +236,11 @@ impl<'r> Session<'r> {
 /// Objects a bucket collects in real life that are not valid chunks.
 fn bad_object(k: usize, rng: &mut StdRng) -> (String, Vec<u8>) {
     let ms = START_MS + rng.gen_range(0..60_000);
-    let ts = Millis(ms)
-        .to_rfc3339()
-        .replace('Z', &format!("{:03}+0000", k % 1000));
+    // A chunk's name, but for the last case.
+    let name = chunk_name(ms, (k % 1000) as u32);
     match k % 5 {
         0 => (
-            format!("{ts}.json"),
+            name,
             b"{\"session_guid\":\"truncated\",\"session_da".to_vec(),
         ),
         1 => (
@@ -330,12 +248,12 @@ fn bad_object(k: usize, rng: &mut StdRng) -> (String, Vec<u8>) {
             b"{\"session_guid\":\"x\",\"session_data\":[],\"environment\":\"e\"}".to_vec(),
         ),
         2 => (
-            format!("{ts}.json"),
+            name,
             b"{\"session_guid\":\"../../etc/passwd\",\"session_data\":[],\"environment\":\"e\"}"
                 .to_vec(),
         ),
         3 => (
-            format!("{ts}.json"),
+            name,
             b"{\"session_guid\":\"no-ts\",\"session_data\":[{\"type\":3}],\"environment\":\"e\"}"
                 .to_vec(),
         ),
