@@ -7,10 +7,11 @@
 //! `ifGenerationMatch=0` and generation-matched ones `ifGenerationMatch=<g>`, enforced by GCS.
 //! Reads pin the generation they stat'ed, so the size check and the bytes agree. Streamed
 //! writes become a resumable upload once they pass one part (8 MiB, a multiple of the 256 KiB
-//! GCS requires), and a single multipart upload below that ([`super::multipart`]). GCS applies a resumable upload's
-//! precondition when it completes; fake-gcs-server ignores it there (it honours it on
-//! multipart uploads, which the conformance suite checks). rrstitch writes its results
-//! without one: the claim protocol, not the bucket, decides which finalizer writes.
+//! GCS requires), and a single multipart upload below that (the writer in `multipart.rs`).
+//! GCS applies a resumable upload's precondition when it completes; fake-gcs-server ignores
+//! it there (it honours it on multipart uploads, which the conformance suite checks).
+//! rrstitch writes its results without one: the claim protocol, not the bucket, decides
+//! which finalizer writes.
 
 use std::future::Future;
 use std::time::Duration;

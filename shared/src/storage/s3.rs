@@ -5,7 +5,7 @@
 //! emulators do not serve virtual-host buckets). Generations are ETags; create-only writes use
 //! `If-None-Match: *` and generation-matched ones `If-Match`, both enforced by S3 itself.
 //! Streamed writes become a multipart upload once they pass one part (8 MiB; S3's minimum is
-//! 5 MiB), and a single `PutObject` below that ([`super::multipart`]).
+//! 5 MiB), and a single `PutObject` below that (`multipart.rs`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;

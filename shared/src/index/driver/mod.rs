@@ -2,10 +2,10 @@
 //!
 //! Each write is optimistic: read the session with its revision, let [`super::protocol`]
 //! decide, write only if the revision is unchanged; on a conflict wait and start again, at
-//! most [`ATTEMPTS`] times ([`retry`]). Every write also stamps the session with its
+//! most [`ATTEMPTS`] times (`retry`). Every write also stamps the session with its
 //! idle-index shard ([`super::shard`]), after making sure the store's shard mark covers this
 //! process's shard count, so a query never misses a shard something was stamped into
-//! ([`shard_mark`]). The idle query reads every shard concurrently and merges ([`due`]).
+//! (`shard_mark`). The idle query reads every shard concurrently and merges (`due`).
 //!
 //! This file is the operations themselves, each a protocol decision handed to that loop or a
 //! read passed through to the store; the three concepts they rest on have a module each.
