@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rrstitch::engine::SessionGuid;
-use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
+use rrstitch::index::{SessionIndex, SessionStatus};
 use rrstitch::queue::{self, FinalizeQueue, QueueError, Refused};
 use rrstitch::service::{Buckets, Delivery, ObjectRef, Options, Service, Skip};
 use rrstitch::storage::local::LocalStore;
@@ -107,12 +107,12 @@ struct Env {
 }
 
 fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let bucket = dir.path().join("bucket");
-    let results = dir.path().join("results");
-    std::fs::create_dir_all(&bucket).unwrap();
-    let index: Arc<dyn SessionIndex> =
-        Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
+    let support::Scratch {
+        dir,
+        bucket,
+        results,
+        index,
+    } = support::scratch();
     let results_down = Arc::new(AtomicBool::new(false));
     let store = Wrapped::new(results.clone(), Outage(results_down.clone()));
     let clock = Arc::new(AtomicI64::new(1_800_000_000_000));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rrstitch::index::{sqlite::SqliteIndex, SessionIndex, SessionStatus};
 use rrstitch::service::{
-    Buckets, EraseRequest, IngestOutcome, ObjectRef, Options, Service, ServiceError,
+    Buckets, EraseReport, EraseRequest, IngestOutcome, ObjectRef, Options, Service, ServiceError,
 };
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{ObjectStore, Result as StorageResult, StorageUrl};
@@ -302,15 +302,8 @@ async fn a_delete_before_the_claim_leaves_nothing_to_finalize() {
 
 #[tokio::test]
 async fn a_delete_between_claim_and_fence_stops_the_write() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
-    let eraser = e.svc.clone();
-    let hook: Hook = Box::new(move || {
-        Box::pin(async move {
-            eraser.erase(&request(false)).await.unwrap();
-        })
-    });
+    let (e, _) = ingested(Options::default()).await;
+    let hook = erasing(&e, false, |_| {});
     let finalizer = e.service(Options::default(), Some(e.hooked(When::BeforeFence, hook)));
     let err = finalizer.finalize(GUID).await.unwrap_err();
     assert!(matches!(err, ServiceError::Erased(_)), "{err}");
@@ -321,15 +314,9 @@ async fn a_delete_between_claim_and_fence_stops_the_write() {
 
 #[tokio::test]
 async fn a_delete_after_the_fence_is_undone_by_the_finalizer_itself() {
-    let e = Env::new(Options::default());
-    let names = e.copy_fixture();
-    e.ingest_all(&names).await;
-    let eraser = e.svc.clone();
-    let hook: Hook = Box::new(move || {
-        Box::pin(async move {
-            let report = eraser.erase(&request(true)).await.unwrap();
-            assert_eq!(report.erased[0].results, 0, "nothing written yet");
-        })
+    let (e, _) = ingested(Options::default()).await;
+    let hook = erasing(&e, true, |report| {
+        assert_eq!(report.erased[0].results, 0, "nothing written yet");
     });
     // Writing segments too: they and their manifest must go as well.
     let segmented = Options {
@@ -431,6 +418,17 @@ async fn after_the_tombstone_expires_a_chunk_starts_a_new_session() {
 }
 
 /// The form fixture ingested for [`GUID`].
+/// A hook that erases the session (its results too, with `results`) as another process
+/// would, then hands `check` the report.
+fn erasing(e: &Env, results: bool, check: impl FnOnce(EraseReport) + Send + 'static) -> Hook {
+    let eraser = e.svc.clone();
+    Box::new(move || {
+        Box::pin(async move {
+            check(eraser.erase(&request(results)).await.unwrap());
+        })
+    })
+}
+
 async fn ingested(options: Options) -> (Env, Vec<String>) {
     let e = Env::new(options);
     let names = e.copy_fixture();
@@ -466,12 +464,8 @@ fn entries_under(dir: &Path) -> Vec<String> {
 /// session was erased.
 async fn erased_during_publish(when: When) -> ServiceError {
     let (e, _) = ingested(Options::default()).await;
-    let eraser = e.svc.clone();
-    let hook: Hook = Box::new(move || {
-        Box::pin(async move {
-            let report = eraser.erase(&request(false)).await.unwrap();
-            assert!(report.failed.is_empty(), "{report:?}");
-        })
+    let hook = erasing(&e, false, |report| {
+        assert!(report.failed.is_empty(), "{report:?}");
     });
     let finalizer = e.service(segmented(), Some(e.hooked(when, hook)));
     let err = finalizer.finalize(GUID).await.unwrap_err();
@@ -503,12 +497,7 @@ async fn an_erasure_during_publish_whose_listing_then_fails_leaves_nothing() {
 #[tokio::test]
 async fn a_sweep_racing_a_delete_counts_the_session_as_erased_not_failed() {
     let (e, _) = ingested(Options::default()).await;
-    let eraser = e.svc.clone();
-    let hook: Hook = Box::new(move || {
-        Box::pin(async move {
-            eraser.erase(&request(false)).await.unwrap();
-        })
-    });
+    let hook = erasing(&e, false, |_| {});
     let sweeper = e.service(
         Options {
             idle: Duration::from_secs(60),

@@ -3,11 +3,13 @@
 //! nothing is lost (the object is still there, byte for byte), and a good chunk of another
 //! session ingested alongside is unaffected.
 
+mod support;
+
 use std::io::Write as _;
 use std::sync::Arc;
 
-use rrstitch::index::{sqlite::SqliteIndex, SessionIndex};
-use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service};
+use rrstitch::index::SessionIndex;
+use rrstitch::service::{IngestOutcome, ObjectRef, Options, Service};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::StorageUrl;
 
@@ -145,24 +147,13 @@ struct Bucket {
 }
 
 fn bucket() -> Bucket {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bucket");
-    std::fs::create_dir_all(&path).unwrap();
-    let index: Arc<dyn SessionIndex> =
-        Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
-    let results =
-        Arc::new(LocalStore::open(StorageUrl::Local(dir.path().join("results"))).unwrap());
-    let svc = Service::new(
-        index.clone(),
-        results,
-        Arc::new(Buckets::default()),
-        Options::default(),
-    );
+    let scratch = support::scratch();
+    let svc = support::service_on(scratch.index.clone(), &scratch.results, Options::default());
     Bucket {
-        _dir: dir,
-        path,
+        _dir: scratch.dir,
+        path: scratch.bucket,
         svc,
-        index,
+        index: scratch.index,
     }
 }
 

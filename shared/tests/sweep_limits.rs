@@ -2,6 +2,8 @@
 //! index keeps failing. The index here is the real SQLite adapter behind a wrapper that makes
 //! claims hang or fail, the two ways a cloud index goes wrong under a sweep.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,9 +16,7 @@ use rrstitch::index::{
     ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError, Recorded, RejectRecord,
     Result, SessionIndex, SessionRecord, Tombstoned,
 };
-use rrstitch::service::{Buckets, Options, Service, Stop};
-use rrstitch::storage::local::LocalStore;
-use rrstitch::storage::StorageUrl;
+use rrstitch::service::{Options, Service, Stop};
 use rrstitch::time::Millis;
 
 #[derive(Debug, Clone, Copy)]
@@ -118,17 +118,11 @@ async fn service(fault: Fault, options: Options) -> (tempfile::TempDir, Arc<Faul
             .await
             .unwrap();
     }
-    let results =
-        Arc::new(LocalStore::open(StorageUrl::Local(dir.path().join("results"))).unwrap());
-    let svc = Service::new(
-        index.clone(),
-        results,
-        Arc::new(Buckets::default()),
-        Options {
-            idle: Duration::ZERO,
-            ..options
-        },
-    );
+    let options = Options {
+        idle: Duration::ZERO,
+        ..options
+    };
+    let svc = support::service_on(index.clone(), &dir.path().join("results"), options);
     (dir, index, svc)
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::shard::Shards;
 use super::{
-    new_token, ChunkRecord, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
-    SessionIndex, SessionStatus, Tombstoned,
+    new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
+    SessionIndex, SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -63,6 +63,56 @@ fn at(secs: i64) -> Millis {
     Millis(T0.0 + secs * 1000)
 }
 
+/// Records the chunk named `name` (generation 1) of `g`.
+async fn record(index: &dyn SessionIndex, g: &SessionGuid, name: &str, now: Millis) -> Recorded {
+    index.record_chunk(&chunk(g, name, "1"), now).await.unwrap()
+}
+
+/// A claim that must win, else the test fails saying `why`.
+async fn must_claim(
+    index: &dyn SessionIndex,
+    g: &SessionGuid,
+    mode: ClaimMode,
+    now: Millis,
+    why: &str,
+) -> Claim {
+    match index.claim(g, mode, now, LEASE).await.unwrap() {
+        ClaimOutcome::Claimed(claim) => claim,
+        _ => panic!("{why}"),
+    }
+}
+
+/// A manual finalize's claim, which must win.
+async fn force_claim(index: &dyn SessionIndex, g: &SessionGuid, now: Millis) -> Claim {
+    must_claim(index, g, ClaimMode::Force, now, "claimable").await
+}
+
+/// A sweep's claim mode.
+fn idle(before: Millis) -> ClaimMode {
+    ClaimMode::Idle {
+        idle_before: before,
+    }
+}
+
+/// The session's record, which must exist.
+async fn session(index: &dyn SessionIndex, g: &SessionGuid) -> SessionRecord {
+    index.session(g).await.unwrap().expect("session exists")
+}
+
+/// Whether a sweep with these bounds is offered `g`.
+async fn offered(
+    index: &dyn SessionIndex,
+    g: &SessionGuid,
+    idle_before: Millis,
+    now: Millis,
+) -> bool {
+    index
+        .idle_sessions(idle_before, now, 10_000)
+        .await
+        .unwrap()
+        .contains(g)
+}
+
 /// The same bytes uploaded again under the same name (a new generation) are not new data:
 /// nothing changes and a finalized session stays finalized; other bytes under that name are a
 /// new upload.
@@ -73,13 +123,7 @@ pub async fn same_bytes_again_are_one_upload(index: &dyn SessionIndex) {
         ..chunk(&g, "2025-05-02T12:00:00Z", "1")
     };
     index.record_chunk(&first, at(0)).await.unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&g, ClaimMode::Force, at(1), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    let claim = force_claim(index, &g, at(1)).await;
     assert_eq!(
         index.complete(&claim, "r.json", at(2)).await.unwrap(),
         Completion::Finalized
@@ -93,7 +137,7 @@ pub async fn same_bytes_again_are_one_upload(index: &dyn SessionIndex) {
         Recorded::AlreadyKnown,
         "an identical re-upload is the upload already recorded"
     );
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(
         s.status,
         SessionStatus::Finalized,
@@ -125,7 +169,7 @@ pub async fn recording_is_idempotent(index: &dyn SessionIndex) {
         Recorded::AlreadyKnown,
         "the same bucket+name+generation twice is one chunk"
     );
-    let after = index.session(&g).await.unwrap().unwrap();
+    let after = session(index, &g).await;
     assert_eq!(before, after, "a redelivered chunk changes nothing");
     assert_eq!(after.chunk_count, 1);
     assert_eq!(after.status, SessionStatus::Open);
@@ -150,7 +194,7 @@ pub async fn first_and_last_chunk_times(index: &dyn SessionIndex) {
             .await
             .unwrap();
     }
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(s.first_chunk_time, "2025-05-02T12:00:01Z");
     assert_eq!(s.last_chunk_time, "2025-05-02T14:00:09+0200");
     assert_eq!(s.last_chunk_at, at(2), "arrival time of the latest chunk");
@@ -160,25 +204,14 @@ pub async fn first_and_last_chunk_times(index: &dyn SessionIndex) {
 
 pub async fn idle_query_and_claims(index: &dyn SessionIndex) {
     let (old, fresh) = (guid("old"), guid("fresh"));
-    index
-        .record_chunk(&chunk(&old, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    index
-        .record_chunk(&chunk(&fresh, "2025-05-02T12:00:00Z", "1"), at(100))
-        .await
-        .unwrap();
-    let idle = index.idle_sessions(at(50), at(100), 10_000).await.unwrap();
-    assert!(idle.contains(&old), "{old} is idle");
-    assert!(!idle.contains(&fresh), "{fresh} is not idle");
+    record(index, &old, "2025-05-02T12:00:00Z", at(0)).await;
+    record(index, &fresh, "2025-05-02T12:00:00Z", at(100)).await;
+    let swept = index.idle_sessions(at(50), at(100), 10_000).await.unwrap();
+    assert!(swept.contains(&old), "{old} is idle");
+    assert!(!swept.contains(&fresh), "{fresh} is not idle");
 
-    let mode = ClaimMode::Idle {
-        idle_before: at(50),
-    };
-    let ClaimOutcome::Claimed(claim) = index.claim(&old, mode, at(100), LEASE).await.unwrap()
-    else {
-        panic!("an idle session is claimable");
-    };
+    let mode = idle(at(50));
+    let claim = must_claim(index, &old, mode, at(100), "an idle session is claimable").await;
     assert_eq!(claim.lease_until, at(100).plus(LEASE));
     assert!(matches!(
         index.claim(&old, mode, at(101), LEASE).await.unwrap(),
@@ -189,13 +222,9 @@ pub async fn idle_query_and_claims(index: &dyn SessionIndex) {
         ClaimOutcome::NotEligible,
         "a session that is not idle is not claimed by a sweep"
     );
-    let s = index.session(&old).await.unwrap().unwrap();
+    let s = session(index, &old).await;
     assert_eq!(s.status, SessionStatus::Finalizing);
-    assert!(!index
-        .idle_sessions(at(50), at(101), 10_000)
-        .await
-        .unwrap()
-        .contains(&old));
+    assert!(!offered(index, &old, at(50), at(101)).await);
 
     assert_eq!(
         index
@@ -204,7 +233,7 @@ pub async fn idle_query_and_claims(index: &dyn SessionIndex) {
             .unwrap(),
         Completion::Finalized
     );
-    let s = index.session(&old).await.unwrap().unwrap();
+    let s = session(index, &old).await;
     assert_eq!(s.status, SessionStatus::Finalized);
     assert_eq!(s.result_object.as_deref(), Some("results/old.json"));
     assert_eq!(s.finalized_at, Some(at(102)));
@@ -212,45 +241,22 @@ pub async fn idle_query_and_claims(index: &dyn SessionIndex) {
     assert_eq!(s.lease_until, None);
     assert_eq!(
         index
-            .claim(
-                &old,
-                ClaimMode::Idle {
-                    idle_before: at(500)
-                },
-                at(500),
-                LEASE
-            )
+            .claim(&old, idle(at(500)), at(500), LEASE)
             .await
             .unwrap(),
         ClaimOutcome::NotEligible,
         "a finalized session is not swept again"
     );
-    assert!(!index
-        .idle_sessions(at(500), at(500), 10_000)
-        .await
-        .unwrap()
-        .contains(&old));
+    assert!(!offered(index, &old, at(500), at(500)).await);
 }
 
 pub async fn chunk_during_finalize_reopens(index: &dyn SessionIndex) {
     let g = guid("mid");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&g, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:30Z", "1"), at(11))
-        .await
-        .unwrap();
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let claim = force_claim(index, &g, at(10)).await;
+    record(index, &g, "2025-05-02T12:00:30Z", at(11)).await;
     assert_eq!(
-        index.session(&g).await.unwrap().unwrap().status,
+        session(index, &g).await.status,
         SessionStatus::Finalizing,
         "a chunk does not break a live claim"
     );
@@ -258,59 +264,34 @@ pub async fn chunk_during_finalize_reopens(index: &dyn SessionIndex) {
         index.complete(&claim, "r.json", at(12)).await.unwrap(),
         Completion::Reopened
     );
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(s.status, SessionStatus::Open);
-    assert!(index
-        .idle_sessions(at(100), at(100), 10_000)
-        .await
-        .unwrap()
-        .contains(&g));
+    assert!(offered(index, &g, at(100), at(100)).await);
 }
 
 pub async fn late_chunk_reopens_a_finalized_session(index: &dyn SessionIndex) {
     let g = guid("late");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&g, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let claim = force_claim(index, &g, at(10)).await;
     index.complete(&claim, "r.json", at(11)).await.unwrap();
     assert_eq!(
-        index
-            .record_chunk(&chunk(&g, "2025-05-02T12:10:00Z", "1"), at(20))
-            .await
-            .unwrap(),
+        record(index, &g, "2025-05-02T12:10:00Z", at(20)).await,
         Recorded::New { reopened: true }
     );
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(s.status, SessionStatus::Open);
     assert_eq!(s.chunk_count, 2);
     // A duplicate of an already-finalized chunk does not re-open anything.
     let h = guid("late-dup");
     let c = chunk(&h, "2025-05-02T12:00:00Z", "1");
     index.record_chunk(&c, at(0)).await.unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&h, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    let claim = force_claim(index, &h, at(10)).await;
     index.complete(&claim, "r.json", at(11)).await.unwrap();
     assert_eq!(
         index.record_chunk(&c, at(30)).await.unwrap(),
         Recorded::AlreadyKnown
     );
-    assert_eq!(
-        index.session(&h).await.unwrap().unwrap().status,
-        SessionStatus::Finalized
-    );
+    assert_eq!(session(index, &h).await.status, SessionStatus::Finalized);
 }
 
 /// Renewal is the finalizer's fence: it must succeed for the current claim (even past its
@@ -318,58 +299,43 @@ pub async fn late_chunk_reopens_a_finalized_session(index: &dyn SessionIndex) {
 /// fail once another claim, a completion or a release has happened.
 pub async fn renew_holds_only_while_the_claim_is_current(index: &dyn SessionIndex) {
     let g = guid("renew");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(first) = index
-        .claim(&g, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let first = force_claim(index, &g, at(10)).await;
     let past_lease = at(10).plus(LEASE).plus(Duration::from_secs(5));
     assert_eq!(
         index.renew(&first, past_lease, LEASE).await.unwrap(),
         Some(past_lease.plus(LEASE)),
         "an expired claim nobody took over may still renew"
     );
-    let record = index.session(&g).await.unwrap().unwrap();
+    let record = session(index, &g).await;
     assert_eq!(record.lease_until, Some(past_lease.plus(LEASE)));
     assert_eq!(record.status, SessionStatus::Finalizing);
     let soon = past_lease.plus(Duration::from_secs(1));
     assert!(
-        !index
-            .idle_sessions(at(5), soon, 10_000)
-            .await
-            .unwrap()
-            .contains(&g),
+        !offered(index, &g, at(5), soon).await,
         "a renewed lease is live again: no sweep offers the session"
     );
     assert!(matches!(
-        index
-            .claim(&g, ClaimMode::Idle { idle_before: at(5) }, soon, LEASE)
-            .await
-            .unwrap(),
+        index.claim(&g, idle(at(5)), soon, LEASE).await.unwrap(),
         ClaimOutcome::Busy { .. }
     ));
     // Let it expire again, and another finalizer takes over: the first may not renew now.
     let later = past_lease.plus(LEASE).plus(Duration::from_secs(5));
-    let ClaimOutcome::Claimed(second) = index
-        .claim(&g, ClaimMode::Idle { idle_before: at(5) }, later, LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("an expired lease is claimable");
-    };
+    let second = must_claim(
+        index,
+        &g,
+        idle(at(5)),
+        later,
+        "an expired lease is claimable",
+    )
+    .await;
     assert_eq!(
         index.renew(&first, later, LEASE).await.unwrap(),
         None,
         "a superseded claim cannot renew"
     );
     assert_eq!(
-        index.session(&g).await.unwrap().unwrap().lease_until,
+        session(index, &g).await.lease_until,
         Some(later.plus(LEASE)),
         "the superseded renewal changed nothing"
     );
@@ -383,46 +349,26 @@ pub async fn renew_holds_only_while_the_claim_is_current(index: &dyn SessionInde
         None,
         "a completed claim cannot renew"
     );
-    assert_eq!(
-        index.session(&g).await.unwrap().unwrap().status,
-        SessionStatus::Finalized
-    );
+    assert_eq!(session(index, &g).await.status, SessionStatus::Finalized);
 }
 
 pub async fn expired_lease_is_claimable_and_stale_claim_loses(index: &dyn SessionIndex) {
     let g = guid("lease");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(dead) = index
-        .claim(&g, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let dead = force_claim(index, &g, at(10)).await;
     let after_lease = at(10).plus(LEASE).plus(Duration::from_secs(1));
-    let idle = index
-        .idle_sessions(at(5), after_lease, 10_000)
-        .await
-        .unwrap();
     assert!(
-        idle.contains(&g),
+        offered(index, &g, at(5), after_lease).await,
         "an expired lease shows up in the sweep query"
     );
-    let ClaimOutcome::Claimed(second) = index
-        .claim(
-            &g,
-            ClaimMode::Idle { idle_before: at(5) },
-            after_lease,
-            LEASE,
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("an expired lease is claimable by a sweep");
-    };
+    let second = must_claim(
+        index,
+        &g,
+        idle(at(5)),
+        after_lease,
+        "an expired lease is claimable by a sweep",
+    )
+    .await;
     assert_ne!(second.token, dead.token);
     assert_eq!(
         index
@@ -432,10 +378,7 @@ pub async fn expired_lease_is_claimable_and_stale_claim_loses(index: &dyn Sessio
         Completion::LostClaim,
         "the dead finalizer's late completion changes nothing"
     );
-    assert_eq!(
-        index.session(&g).await.unwrap().unwrap().status,
-        SessionStatus::Finalizing
-    );
+    assert_eq!(session(index, &g).await.status, SessionStatus::Finalizing);
     assert_eq!(
         index
             .complete(&second, "r.json", after_lease)
@@ -444,56 +387,28 @@ pub async fn expired_lease_is_claimable_and_stale_claim_loses(index: &dyn Sessio
         Completion::Finalized
     );
     assert_eq!(
-        index
-            .session(&g)
-            .await
-            .unwrap()
-            .unwrap()
-            .result_object
-            .as_deref(),
+        session(index, &g).await.result_object.as_deref(),
         Some("r.json")
     );
 }
 
 pub async fn release_returns_to_open(index: &dyn SessionIndex) {
     let g = guid("release");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&g, ClaimMode::Force, at(10), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let claim = force_claim(index, &g, at(10)).await;
     index.release(&claim, at(11)).await.unwrap();
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(s.status, SessionStatus::Open);
     assert_eq!(s.lease_until, None);
     assert!(matches!(
-        index
-            .claim(
-                &g,
-                ClaimMode::Idle {
-                    idle_before: at(12)
-                },
-                at(12),
-                LEASE
-            )
-            .await
-            .unwrap(),
+        index.claim(&g, idle(at(12)), at(12), LEASE).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
 }
 
 pub async fn force_claim_and_unknown_sessions(index: &dyn SessionIndex) {
     let g = guid("force");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
     assert!(
         matches!(
             index
@@ -580,12 +495,8 @@ pub async fn rejects_naming_a_session_are_found_and_forgotten(index: &dyn Sessio
 /// Two handles (two processes, in effect) race for one session: exactly one wins.
 pub async fn claims_are_exclusive_across_handles(a: &dyn SessionIndex, b: &dyn SessionIndex) {
     let g = guid("race");
-    a.record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
-    let mode = ClaimMode::Idle {
-        idle_before: at(10),
-    };
+    record(a, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    let mode = idle(at(10));
     let (x, y) = tokio::join!(
         a.claim(&g, mode, at(10), LEASE),
         b.claim(&g, mode, at(10), LEASE)
@@ -613,9 +524,7 @@ pub async fn resharding_strands_nothing(
 ) {
     let guids: Vec<SessionGuid> = (0..24).map(|i| guid(&format!("reshard{i}"))).collect();
     for g in &guids {
-        four.record_chunk(&chunk(g, "2025-05-02T12:00:00Z", "1"), at(0))
-            .await
-            .unwrap();
+        record(four, g, "2025-05-02T12:00:00Z", at(0)).await;
     }
     let beyond_two: Vec<&SessionGuid> =
         guids.iter().filter(|g| Shards::new(4).of(g) >= 2).collect();
@@ -624,10 +533,10 @@ pub async fn resharding_strands_nothing(
         "some session must live in a shard a 2-shard writer never stamps"
     );
     for (label, index) in [("8", eight), ("2", two), ("4", four)] {
-        let idle = index.idle_sessions(at(50), at(50), 10_000).await.unwrap();
+        let swept = index.idle_sessions(at(50), at(50), 10_000).await.unwrap();
         for g in &guids {
             assert!(
-                idle.contains(g),
+                swept.contains(g),
                 "{g}, stamped with 4 shards, is not offered by a {label}-shard sweep"
             );
         }
@@ -635,51 +544,30 @@ pub async fn resharding_strands_nothing(
 
     // The 2-shard writer records a chunk: the session moves into its range; both find it.
     let moved = beyond_two[0];
-    two.record_chunk(&chunk(moved, "2025-05-02T12:01:00Z", "1"), at(60))
-        .await
-        .unwrap();
+    record(two, moved, "2025-05-02T12:01:00Z", at(60)).await;
     for (label, index) in [("8", eight), ("2", two)] {
         assert!(
-            index
-                .idle_sessions(at(100), at(100), 10_000)
-                .await
-                .unwrap()
-                .contains(moved),
+            offered(index, moved, at(100), at(100)).await,
             "a session re-stamped by a 2-shard writer is not offered by a {label}-shard sweep"
         );
     }
 
     // A lease taken by the 8-shard process and left to expire: the 2-shard sweep takes over.
     let held = *beyond_two.last().unwrap();
-    let ClaimOutcome::Claimed(dead) = eight
-        .claim(held, ClaimMode::Force, at(100), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable");
-    };
+    let dead = force_claim(eight, held, at(100)).await;
     let expired = at(100).plus(LEASE).plus(Duration::from_secs(1));
     assert!(
-        two.idle_sessions(at(50), expired, 10_000)
-            .await
-            .unwrap()
-            .contains(held),
+        offered(two, held, at(50), expired).await,
         "an expired lease stamped with 8 shards is not offered by a 2-shard sweep"
     );
-    let ClaimOutcome::Claimed(second) = two
-        .claim(
-            held,
-            ClaimMode::Idle {
-                idle_before: at(50),
-            },
-            expired,
-            LEASE,
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("an expired lease is claimable whatever the shard count");
-    };
+    let second = must_claim(
+        two,
+        held,
+        idle(at(50)),
+        expired,
+        "an expired lease is claimable whatever the shard count",
+    )
+    .await;
     assert_eq!(
         four.complete(&dead, "stale.json", expired).await.unwrap(),
         Completion::LostClaim
@@ -690,11 +578,7 @@ pub async fn resharding_strands_nothing(
     );
     for index in [four, eight, two] {
         assert!(
-            !index
-                .idle_sessions(at(500), at(500), 10_000)
-                .await
-                .unwrap()
-                .contains(held),
+            !offered(index, held, at(500), at(500)).await,
             "a finalized session is in no sweep query"
         );
     }
@@ -716,17 +600,15 @@ pub async fn a_tombstone_refuses_chunks_and_claims(index: &dyn SessionIndex) {
     let g = guid("tomb");
     let first = chunk(&g, "2025-05-02T12:00:00Z", "1");
     index.record_chunk(&first, at(0)).await.unwrap();
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:05Z", "1"), at(1))
-        .await
-        .unwrap();
-    let ClaimOutcome::Claimed(claim) = index
-        .claim(&g, ClaimMode::Force, at(2), LEASE)
-        .await
-        .unwrap()
-    else {
-        panic!("claimable before the delete");
-    };
+    record(index, &g, "2025-05-02T12:00:05Z", at(1)).await;
+    let claim = must_claim(
+        index,
+        &g,
+        ClaimMode::Force,
+        at(2),
+        "claimable before the delete",
+    )
+    .await;
     let done = index.tombstone(&g, at(3), TTL).await.unwrap();
     assert_eq!(
         done,
@@ -757,12 +639,7 @@ pub async fn a_tombstone_refuses_chunks_and_claims(index: &dyn SessionIndex) {
         Completion::LostClaim
     );
     index.release(&claim, at(5)).await.unwrap();
-    for mode in [
-        ClaimMode::Force,
-        ClaimMode::Idle {
-            idle_before: at(10_000),
-        },
-    ] {
+    for mode in [ClaimMode::Force, idle(at(10_000))] {
         assert_eq!(
             index.claim(&g, mode, at(6), LEASE).await.unwrap(),
             ClaimOutcome::NotFound,
@@ -774,11 +651,10 @@ pub async fn a_tombstone_refuses_chunks_and_claims(index: &dyn SessionIndex) {
     assert_eq!((s.chunk_count, s.environment.as_str()), (0, ""));
     assert_eq!(s.lease_until, Some(at(3).plus(TTL)), "expiry is kept");
     assert!(s.result_object.is_none());
-    let idle = index
-        .idle_sessions(at(10_000), at(10_000), 10_000)
-        .await
-        .unwrap();
-    assert!(!idle.contains(&g), "a tombstone is never idle");
+    assert!(
+        !offered(index, &g, at(10_000), at(10_000)).await,
+        "a tombstone is never idle"
+    );
     let listed = index.sessions(10_000).await.unwrap();
     assert!(listed.iter().all(|s| s.guid != g), "nor listed");
     assert_eq!(index.chunks(&g).await.unwrap().len(), 2);
@@ -800,10 +676,7 @@ pub async fn a_tombstone_needs_no_session(index: &dyn SessionIndex) {
     let done = index.tombstone(&g, at(0), TTL).await.unwrap();
     assert!(!done.had_session && !done.already, "{done:?}");
     assert_eq!(
-        index
-            .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(1))
-            .await
-            .unwrap(),
+        record(index, &g, "2025-05-02T12:00:00Z", at(1)).await,
         Recorded::Deleted
     );
     assert!(index.chunks(&g).await.unwrap().is_empty());
@@ -813,10 +686,7 @@ pub async fn a_tombstone_needs_no_session(index: &dyn SessionIndex) {
 /// (checked on read, so stores without a native TTL agree).
 pub async fn an_expired_tombstone_lets_a_session_start_over(index: &dyn SessionIndex) {
     let g = guid("tomb-expired");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
     index
         .tombstone(&g, at(1), Duration::from_secs(10))
         .await
@@ -831,13 +701,10 @@ pub async fn an_expired_tombstone_lets_a_session_start_over(index: &dyn SessionI
         "an expired tombstone is still nothing to finalize"
     );
     assert_eq!(
-        index
-            .record_chunk(&chunk(&g, "2025-05-02T13:00:00Z", "1"), at(20))
-            .await
-            .unwrap(),
+        record(index, &g, "2025-05-02T13:00:00Z", at(20)).await,
         Recorded::New { reopened: false }
     );
-    let s = index.session(&g).await.unwrap().unwrap();
+    let s = session(index, &g).await;
     assert_eq!(s.status, SessionStatus::Open);
     assert_eq!((s.chunk_count, s.version), (1, 1));
     assert_eq!(s.first_chunk_time, "2025-05-02T13:00:00Z");
@@ -850,26 +717,17 @@ pub async fn an_expired_tombstone_lets_a_session_start_over(index: &dyn SessionI
 /// session. A tombstone is not retention's to remove.
 pub async fn forgetting_a_session_leaves_no_tombstone(index: &dyn SessionIndex) {
     let g = guid("forget");
-    index
-        .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(0))
-        .await
-        .unwrap();
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
     assert_eq!(index.forget_chunks(&g).await.unwrap(), 1);
     assert!(index.forget_session(&g).await.unwrap());
     assert_eq!(index.session(&g).await.unwrap(), None);
     assert!(!index.forget_session(&g).await.unwrap(), "nothing left");
     assert_eq!(
-        index
-            .record_chunk(&chunk(&g, "2025-05-02T12:00:00Z", "1"), at(1))
-            .await
-            .unwrap(),
+        record(index, &g, "2025-05-02T12:00:00Z", at(1)).await,
         Recorded::New { reopened: false },
         "the chunk record went too, so the same chunk is new again"
     );
     index.tombstone(&g, at(2), TTL).await.unwrap();
     assert!(!index.forget_session(&g).await.unwrap());
-    assert_eq!(
-        index.session(&g).await.unwrap().unwrap().status,
-        SessionStatus::Deleted
-    );
+    assert_eq!(session(index, &g).await.status, SessionStatus::Deleted);
 }

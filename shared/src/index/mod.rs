@@ -59,6 +59,8 @@ use thiserror::Error;
 use crate::engine::SessionGuid;
 use crate::time::Millis;
 
+#[cfg(any(feature = "aws", feature = "gcp"))]
+mod codec;
 pub mod conformance;
 pub mod driver;
 #[cfg(feature = "aws")]

@@ -24,6 +24,18 @@ pub struct SessionState {
     pub shard: Option<u32>,
 }
 
+impl SessionState {
+    /// A session under no claim and not yet stamped with a shard: a new one, or a tombstone.
+    fn unclaimed(record: SessionRecord) -> Self {
+        SessionState {
+            record,
+            claim_token: None,
+            claimed_version: None,
+            shard: None,
+        }
+    }
+}
+
 /// What a read-decide-write step wants done.
 #[derive(Debug)]
 pub enum Decision<T> {
@@ -42,25 +54,20 @@ pub fn with_chunk(
     // An expired tombstone is as good as no session: the chunk starts a new one.
     let before = before.filter(|b| b.record.status != SessionStatus::Deleted);
     let Some(b) = before else {
-        let state = SessionState {
-            record: SessionRecord {
-                guid: c.guid.clone(),
-                status: SessionStatus::Open,
-                environment: c.environment.clone(),
-                chunk_count: 1,
-                first_chunk_time: c.timestamp.clone(),
-                last_chunk_time: c.timestamp.clone(),
-                last_chunk_at: now,
-                version: 1,
-                lease_until: None,
-                result_object: None,
-                finalized_at: None,
-                finalize_count: 0,
-            },
-            claim_token: None,
-            claimed_version: None,
-            shard: None,
-        };
+        let state = SessionState::unclaimed(SessionRecord {
+            guid: c.guid.clone(),
+            status: SessionStatus::Open,
+            environment: c.environment.clone(),
+            chunk_count: 1,
+            first_chunk_time: c.timestamp.clone(),
+            last_chunk_time: c.timestamp.clone(),
+            last_chunk_at: now,
+            version: 1,
+            lease_until: None,
+            result_object: None,
+            finalized_at: None,
+            finalize_count: 0,
+        });
         return (state, false);
     };
     let mut after = b.clone();
@@ -249,26 +256,21 @@ pub fn tombstone(
     }
     let until = now.plus(ttl);
     let had_session = before.is_some_and(|b| b.record.status != SessionStatus::Deleted);
-    let state = SessionState {
-        record: SessionRecord {
-            guid: guid.clone(),
-            status: SessionStatus::Deleted,
-            environment: String::new(),
-            chunk_count: 0,
-            first_chunk_time: String::new(),
-            last_chunk_time: String::new(),
-            last_chunk_at: now,
-            // Kept, never lowered: a version is never reused for one guid.
-            version: before.map_or(0, |b| b.record.version),
-            lease_until: Some(until),
-            result_object: None,
-            finalized_at: None,
-            finalize_count: 0,
-        },
-        claim_token: None,
-        claimed_version: None,
-        shard: None,
-    };
+    let state = SessionState::unclaimed(SessionRecord {
+        guid: guid.clone(),
+        status: SessionStatus::Deleted,
+        environment: String::new(),
+        chunk_count: 0,
+        first_chunk_time: String::new(),
+        last_chunk_time: String::new(),
+        last_chunk_at: now,
+        // Kept, never lowered: a version is never reused for one guid.
+        version: before.map_or(0, |b| b.record.version),
+        lease_until: Some(until),
+        result_object: None,
+        finalized_at: None,
+        finalize_count: 0,
+    });
     Decision::Write(
         Box::new(state),
         Tombstoned {

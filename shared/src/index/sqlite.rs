@@ -8,7 +8,7 @@
 //! next revision. The protocol is [`super::driver`]'s, the same as for the cloud stores.
 //! rusqlite is synchronous, so calls run on tokio's blocking pool.
 //!
-//! Files from older versions are migrated on open ([`migrate`]); sessions from before shards
+//! Files from older versions are migrated on open (`migrate`); sessions from before shards
 //! existed are put in shard 0, which every query reads.
 
 use std::path::{Path, PathBuf};

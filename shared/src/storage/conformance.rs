@@ -26,6 +26,12 @@ pub async fn run_all(store: &dyn ObjectStore) {
     deletes(store).await;
 }
 
+/// The names listed under `prefix`, in the order listed.
+async fn listed(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    let listed = store.list(prefix).await.unwrap();
+    listed.into_iter().map(|m| m.name).collect()
+}
+
 pub async fn put_get_stat(store: &dyn ObjectStore) {
     let body = Bytes::from_static(b"{\"hello\":\"world\"}");
     let put = store
@@ -132,13 +138,7 @@ pub async fn list_by_prefix_in_order(store: &dyn ObjectStore) {
             .await
             .unwrap();
     }
-    let names: Vec<String> = store
-        .list("list/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = listed(store, "list/").await;
     assert_eq!(names, ["list/a.json", "list/b.json", "list/sub/c.json"]);
     let all = store.list("").await.unwrap();
     assert!(
@@ -147,21 +147,12 @@ pub async fn list_by_prefix_in_order(store: &dyn ObjectStore) {
     );
     assert!(store.list("nothing-here/").await.unwrap().is_empty());
     // A prefix is a prefix of names, not a directory: it may end inside a name.
-    let names = |listed: Vec<super::ObjectMeta>| -> Vec<String> {
-        listed.into_iter().map(|m| m.name).collect()
-    };
+    assert_eq!(listed(store, "list/s").await, ["list/sub/c.json"]);
     assert_eq!(
-        names(store.list("list/s").await.unwrap()),
-        ["list/sub/c.json"]
-    );
-    assert_eq!(
-        names(store.list("lis").await.unwrap()),
+        listed(store, "lis").await,
         ["list/a.json", "list/b.json", "list/sub/c.json"]
     );
-    assert_eq!(
-        names(store.list("list/sub/c.js").await.unwrap()),
-        ["list/sub/c.json"]
-    );
+    assert_eq!(listed(store, "list/sub/c.js").await, ["list/sub/c.json"]);
 }
 
 /// A listing while objects under it are being deleted (an erasure or a re-stitch's
@@ -462,13 +453,7 @@ pub async fn awkward_names(store: &dyn ObjectStore) {
         let got = store.get(name, 1 << 10).await.unwrap();
         assert_eq!(got.body.as_ref(), name.as_bytes(), "{name:?}");
     }
-    let listed: Vec<String> = store
-        .list("odd/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let listed = listed(store, "odd/").await;
     assert_eq!(listed.len(), 4, "{listed:?}");
 }
 
@@ -506,13 +491,7 @@ pub async fn deletes(store: &dyn ObjectStore) {
             .expect("delete missing"),
         "deleting a never-written object is Ok(false)"
     );
-    let left: Vec<String> = store
-        .list("del/")
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let left = listed(store, "del/").await;
     assert_eq!(
         left,
         vec!["del/a.json.gz"],

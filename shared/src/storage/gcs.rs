@@ -7,16 +7,17 @@
 //! `ifGenerationMatch=0` and generation-matched ones `ifGenerationMatch=<g>`, enforced by GCS.
 //! Reads pin the generation they stat'ed, so the size check and the bytes agree. Streamed
 //! writes become a resumable upload once they pass one part (8 MiB, a multiple of the 256 KiB
-//! GCS requires), and a single multipart upload below that. GCS applies a resumable upload's
-//! precondition when it completes; fake-gcs-server ignores it there (it honours it on
-//! multipart uploads, which the conformance suite checks). rrstitch writes its results
-//! without one: the claim protocol, not the bucket, decides which finalizer writes.
+//! GCS requires), and a single multipart upload below that (the writer in `multipart.rs`).
+//! GCS applies a resumable upload's precondition when it completes; fake-gcs-server ignores
+//! it there (it honours it on multipart uploads, which the conformance suite checks).
+//! rrstitch writes its results without one: the claim protocol, not the bucket, decides
+//! which finalizer writes.
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::download::Range;
@@ -29,13 +30,12 @@ use gcloud_storage::http::resumable_upload_client::{
 };
 use gcloud_storage::http::Error as GcsError;
 
+use super::multipart::{Multipart, MultipartWriter};
 use super::{
     Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
     StorageUrl,
 };
 
-/// Size of one resumable-upload part.
-const PART: usize = 8 * 1024 * 1024;
 /// Attempts at one request that failed transiently, with backoff between.
 const ATTEMPTS: u32 = 3;
 
@@ -363,98 +363,74 @@ impl ObjectStore for GcsStore {
         name: &str,
         precondition: Precondition,
     ) -> Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(GcsWriter {
-            store: self.clone(),
-            name: name.to_owned(),
-            precondition,
-            buffer: BytesMut::new(),
-            upload: None,
-            sent: 0,
-        }))
+        Ok(MultipartWriter::boxed(self, name, precondition))
     }
 }
 
-struct GcsWriter {
-    store: GcsStore,
-    name: String,
-    precondition: Precondition,
-    buffer: BytesMut,
-    /// The resumable upload, once the object outgrew one part.
-    upload: Option<ResumableUploadClient>,
-    /// Bytes the resumable upload has taken so far.
+/// A resumable upload under way.
+pub(crate) struct Resumable {
+    client: ResumableUploadClient,
+    /// Bytes it has taken so far.
     sent: u64,
 }
 
-impl GcsWriter {
-    async fn session(&mut self) -> Result<&ResumableUploadClient> {
-        if self.upload.is_none() {
-            let s = &self.store;
-            let req = s.upload_request(&self.precondition, &self.name)?;
-            let kind = json_object(&self.name, Encoding::Identity);
-            let upload = retry("put", &self.name, || {
-                s.client.prepare_resumable_upload(&req, &kind)
-            })
-            .await
-            .map_err(|e| s.bucket_missing(e))?;
-            self.upload = Some(upload);
-        }
-        Ok(self.upload.as_ref().expect("just created"))
-    }
-
-    /// Sends one part; `total` is set on the last one.
-    async fn send(&mut self, data: Bytes, total: Option<u64>) -> Result<UploadStatus> {
+impl Resumable {
+    /// Sends one chunk; `total` is set on the last one.
+    async fn send(&mut self, name: &str, data: Bytes, total: Option<u64>) -> Result<UploadStatus> {
         let first = self.sent;
         let len = data.len() as u64;
-        let name = self.name.clone();
-        let upload = self.session().await?;
-        let range = if len == 0 {
-            ChunkSize::new(first, first, total)
-        } else {
-            ChunkSize::new(first, first + len - 1, total)
-        };
-        let status = upload
+        // Never empty with the shared writer's boundary rule; an empty one would name byte
+        // `first` rather than underflow.
+        let range = ChunkSize::new(first, first + len.max(1) - 1, total);
+        let status = self
+            .client
             .upload_multiple_chunk(data, &range)
             .await
-            .map_err(|e| classify("put", &name, e))?;
+            .map_err(|e| classify("put", name, e))?;
         self.sent += len;
         Ok(status)
     }
 }
 
 #[async_trait]
-impl ObjectWriter for GcsWriter {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.buffer.extend_from_slice(&data);
-        while self.buffer.len() > PART {
-            // Keep at least one byte back, so the final part is never empty.
-            let part = self.buffer.split_to(PART).freeze();
-            self.send(part, None).await?;
-        }
-        Ok(())
+impl Multipart for GcsStore {
+    type Upload = Resumable;
+
+    async fn start(&self, name: &str, precondition: &Precondition) -> Result<Resumable> {
+        let req = self.upload_request(precondition, name)?;
+        let kind = json_object(name, Encoding::Identity);
+        let client = retry("put", name, || {
+            self.client.prepare_resumable_upload(&req, &kind)
+        })
+        .await
+        .map_err(|e| self.bucket_missing(e))?;
+        Ok(Resumable { client, sent: 0 })
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
-        let rest = std::mem::take(&mut self.buffer).freeze();
-        if self.upload.is_none() {
-            return self
-                .store
-                .put(&self.name, rest, self.precondition.clone())
-                .await;
-        }
-        let total = self.sent + rest.len() as u64;
-        match self.send(rest, Some(total)).await? {
+    async fn put_part(&self, upload: &mut Resumable, name: &str, part: Bytes) -> Result<()> {
+        upload.send(name, part, None).await.map(|_| ())
+    }
+
+    async fn complete(
+        &self,
+        mut upload: Resumable,
+        name: &str,
+        last: Bytes,
+        _precondition: &Precondition,
+    ) -> Result<ObjectMeta> {
+        // GCS checks the precondition given when the upload started.
+        let total = upload.sent + last.len() as u64;
+        match upload.send(name, last, Some(total)).await? {
             UploadStatus::Ok(o) => Ok(meta(&o)),
             other => Err(StorageError::Transient {
                 op: "put",
-                name: self.name.clone(),
+                name: name.to_owned(),
                 source: format!("resumable upload did not complete: {other:?}").into(),
             }),
         }
     }
 
-    async fn abort(self: Box<Self>) {
-        if let Some(upload) = self.upload {
-            let _ = upload.cancel().await;
-        }
+    async fn abort(&self, upload: Resumable, _name: &str) {
+        let _ = upload.client.cancel().await;
     }
 }

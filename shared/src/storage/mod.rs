@@ -26,6 +26,8 @@ pub mod conformance;
 #[cfg(feature = "gcp")]
 pub mod gcs;
 pub mod local;
+#[cfg(any(feature = "gcp", feature = "aws"))]
+mod multipart;
 #[cfg(feature = "aws")]
 pub mod s3;
 mod url;

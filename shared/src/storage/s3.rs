@@ -5,7 +5,7 @@
 //! emulators do not serve virtual-host buckets). Generations are ETags; create-only writes use
 //! `If-None-Match: *` and generation-matched ones `If-Match`, both enforced by S3 itself.
 //! Streamed writes become a multipart upload once they pass one part (8 MiB; S3's minimum is
-//! 5 MiB), and a single `PutObject` below that.
+//! 5 MiB), and a single `PutObject` below that (`multipart.rs`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -13,17 +13,15 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::aws::{failure, Failure};
 
+use super::multipart::{Multipart, MultipartWriter};
 use super::{
     Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
     StorageUrl,
 };
-
-/// Size of one multipart part.
-const PART: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -91,6 +89,16 @@ where
             name,
             source: err.into(),
         },
+    }
+}
+
+/// The conditional headers a precondition becomes, `(If-None-Match, If-Match)`: create-only
+/// is `If-None-Match: *`, generation-matched is `If-Match: <etag>`.
+fn conditions(precondition: &Precondition) -> (Option<String>, Option<String>) {
+    match precondition {
+        Precondition::None => (None, None),
+        Precondition::DoesNotExist => (Some("*".to_owned()), None),
+        Precondition::GenerationMatches(etag) => (None, Some(etag.clone())),
     }
 }
 
@@ -245,7 +253,7 @@ impl ObjectStore for S3Store {
         encoding: Encoding,
     ) -> Result<ObjectMeta> {
         let size = body.len() as i64;
-        let mut req = self
+        let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
@@ -253,12 +261,10 @@ impl ObjectStore for S3Store {
             .content_type("application/json")
             .set_content_encoding(encoding.header().map(str::to_owned))
             .body(ByteStream::from(body));
-        match &precondition {
-            Precondition::None => {}
-            Precondition::DoesNotExist => req = req.if_none_match("*"),
-            Precondition::GenerationMatches(etag) => req = req.if_match(etag),
-        }
+        let (if_none_match, if_match) = conditions(&precondition);
         let out = req
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
             .send()
             .await
             .map_err(|e| classify("put", &self.bucket, name, e))?;
@@ -270,142 +276,105 @@ impl ObjectStore for S3Store {
         name: &str,
         precondition: Precondition,
     ) -> Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(S3Writer {
-            store: self.clone(),
-            name: name.to_owned(),
-            precondition,
-            buffer: BytesMut::new(),
-            upload: None,
-            size: 0,
-        }))
+        Ok(MultipartWriter::boxed(self, name, precondition))
     }
 }
 
 /// A multipart upload under way.
-struct Upload {
+pub(crate) struct Upload {
     id: String,
     parts: Vec<CompletedPart>,
-}
-
-struct S3Writer {
-    store: S3Store,
-    name: String,
-    precondition: Precondition,
-    buffer: BytesMut,
-    upload: Option<Upload>,
+    /// Bytes uploaded so far.
     size: u64,
 }
 
-impl S3Writer {
-    async fn send_part(&mut self, data: Bytes) -> Result<()> {
-        let s = &self.store;
-        if self.upload.is_none() {
-            let created = s
-                .client
-                .create_multipart_upload()
-                .bucket(&s.bucket)
-                .key(&self.name)
-                .content_type("application/json")
-                .send()
-                .await
-                .map_err(|e| classify("put", &self.store.bucket, &self.name, e))?;
-            let id = created.upload_id().unwrap_or_default().to_owned();
-            self.upload = Some(Upload {
-                id,
-                parts: Vec::new(),
-            });
-        }
-        let upload = self.upload.as_mut().expect("just created");
-        let number = upload.parts.len() as i32 + 1;
-        let part = s
+#[async_trait]
+impl Multipart for S3Store {
+    type Upload = Upload;
+
+    async fn start(&self, name: &str, _precondition: &Precondition) -> Result<Upload> {
+        // S3 checks the precondition at completion.
+        let created = self
             .client
-            .upload_part()
-            .bucket(&s.bucket)
-            .key(&self.name)
-            .upload_id(&upload.id)
-            .part_number(number)
-            .body(ByteStream::from(data))
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(name)
+            .content_type("application/json")
             .send()
             .await
-            .map_err(|e| classify("put", &self.store.bucket, &self.name, e))?;
+            .map_err(|e| classify("put", &self.bucket, name, e))?;
+        Ok(Upload {
+            id: created.upload_id().unwrap_or_default().to_owned(),
+            parts: Vec::new(),
+            size: 0,
+        })
+    }
+
+    async fn put_part(&self, upload: &mut Upload, name: &str, part: Bytes) -> Result<()> {
+        let number = upload.parts.len() as i32 + 1;
+        let size = part.len() as u64;
+        let sent = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(name)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .body(ByteStream::from(part))
+            .send()
+            .await
+            .map_err(|e| classify("put", &self.bucket, name, e))?;
         upload.parts.push(
             CompletedPart::builder()
                 .part_number(number)
-                .set_e_tag(part.e_tag().map(str::to_owned))
+                .set_e_tag(sent.e_tag().map(str::to_owned))
                 .build(),
         );
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectWriter for S3Writer {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.size += data.len() as u64;
-        self.buffer.extend_from_slice(&data);
-        while self.buffer.len() >= PART {
-            let part = self.buffer.split_to(PART).freeze();
-            self.send_part(part).await?;
-        }
+        upload.size += size;
         Ok(())
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
-        let rest = std::mem::take(&mut self.buffer).freeze();
-        if self.upload.is_none() {
-            return self
-                .store
-                .put(&self.name, rest, self.precondition.clone())
-                .await;
-        }
-        if !rest.is_empty() {
-            self.send_part(rest).await?;
-        }
-        let upload = self.upload.take().expect("multipart upload present");
-        let s = &self.store;
-        let mut req = s
+    async fn complete(
+        &self,
+        mut upload: Upload,
+        name: &str,
+        last: Bytes,
+        precondition: &Precondition,
+    ) -> Result<ObjectMeta> {
+        self.put_part(&mut upload, name, last).await?;
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(std::mem::take(&mut upload.parts)))
+            .build();
+        let req = self
             .client
             .complete_multipart_upload()
-            .bucket(&s.bucket)
-            .key(&self.name)
+            .bucket(&self.bucket)
+            .key(name)
             .upload_id(&upload.id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(upload.parts))
-                    .build(),
-            );
-        match &self.precondition {
-            Precondition::None => {}
-            Precondition::DoesNotExist => req = req.if_none_match("*"),
-            Precondition::GenerationMatches(etag) => req = req.if_match(etag),
-        }
-        match req.send().await {
-            Ok(done) => Ok(meta(&self.name, Some(self.size as i64), done.e_tag())),
+            .multipart_upload(parts);
+        let (if_none_match, if_match) = conditions(precondition);
+        let done = req
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
+            .send()
+            .await;
+        match done {
+            Ok(done) => Ok(meta(name, Some(upload.size as i64), done.e_tag())),
             Err(e) => {
-                let _ = s
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&s.bucket)
-                    .key(&self.name)
-                    .upload_id(&upload.id)
-                    .send()
-                    .await;
-                Err(classify("put", &self.store.bucket, &self.name, e))
+                Multipart::abort(self, upload, name).await;
+                Err(classify("put", &self.bucket, name, e))
             }
         }
     }
 
-    async fn abort(self: Box<Self>) {
-        if let Some(upload) = &self.upload {
-            let s = &self.store;
-            let _ = s
-                .client
-                .abort_multipart_upload()
-                .bucket(&s.bucket)
-                .key(&self.name)
-                .upload_id(&upload.id)
-                .send()
-                .await;
-        }
+    async fn abort(&self, upload: Upload, name: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(name)
+            .upload_id(&upload.id)
+            .send()
+            .await;
     }
 }

@@ -6,7 +6,7 @@
 //! Each test file includes this module and uses part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -134,14 +134,44 @@ pub struct Env {
     pub clock: Arc<AtomicI64>,
 }
 
-/// A service with `options`, its results in `results` unless a store is given.
-pub fn env_with(options: Options, results_store: Option<Arc<dyn ObjectStore>>) -> Env {
+/// A fresh temporary directory holding an empty `bucket/`, a `results/` path and a SQLite
+/// index: what every service test starts from.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub bucket: PathBuf,
+    pub results: PathBuf,
+    pub index: Arc<dyn SessionIndex>,
+}
+
+pub fn scratch() -> Scratch {
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
     let results = dir.path().join("results");
     std::fs::create_dir_all(&bucket).unwrap();
     let index: Arc<dyn SessionIndex> =
         Arc::new(SqliteIndex::open(dir.path().join("index.sqlite")).unwrap());
+    Scratch {
+        dir,
+        bucket,
+        results,
+        index,
+    }
+}
+
+/// A service over `index`, writing its results to the local directory `results`.
+pub fn service_on(index: Arc<dyn SessionIndex>, results: &Path, options: Options) -> Service {
+    let results = Arc::new(LocalStore::open(StorageUrl::Local(results.to_owned())).unwrap());
+    Service::new(index, results, Arc::new(Buckets::default()), options)
+}
+
+/// A service with `options`, its results in `results` unless a store is given.
+pub fn env_with(options: Options, results_store: Option<Arc<dyn ObjectStore>>) -> Env {
+    let Scratch {
+        dir,
+        bucket,
+        results,
+        index,
+    } = scratch();
     let results_store = results_store
         .unwrap_or_else(|| Arc::new(LocalStore::open(StorageUrl::Local(results.clone())).unwrap()));
     let clock = Arc::new(AtomicI64::new(1_800_000_000_000));

@@ -1,19 +1,50 @@
 //! Sessions, chunks and rejected objects as DynamoDB items, and back.
+//!
+//! The fields are the shared ones ([`crate::index::codec`]); this module is DynamoDB's value
+//! encoding of them (strings, and numbers for counts and millisecond times) and the keys a
+//! single-table design adds around them: `pk`/`sk`, the revision `rev`, the idle index's
+//! keys, the reject pointers and `expire_at` in seconds for DynamoDB's TTL.
 
-use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{IDLE_PK, IDLE_SK};
 use crate::engine::SessionGuid;
+use crate::index::codec::{self, expire_at, object_hash, Codec, SHARD_FIELD};
 use crate::index::protocol::SessionState;
 use crate::index::store::{Due, Stored};
-use std::time::Duration;
-
-use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus};
+use crate::index::{ChunkRecord, RejectRecord, SessionStatus};
 use crate::time::Millis;
 
-pub(super) type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = codec::Fields<Dynamo>;
+
+/// DynamoDB's value encoding of the shared record fields: counts and times are numbers.
+pub(super) enum Dynamo {}
+
+impl Codec for Dynamo {
+    type Value = AttributeValue;
+    const LAST_CHUNK_AT: &'static str = "last_chunk_ms";
+
+    fn text(v: &str) -> AttributeValue {
+        s(v)
+    }
+    fn count(v: u64) -> AttributeValue {
+        n(v)
+    }
+    fn time(t: Millis) -> AttributeValue {
+        n(t.0)
+    }
+    fn as_text(v: &AttributeValue) -> Option<&str> {
+        v.as_s().ok().map(String::as_str)
+    }
+    fn as_count(v: &AttributeValue) -> Option<i64> {
+        v.as_n().ok().and_then(|v| v.parse().ok())
+    }
+    fn as_time(v: &AttributeValue) -> Option<Millis> {
+        Self::as_count(v).map(Millis)
+    }
+}
 
 /// The sort key of a session item.
 pub(super) const SESSION_SK: &str = "SESSION";
@@ -31,15 +62,17 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
 }
 
 pub(super) fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(key).and_then(Dynamo::as_text)
 }
 
 pub(super) fn get_n(item: &Item, key: &str) -> Option<i64> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+    item.get(key).and_then(Dynamo::as_count)
+}
+
+/// `item` with the table's own attributes (keys, revision, expiry) added.
+fn with<const N: usize>(mut item: Item, keys: [(&str, AttributeValue); N]) -> Item {
+    item.extend(keys.map(|(k, v)| (k.to_owned(), v)));
+    item
 }
 
 pub(super) fn session_pk(guid: &SessionGuid) -> String {
@@ -58,48 +91,10 @@ pub(super) fn idle_pk(due: Due, shard: u32) -> String {
     format!("{}#{shard}", due.status().as_str())
 }
 
-fn object_hash(bucket: &str, name: &str, identity: &str) -> String {
-    let key = format!("{bucket}\0{name}\0{identity}");
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
-}
-
-/// When DynamoDB's TTL may delete a session item: `ttl` (the store's record TTL) after its
-/// last chunk, or a tombstone's own expiry.
-fn expire_at(r: &SessionRecord, ttl: Duration) -> Millis {
-    match (r.status, r.lease_until) {
-        (SessionStatus::Deleted, Some(until)) => until,
-        _ => r.last_chunk_at.plus(ttl),
-    }
-}
-
 /// A session item as read: its state, and its revision `rev`.
 pub(super) fn session_from(item: &Item) -> Option<Stored<i64>> {
-    let guid = SessionGuid::parse(get_s(item, "guid")?).ok()?;
-    let state = SessionState {
-        record: SessionRecord {
-            guid,
-            status: SessionStatus::parse(get_s(item, "status")?)?,
-            environment: get_s(item, "environment").unwrap_or_default().to_owned(),
-            chunk_count: get_n(item, "chunk_count").unwrap_or(0) as u64,
-            first_chunk_time: get_s(item, "first_chunk_time")
-                .unwrap_or_default()
-                .to_owned(),
-            last_chunk_time: get_s(item, "last_chunk_time")
-                .unwrap_or_default()
-                .to_owned(),
-            last_chunk_at: Millis(get_n(item, "last_chunk_ms").unwrap_or(0)),
-            version: get_n(item, "version").unwrap_or(0) as u64,
-            lease_until: get_n(item, "lease_until").map(Millis),
-            result_object: get_s(item, "result_object").map(str::to_owned),
-            finalized_at: get_n(item, "finalized_at").map(Millis),
-            finalize_count: get_n(item, "finalize_count").unwrap_or(0) as u64,
-        },
-        claim_token: get_s(item, "claim_token").map(str::to_owned),
-        claimed_version: get_n(item, "claimed_version").map(|v| v as u64),
-        shard: get_n(item, "shard").map(|v| v as u32),
-    };
     Some(Stored {
-        state,
+        state: codec::session_from::<Dynamo>(item)?,
         revision: get_n(item, "rev").unwrap_or(0),
     })
 }
@@ -109,50 +104,32 @@ pub(super) fn session_from(item: &Item) -> Option<Stored<i64>> {
 pub(super) fn session_item(state: &SessionState, rev: i64, ttl: Duration) -> Item {
     let r = &state.record;
     let shard = state.shard.unwrap_or(0);
-    let mut item: Item = [
+    let item = codec::session_fields::<Dynamo>(state);
+    let keys = [
         ("pk", s(session_pk(&r.guid))),
         ("sk", s(SESSION_SK)),
-        ("guid", s(r.guid.as_str())),
-        ("status", s(r.status.as_str())),
-        ("environment", s(&r.environment)),
-        ("chunk_count", n(r.chunk_count)),
-        ("first_chunk_time", s(&r.first_chunk_time)),
-        ("last_chunk_time", s(&r.last_chunk_time)),
-        ("last_chunk_ms", n(r.last_chunk_at.0)),
-        ("version", n(r.version)),
-        ("finalize_count", n(r.finalize_count)),
-        ("shard", n(shard)),
+        // Always present: an unstamped session is in shard 0.
+        (SHARD_FIELD, n(shard)),
         ("rev", n(rev)),
         ("expire_at", n(expire_at(r, ttl).0 / 1000)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
+    let mut item = with(item, keys);
     let due = match r.status {
         SessionStatus::Open => Some((Due::Idle, r.last_chunk_at)),
         // A finalizing session always has a lease; without one it would be due at once.
         SessionStatus::Finalizing => Some((Due::LeaseExpired, r.lease_until.unwrap_or(Millis(0)))),
         SessionStatus::Finalized | SessionStatus::Deleted => None,
     };
-    let optional = [
-        ("lease_until", r.lease_until.map(|t| n(t.0))),
-        ("result_object", r.result_object.as_ref().map(s)),
-        ("finalized_at", r.finalized_at.map(|t| n(t.0))),
-        ("claim_token", state.claim_token.as_ref().map(s)),
-        ("claimed_version", state.claimed_version.map(n)),
-        (IDLE_PK, due.map(|(d, _)| s(idle_pk(d, shard)))),
-        (IDLE_SK, due.map(|(_, at)| n(at.0))),
-    ];
-    for (k, v) in optional {
-        if let Some(v) = v {
-            item.insert(k.to_owned(), v);
-        }
+    if let Some((due, at)) = due {
+        item.insert(IDLE_PK.to_owned(), s(idle_pk(due, shard)));
+        item.insert(IDLE_SK.to_owned(), n(at.0));
     }
     item
 }
 
 pub(super) fn chunk_item(c: &ChunkRecord, now: Millis, ttl: Duration) -> Item {
-    [
+    let item = codec::chunk_fields::<Dynamo>(c, now);
+    let keys = [
         ("pk", s(session_pk(&c.guid))),
         (
             "sk",
@@ -161,35 +138,13 @@ pub(super) fn chunk_item(c: &ChunkRecord, now: Millis, ttl: Duration) -> Item {
                 object_hash(&c.bucket, &c.name, c.identity())
             )),
         ),
-        ("bucket", s(&c.bucket)),
-        ("name", s(&c.name)),
-        ("generation", s(&c.generation)),
-        ("timestamp", s(&c.timestamp)),
-        ("environment", s(&c.environment)),
-        ("size", n(c.size)),
-        ("event_count", n(c.event_count)),
-        ("content_hash", s(&c.content_hash)),
-        ("recorded_at", n(now.0)),
         ("expire_at", n(now.plus(ttl).0 / 1000)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    ];
+    with(item, keys)
 }
 
 pub(super) fn chunk_from(guid: &SessionGuid, item: &Item) -> ChunkRecord {
-    let text = |k| get_s(item, k).unwrap_or_default().to_owned();
-    ChunkRecord {
-        guid: guid.clone(),
-        bucket: text("bucket"),
-        name: text("name"),
-        generation: text("generation"),
-        timestamp: text("timestamp"),
-        environment: text("environment"),
-        size: get_n(item, "size").unwrap_or(0) as u64,
-        event_count: get_n(item, "event_count").unwrap_or(0) as u64,
-        content_hash: text("content_hash"),
-    }
+    codec::chunk_from::<Dynamo>(guid, item)
 }
 
 /// The sort key of a reject item (its partition is [`reject_pk`]).
@@ -206,24 +161,13 @@ pub(super) fn reject_pk(bucket: &str, name: &str, generation: &str) -> String {
 }
 
 pub(super) fn reject_item(r: &RejectRecord, now: Millis, ttl: Duration) -> Item {
-    let mut item: Item = [
+    let item = codec::reject_fields::<Dynamo>(r, now);
+    let keys = [
         ("pk", s(reject_pk(&r.bucket, &r.name, &r.generation))),
         ("sk", s(REJECT_SK)),
-        ("bucket", s(&r.bucket)),
-        ("name", s(&r.name)),
-        ("generation", s(&r.generation)),
-        ("kind", s(&r.kind)),
-        ("reason", s(&r.reason)),
-        ("recorded_at", n(now.0)),
         ("expire_at", n(now.plus(ttl).0 / 1000)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    if let Some(guid) = &r.session_guid {
-        item.insert("session_guid".to_owned(), s(guid.as_str()));
-    }
-    item
+    ];
+    with(item, keys)
 }
 
 /// The copy of a reject item under the session it names (`pk` the session's, `sk` the
@@ -238,24 +182,16 @@ pub(super) fn reject_pointer(r: &RejectRecord, now: Millis, ttl: Duration) -> Op
 }
 
 pub(super) fn reject_from(item: &Item) -> (i64, RejectRecord) {
-    let text = |k| get_s(item, k).unwrap_or_default().to_owned();
     (
         get_n(item, "recorded_at").unwrap_or(0),
-        RejectRecord {
-            bucket: text("bucket"),
-            name: text("name"),
-            generation: text("generation"),
-            kind: text("kind"),
-            reason: text("reason"),
-            session_guid: get_s(item, "session_guid").and_then(|g| SessionGuid::parse(g).ok()),
-        },
+        codec::reject_from::<Dynamo>(item),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::RECORD_TTL;
+    use crate::index::{SessionRecord, RECORD_TTL};
 
     fn state(status: SessionStatus) -> SessionState {
         SessionState {

@@ -1,6 +1,9 @@
 //! Sessions, chunks and rejected objects as Firestore documents, and back.
+//!
+//! The fields are the shared ones ([`crate::index::codec`]); this module is Firestore's
+//! value encoding of them (strings, integers, timestamps), the expiry its TTL policy reads,
+//! and the writes and preconditions the adapter commits.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use gcloud_sdk::google::firestore::v1::{
@@ -8,19 +11,16 @@ use gcloud_sdk::google::firestore::v1::{
 };
 use gcloud_sdk::prost_types::Timestamp;
 
-use super::SHARD_FIELD;
 use crate::engine::SessionGuid;
+use crate::index::codec::{self, expire_at, Codec};
 use crate::index::protocol::SessionState;
 use crate::index::store::Stored;
-use crate::index::{ChunkRecord, RejectRecord, SessionRecord, SessionStatus};
+use crate::index::{ChunkRecord, RejectRecord};
 use crate::time::Millis;
 
-pub(super) type Fields = HashMap<String, Value>;
+pub(super) type Fields = codec::Fields<Firestore>;
 
-pub(super) fn object_hash(bucket: &str, name: &str, identity: &str) -> String {
-    let key = format!("{bucket}\0{name}\0{identity}");
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
-}
+pub(super) use crate::index::codec::{object_hash, REJECT_SESSION_FIELD};
 
 // ---- values ----
 
@@ -45,161 +45,89 @@ pub(super) fn timestamp(t: Millis) -> Value {
     }
 }
 
-pub(super) fn get_str<'a>(f: &'a Fields, key: &str) -> Option<&'a str> {
-    match f.get(key)?.value_type.as_ref()? {
-        ValueType::StringValue(s) => Some(s),
-        _ => None,
-    }
-}
-
 pub(super) fn get_int(f: &Fields, key: &str) -> Option<i64> {
-    match f.get(key)?.value_type.as_ref()? {
-        ValueType::IntegerValue(n) => Some(*n),
-        _ => None,
-    }
+    f.get(key).and_then(Firestore::as_count)
 }
 
 pub(super) fn get_time(f: &Fields, key: &str) -> Option<Millis> {
-    match f.get(key)?.value_type.as_ref()? {
-        ValueType::TimestampValue(t) => {
-            Some(Millis(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
-        }
-        _ => None,
-    }
+    f.get(key).and_then(Firestore::as_time)
 }
 
-fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Fields {
-    pairs
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-        .collect()
+/// Firestore's value encoding of the shared record fields ([`crate::index::codec`]).
+pub(super) enum Firestore {}
+
+impl Codec for Firestore {
+    type Value = Value;
+    const LAST_CHUNK_AT: &'static str = "last_chunk_at";
+
+    fn text(v: &str) -> Value {
+        string(v)
+    }
+    fn count(v: u64) -> Value {
+        integer(v)
+    }
+    fn time(t: Millis) -> Value {
+        timestamp(t)
+    }
+    fn as_text(v: &Value) -> Option<&str> {
+        match v.value_type.as_ref()? {
+            ValueType::StringValue(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_count(v: &Value) -> Option<i64> {
+        match v.value_type.as_ref()? {
+            ValueType::IntegerValue(n) => Some(*n),
+            _ => None,
+        }
+    }
+    fn as_time(v: &Value) -> Option<Millis> {
+        match v.value_type.as_ref()? {
+            ValueType::TimestampValue(t) => {
+                Some(Millis(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
+            }
+            _ => None,
+        }
+    }
 }
 
 // ---- documents ----
 
 /// A session document as read: its state, and its update time as the revision.
 pub(super) fn session_from(doc: &Document) -> Option<Stored<Timestamp>> {
-    let f = &doc.fields;
-    let state = SessionState {
-        record: SessionRecord {
-            guid: SessionGuid::parse(get_str(f, "guid")?).ok()?,
-            status: SessionStatus::parse(get_str(f, "status")?)?,
-            environment: get_str(f, "environment").unwrap_or_default().to_owned(),
-            chunk_count: get_int(f, "chunk_count").unwrap_or(0) as u64,
-            first_chunk_time: get_str(f, "first_chunk_time")
-                .unwrap_or_default()
-                .to_owned(),
-            last_chunk_time: get_str(f, "last_chunk_time").unwrap_or_default().to_owned(),
-            last_chunk_at: get_time(f, "last_chunk_at").unwrap_or(Millis(0)),
-            version: get_int(f, "version").unwrap_or(0) as u64,
-            lease_until: get_time(f, "lease_until"),
-            result_object: get_str(f, "result_object").map(str::to_owned),
-            finalized_at: get_time(f, "finalized_at"),
-            finalize_count: get_int(f, "finalize_count").unwrap_or(0) as u64,
-        },
-        claim_token: get_str(f, "claim_token").map(str::to_owned),
-        claimed_version: get_int(f, "claimed_version").map(|v| v as u64),
-        shard: get_int(f, SHARD_FIELD).map(|v| v as u32),
-    };
     Some(Stored {
-        state,
+        state: codec::session_from::<Firestore>(&doc.fields)?,
         // The emulator and the service always set it on a stored document.
         revision: doc.update_time.unwrap_or_default(),
     })
 }
 
+/// A session document's fields, with the expiry Firestore's TTL policy deletes it by.
 pub(super) fn session_fields(s: &SessionState, ttl: Duration) -> Fields {
-    let r = &s.record;
-    fields([
-        ("guid", Some(string(r.guid.as_str()))),
-        ("status", Some(string(r.status.as_str()))),
-        ("environment", Some(string(&r.environment))),
-        ("chunk_count", Some(integer(r.chunk_count))),
-        ("first_chunk_time", Some(string(&r.first_chunk_time))),
-        ("last_chunk_time", Some(string(&r.last_chunk_time))),
-        ("last_chunk_at", Some(timestamp(r.last_chunk_at))),
-        ("version", Some(integer(r.version))),
-        ("finalize_count", Some(integer(r.finalize_count))),
-        ("expire_at", Some(timestamp(expire_at(r, ttl)))),
-        ("lease_until", r.lease_until.map(timestamp)),
-        ("result_object", r.result_object.as_ref().map(string)),
-        ("finalized_at", r.finalized_at.map(timestamp)),
-        ("claim_token", s.claim_token.as_ref().map(string)),
-        ("claimed_version", s.claimed_version.map(integer)),
-        (SHARD_FIELD, s.shard.map(integer)),
-    ])
-}
-
-/// When Firestore's TTL policy may delete a session document: `ttl` (the store's record
-/// TTL) after its last chunk, or a tombstone's own expiry.
-fn expire_at(r: &SessionRecord, ttl: Duration) -> Millis {
-    match (r.status, r.lease_until) {
-        (SessionStatus::Deleted, Some(until)) => until,
-        _ => r.last_chunk_at.plus(ttl),
-    }
+    let mut f = codec::session_fields::<Firestore>(s);
+    f.insert("expire_at".to_owned(), timestamp(expire_at(&s.record, ttl)));
+    f
 }
 
 pub(super) fn chunk_fields(c: &ChunkRecord, now: Millis, ttl: Duration) -> Fields {
-    fields([
-        ("bucket", Some(string(&c.bucket))),
-        ("name", Some(string(&c.name))),
-        ("generation", Some(string(&c.generation))),
-        ("content_hash", Some(string(&c.content_hash))),
-        ("timestamp", Some(string(&c.timestamp))),
-        ("environment", Some(string(&c.environment))),
-        ("size", Some(integer(c.size))),
-        ("event_count", Some(integer(c.event_count))),
-        ("recorded_at", Some(timestamp(now))),
-        ("expire_at", Some(timestamp(now.plus(ttl)))),
-    ])
+    let mut f = codec::chunk_fields::<Firestore>(c, now);
+    f.insert("expire_at".to_owned(), timestamp(now.plus(ttl)));
+    f
 }
 
 pub(super) fn chunk_from(guid: &SessionGuid, f: &Fields) -> ChunkRecord {
-    let s = |k| get_str(f, k).unwrap_or_default().to_owned();
-    ChunkRecord {
-        guid: guid.clone(),
-        bucket: s("bucket"),
-        name: s("name"),
-        generation: s("generation"),
-        timestamp: s("timestamp"),
-        environment: s("environment"),
-        size: get_int(f, "size").unwrap_or(0) as u64,
-        event_count: get_int(f, "event_count").unwrap_or(0) as u64,
-        content_hash: s("content_hash"),
-    }
+    codec::chunk_from::<Firestore>(guid, f)
 }
 
 pub(super) fn reject_fields(r: &RejectRecord, now: Millis, ttl: Duration) -> Fields {
-    fields([
-        ("bucket", Some(string(&r.bucket))),
-        ("name", Some(string(&r.name))),
-        ("generation", Some(string(&r.generation))),
-        ("kind", Some(string(&r.kind))),
-        ("reason", Some(string(&r.reason))),
-        (
-            REJECT_SESSION_FIELD,
-            r.session_guid.as_ref().map(|g| string(g.as_str())),
-        ),
-        ("recorded_at", Some(timestamp(now))),
-        ("expire_at", Some(timestamp(now.plus(ttl)))),
-    ])
+    let mut f = codec::reject_fields::<Firestore>(r, now);
+    f.insert("expire_at".to_owned(), timestamp(now.plus(ttl)));
+    f
 }
 
 pub(super) fn reject_from(f: &Fields) -> RejectRecord {
-    let s = |k| get_str(f, k).unwrap_or_default().to_owned();
-    RejectRecord {
-        bucket: s("bucket"),
-        name: s("name"),
-        generation: s("generation"),
-        kind: s("kind"),
-        reason: s("reason"),
-        session_guid: get_str(f, REJECT_SESSION_FIELD).and_then(|g| SessionGuid::parse(g).ok()),
-    }
+    codec::reject_from::<Firestore>(f)
 }
-
-/// The reject field naming the session an object belongs to; erasure queries it (its
-/// automatic single-field index: a guid is no sequential value).
-pub(super) const REJECT_SESSION_FIELD: &str = "session_guid";
 
 /// A delete of one document, with a precondition (`None`: whether or not it exists).
 pub(super) fn delete(name: String, condition: Option<ConditionType>) -> Write {
@@ -239,7 +167,7 @@ pub(super) fn unchanged(expected: Option<&Timestamp>) -> ConditionType {
 mod tests {
     use super::super::{Group, SEQUENTIAL_FIELDS};
     use super::*;
-    use crate::index::RECORD_TTL;
+    use crate::index::{SessionRecord, SessionStatus, RECORD_TTL};
 
     fn every_field_set() -> SessionState {
         SessionState {

@@ -46,7 +46,7 @@ use crate::index::driver::Driver;
 pub type FirestoreIndex = Driver<FirestoreStore>;
 
 /// The session field holding its idle shard.
-pub const SHARD_FIELD: &str = "shard";
+pub const SHARD_FIELD: &str = crate::index::codec::SHARD_FIELD;
 
 /// The composite indexes the store's queries need, each as (field, order) in index order:
 /// the two sweep queries and the listing. Terraform declares exactly these.
