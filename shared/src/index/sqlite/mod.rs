@@ -11,6 +11,11 @@
 //! Files from older versions are migrated on open (`migrate`); sessions from before shards
 //! existed are put in shard 0, which every query reads.
 
+mod rows;
+mod schema;
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,103 +26,17 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::driver::Driver;
 use super::protocol::SessionState;
 use super::store::{Due, DueEntry, NewChunk, SessionStore, Stored, Written};
-use super::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord, SessionStatus};
+use super::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord};
 use crate::engine::SessionGuid;
 use crate::time::Millis;
+use rows::{
+    insert_chunk, load_session, put_session, reject_row, session_row, REJECT_COLUMNS,
+    SESSION_COLUMNS,
+};
+use schema::{migrate, SCHEMA, SHARD_MARK};
 
 /// The session index in one SQLite file.
 pub type SqliteIndex = Driver<SqliteStore>;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sessions (
-    guid TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    chunk_count INTEGER NOT NULL,
-    first_chunk_time TEXT NOT NULL,
-    last_chunk_time TEXT NOT NULL,
-    last_chunk_at INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    lease_until INTEGER,
-    claim_token TEXT,
-    claimed_version INTEGER,
-    result_object TEXT,
-    finalized_at INTEGER,
-    finalize_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    bucket TEXT NOT NULL,
-    name TEXT NOT NULL,
-    generation TEXT NOT NULL,
-    guid TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    event_count INTEGER NOT NULL,
-    recorded_at INTEGER NOT NULL,
-    PRIMARY KEY (bucket, name, generation)
-);
-CREATE INDEX IF NOT EXISTS chunks_by_session ON chunks (guid);
-CREATE TABLE IF NOT EXISTS rejected (
-    bucket TEXT NOT NULL,
-    name TEXT NOT NULL,
-    generation TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    recorded_at INTEGER NOT NULL,
-    PRIMARY KEY (bucket, name, generation)
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-";
-
-/// The `meta` key of the shard high-water mark.
-const SHARD_MARK: &str = "shard_mark";
-
-fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
-    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
-        .exists(params![table, column])
-}
-
-/// Brings a file made by an older rrstitch up to the current schema. Each step checks for
-/// itself, so a file of any age (and a current one) goes through the same code.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    if !has_column(conn, "chunks", "content_hash")? {
-        conn.execute_batch("ALTER TABLE chunks ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''")?;
-    }
-    // The same bytes under the same name are one upload, whatever their generation.
-    conn.execute_batch(
-        "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_content \
-         ON chunks (bucket, name, content_hash) WHERE content_hash != ''",
-    )?;
-    // The driver's revision, and the idle shard. Rows from before either start at revision 0
-    // in shard 0, which every query reads, and are re-stamped on their next write.
-    if !has_column(conn, "sessions", "rev")? {
-        conn.execute_batch("ALTER TABLE sessions ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")?;
-    }
-    if !has_column(conn, "sessions", "shard")? {
-        conn.execute_batch("ALTER TABLE sessions ADD COLUMN shard INTEGER NOT NULL DEFAULT 0")?;
-    }
-    // The session a refused object names, so erasing the session finds it ('' for none).
-    if !has_column(conn, "rejected", "session_guid")? {
-        conn.execute_batch(
-            "ALTER TABLE rejected ADD COLUMN session_guid TEXT NOT NULL DEFAULT ''",
-        )?;
-    }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS rejected_by_session ON rejected (session_guid) \
-         WHERE session_guid != ''",
-    )?;
-    conn.execute_batch(
-        "DROP INDEX IF EXISTS sessions_idle; \
-         CREATE INDEX IF NOT EXISTS sessions_idle_by_shard \
-         ON sessions (shard, status, last_chunk_at); \
-         CREATE INDEX IF NOT EXISTS sessions_expiry_by_shard \
-         ON sessions (shard, status, lease_until);",
-    )
-}
 
 /// The SQLite store; [`SqliteIndex`] is the index over it.
 #[derive(Debug, Clone)]
@@ -245,119 +164,6 @@ impl SqliteStore {
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
-}
-
-const SESSION_COLUMNS: &str = "guid, status, environment, chunk_count, first_chunk_time, \
-     last_chunk_time, last_chunk_at, version, lease_until, result_object, finalized_at, \
-     finalize_count";
-
-fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
-    let guid: String = row.get(0)?;
-    let status: String = row.get(1)?;
-    let bad = |what: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
-    };
-    Ok(SessionRecord {
-        guid: SessionGuid::parse(&guid).map_err(|e| bad(e.to_string()))?,
-        status: SessionStatus::parse(&status).ok_or_else(|| bad(format!("status {status:?}")))?,
-        environment: row.get(2)?,
-        chunk_count: row.get::<_, i64>(3)? as u64,
-        first_chunk_time: row.get(4)?,
-        last_chunk_time: row.get(5)?,
-        last_chunk_at: Millis(row.get(6)?),
-        version: row.get::<_, i64>(7)? as u64,
-        lease_until: row.get::<_, Option<i64>>(8)?.map(Millis),
-        result_object: row.get(9)?,
-        finalized_at: row.get::<_, Option<i64>>(10)?.map(Millis),
-        finalize_count: row.get::<_, i64>(11)? as u64,
-    })
-}
-
-const REJECT_COLUMNS: &str = "bucket, name, generation, kind, reason, session_guid";
-
-fn reject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RejectRecord> {
-    let guid: String = row.get(5)?;
-    Ok(RejectRecord {
-        bucket: row.get(0)?,
-        name: row.get(1)?,
-        generation: row.get(2)?,
-        kind: row.get(3)?,
-        reason: row.get(4)?,
-        // Only a valid guid is ever written; anything else names no session.
-        session_guid: SessionGuid::parse(&guid).ok(),
-    })
-}
-
-fn load_session(conn: &Connection, guid: &str) -> rusqlite::Result<Option<Stored<i64>>> {
-    conn.query_row(
-        &format!(
-            "SELECT {SESSION_COLUMNS}, claim_token, claimed_version, shard, rev \
-             FROM sessions WHERE guid = ?1"
-        ),
-        [guid],
-        |row| {
-            Ok(Stored {
-                state: SessionState {
-                    record: session_row(row)?,
-                    claim_token: row.get(12)?,
-                    claimed_version: row.get::<_, Option<i64>>(13)?.map(|v| v as u64),
-                    shard: Some(row.get::<_, i64>(14)? as u32),
-                },
-                revision: row.get(15)?,
-            })
-        },
-    )
-    .optional()
-}
-
-fn insert_chunk(tx: &Transaction<'_>, c: &ChunkRecord, at: Millis) -> rusqlite::Result<bool> {
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO chunks (bucket, name, generation, guid, timestamp, \
-         environment, size, event_count, recorded_at, content_hash) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-        params![
-            c.bucket,
-            c.name,
-            c.generation,
-            c.guid.as_str(),
-            c.timestamp,
-            c.environment,
-            c.size as i64,
-            c.event_count as i64,
-            at.0,
-            c.content_hash
-        ],
-    )?;
-    Ok(inserted == 1)
-}
-
-fn put_session(tx: &Transaction<'_>, s: &SessionState, rev: i64) -> rusqlite::Result<()> {
-    let r = &s.record;
-    tx.execute(
-        "INSERT OR REPLACE INTO sessions (guid, status, environment, chunk_count, \
-         first_chunk_time, last_chunk_time, last_chunk_at, version, lease_until, claim_token, \
-         claimed_version, result_object, finalized_at, finalize_count, shard, rev) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
-        params![
-            r.guid.as_str(),
-            r.status.as_str(),
-            r.environment,
-            r.chunk_count as i64,
-            r.first_chunk_time,
-            r.last_chunk_time,
-            r.last_chunk_at.0,
-            r.version as i64,
-            r.lease_until.map(|t| t.0),
-            s.claim_token,
-            s.claimed_version.map(|v| v as i64),
-            r.result_object,
-            r.finalized_at.map(|t| t.0),
-            r.finalize_count as i64,
-            i64::from(s.shard.unwrap_or(0)),
-            rev
-        ],
-    )?;
-    Ok(())
 }
 
 #[async_trait]
@@ -588,116 +394,5 @@ impl SessionStore for SqliteStore {
             ))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{ClaimMode, ClaimOutcome, SessionIndex, Shards};
-    use super::*;
-
-    #[tokio::test]
-    async fn passes_the_conformance_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SqliteIndex::open(dir.path().join("sub/index.sqlite")).unwrap();
-        super::super::conformance::run_all(&index).await;
-    }
-
-    #[tokio::test]
-    async fn two_handles_on_one_file_see_each_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.sqlite");
-        let a = SqliteIndex::open(&path).unwrap();
-        let b = SqliteIndex::open(&path).unwrap();
-        super::super::conformance::claims_are_exclusive_across_handles(&a, &b).await;
-    }
-
-    #[tokio::test]
-    async fn resharding_strands_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.sqlite");
-        let handle = |n| {
-            SqliteIndex::open(&path)
-                .unwrap()
-                .with_shards(Shards::new(n))
-        };
-        let (four, eight, two) = (handle(4), handle(8), handle(2));
-        super::super::conformance::resharding_strands_nothing(&four, &eight, &two).await;
-    }
-
-    #[tokio::test]
-    async fn a_file_from_before_shards_and_revisions_is_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
-        {
-            // The sessions table and its index as rrstitch created them before shards.
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(
-                "CREATE TABLE sessions (guid TEXT PRIMARY KEY, status TEXT NOT NULL,                  environment TEXT NOT NULL, chunk_count INTEGER NOT NULL,                  first_chunk_time TEXT NOT NULL, last_chunk_time TEXT NOT NULL,                  last_chunk_at INTEGER NOT NULL, version INTEGER NOT NULL, lease_until INTEGER,                  claim_token TEXT, claimed_version INTEGER, result_object TEXT,                  finalized_at INTEGER, finalize_count INTEGER NOT NULL DEFAULT 0);                  CREATE INDEX sessions_idle ON sessions (status, last_chunk_at);                  INSERT INTO sessions (guid, status, environment, chunk_count, first_chunk_time,                  last_chunk_time, last_chunk_at, version)                  VALUES ('old-open', 'open', 'e', 1, 't', 't', 1000, 1),                         ('old-fin', 'finalized', 'e', 1, 't', 't', 1000, 1);",
-            )
-            .unwrap();
-        }
-        for shards in [1, 4, 64] {
-            let index = SqliteIndex::open(&path)
-                .unwrap()
-                .with_shards(Shards::new(shards));
-            let idle = index
-                .idle_sessions(Millis(5000), Millis(5000), 10)
-                .await
-                .unwrap();
-            assert_eq!(
-                idle,
-                vec![SessionGuid::parse("old-open").unwrap()],
-                "{shards} shards"
-            );
-        }
-        let index = SqliteIndex::open(&path)
-            .unwrap()
-            .with_shards(Shards::new(4));
-        let g = SessionGuid::parse("old-open").unwrap();
-        let ClaimOutcome::Claimed(claim) = index
-            .claim(&g, ClaimMode::Force, Millis(6000), Duration::from_secs(60))
-            .await
-            .unwrap()
-        else {
-            panic!("a migrated session is claimable");
-        };
-        assert_eq!(claim.version, 1);
-        let stored = index.store().read(&g).await.unwrap().unwrap();
-        assert_eq!(stored.revision, 1, "the first write after the migration");
-        assert_eq!(stored.state.shard, Some(Shards::new(4).of(&g)));
-        let conn = Connection::open(&path).unwrap();
-        let old_index: bool = conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'sessions_idle'")
-            .unwrap()
-            .exists([])
-            .unwrap();
-        assert!(!old_index, "the unsharded idle index is dropped");
-    }
-
-    #[tokio::test]
-    async fn a_file_from_before_content_hashes_is_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
-        {
-            // The chunks table as rrstitch created it before content hashes.
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(
-                "CREATE TABLE chunks (bucket TEXT NOT NULL, name TEXT NOT NULL, \
-                 generation TEXT NOT NULL, guid TEXT NOT NULL, timestamp TEXT NOT NULL, \
-                 environment TEXT NOT NULL, size INTEGER NOT NULL, event_count INTEGER NOT NULL, \
-                 recorded_at INTEGER NOT NULL, PRIMARY KEY (bucket, name, generation)); \
-                 INSERT INTO chunks VALUES ('/b', 'x.json', '1', 'g-1', 't', 'e', 1, 1, 0);",
-            )
-            .unwrap();
-        }
-        let index = SqliteIndex::open(&path).unwrap();
-        let g = SessionGuid::parse("g-1").unwrap();
-        let chunks = index.chunks(&g).await.unwrap();
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0].content_hash, "");
-        // Reopening a migrated file is a no-op.
-        drop(index);
-        SqliteIndex::open(&path).unwrap();
     }
 }
