@@ -7,17 +7,23 @@
 //! listing skips. The generation of a file is its modification time in nanoseconds, kept
 //! strictly increasing per name by the commit step, which checks preconditions under a lock.
 
+mod commit;
+mod listing;
+mod writer;
+
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::io::Write;
 
 use super::{
     BlockingRead, Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result,
     StorageError, StorageUrl,
 };
+use commit::{create_temp, lock_dir, remove_empty_parents, temp_path};
+use listing::{list_start, walk};
+use writer::LocalWriter;
 
 /// Temporary files start with this; listing never shows them.
 const TEMP_PREFIX: &str = ".rrstitch-tmp-";
@@ -108,67 +114,6 @@ fn meta_of(name: &str, m: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
-/// Where listing `prefix` starts: the directory its part up to the last `/` names (`None`
-/// when that part could never name an object: `..`, an absolute path, a temporary name),
-/// and what the names directly in that directory must start with.
-fn list_start<'p>(root: &Path, prefix: &'p str) -> Option<(PathBuf, &'p str, &'p str)> {
-    let (dir, stem) = match prefix.rfind('/') {
-        Some(i) => (&prefix[..=i], &prefix[i + 1..]),
-        None => ("", prefix),
-    };
-    let mut path = root.to_path_buf();
-    for part in Path::new(dir).components() {
-        match part {
-            Component::Normal(p) if !p.to_string_lossy().starts_with(TEMP_PREFIX) => path.push(p),
-            _ => return None,
-        }
-    }
-    Some((path, dir, stem))
-}
-
-/// Collects the files under `dir` (named `<base><relative path>`) whose name in `dir`
-/// itself starts with `stem`. Anything that vanishes mid-walk (a file or a whole directory
-/// deleted by an erasure, a re-stitch's clean-up, a prune) is skipped, not an error: a
-/// listing is a snapshot of a moving bucket, as a cloud store's is.
-fn walk(
-    dir: &Path,
-    base: &str,
-    stem: &str,
-    out: &mut Vec<(String, std::fs::Metadata)>,
-) -> std::io::Result<()> {
-    let gone = |e: &std::io::Error| e.kind() == ErrorKind::NotFound;
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if gone(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if gone(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        if file_name.starts_with(TEMP_PREFIX) || !file_name.starts_with(stem) {
-            continue;
-        }
-        let path = entry.path();
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if gone(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        let name = format!("{base}{file_name}");
-        if meta.is_dir() {
-            walk(&path, &format!("{name}/"), "", out)?;
-        } else if meta.is_file() {
-            out.push((name, meta));
-        }
-    }
-    Ok(())
-}
-
 /// Opens a file to read it as an object: a directory is no object.
 fn open_file(path: &Path, name: &str) -> Result<(std::fs::File, std::fs::Metadata)> {
     let file = std::fs::File::open(path).map_err(|e| io_error("get", name, e))?;
@@ -179,107 +124,6 @@ fn open_file(path: &Path, name: &str) -> Result<(std::fs::File, std::fs::Metadat
         });
     }
     Ok((file, m))
-}
-
-fn temp_path(dest: &Path) -> PathBuf {
-    let mut nonce = [0u8; 8];
-    let _ = getrandom::getrandom(&mut nonce);
-    let name = format!("{TEMP_PREFIX}{}", u64::from_le_bytes(nonce));
-    dest.with_file_name(name)
-}
-
-/// Moves a finished temp file into place under the precondition.
-///
-/// The check and the rename happen under an exclusive lock on the directory's lock file, so
-/// two processes writing one name cannot both pass a generation check (the finalizer's fence
-/// depends on that), and the new file's modification time is made later than the one it
-/// replaces, so a generation is never seen twice for one name even when two writes land in
-/// one tick of the filesystem's clock.
-fn commit(temp: &Path, dest: &Path, name: &str, precondition: &Precondition) -> Result<ObjectMeta> {
-    let fail = |e: StorageError| {
-        let _ = std::fs::remove_file(temp);
-        e
-    };
-    let _lock = lock_dir(dest).map_err(|e| fail(io_error("put", name, e)))?;
-    let current = match std::fs::metadata(dest) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => return Err(fail(io_error("put", name, e))),
-    };
-    let holds = match (precondition, &current) {
-        (Precondition::None, _) | (Precondition::DoesNotExist, None) => true,
-        (Precondition::DoesNotExist, Some(_)) | (Precondition::GenerationMatches(_), None) => false,
-        (Precondition::GenerationMatches(expected), Some(m)) => {
-            meta_of(name, m).generation.as_ref() == Some(expected)
-        }
-    };
-    if !holds {
-        return Err(fail(StorageError::PreconditionFailed {
-            name: name.to_owned(),
-        }));
-    }
-    if let Some(replaced) = current.as_ref().and_then(|m| m.modified().ok()) {
-        later_than(temp, replaced).map_err(|e| fail(io_error("put", name, e)))?;
-    }
-    std::fs::rename(temp, dest).map_err(|e| fail(io_error("put", name, e)))?;
-    let m = std::fs::metadata(dest).map_err(|e| io_error("put", name, e))?;
-    Ok(meta_of(name, &m))
-}
-
-/// Holds an exclusive `flock` on `dest`'s directory itself until dropped: no lock file is
-/// left beside the objects, and every writer of the directory agrees on the one lock.
-fn lock_dir(dest: &Path) -> std::io::Result<std::fs::File> {
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = std::fs::File::open(dir.unwrap_or(Path::new(".")))?;
-    dir.lock()?;
-    Ok(dir)
-}
-
-/// Removes the directories above a deleted object that it left empty, up to (never
-/// including) the root: a bucket has no directories, so a local one should not keep the
-/// empty `<guid>/<generation>/` folders every re-stitch, erasure and prune would leave.
-/// A directory something else was just written into is not empty and stays (`rmdir` fails);
-/// a writer that loses the race to create its temporary file in one makes it again
-/// ([`create_temp`]).
-fn remove_empty_parents(root: &Path, object: &Path) {
-    let mut dir = object.parent();
-    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
-        if std::fs::remove_dir(d).is_err() {
-            break;
-        }
-        dir = d.parent();
-    }
-}
-
-/// Creates a temporary file (and its directories). A concurrent delete may remove a
-/// directory emptied by it between the two steps ([`remove_empty_parents`]), so a missing
-/// directory is made again, a few times: once the file exists, its directory stays.
-async fn create_temp(temp: &Path) -> std::io::Result<std::fs::File> {
-    let mut attempts = 0;
-    loop {
-        let made = async {
-            if let Some(parent) = temp.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            tokio::fs::File::create(temp).await
-        };
-        match made.await {
-            Ok(file) => return Ok(file.into_std().await),
-            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Sets `path`'s modification time past `than` if it is not already.
-fn later_than(path: &Path, than: std::time::SystemTime) -> std::io::Result<()> {
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    let mtime = file.metadata()?.modified()?;
-    if mtime <= than {
-        // A microsecond: filesystems keep at least that much of a timestamp.
-        file.set_modified(than + std::time::Duration::from_micros(1))?;
-    }
-    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -482,65 +326,6 @@ impl ObjectStore for LocalStore {
             file: Some(file),
             precondition,
         }))
-    }
-}
-
-/// Writes each part on a blocking thread straight from the `Bytes` it was given.
-///
-/// `tokio::fs::File` would copy every part into its own buffer first (a fresh allocation,
-/// faulted in page by page), which cost as much as the write itself in `make bench`; moving
-/// the file and the part to the blocking thread costs no copy.
-struct LocalWriter {
-    name: String,
-    dest: PathBuf,
-    temp: PathBuf,
-    /// `None` only while a write is in flight, or after one failed.
-    file: Option<std::fs::File>,
-    precondition: Precondition,
-}
-
-#[async_trait]
-impl ObjectWriter for LocalWriter {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        let mut file = self.file.take().ok_or_else(|| StorageError::Permanent {
-            op: "put",
-            name: self.name.clone(),
-            source: "an earlier write to this object failed".into(),
-        })?;
-        let name = self.name.clone();
-        self.file = Some(
-            blocking(move || {
-                file.write_all(&data)
-                    .map(|()| file)
-                    .map_err(|e| io_error("put", &name, e))
-            })
-            .await?,
-        );
-        Ok(())
-    }
-
-    async fn finish(self: Box<Self>) -> Result<ObjectMeta> {
-        let LocalWriter {
-            name,
-            dest,
-            temp,
-            file,
-            precondition,
-        } = *self;
-        if file.is_none() {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StorageError::Permanent {
-                op: "put",
-                name,
-                source: "an earlier write to this object failed".into(),
-            });
-        }
-        drop(file);
-        blocking(move || commit(&temp, &dest, &name, &precondition)).await
-    }
-
-    async fn abort(self: Box<Self>) {
-        let _ = tokio::fs::remove_file(&self.temp).await;
     }
 }
 
