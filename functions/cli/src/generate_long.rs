@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rrstitch::time::Millis;
@@ -43,27 +43,10 @@ const WORDS: &[&str] = &[
     "results", "product", "review", "shipping", "address", "payment", "summary", "order", "list",
 ];
 
-/// Parses `210MB`, `2MiB`, `500kB`, `1048576` (decimal and binary units).
+/// Parses `210MB`, `2MiB`, `500kB`, `1048576`: the one size grammar of every size the
+/// project takes ([`rrstitch_edge::config::parse_bytes`]).
 pub fn parse_size(raw: &str) -> Result<u64> {
-    let s = raw.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num
-        .parse()
-        .with_context(|| format!("{raw:?} is not a size like 210MB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => bail!("unknown size unit {other:?} in {raw:?}"),
-    };
-    Ok((num * mult) as u64)
+    rrstitch_edge::config::parse_bytes(raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))
 }
 
 struct Item {
