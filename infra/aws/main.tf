@@ -13,7 +13,7 @@ locals {
   ingest_name   = "${var.name_prefix}-ingest"
   finalize_name = "${var.name_prefix}-finalize"
 
-  # The same variable names in every binary (shared/edge/src/config.rs). Empty optional values are
+  # The same variable names in every binary (shared/edge/src/config/variables.rs). Empty optional values are
   # left out: the binaries treat a missing variable and an empty one alike.
   common_env = {
     RRSTITCH_CHUNKS          = "s3://${aws_s3_bucket.chunks.bucket}"

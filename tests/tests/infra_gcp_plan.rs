@@ -301,7 +301,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
     for var in &expected_vars {
         assert!(
             known.contains(var),
-            "the tests expect {var}, which no binary reads (shared/edge/src/config.rs)"
+            "the tests expect {var}, which no binary reads (shared/edge/src/config/variables.rs)"
         );
     }
     for fields in rrstitch::index::firestore::COMPOSITE_INDEXES {

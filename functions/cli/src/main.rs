@@ -78,7 +78,8 @@ fn main() -> Result<()> {
         };
     }
     if let Some(index) = &cli.index {
-        settings.index = parse_index(index)?;
+        // The same values as `RRSTITCH_INDEX`.
+        settings.index = rrstitch_edge::config::parse_index(index)?;
     }
     if let Some(results) = cli.results {
         settings.results = results;
@@ -106,13 +107,4 @@ fn main() -> Result<()> {
             Command::Generate(_) => unreachable!("handled before the runtime starts"),
         }
     })
-}
-
-/// `--index` takes the same values as `RRSTITCH_INDEX`.
-fn parse_index(value: &str) -> Result<rrstitch::index::IndexSpec> {
-    let settings = Settings::from_lookup(|k| match k {
-        "RRSTITCH_INDEX" => Some(value.to_owned()),
-        _ => std::env::var(k).ok().filter(|v| !v.is_empty()),
-    })?;
-    Ok(settings.index)
 }

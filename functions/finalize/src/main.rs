@@ -69,7 +69,7 @@ async fn main() -> Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app);
     let app = rrstitch_edge::http::limit_body(app, 64 * 1024);
-    rrstitch_edge::http::serve(app, &settings.http_addr).await?;
+    rrstitch_edge::http::serve(app, &settings.http_addr, settings.serve).await?;
     Ok(())
 }
 

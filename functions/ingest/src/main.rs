@@ -53,7 +53,7 @@ async fn main() -> Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .with_state(svc);
     let app = rrstitch_edge::http::limit_body(app, MAX_EVENT_BYTES);
-    rrstitch_edge::http::serve(app, &settings.http_addr).await?;
+    rrstitch_edge::http::serve(app, &settings.http_addr, settings.serve).await?;
     Ok(())
 }
 

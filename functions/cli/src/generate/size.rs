@@ -1,29 +1,12 @@
 //! The sizes `rrstitch generate --session-bytes` takes: decimal and binary units both, since a
 //! test asks for "210MB" (the size that broke a browser) as often as for "2MiB".
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
-/// Parses `210MB`, `2MiB`, `500kB`, `1048576` (decimal and binary units).
+/// Parses `210MB`, `2MiB`, `500kB`, `1048576`: the one size grammar of every size the
+/// project takes ([`rrstitch_edge::config::parse_bytes`]).
 pub fn parse_size(raw: &str) -> Result<u64> {
-    let s = raw.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num
-        .parse()
-        .with_context(|| format!("{raw:?} is not a size like 210MB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => bail!("unknown size unit {other:?} in {raw:?}"),
-    };
-    Ok((num * mult) as u64)
+    rrstitch_edge::config::parse_bytes(raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 # The two functions as Cloud Run services. Both are internal-only by default: Pub/Sub push and
 # Cloud Scheduler in the same project count as internal callers, and IAM (run.invoker) is
 # enforced on top. Cloud Run sets PORT itself; every other setting is an RRSTITCH_*
-# variable (shared/edge/src/config.rs). Optional prefixes are set only when non-empty: the
+# variable (shared/edge/src/config/variables.rs). Optional prefixes are set only when non-empty: the
 # binaries treat a missing variable and an empty one alike.
 
 resource "google_cloud_run_v2_service" "ingest" {

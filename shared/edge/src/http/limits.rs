@@ -1,9 +1,8 @@
 //! How long slow clients may hold the server's connections, and how many may be open: the
-//! [`ServeLimits`] the accept loop and every connection enforce.
+//! [`ServeLimits`] the accept loop and every connection enforce. The configuration reads them
+//! from the environment (`crate::config`, as `Settings::serve`); the server only takes them.
 
 use std::time::Duration;
-
-use crate::config::ConfigError;
 
 /// Seconds a connection may take to send a complete request head.
 pub const HEADER_TIMEOUT_VAR: &str = "RRSTITCH_HTTP_HEADER_TIMEOUT_SECS";
@@ -11,13 +10,6 @@ pub const HEADER_TIMEOUT_VAR: &str = "RRSTITCH_HTTP_HEADER_TIMEOUT_SECS";
 pub const BODY_TIMEOUT_VAR: &str = "RRSTITCH_HTTP_BODY_TIMEOUT_SECS";
 /// Most connections open at once.
 pub const MAX_CONNECTIONS_VAR: &str = "RRSTITCH_HTTP_MAX_CONNECTIONS";
-
-/// Longest timeout the variables accept: a day. Anything longer is a typo, and bounding it
-/// keeps deadline arithmetic far from overflow.
-const MAX_TIMEOUT_SECS: u64 = 24 * 60 * 60;
-/// Most connections the variable accepts: far above any descriptor limit, and small enough
-/// for the semaphore's `acquire_many(u32)` at shutdown.
-const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
 
 /// How long slow clients may hold the server's connections, and how many may be open.
 ///
@@ -55,54 +47,5 @@ impl Default for ServeLimits {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(8),
         }
-    }
-}
-
-impl ServeLimits {
-    /// The defaults, overridden by `RRSTITCH_HTTP_HEADER_TIMEOUT_SECS`,
-    /// `RRSTITCH_HTTP_BODY_TIMEOUT_SECS` and `RRSTITCH_HTTP_MAX_CONNECTIONS` (whole numbers,
-    /// at least 1; an empty variable counts as unset). A bad value is an error naming the
-    /// variable, so a typo stops the function at start-up rather than serving unprotected.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    }
-
-    /// [`ServeLimits::from_env`] over any variable source (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let defaults = ServeLimits::default();
-        let number = |var: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            let Some(v) = get(var) else {
-                return Ok(default);
-            };
-            let n: u64 = v.trim().parse().map_err(|_| ConfigError {
-                var,
-                reason: format!("{v:?} is not a whole number"),
-            })?;
-            if n == 0 || n > max {
-                return Err(ConfigError {
-                    var,
-                    reason: format!("{n} is out of range: use 1 to {max}"),
-                });
-            }
-            Ok(n)
-        };
-        Ok(ServeLimits {
-            header_timeout: Duration::from_secs(number(
-                HEADER_TIMEOUT_VAR,
-                defaults.header_timeout.as_secs(),
-                MAX_TIMEOUT_SECS,
-            )?),
-            body_timeout: Duration::from_secs(number(
-                BODY_TIMEOUT_VAR,
-                defaults.body_timeout.as_secs(),
-                MAX_TIMEOUT_SECS,
-            )?),
-            max_connections: number(
-                MAX_CONNECTIONS_VAR,
-                defaults.max_connections as u64,
-                MAX_MAX_CONNECTIONS,
-            )? as usize,
-            ..defaults
-        })
     }
 }

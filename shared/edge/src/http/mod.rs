@@ -5,7 +5,7 @@
 //! survive slow clients: a connection that opens and then sends its request head (or body) a
 //! byte at a time, or not at all, would otherwise hold its socket and buffers forever, and a
 //! few thousand of them exhaust the process's file descriptors so that accepts stop. So
-//! [`serve_with`] enforces the [`ServeLimits`]:
+//! [`serve`] enforces the [`ServeLimits`]:
 //!
 //! - a **header timeout**: a connection must deliver a complete request head within it, counted
 //!   from the accept (first request) or from the first byte of the next head (keep-alive);
@@ -45,16 +45,9 @@ fn millis(d: Duration) -> u64 {
     rrstitch::time::saturating_millis(d).unsigned_abs()
 }
 
-/// Serves `app` on `addr` (`host:port`) until SIGTERM or Ctrl-C, with the [`ServeLimits`]
-/// the environment configures ([`ServeLimits::from_env`]).
-pub async fn serve(app: Router, addr: &str) -> io::Result<()> {
-    let limits = ServeLimits::from_env()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    serve_with(app, addr, limits).await
-}
-
-/// Serves `app` on `addr` (`host:port`) under `limits` until SIGTERM or Ctrl-C.
-pub async fn serve_with(app: Router, addr: &str, limits: ServeLimits) -> io::Result<()> {
+/// Serves `app` on `addr` (`host:port`) under `limits` until SIGTERM or Ctrl-C. The binaries
+/// pass what the configuration read (`Settings::serve`); nothing here reads the environment.
+pub async fn serve(app: Router, addr: &str, limits: ServeLimits) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,

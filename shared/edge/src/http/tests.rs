@@ -1,56 +1,14 @@
 //! The accept loop and the limits against real sockets: slow heads, slow bodies, floods at
 //! the connection cap, and shutdown with requests in flight.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::*;
-use crate::config::ConfigError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
-
-fn limits_from(vars: &[(&str, &str)]) -> Result<ServeLimits, ConfigError> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    ServeLimits::from_lookup(|k| map.get(k).cloned())
-}
-
-#[test]
-fn limits_default_and_read_the_variables() {
-    assert_eq!(limits_from(&[]).unwrap(), ServeLimits::default());
-    let l = limits_from(&[
-        (HEADER_TIMEOUT_VAR, "2"),
-        (BODY_TIMEOUT_VAR, " 3 "),
-        (MAX_CONNECTIONS_VAR, "64"),
-    ])
-    .unwrap();
-    assert_eq!(l.header_timeout, Duration::from_secs(2));
-    assert_eq!(l.body_timeout, Duration::from_secs(3));
-    assert_eq!(l.max_connections, 64);
-    assert_eq!(l.idle_timeout, ServeLimits::default().idle_timeout);
-}
-
-#[test]
-fn bad_limits_name_the_variable() {
-    for (var, value) in [
-        (HEADER_TIMEOUT_VAR, "10s"),
-        (HEADER_TIMEOUT_VAR, "0"),
-        (BODY_TIMEOUT_VAR, "-1"),
-        (BODY_TIMEOUT_VAR, "999999999"),
-        (MAX_CONNECTIONS_VAR, "0"),
-        (MAX_CONNECTIONS_VAR, "many"),
-    ] {
-        let e = limits_from(&[(var, value)]).unwrap_err();
-        assert_eq!(e.var, var, "{value}");
-        assert!(e.to_string().starts_with(var), "{e}");
-    }
-}
 
 fn test_limits() -> ServeLimits {
     ServeLimits {
