@@ -1,8 +1,8 @@
 //! The SQLite store through the conformance suite, two handles on one file, resharding,
 //! and files from older versions migrated on open.
 
-use crate::index::{conformance, ClaimMode, ClaimOutcome, SessionIndex, Shards};
 use super::*;
+use crate::index::{conformance, ClaimMode, ClaimOutcome, SessionIndex, Shards};
 
 #[tokio::test]
 async fn passes_the_conformance_suite() {

@@ -5,7 +5,6 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-
 use super::{io_error, meta_of, TEMP_PREFIX};
 use crate::storage::{ObjectMeta, Precondition, Result, StorageError};
 
