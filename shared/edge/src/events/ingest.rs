@@ -7,9 +7,11 @@
 //! from the finalize direction because nothing else receives them.
 
 use http::HeaderMap;
-use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use aws_lambda_events::s3::{S3Bucket, S3Object};
 use rrstitch::service::ObjectRef;
 use rrstitch::storage::StorageUrl;
 
@@ -93,54 +95,116 @@ pub fn gcs_object_from_cloudevent(
     })
 }
 
-/// Decodes an S3 notification (`{"Records": [...]}`) into its objects, one result per
-/// record: a bad record does not hide the good ones. Only `ObjectCreated:*` records count;
-/// others (and S3's `s3:TestEvent`) yield nothing.
-pub fn s3_objects(event: &Value) -> Result<Vec<Result<ObjectRef, EventError>>, EventError> {
-    if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Ok(Vec::new());
+/// What the ingest Lambda is invoked with, decoded once by the runtime. Every payload decodes
+/// to one of these (the last takes anything), so a payload that is not a notification is
+/// answered, not failed: no retry could make it one.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum S3Payload {
+    /// `{"Event": "s3:TestEvent", …}`, what S3 sends when a notification is configured: there
+    /// is nothing to ingest.
+    Test {
+        #[serde(rename = "Event", deserialize_with = "s3_test_event")]
+        event: (),
+    },
+    /// `{"Records": [...]}`.
+    Notification {
+        #[serde(rename = "Records")]
+        records: Vec<S3Record>,
+    },
+    /// Anything else.
+    Other(IgnoredAny),
+}
+
+fn s3_test_event<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "s3:TestEvent" => Ok(()),
+        other => Err(serde::de::Error::custom(format!(
+            "{other:?} is not s3:TestEvent"
+        ))),
     }
-    let records = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| EventError::NotS3("no Records array".into()))?;
+}
+
+/// One record of an S3 notification. Each decodes on its own, so a malformed record is
+/// reported by itself and does not hide the good ones.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum S3Record {
+    Record(Box<S3RecordFields>),
+    Malformed(IgnoredAny),
+}
+
+/// The fields of an S3 event record (`aws_lambda_events::s3::S3EventRecord`) that rrstitch
+/// reads, with every one optional: that type also requires `eventTime`, `userIdentity`,
+/// `requestParameters`, `s3.bucket` and `s3.object`, and a record is judged by what ingest
+/// needs from it (a bucket and a key), each missing one named in the record's error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3RecordFields {
+    #[serde(default)]
+    event_name: Option<String>,
+    #[serde(default)]
+    s3: Option<S3Entity>,
+}
+
+/// `s3` of an S3 event record: the bucket and object in `aws_lambda_events`' types.
+#[derive(Debug, Deserialize)]
+pub struct S3Entity {
+    #[serde(default)]
+    bucket: Option<S3Bucket>,
+    #[serde(default)]
+    object: Option<S3Object>,
+}
+
+/// The objects of an S3 Lambda payload, one result per record: a bad record does not hide
+/// the good ones. Only `ObjectCreated:*` records count; others (and S3's `s3:TestEvent`)
+/// yield nothing. A payload that is not a notification is an error.
+pub fn s3_objects(payload: &S3Payload) -> Result<Vec<Result<ObjectRef, EventError>>, EventError> {
+    let records = match payload {
+        S3Payload::Test { .. } => return Ok(Vec::new()),
+        S3Payload::Notification { records } => records,
+        S3Payload::Other(_) => return Err(EventError::NotS3("no Records array".into())),
+    };
     Ok(records
         .iter()
         .enumerate()
-        .filter(|(_, r)| {
-            r.get("eventName")
-                .and_then(Value::as_str)
-                .is_none_or(|n| n.starts_with("ObjectCreated"))
+        .filter(|(_, r)| match r {
+            S3Record::Record(r) => r
+                .event_name
+                .as_deref()
+                .is_none_or(|n| n.starts_with("ObjectCreated")),
+            S3Record::Malformed(_) => true,
         })
         .map(|(index, record)| s3_record(index, record))
         .collect())
 }
 
-fn s3_record(index: usize, record: &Value) -> Result<ObjectRef, EventError> {
+fn s3_record(index: usize, record: &S3Record) -> Result<ObjectRef, EventError> {
     let bad = |reason: &str| EventError::BadRecord {
         index,
         reason: reason.to_owned(),
     };
-    let s3 = record.get("s3").ok_or_else(|| bad("no s3 field"))?;
+    let S3Record::Record(record) = record else {
+        return Err(bad("not an S3 event record"));
+    };
+    let s3 = record.s3.as_ref().ok_or_else(|| bad("no s3 field"))?;
     let bucket = s3
-        .pointer("/bucket/name")
-        .and_then(Value::as_str)
+        .bucket
+        .as_ref()
+        .and_then(|b| b.name.as_deref())
         .filter(|b| !b.is_empty())
         .ok_or_else(|| bad("no bucket name"))?;
-    let raw_key = s3
-        .pointer("/object/key")
-        .and_then(Value::as_str)
+    let object = s3.object.as_ref();
+    let raw_key = object
+        .and_then(|o| o.key.as_deref())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| bad("no object key"))?;
     let name = decode_s3_key(raw_key).map_err(|e| bad(&e))?;
     // Versioned buckets give a versionId; otherwise the ETag tells uploads apart.
-    let generation = ["/object/versionId", "/object/eTag", "/object/sequencer"]
-        .iter()
-        .find_map(|p| {
-            s3.pointer(p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        })
+    let generation = object
+        .into_iter()
+        .flat_map(|o| [&o.version_id, &o.e_tag, &o.sequencer])
+        .find_map(|s| s.as_deref().filter(|s| !s.is_empty()))
         .map(str::to_owned);
     Ok(ObjectRef {
         bucket: StorageUrl::S3 {
@@ -339,13 +403,18 @@ mod tests {
         assert!(decode_s3_key("%FF").is_err());
     }
 
+    /// An S3 Lambda payload as the runtime decodes it.
+    fn s3_payload(event: Value) -> S3Payload {
+        serde_json::from_value(event).expect("every JSON value is an S3Payload")
+    }
+
     #[test]
     fn s3_records_each_decode_on_their_own() {
-        let event = json!({"Records": [
+        let event = s3_payload(json!({"Records": [
             {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "chunks"}, "object": {"key": "2025-05-02T12%3A10%3A50Z.json", "eTag": "abc"}}},
             {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "chunks"}}},
             {"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "chunks"}, "object": {"key": "x.json"}}}
-        ]});
+        ]}));
         let objects = s3_objects(&event).unwrap();
         assert_eq!(objects.len(), 2, "removals are not ingested");
         let first = objects[0].as_ref().unwrap();
@@ -361,9 +430,49 @@ mod tests {
             objects[1],
             Err(EventError::BadRecord { index: 1, .. })
         ));
-        assert!(s3_objects(&json!({"Event": "s3:TestEvent"}))
+        assert!(s3_objects(&s3_payload(json!({"Event": "s3:TestEvent"})))
             .unwrap()
             .is_empty());
-        assert!(s3_objects(&json!({"nope": 1})).is_err());
+        assert!(s3_objects(&s3_payload(json!({"nope": 1}))).is_err());
+    }
+
+    /// A record whose fields have the wrong types is reported by itself, as a record without
+    /// its fields is; a payload that is not a notification at all is one error.
+    #[test]
+    fn a_record_of_the_wrong_shape_is_reported_on_its_own() {
+        let event = s3_payload(json!({"Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": 5}}},
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "chunks"}, "object": {"key": "a.json"}}}
+        ]}));
+        let objects = s3_objects(&event).unwrap();
+        assert!(matches!(
+            objects[0],
+            Err(EventError::BadRecord { index: 0, .. })
+        ));
+        assert_eq!(objects[1].as_ref().unwrap().name, "a.json");
+        for junk in [json!({"Records": 5}), json!("x"), json!({"Event": "other"})] {
+            assert!(matches!(
+                s3_objects(&s3_payload(junk)),
+                Err(EventError::NotS3(_))
+            ));
+        }
+    }
+
+    /// What Lambda delivers, in `aws_lambda_events`' own shape.
+    #[test]
+    fn an_aws_lambda_events_notification_decodes() {
+        use aws_lambda_events::s3::{S3Event, S3EventRecord};
+        let mut record = S3EventRecord::default();
+        record.event_name = Some("ObjectCreated:Put".into());
+        record.s3.bucket.name = Some("chunks".into());
+        record.s3.object.key = Some("a+b.json".into());
+        record.s3.object.version_id = Some("v1".into());
+        record.s3.object.e_tag = Some("etag".into());
+        let mut event = S3Event::default();
+        event.records = vec![record];
+        let objects = s3_objects(&s3_payload(serde_json::to_value(event).unwrap())).unwrap();
+        let object = objects[0].as_ref().unwrap();
+        assert_eq!(object.name, "a b.json");
+        assert_eq!(object.generation.as_deref(), Some("v1"));
     }
 }

@@ -10,9 +10,11 @@
 //!   Function URL requests), a Pub/Sub push of a finalize message, and the request bodies of
 //!   the HTTP routes.
 //!
-//! Decoding is pure and total — every input yields what it announces or an [`EventError`]
-//! saying what is wrong — so it can be fuzzed (`fuzz/fuzz_targets/events.rs`), and so an edge
-//! can answer a malformed event with a 4xx, or acknowledge it, instead of crashing.
+//! Lambda payloads are typed (`aws_lambda_events` where its types fit, serde enums for the
+//! shapes that are ours), so the runtime decodes each invocation once. Decoding is pure and
+//! total — every input yields what it announces or an [`EventError`] saying what is wrong —
+//! so it can be fuzzed (`fuzz/fuzz_targets/events.rs`), and so an edge can answer a malformed
+//! event with a 4xx, or acknowledge it, instead of crashing.
 //!
 //! This file holds what both directions share: the error type and the Pub/Sub push envelope.
 
@@ -23,11 +25,11 @@ pub mod finalize;
 pub mod ingest;
 
 pub use finalize::{
-    finalize_payload, finalize_request, is_sqs_event, pubsub_push_data, reconcile_request,
-    sqs_messages, FinalizePayload, SqsMessage,
+    finalize_request, is_sqs_event, pubsub_push_data, reconcile_request, sqs_messages,
+    FinalizeEvent, FunctionUrlRequest, SqsBatch, SqsMessage,
 };
 pub use ingest::{
-    decode_s3_key, gcs_object_from_cloudevent, gcs_object_from_pubsub_push, s3_objects,
+    decode_s3_key, gcs_object_from_cloudevent, gcs_object_from_pubsub_push, s3_objects, S3Payload,
     GCS_FINALIZED, PUBSUB_FINALIZE,
 };
 
