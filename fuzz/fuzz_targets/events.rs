@@ -23,14 +23,17 @@ fuzz_target!(|data: &[u8]| {
         binary.insert(k, v.parse().unwrap());
     }
     let _ = events::gcs_object_from_cloudevent(&binary, data.to_vec());
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Ok(records) = events::s3_objects(&value) {
+    if let Ok(payload) = serde_json::from_slice::<events::S3Payload>(data) {
+        if let Ok(records) = events::s3_objects(&payload) {
             for object in records.into_iter().flatten() {
                 assert!(!object.name.is_empty());
             }
         }
-        if let Ok(messages) = events::sqs_messages(&value) {
-            assert!(events::is_sqs_event(&value) && !messages.is_empty());
+    }
+    if let Ok(events::FinalizeEvent::Queued(batch)) = serde_json::from_slice::<events::FinalizeEvent>(data) {
+        assert!(events::is_sqs_event(&batch.0));
+        if let Ok(messages) = events::sqs_messages(batch) {
+            assert!(!messages.is_empty());
         }
     }
     if let Ok(payload) = events::pubsub_push_data(data) {

@@ -20,19 +20,23 @@
 //! Lambda Function URL `AWS_IAM`): there is deliberately no anonymous path here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
+use aws_lambda_events::sqs::SqsBatchResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use lambda_runtime::{service_fn, LambdaEvent};
 use rrstitch::queue::FinalizeQueue;
+use rrstitch::service::erase::{erase_request, EraseRequest};
 use rrstitch::service::{Service, ServiceError, Stop};
 use rrstitch_edge::config::Settings;
-use rrstitch_edge::events::FinalizePayload;
+use rrstitch_edge::events::{self, FinalizeEvent, FunctionUrlRequest};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 mod queue;
@@ -53,7 +57,7 @@ async fn main() -> Result<()> {
         queue: rrstitch_edge::setup::finalize_queue(&settings).await?,
     });
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<FinalizeEvent>| {
             let app = app.clone();
             async move { Ok::<_, lambda_runtime::Error>(on_lambda(&app, event.payload).await) }
         }))
@@ -88,11 +92,12 @@ async fn run_sweep(app: &App) -> (u16, Value) {
     }
 }
 
-/// `(status, JSON body)` of a reconcile; the body may say `{"since_secs": N}`.
-async fn run_reconcile(svc: &Service, body: &[u8]) -> (u16, Value) {
-    let since = match rrstitch_edge::events::reconcile_request(body) {
+/// `(status, JSON body)` of a reconcile, optionally of only the last `since` (`Err`: what is
+/// wrong with the request).
+async fn run_reconcile(svc: &Service, since: Result<Option<Duration>, String>) -> (u16, Value) {
+    let since = match since {
         Ok(since) => since,
-        Err(e) => return (400, json!({"error": e})),
+        Err(e) => return bad_request(e),
     };
     match svc.reconcile(since).await {
         Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
@@ -101,13 +106,13 @@ async fn run_reconcile(svc: &Service, body: &[u8]) -> (u16, Value) {
     }
 }
 
-/// `(status, JSON body)` of a manual finalize.
-async fn run_finalize(svc: &Service, body: &[u8]) -> (u16, Value) {
-    let guid = match rrstitch_edge::events::finalize_request(body) {
-        Ok(guid) => guid,
-        Err(e) => return (400, json!({"error": e})),
+/// `(status, JSON body)` of a manual finalize of the session `guid` names.
+async fn run_finalize(svc: &Service, guid: Result<String, String>) -> (u16, Value) {
+    let report = match guid {
+        Ok(guid) => svc.finalize(&guid).await,
+        Err(e) => return bad_request(e),
     };
-    match svc.finalize(&guid).await {
+    match report {
         Ok(report) => (200, json!(report)),
         Err(e) => error(&e),
     }
@@ -115,10 +120,10 @@ async fn run_finalize(svc: &Service, body: &[u8]) -> (u16, Value) {
 
 /// `(status, JSON body)` of an erasure: 503 when a retry may finish it (erasure is
 /// idempotent), 500 when part of it cannot succeed.
-async fn run_delete(svc: &Service, body: &[u8]) -> (u16, Value) {
-    let request = match rrstitch::service::erase::erase_request(body) {
+async fn run_delete(svc: &Service, request: Result<EraseRequest, String>) -> (u16, Value) {
+    let request = match request {
         Ok(request) => request,
-        Err(e) => return (400, json!({"error": e})),
+        Err(e) => return bad_request(e),
     };
     match svc.erase(&request).await {
         Ok(report) if report.failed.is_empty() => (200, json!(report)),
@@ -126,6 +131,11 @@ async fn run_delete(svc: &Service, body: &[u8]) -> (u16, Value) {
         Ok(report) => (500, json!(report)),
         Err(e) => error(&e),
     }
+}
+
+/// A request that could never succeed as sent.
+fn bad_request(e: String) -> (u16, Value) {
+    (400, json!({"error": e}))
 }
 
 pub(crate) fn error(e: &ServiceError) -> (u16, Value) {
@@ -146,11 +156,11 @@ async fn sweep(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    respond(run_finalize(&app.svc, &body).await)
+    respond(run_finalize(&app.svc, events::finalize_request(&body)).await)
 }
 
 async fn reconcile(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    respond(run_reconcile(&app.svc, &body).await)
+    respond(run_reconcile(&app.svc, events::reconcile_request(&body)).await)
 }
 
 async fn pubsub_finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
@@ -158,50 +168,63 @@ async fn pubsub_finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -
 }
 
 async fn delete(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    respond(run_delete(&app.svc, &body).await)
+    respond(run_delete(&app.svc, erase_request(&body)).await)
 }
 
-/// Dispatches a Lambda payload by its shape.
-async fn on_lambda(app: &App, event: Value) -> Value {
+/// What the finalize Lambda answers, in the shape its caller reads.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LambdaAnswer {
+    /// A direct invocation (schedule, manual, reconcile, erasure): `{"status", "result"}`.
+    Invocation { status: u16, result: Value },
+    /// A Function URL request: the HTTP response.
+    Http(LambdaFunctionUrlResponse),
+    /// An SQS batch: the event source mapping reads `batchItemFailures` at the top.
+    Batch(SqsBatchResponse),
+}
+
+impl From<(u16, Value)> for LambdaAnswer {
+    fn from((status, result): (u16, Value)) -> Self {
+        LambdaAnswer::Invocation { status, result }
+    }
+}
+
+/// Runs what a Lambda payload asks for.
+async fn on_lambda(app: &App, event: FinalizeEvent) -> LambdaAnswer {
     let svc = &app.svc;
-    // A Function URL request: answer in its HTTP response shape.
-    if event.get("requestContext").is_some() && event.get("rawPath").is_some() {
-        let path = event["rawPath"].as_str().unwrap_or("/");
-        let body = event["body"].as_str().unwrap_or("");
-        let body = if event["isBase64Encoded"].as_bool() == Some(true) {
-            match base64::engine::general_purpose::STANDARD.decode(body) {
-                Ok(b) => b,
-                Err(_) => return http_response((400, json!({"error": "body is not base64"}))),
-            }
-        } else {
-            body.as_bytes().to_vec()
-        };
-        let result = match path {
-            "/sweep" => run_sweep(app).await,
-            "/reconcile" => run_reconcile(svc, &body).await,
-            "/delete" => run_delete(svc, &body).await,
-            "/" | "/finalize" => run_finalize(svc, &body).await,
-            other => (404, json!({"error": format!("no route {other}")})),
-        };
-        return http_response(result);
-    }
-    if let Some(request) = event.get("delete") {
-        let (status, body) = run_delete(svc, request.to_string().as_bytes()).await;
-        return json!({"status": status, "result": body});
-    }
-    let (status, body) = match rrstitch_edge::events::finalize_payload(&event) {
-        Ok(FinalizePayload::Finalize) => run_finalize(svc, event.to_string().as_bytes()).await,
-        Ok(FinalizePayload::Reconcile) => run_reconcile(svc, event.to_string().as_bytes()).await,
-        Ok(FinalizePayload::Sweep) => run_sweep(app).await,
-        // The event source mapping reads `batchItemFailures` at the top of the answer.
-        Ok(FinalizePayload::Queued) => return queue::run_sqs(svc, &event).await,
-        Err(e) => {
-            // Retrying cannot make it one of ours: answer, so Lambda does not retry it.
-            tracing::error!(error = %e, payload = %truncated(&event), "payload acknowledged and ignored");
-            (400, json!({"error": e.to_string()}))
+    match event {
+        FinalizeEvent::FunctionUrl(request) => {
+            LambdaAnswer::Http(http_response(on_function_url(app, &request).await))
         }
+        FinalizeEvent::Erase { delete } => run_delete(svc, delete).await.into(),
+        FinalizeEvent::Finalize { session_guid } => run_finalize(svc, session_guid).await.into(),
+        FinalizeEvent::Reconcile { since_secs, .. } => run_reconcile(svc, since_secs).await.into(),
+        FinalizeEvent::Queued(batch) => LambdaAnswer::Batch(queue::run_sqs(svc, batch).await),
+        FinalizeEvent::Scheduled(_) | FinalizeEvent::Sweep { .. } => run_sweep(app).await.into(),
+        FinalizeEvent::Unknown(payload) => {
+            // Retrying cannot make it one of ours: answer, so Lambda does not retry it.
+            let e = FinalizeEvent::unknown();
+            tracing::error!(error = %e, payload = %truncated(&payload), "payload acknowledged and ignored");
+            (400, json!({"error": e.to_string()})).into()
+        }
+    }
+}
+
+/// `(status, JSON body)` of a Function URL request, routed by its path as the HTTP server
+/// routes.
+async fn on_function_url(app: &App, request: &FunctionUrlRequest) -> (u16, Value) {
+    let body = match request.body() {
+        Ok(body) => body,
+        Err(e) => return bad_request(e),
     };
-    json!({"status": status, "result": body})
+    let svc = &app.svc;
+    match request.raw_path.as_str() {
+        "/sweep" => run_sweep(app).await,
+        "/reconcile" => run_reconcile(svc, events::reconcile_request(&body)).await,
+        "/delete" => run_delete(svc, erase_request(&body)).await,
+        "/" | "/finalize" => run_finalize(svc, events::finalize_request(&body)).await,
+        other => (404, json!({"error": format!("no route {other}")})),
+    }
 }
 
 /// A payload for a log line, cut to a readable length.
@@ -218,10 +241,13 @@ fn truncated(event: &Value) -> String {
     text
 }
 
-fn http_response((status, body): (u16, Value)) -> Value {
-    json!({
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": body.to_string(),
-    })
+fn http_response((status, body): (u16, Value)) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = status.into();
+    response.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(body.to_string());
+    response
 }

@@ -8,9 +8,10 @@
 //!
 //! Only a transient failure asks for another delivery: see `rrstitch::service::dispatch`.
 
+use aws_lambda_events::sqs::SqsBatchResponse;
 use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::{Delivery, Service};
-use rrstitch_edge::events::{self, EventError};
+use rrstitch_edge::events::{self, EventError, SqsBatch};
 use serde_json::{json, Value};
 
 /// `(status, JSON body)` of a dispatch: 200 when every idle session's message was published,
@@ -41,18 +42,19 @@ pub async fn run_push(svc: &Service, body: &[u8]) -> (u16, Value) {
     (status, json!(delivery))
 }
 
-/// The answer to an SQS batch: `{"batchItemFailures": [{"itemIdentifier": messageId}]}` for
-/// the messages to deliver again (the event source mapping has `ReportBatchItemFailures`; it
-/// deletes the rest). Nothing else is in the answer: Lambda reads it as a whole, and what was
-/// done with each message is in the logs.
-pub async fn run_sqs(svc: &Service, event: &Value) -> Value {
-    let messages = match events::sqs_messages(event) {
+/// The answer to an SQS batch: `batchItemFailures` names the messages to deliver again (the
+/// event source mapping has `ReportBatchItemFailures`; it deletes the rest). Nothing else is
+/// in the answer: Lambda reads it as a whole, and what was done with each message is in the
+/// logs.
+pub async fn run_sqs(svc: &Service, batch: SqsBatch) -> SqsBatchResponse {
+    let mut answer = SqsBatchResponse::default();
+    let messages = match events::sqs_messages(batch) {
         Ok(messages) => messages,
         Err(e) => {
             // A record without an id cannot be reported one by one; failing the invocation
             // would redeliver the whole batch until it dead-letters. Acknowledge it.
             tracing::error!(error = %e, "SQS batch cannot be read; acknowledged");
-            return json!({"batchItemFailures": []});
+            return answer;
         }
     };
     let deliveries = svc
@@ -63,11 +65,12 @@ pub async fn run_sqs(svc: &Service, event: &Value) -> Value {
                 .collect(),
         )
         .await;
-    let failures: Vec<Value> = deliveries
-        .iter()
-        .filter(|(_, d)| d.redeliver())
-        .map(|(id, _)| json!({"itemIdentifier": id}))
-        .collect();
+    answer.set_failures(
+        deliveries
+            .iter()
+            .filter(|(_, d)| d.redeliver())
+            .map(|(id, _)| id.as_str()),
+    );
     let finalized = deliveries
         .iter()
         .filter(|(_, d)| matches!(d, Delivery::Finalized(_)))
@@ -75,8 +78,8 @@ pub async fn run_sqs(svc: &Service, event: &Value) -> Value {
     tracing::info!(
         messages = deliveries.len(),
         finalized,
-        redeliver = failures.len(),
+        redeliver = answer.batch_item_failures.len(),
         "SQS batch done"
     );
-    json!({"batchItemFailures": failures})
+    answer
 }

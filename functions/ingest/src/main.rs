@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rrstitch::service::Service;
 use rrstitch_edge::config::Settings;
-use rrstitch_edge::events;
+use rrstitch_edge::events::{self, S3Payload};
 use serde_json::{json, Value};
 
 /// A storage event is a few KB; anything near this is not one.
@@ -40,7 +40,7 @@ async fn main() -> Result<()> {
     }
     let svc = Arc::new(rrstitch_edge::setup::service(&settings).await?);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        return lambda_runtime::run(service_fn(|event: LambdaEvent<S3Payload>| {
             let svc = svc.clone();
             async move { on_s3_event(&svc, event.payload).await }
         }))
@@ -126,7 +126,7 @@ fn failed(error_type: &str, message: String) -> Diagnostic {
 
 /// Every record of the notification is ingested; a transient failure of any fails the
 /// invocation (Lambda retries it; records already done are recorded idempotently).
-async fn on_s3_event(svc: &Service, event: Value) -> Result<Value, Diagnostic> {
+async fn on_s3_event(svc: &Service, event: S3Payload) -> Result<Value, Diagnostic> {
     let records = match events::s3_objects(&event) {
         Ok(records) => records,
         Err(e) => {
