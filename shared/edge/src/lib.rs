@@ -9,8 +9,9 @@
 //! - [`setup`] — from settings to a ready [`rrstitch::service::Service`] and finalize queue.
 //! - [`http`] — the accept loop the HTTP functions serve on, with the limits a public endpoint
 //!   needs against slow clients, and the status a service outcome is answered with.
-//! - [`events`] — the platforms' payloads (CloudEvents, Pub/Sub push, S3 notifications, SQS
-//!   batches, finalize requests) decoded into what the service takes.
+//! - [`events`] — the platforms' payloads, typed and split by direction (ingest: CloudEvents,
+//!   Pub/Sub push, S3 notifications; finalize: SQS batches, schedules, Function URL and
+//!   manual requests), decoded into what the service takes.
 //! - [`telemetry`] and [`alloc`] — logs as Cloud Logging and CloudWatch read them, and the
 //!   allocator tuning every binary starts with.
 
