@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
-    StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Page, Precondition,
+    Result as StorageResult, StorageUrl,
 };
 
 /// The store call about to run.
@@ -79,9 +79,14 @@ impl<A: Around> ObjectStore for Wrapped<A> {
     fn url(&self) -> &StorageUrl {
         self.inner.url()
     }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> StorageResult<Page> {
         self.around.before(Op::List, prefix, &self.inner).await?;
-        self.inner.list(prefix).await
+        self.inner.list_page(prefix, start_after, max).await
     }
     async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
         self.around.before(Op::Stat, name, &self.inner).await?;
