@@ -45,6 +45,8 @@ pub trait Around: Send + Sync {
     }
     /// Bytes a get or a head read handed back.
     fn read(&self, _bytes: usize) {}
+    /// A page a listing handed back.
+    fn listed(&self, _page: &Page) {}
     /// The writer a streamed write goes through.
     fn writer(&self, writer: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
         writer
@@ -86,7 +88,9 @@ impl<A: Around> ObjectStore for Wrapped<A> {
         max: usize,
     ) -> StorageResult<Page> {
         self.around.before(Op::List, prefix, &self.inner).await?;
-        self.inner.list_page(prefix, start_after, max).await
+        let page = self.inner.list_page(prefix, start_after, max).await?;
+        self.around.listed(&page);
+        Ok(page)
     }
     async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
         self.around.before(Op::Stat, name, &self.inner).await?;
