@@ -56,6 +56,17 @@ pub async fn lists_past_one_page(store: &dyn ObjectStore, count: usize) {
     let listed = store.list("p/").await.unwrap();
     assert_eq!(listed.len(), count);
     assert_eq!(listed[count - 1].name, format!("p/{:05}.json", count - 1));
+    // A page larger than what the server answers at once is still one page, and the next
+    // one starts right after it.
+    let first = store.list_page("p/", None, count - 10).await.unwrap();
+    assert_eq!(first.objects.len(), count - 10);
+    assert_eq!(first.objects[..], listed[..count - 10]);
+    let rest = store
+        .list_page("p/", first.next.as_deref(), count)
+        .await
+        .unwrap();
+    assert_eq!(rest.objects[..], listed[count - 10..]);
+    assert_eq!(rest.next, None, "the last page says so");
 }
 
 /// A store and an index whose endpoint nothing listens on (made since `started`) fail with

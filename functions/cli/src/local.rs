@@ -53,6 +53,9 @@ pub struct ReconcileArgs {
     /// without it.
     #[arg(long, value_parser = humantime::parse_duration)]
     since: Option<Duration>,
+    /// Continue after this name: the `cursor` a run cut by its budget answered.
+    #[arg(long)]
+    cursor: Option<String>,
     /// The chunk bucket (default RRSTITCH_CHUNKS): a directory, gs://… or s3://….
     #[arg(long)]
     bucket: Option<String>,
@@ -265,7 +268,9 @@ pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()
         bail!("reconcile needs the chunk bucket: --bucket or RRSTITCH_CHUNKS");
     }
     let svc = service(&settings).await?;
-    let summary = svc.reconcile(args.since).await?;
+    let summary = svc
+        .reconcile_from(args.since, args.cursor.as_deref())
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -283,6 +288,9 @@ pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()
         );
         if summary.recovered > 0 {
             eprintln!("the recovered sessions are open again: the next sweep stitches them");
+        }
+        if let Some(cursor) = &summary.cursor {
+            eprintln!("the budget ran out: continue with --cursor '{cursor}'");
         }
     }
     if !summary.failed.is_empty() {

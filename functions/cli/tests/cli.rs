@@ -570,6 +570,11 @@ fn reconcile_ingests_what_no_event_recorded() {
     assert_eq!(summary["recovered"], 4, "{summary}");
     assert_eq!(summary["known"], 2, "{summary}");
     assert_eq!(summary["sessions_recovered"], 1, "{summary}");
+    assert_eq!(
+        summary["cursor"],
+        serde_json::Value::Null,
+        "a finished pass"
+    );
     // Again: nothing left to recover.
     rrstitch(dir.path())
         .args(["reconcile", "--bucket"])
@@ -583,6 +588,16 @@ fn reconcile_ingests_what_no_event_recorded() {
         .success();
     let v = read_json(&dir.path().join("results").join(format!("{GUID}.json")));
     assert_eq!(v["rrweb_data"], full_events());
+    // From a cursor: only the names after it are looked at.
+    let cursor = names[3].file_name().unwrap().to_str().unwrap().to_owned();
+    let out = succeeds(
+        rrstitch(dir.path())
+            .args(["reconcile", "--json", "--cursor", &cursor, "--bucket"])
+            .arg(&bucket),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["objects_listed"], 2, "{summary}");
+    assert_eq!(summary["known"], 2, "{summary}");
     // Without a bucket it says what it needs.
     rrstitch(dir.path())
         .arg("reconcile")

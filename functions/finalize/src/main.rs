@@ -4,8 +4,9 @@
 //! - `POST /pubsub/finalize` (the finalize queue's push subscription): finalize the one session
 //!   the message names (see `queue.rs`);
 //! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
-//! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N}`: ingest the
-//!   chunks whose events were lost;
+//! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N, "cursor": "…"}`:
+//!   ingest the chunks whose events were lost; a pass cut by its budget answers a `cursor`
+//!   to pass back;
 //! - `POST /delete` with `{"session_guids": […], "keep_chunks": false}` (by hand, or a
 //!   privacy workflow): erase sessions (`Service::erase`); on Lambda, `{"delete": {…}}`;
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event (or
@@ -35,7 +36,7 @@ use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::erase::{erase_request, EraseRequest};
 use rrstitch::service::{Service, ServiceError, Stop};
 use rrstitch_edge::config::Settings;
-use rrstitch_edge::events::{self, FinalizeEvent, FunctionUrlRequest};
+use rrstitch_edge::events::{self, FinalizeEvent, FunctionUrlRequest, ReconcileRequest};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -92,14 +93,17 @@ async fn run_sweep(app: &App) -> (u16, Value) {
     }
 }
 
-/// `(status, JSON body)` of a reconcile, optionally of only the last `since` (`Err`: what is
-/// wrong with the request).
-async fn run_reconcile(svc: &Service, since: Result<Option<Duration>, String>) -> (u16, Value) {
-    let since = match since {
-        Ok(since) => since,
+/// `(status, JSON body)` of a reconcile, optionally of only the last `since` and from a
+/// cursor (`Err`: what is wrong with the request).
+async fn run_reconcile(svc: &Service, request: Result<ReconcileRequest, String>) -> (u16, Value) {
+    let request = match request {
+        Ok(request) => request,
         Err(e) => return bad_request(e),
     };
-    match svc.reconcile(since).await {
+    match svc
+        .reconcile_from(request.since, request.cursor.as_deref())
+        .await
+    {
         Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
         Ok(summary) => (500, json!(summary)),
         Err(e) => error(&e),
@@ -198,7 +202,11 @@ async fn on_lambda(app: &App, event: FinalizeEvent) -> LambdaAnswer {
         }
         FinalizeEvent::Erase { delete } => run_delete(svc, delete).await.into(),
         FinalizeEvent::Finalize { session_guid } => run_finalize(svc, session_guid).await.into(),
-        FinalizeEvent::Reconcile { since_secs, .. } => run_reconcile(svc, since_secs).await.into(),
+        FinalizeEvent::Reconcile {
+            since_secs, cursor, ..
+        } => run_reconcile(svc, FinalizeEvent::reconcile_request(since_secs, cursor))
+            .await
+            .into(),
         FinalizeEvent::Queued(batch) => LambdaAnswer::Batch(queue::run_sqs(svc, batch).await),
         FinalizeEvent::Scheduled(_) | FinalizeEvent::Sweep { .. } => run_sweep(app).await.into(),
         FinalizeEvent::Unknown(payload) => {

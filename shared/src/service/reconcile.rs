@@ -11,12 +11,22 @@
 //! Cost: one listing, a ranged read of each chunk's first bytes (SDKs write `session_guid`
 //! first, which says whose chunk it is), one index read per session, and a full ingest only
 //! for what is missing. `since` bounds it to recent uploads by the time in their names, which
-//! is what a daily run needs.
+//! is what a daily run needs — and bounds the *listing* too: chunk names sort by their upload
+//! time, so the listing starts a margin before the window ([`WINDOW_MARGIN`]) rather than at
+//! the start of the bucket. The listing is walked a page at a time, so memory is one page
+//! (plus what the window's sessions need), whatever the bucket holds.
+//!
+//! A pass cut by its budget answers a cursor (the name everything up to which was checked);
+//! the next run takes it and carries on after it, and a finished pass answers none, so a
+//! scheduled run that passes the cursor along continues where the last stopped and then
+//! starts over.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -24,8 +34,8 @@ use tokio::sync::Mutex;
 use super::backfill::{Failure, HEAD_BYTES};
 use super::{IngestOutcome, ObjectRef, Result, Service, ServiceError};
 use crate::engine::{self, ChunkName, NameClass, SessionGuid};
-use crate::storage::ObjectMeta;
-use crate::time::deadline;
+use crate::storage::{list_pages, ObjectMeta, ObjectStore, StorageUrl};
+use crate::time::{deadline, Millis};
 
 /// What one reconcile pass found and did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -46,9 +56,37 @@ pub struct ReconcileSummary {
     pub vanished: u64,
     /// Objects that could not be checked; run again to retry.
     pub failed: Vec<Failure>,
-    /// Candidates left unchecked because the budget ran out.
+    /// Candidates left unchecked because the budget ran out: those listed before the cut
+    /// (the listing stops there, so more may follow; `cursor` says where).
     pub deferred: u64,
+    /// Set when the budget ran out: pass it to the next run, which continues after it.
+    /// `None` when the pass is finished.
+    pub cursor: Option<String>,
     pub seconds: f64,
+}
+
+/// How far before a window's start (in name order) its listing begins.
+///
+/// A chunk's name is its upload time as *local* text with its UTC offset
+/// (`…T14:10:50+0200.json` is 12:10:50Z): text = instant + offset. A chunk uploaded at or
+/// after the window's start `W` therefore has text ≥ `W + offset`, and only a *negative*
+/// offset puts its text before `W`; the most negative real offset is −12:00, so real chunks
+/// need 12 h (the +14:00 side would matter only to a window's *end*). The name grammar
+/// ingest accepts (and reconcile must see whatever ingest would record) allows any offset up
+/// to ±23:59, so the margin is 24 h: a name with text before `W − 24 h` is before `W` under
+/// any offset it can carry. What the margin lets in is then filtered by instant.
+///
+/// This assumes chunk names sit directly under the chunk prefix, as the SDKs write them: a
+/// sub-folder whose name sorts before the bound (say `0abc/`) is not listed by a windowed
+/// pass; a pass without `since` lists everything.
+pub const WINDOW_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// The name a window's listing starts after: the chunk prefix and the text of
+/// `window_start − WINDOW_MARGIN` to the second (truncated, so never later than it), which
+/// sorts before every chunk name with a later or equal text.
+pub fn window_bound(prefix: &str, window_start: Millis) -> String {
+    let text = window_start.minus(WINDOW_MARGIN).to_rfc3339();
+    format!("{prefix}{}", &text[..19])
 }
 
 type Known = Arc<HashSet<(String, String)>>;
@@ -64,76 +102,101 @@ impl Service {
     /// Ingests every chunk object of the configured chunk bucket that the index does not
     /// know, among those uploaded within `since` (by the time in their names).
     pub async fn reconcile(&self, since: Option<Duration>) -> Result<ReconcileSummary> {
+        self.reconcile_from(since, None).await
+    }
+
+    /// [`Service::reconcile`], continuing after `cursor` (what a pass cut by its budget
+    /// answered). The cursor must name something under the chunk prefix.
+    pub async fn reconcile_from(
+        &self,
+        since: Option<Duration>,
+        cursor: Option<&str>,
+    ) -> Result<ReconcileSummary> {
         let started = tokio::time::Instant::now();
         let url = self.options.chunk_bucket.clone().ok_or_else(|| {
             ServiceError::InvalidRequest(
                 "reconcile needs the chunk bucket: set RRSTITCH_CHUNKS".into(),
             )
         })?;
+        let prefix = self.options.chunk_prefix.as_str();
+        if let Some(cursor) = cursor.filter(|c| !c.starts_with(prefix)) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "the reconcile cursor {cursor:?} is not under the chunk prefix {prefix:?}"
+            )));
+        }
         let store = self.buckets.get(&url).await?;
-        let listed = store.list(&self.options.chunk_prefix).await?;
-        let oldest_ns = since.map(|d| i128::from(self.now().minus(d).0) * 1_000_000);
-        let mut summary = ReconcileSummary {
-            objects_listed: listed.len() as u64,
-            ..ReconcileSummary::default()
-        };
-        let candidates: Vec<(ChunkName, ObjectMeta)> = listed
-            .into_iter()
-            .filter_map(
-                |meta| match ChunkName::classify(&meta.name, &self.options.chunk_prefix) {
-                    NameClass::Chunk(name) => Some((name, meta)),
-                    // A badly named object is never a chunk; its event, if it came, recorded
-                    // the refusal, and the object stays in the bucket either way.
-                    NameClass::Rejected(_) | NameClass::Ignored => None,
-                },
-            )
-            .filter(|(name, _)| oldest_ns.is_none_or(|oldest| name.instant_ns() >= oldest))
-            .collect();
-        summary.candidates = candidates.len() as u64;
+        let window_start = since.map(|d| self.now().minus(d));
+        let oldest_ns = window_start.map(|w| i128::from(w.0) * 1_000_000);
+        // The later of the window's bound and the cursor.
+        let start_after = [
+            window_start.map(|w| window_bound(prefix, w)),
+            cursor.map(str::to_owned),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let mut summary = ReconcileSummary::default();
 
         let known: Mutex<HashMap<SessionGuid, Known>> = Mutex::new(HashMap::new());
         let last_start = deadline(started, self.options.sweep_budget.mul_f64(0.9));
-        let mut checks = stream::iter(candidates)
-            .map(|(name, meta)| {
+        // Counted as the listing is walked (the checks run concurrently with it).
+        let listed = AtomicU64::new(0);
+        let candidates_seen = AtomicU64::new(0);
+        let cut = AtomicBool::new(false);
+        let list_error: std::sync::Mutex<Option<ServiceError>> = std::sync::Mutex::new(None);
+        // Each candidate carries its place (for the cursor: everything before the first
+        // deferred one was checked) and the name before it in the listing (the cursor then).
+        let mut previous = start_after.clone().unwrap_or_else(|| prefix.to_owned());
+        let candidates = list_pages(store.as_ref(), prefix, start_after)
+            .scan((), |(), page| {
+                future::ready(match page {
+                    Ok(page) => Some(stream::iter(page.objects)),
+                    Err(e) => {
+                        *list_error.lock().unwrap() = Some(e.into());
+                        None
+                    }
+                })
+            })
+            .flatten()
+            // Stops before the object after the cut is counted (at most one page past it is
+            // fetched).
+            .take_while(|_| future::ready(!cut.load(Ordering::Relaxed)))
+            .filter_map(|meta| {
+                listed.fetch_add(1, Ordering::Relaxed);
+                let before = std::mem::replace(&mut previous, meta.name.clone());
+                let candidate = match ChunkName::classify(&meta.name, prefix) {
+                    NameClass::Chunk(name)
+                        if oldest_ns.is_none_or(|oldest| name.instant_ns() >= oldest) =>
+                    {
+                        Some((name, meta, before))
+                    }
+                    // A badly named object is never a chunk; its event, if it came, recorded
+                    // the refusal, and the object stays in the bucket either way.
+                    _ => None,
+                };
+                future::ready(candidate)
+            })
+            .enumerate()
+            .map(|(place, (name, meta, before))| {
+                // The first candidate met after the budget is kept (as deferred, for the
+                // cursor) and the listing stops there: the rest is the next run's.
+                if tokio::time::Instant::now() >= last_start {
+                    cut.store(true, Ordering::Relaxed);
+                }
                 let (store, url, known) = (&store, &url, &known);
+                candidates_seen.fetch_add(1, Ordering::Relaxed);
                 async move {
-                    if tokio::time::Instant::now() >= last_start {
-                        return Checked::Deferred;
-                    }
-                    let object = ObjectRef {
-                        bucket: url.clone(),
-                        name: meta.name.clone(),
-                        generation: meta.generation.clone(),
-                    };
-                    if !name.is_gzip() {
-                        let head = match store.get_head(&meta.name, HEAD_BYTES).await {
-                            Ok(head) => head,
-                            Err(e) => return Checked::Failed(meta.name, e.into()),
-                        };
-                        if let Some(guid) = engine::peek_guid(&head) {
-                            match self.known_chunks(known, &guid).await {
-                                Ok(set) => {
-                                    let key = (
-                                        meta.name.clone(),
-                                        meta.generation.clone().unwrap_or_default(),
-                                    );
-                                    if set.contains(&key) {
-                                        return Checked::Known;
-                                    }
-                                }
-                                Err(e) => return Checked::Failed(meta.name, e),
-                            }
-                        }
-                    }
-                    match self.ingest(&object).await {
-                        Ok(outcome) => Checked::Ingested(outcome),
-                        Err(e) => Checked::Failed(meta.name, e),
-                    }
+                    let checked = self
+                        .check(store.as_ref(), url, known, name, meta, last_start)
+                        .await;
+                    (place, before, checked)
                 }
             })
             .buffer_unordered(self.options.read_parallelism.max(1));
+        let mut checks = Box::pin(candidates);
         let mut sessions = HashSet::new();
-        while let Some(checked) = checks.next().await {
+        let mut first_deferred: Option<(usize, String)> = None;
+        while let Some((place, before, checked)) = checks.next().await {
             match checked {
                 Checked::Known | Checked::Ingested(IngestOutcome::AlreadyKnown { .. }) => {
                     summary.known += 1
@@ -159,9 +222,23 @@ impl Service {
                         error: e.to_string(),
                     });
                 }
-                Checked::Deferred => summary.deferred += 1,
+                Checked::Deferred => {
+                    summary.deferred += 1;
+                    if first_deferred.as_ref().is_none_or(|(p, _)| place < *p) {
+                        first_deferred = Some((place, before));
+                    }
+                }
             }
         }
+        drop(checks);
+        if let Some(e) = list_error.into_inner().unwrap() {
+            return Err(e);
+        }
+        summary.objects_listed = listed.into_inner();
+        summary.candidates = candidates_seen.into_inner();
+        // Failures do not hold the cursor back: they are reported, and the next full pass
+        // (a finished pass answers no cursor) checks them again.
+        summary.cursor = first_deferred.map(|(_, before)| before);
         summary.sessions_recovered = sessions.len() as u64;
         summary.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
@@ -172,9 +249,55 @@ impl Service {
             rejected = summary.rejected,
             failed = summary.failed.len(),
             deferred = summary.deferred,
+            cursor = summary.cursor.as_deref().unwrap_or(""),
             "reconcile done"
         );
         Ok(summary)
+    }
+
+    /// Checks one candidate: known to the index (by a head read and the session's chunks),
+    /// or ingested now; deferred when the budget ran out before it started.
+    async fn check(
+        &self,
+        store: &dyn ObjectStore,
+        url: &StorageUrl,
+        known: &Mutex<HashMap<SessionGuid, Known>>,
+        name: ChunkName,
+        meta: ObjectMeta,
+        last_start: tokio::time::Instant,
+    ) -> Checked {
+        if tokio::time::Instant::now() >= last_start {
+            return Checked::Deferred;
+        }
+        let object = ObjectRef {
+            bucket: url.clone(),
+            name: meta.name.clone(),
+            generation: meta.generation.clone(),
+        };
+        if !name.is_gzip() {
+            let head = match store.get_head(&meta.name, HEAD_BYTES).await {
+                Ok(head) => head,
+                Err(e) => return Checked::Failed(meta.name, e.into()),
+            };
+            if let Some(guid) = engine::peek_guid(&head) {
+                match self.known_chunks(known, &guid).await {
+                    Ok(set) => {
+                        let key = (
+                            meta.name.clone(),
+                            meta.generation.clone().unwrap_or_default(),
+                        );
+                        if set.contains(&key) {
+                            return Checked::Known;
+                        }
+                    }
+                    Err(e) => return Checked::Failed(meta.name, e),
+                }
+            }
+        }
+        match self.ingest(&object).await {
+            Ok(outcome) => Checked::Ingested(outcome),
+            Err(e) => Checked::Failed(meta.name, e),
+        }
     }
 
     /// The (name, generation) pairs the index holds for a session, read once per pass.
@@ -196,5 +319,19 @@ impl Service {
         );
         cache.lock().await.insert(guid.clone(), set.clone());
         Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_bound_is_the_margin_before_to_the_second() {
+        let start = Millis::parse_rfc3339("2025-05-02T12:00:00.500Z").unwrap();
+        assert_eq!(window_bound("c/", start), "c/2025-05-01T12:00:00");
+        // Before every name of the window's first second, whatever its offset.
+        let earliest = "c/2025-05-01T12:00:00-2359.json";
+        assert!(window_bound("c/", start).as_str() < earliest);
     }
 }

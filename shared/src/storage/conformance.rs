@@ -7,7 +7,9 @@
 
 use bytes::Bytes;
 
-use super::{ObjectStore, Precondition, StorageError};
+use futures::StreamExt;
+
+use super::{list_pages, ObjectStore, Precondition, StorageError};
 
 /// Runs every check, in an order where each leaves the bucket usable for the next.
 pub async fn run_all(store: &dyn ObjectStore) {
@@ -15,6 +17,9 @@ pub async fn run_all(store: &dyn ObjectStore) {
     create_only(store).await;
     generation_match(store).await;
     list_by_prefix_in_order(store).await;
+    list_in_pages(store).await;
+    list_after_a_bound(store).await;
+    list_prefix_boundaries(store).await;
     list_while_objects_are_deleted(store).await;
     size_limit_before_download(store).await;
     head_reads(store).await;
@@ -153,6 +158,166 @@ pub async fn list_by_prefix_in_order(store: &dyn ObjectStore) {
         ["list/a.json", "list/b.json", "list/sub/c.json"]
     );
     assert_eq!(listed(store, "list/sub/c.js").await, ["list/sub/c.json"]);
+}
+
+/// Every page of `prefix` from `start_after` on, `size` objects a page, through
+/// [`list_pages`]: the names in the order listed, and how many pages it took.
+async fn paged(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    start_after: Option<&str>,
+    size: usize,
+) -> (Vec<String>, usize) {
+    let (mut names, mut pages) = (Vec::new(), 0);
+    let mut after = start_after.map(str::to_owned);
+    loop {
+        let page = store
+            .list_page(prefix, after.as_deref(), size)
+            .await
+            .expect("list_page");
+        assert!(page.objects.len() <= size, "a page holds at most `max`");
+        if page.next.is_some() {
+            assert_eq!(page.objects.len(), size, "only the last page is short");
+            assert_eq!(
+                page.next.as_deref(),
+                page.objects.last().map(|m| m.name.as_str()),
+                "a page continues after its last name"
+            );
+        }
+        pages += 1;
+        names.extend(page.objects.into_iter().map(|m| m.name));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return (names, pages),
+        }
+    }
+}
+
+async fn put_all(store: &dyn ObjectStore, names: &[&str]) {
+    for name in names {
+        store
+            .put(name, Bytes::from_static(b"x"), Precondition::None)
+            .await
+            .unwrap();
+    }
+}
+
+/// Pages of a few objects cover exactly the whole listing, in order, each name once, with
+/// the last page saying so (no empty page to fetch after it); the stream of pages agrees.
+pub async fn list_in_pages(store: &dyn ObjectStore) {
+    let names: Vec<String> = (0..11)
+        .map(|i| format!("paged/{}/{i:02}.json", i % 3))
+        .collect();
+    put_all(store, &names.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let whole = listed(store, "paged/").await;
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(whole, sorted, "the whole listing");
+    for size in [1, 2, 3, 4, 10, 11, 12, 1_000] {
+        let (got, pages) = paged(store, "paged/", None, size).await;
+        assert_eq!(
+            got, whole,
+            "pages of {size} cover the listing in order, once"
+        );
+        assert_eq!(pages, whole.len().div_ceil(size).max(1), "pages of {size}");
+    }
+    let streamed: Vec<String> = list_pages(store, "paged/", None)
+        .map(|page| page.expect("a page").objects)
+        .flat_map(futures::stream::iter)
+        .map(|m| m.name)
+        .collect()
+        .await;
+    assert_eq!(streamed, whole, "list_pages streams the listing");
+    let (none, pages) = paged(store, "paged-nothing/", None, 3).await;
+    assert!(
+        none.is_empty() && pages == 1,
+        "an empty listing is one empty page"
+    );
+}
+
+/// `start_after` is exclusive and need not name an object: it is a point in name order.
+pub async fn list_after_a_bound(store: &dyn ObjectStore) {
+    let names = [
+        "after/2025-05-01T00:00:00.json",
+        "after/2025-05-02T00:00:00.json",
+        "after/2025-05-02T12:00:00.json",
+        "after/2025-05-03T00:00:00.json",
+        "after/x/deep.json",
+    ];
+    put_all(store, &names).await;
+    for size in [1, 2, 100] {
+        let after = |bound| paged(store, "after/", Some(bound), size);
+        assert_eq!(
+            after(names[1]).await.0,
+            names[2..],
+            "after a name that exists"
+        );
+        assert_eq!(
+            after("after/2025-05-02T06").await.0,
+            names[2..],
+            "after a name that does not exist"
+        );
+        assert_eq!(after("after/2025").await.0, names, "before the first");
+        assert_eq!(after("a").await.0, names, "a bound before the prefix");
+        assert_eq!(after("after/x/").await.0, names[4..], "a bound in a folder");
+        assert!(
+            after("after/x/deep.json").await.0.is_empty(),
+            "the last name"
+        );
+        assert!(after("after/y").await.0.is_empty(), "beyond the last");
+        assert!(after("b").await.0.is_empty(), "a bound past the prefix");
+    }
+}
+
+/// A prefix is a prefix of names (`bound/a/` does not list `bound/ab…`, `bound/a` lists
+/// both), and names that sort around `/` (`.`, `-` before it, `0` after) come in byte order,
+/// paged or not, whatever folders a backend keeps them in.
+pub async fn list_prefix_boundaries(store: &dyn ObjectStore) {
+    let names = [
+        "bound/a-1.json",
+        "bound/a.json",
+        "bound/a/1.json",
+        "bound/a/b/2.json",
+        "bound/a0.json",
+        "bound/ab.json",
+        "bound/ab/c.json",
+        "bound/b.json",
+    ];
+    put_all(store, &names).await;
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    assert_eq!(sorted, names, "the fixture is in byte order");
+    assert_eq!(listed(store, "bound/").await, names);
+    assert_eq!(
+        listed(store, "bound/a/").await,
+        ["bound/a/1.json", "bound/a/b/2.json"]
+    );
+    assert_eq!(
+        listed(store, "bound/ab").await,
+        ["bound/ab.json", "bound/ab/c.json"]
+    );
+    assert_eq!(listed(store, "bound/a").await, names[..7]);
+    for size in [1, 2, 3] {
+        assert_eq!(paged(store, "bound/", None, size).await.0, names);
+        assert_eq!(
+            paged(store, "bound/a", Some("bound/a.json"), size).await.0,
+            names[2..7],
+            "after a file named like a folder"
+        );
+        assert_eq!(
+            paged(store, "bound/a/", Some("bound/a/1.json"), size)
+                .await
+                .0,
+            ["bound/a/b/2.json"]
+        );
+        assert_eq!(
+            paged(store, "bound/", Some("bound/a/b/2.json"), size)
+                .await
+                .0,
+            names[4..],
+            "out of a folder onto names after it"
+        );
+    }
 }
 
 /// A listing while objects under it are being deleted (an erasure or a re-stitch's

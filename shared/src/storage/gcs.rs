@@ -32,8 +32,8 @@ use gcloud_storage::http::Error as GcsError;
 
 use super::multipart::{Multipart, MultipartWriter};
 use super::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
-    StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Page, Precondition, Result,
+    StorageError, StorageUrl,
 };
 
 /// Attempts at one request that failed transiently, with backoff between.
@@ -227,27 +227,39 @@ impl ObjectStore for GcsStore {
         &self.url
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    /// `startOffset` is inclusive, so the bound itself is skipped if it comes back; page
+    /// tokens carry on within the call while the server answers less than asked for.
+    async fn list_page(&self, prefix: &str, start_after: Option<&str>, max: usize) -> Result<Page> {
+        let max = max.max(1);
         let mut out = Vec::new();
         let mut page_token = None;
         loop {
+            let want = max + 1 - out.len();
             let req = ListObjectsRequest {
                 bucket: self.bucket.clone(),
                 prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
+                start_offset: start_after.map(str::to_owned),
                 page_token: page_token.clone(),
+                // One more, for a bound that comes back; the server caps it at 1,000.
+                max_results: Some(want.saturating_add(1).min(1_000) as i32),
                 ..Default::default()
             };
             let page = retry("list", prefix, || self.client.list_objects(&req))
                 .await
                 .map_err(|e| self.bucket_missing(e))?;
-            out.extend(page.items.iter().flatten().map(meta));
+            out.extend(
+                page.items
+                    .iter()
+                    .flatten()
+                    .map(meta)
+                    .filter(|m| start_after.is_none_or(|after| m.name.as_str() > after)),
+            );
             match page.next_page_token {
-                Some(t) if !t.is_empty() => page_token = Some(t),
+                Some(t) if !t.is_empty() && out.len() <= max => page_token = Some(t),
                 _ => break,
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(Page::from_overfull(out, max))
     }
 
     async fn stat(&self, name: &str) -> Result<ObjectMeta> {

@@ -43,6 +43,53 @@ pub struct ObjectMeta {
     pub generation: Option<String>,
 }
 
+/// One page of a listing: see [`ObjectStore::list_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub objects: Vec<ObjectMeta>,
+    /// The name the following page starts after (the last of `objects`); `None` at the end.
+    pub next: Option<String>,
+}
+
+impl Page {
+    /// A page from up to `max + 1` objects in name order: the extra one, when there, only
+    /// says that more follow. Adapters ask their backend for one more than the page so the
+    /// last page says `None` rather than leaving the caller an empty page to fetch.
+    pub fn from_overfull(mut objects: Vec<ObjectMeta>, max: usize) -> Page {
+        let max = max.max(1);
+        let next = if objects.len() > max {
+            objects.truncate(max);
+            objects.last().map(|m| m.name.clone())
+        } else {
+            None
+        };
+        Page { objects, next }
+    }
+}
+
+/// The objects under `prefix` after `start_after`, in name order, fetched a page at a time
+/// ([`ObjectStore::page_size`]): memory stays one page whatever the bucket holds. Errors end
+/// the stream after being yielded.
+pub fn list_pages<'a>(
+    store: &'a dyn ObjectStore,
+    prefix: &'a str,
+    start_after: Option<String>,
+) -> impl futures::Stream<Item = Result<Page>> + Send + 'a {
+    futures::stream::unfold(Some(start_after), move |state| async move {
+        let after = state?;
+        match store
+            .list_page(prefix, after.as_deref(), store.page_size())
+            .await
+        {
+            Ok(page) => {
+                let next = page.next.clone().map(Some);
+                Some((Ok(page), next))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
 /// An object read whole.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -127,8 +174,39 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// records as a chunk's bucket, so a sweep can find the chunk again.
     fn url(&self) -> &StorageUrl;
 
-    /// Every object whose name starts with `prefix`, in name order.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+    /// One page of the objects whose name starts with `prefix`: those named strictly after
+    /// `start_after` (all of them without it), in name order, at most `max` (at least one is
+    /// asked for whatever `max` says). [`Page::next`] is the bound the following page starts
+    /// after, `None` when nothing follows. A bound is a plain name, not a backend token, so
+    /// a caller can keep it across processes (reconcile's cursor) and every backend reads it
+    /// the same way.
+    async fn list_page(&self, prefix: &str, start_after: Option<&str>, max: usize) -> Result<Page>;
+
+    /// How many objects a page of [`list_pages`] asks for: what one request of the backend
+    /// answers (1,000 on GCS and S3). A local directory overrides it, since each of its pages
+    /// re-reads the directory it stopped in.
+    fn page_size(&self) -> usize {
+        1_000
+    }
+
+    /// Every object whose name starts with `prefix`, in name order, collected from
+    /// [`ObjectStore::list_page`]: for callers that need the whole listing at once (one
+    /// session's folder). Bulk callers walk [`list_pages`] instead and hold one page at a
+    /// time.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .list_page(prefix, after.as_deref(), self.page_size())
+                .await?;
+            out.extend(page.objects);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
 
     /// Metadata of one object.
     async fn stat(&self, name: &str) -> Result<ObjectMeta>;

@@ -19,8 +19,8 @@ use crate::aws::{failure, Failure};
 
 use super::multipart::{Multipart, MultipartWriter};
 use super::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result, StorageError,
-    StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Page, Precondition, Result,
+    StorageError, StorageUrl,
 };
 
 #[derive(Debug, Clone)]
@@ -128,25 +128,38 @@ impl ObjectStore for S3Store {
         &self.url
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    /// `StartAfter` is exclusive already; continuation tokens carry on within the call
+    /// while the server answers less than asked for (it caps a response at 1,000 keys).
+    async fn list_page(&self, prefix: &str, start_after: Option<&str>, max: usize) -> Result<Page> {
+        let max = max.max(1);
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("list", &self.bucket, prefix, e))?;
+        let mut token: Option<String> = None;
+        loop {
+            let want = max + 1 - out.len();
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.map(str::to_owned))
+                .set_continuation_token(token.clone())
+                .max_keys(want.min(1_000) as i32)
+                .send()
+                .await
+                .map_err(|e| classify("list", &self.bucket, prefix, e))?;
             for o in page.contents() {
                 if let Some(key) = o.key() {
                     out.push(meta(key, o.size(), o.e_tag()));
                 }
             }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) && out.len() <= max => {
+                    token = Some(t.to_owned())
+                }
+                _ => break,
+            }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(Page::from_overfull(out, max))
     }
 
     async fn stat(&self, name: &str) -> Result<ObjectMeta> {

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{
-    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Precondition, Result as StorageResult,
-    StorageUrl,
+    Encoding, Object, ObjectMeta, ObjectStore, ObjectWriter, Page, Precondition,
+    Result as StorageResult, StorageUrl,
 };
 
 /// The store call about to run.
@@ -45,6 +45,8 @@ pub trait Around: Send + Sync {
     }
     /// Bytes a get or a head read handed back.
     fn read(&self, _bytes: usize) {}
+    /// A page a listing handed back.
+    fn listed(&self, _page: &Page) {}
     /// The writer a streamed write goes through.
     fn writer(&self, writer: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
         writer
@@ -79,9 +81,16 @@ impl<A: Around> ObjectStore for Wrapped<A> {
     fn url(&self) -> &StorageUrl {
         self.inner.url()
     }
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: usize,
+    ) -> StorageResult<Page> {
         self.around.before(Op::List, prefix, &self.inner).await?;
-        self.inner.list(prefix).await
+        let page = self.inner.list_page(prefix, start_after, max).await?;
+        self.around.listed(&page);
+        Ok(page)
     }
     async fn stat(&self, name: &str) -> StorageResult<ObjectMeta> {
         self.around.before(Op::Stat, name, &self.inner).await?;

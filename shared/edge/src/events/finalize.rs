@@ -51,11 +51,14 @@ pub enum FinalizeEvent {
         #[serde(deserialize_with = "session_guid")]
         session_guid: Result<String, String>,
     },
-    /// `{"reconcile": true}`, optionally with `"since_secs": N` (`Err` when N is not one).
+    /// `{"reconcile": true}`, optionally with `"since_secs": N` and the `"cursor"` a pass cut
+    /// by its budget answered (`Err` when either is not what it should be).
     Reconcile {
         reconcile: True,
         #[serde(default = "no_window", deserialize_with = "since_secs")]
         since_secs: Result<Option<Duration>, String>,
+        #[serde(default = "no_cursor", deserialize_with = "cursor")]
+        cursor: Result<Option<String>, String>,
     },
     /// An SQS batch of finalize messages (queue mode's workers).
     Queued(SqsBatch),
@@ -191,22 +194,51 @@ pub fn sqs_messages(batch: SqsBatch) -> Result<Vec<SqsMessage>, EventError> {
         .collect()
 }
 
-/// A reconcile request: an empty body, or `{"since_secs": N}` (other fields are ignored).
-pub fn reconcile_request(body: &[u8]) -> Result<Option<Duration>, String> {
+/// What a reconcile is asked to cover.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileRequest {
+    /// Only chunks uploaded within this long (by the time in their names).
+    pub since: Option<Duration>,
+    /// Continue after this name: what a pass cut by its budget answered as its `cursor`, so
+    /// a scheduler that passes it back walks a large bucket over several runs.
+    pub cursor: Option<String>,
+}
+
+impl FinalizeEvent {
+    /// The reconcile a [`FinalizeEvent::Reconcile`]'s fields ask for (`Err`: the first field
+    /// that is wrong).
+    pub fn reconcile_request(
+        since_secs: Result<Option<Duration>, String>,
+        cursor: Result<Option<String>, String>,
+    ) -> Result<ReconcileRequest, String> {
+        Ok(ReconcileRequest {
+            since: since_secs?,
+            cursor: cursor?,
+        })
+    }
+}
+
+/// A reconcile request: an empty body, or `{"since_secs": N, "cursor": "…"}`, both optional
+/// (other fields are ignored).
+pub fn reconcile_request(body: &[u8]) -> Result<ReconcileRequest, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(ReconcileRequest::default());
     }
     #[derive(Deserialize)]
     struct Request {
         since_secs: Option<u64>,
+        cursor: Option<String>,
     }
     serde_json::from_slice::<Request>(body)
-        .map(|r| r.since_secs.map(Duration::from_secs))
+        .map(|r| ReconcileRequest {
+            since: r.since_secs.map(Duration::from_secs),
+            cursor: r.cursor,
+        })
         .map_err(reconcile_error)
 }
 
 fn reconcile_error(e: serde_json::Error) -> String {
-    format!("expected {{\"since_secs\": N}} or nothing: {e}")
+    format!("expected {{\"since_secs\": N, \"cursor\": \"…\"}} (both optional) or nothing: {e}")
 }
 
 /// A manual finalize request: `{"session_guid": "…"}`, the shape of a finalize queue message,
@@ -235,6 +267,14 @@ fn since_secs<'de, D: Deserializer<'de>>(
 }
 
 fn no_window() -> Result<Option<Duration>, String> {
+    Ok(None)
+}
+
+fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Result<Option<String>, String>, D::Error> {
+    Ok(serde_json::from_value::<Option<String>>(Value::deserialize(d)?).map_err(reconcile_error))
+}
+
+fn no_cursor() -> Result<Option<String>, String> {
     Ok(None)
 }
 
@@ -355,12 +395,23 @@ mod tests {
         ] {
             assert!(matches!(event(junk), FinalizeEvent::Unknown(_)));
         }
-        assert_eq!(reconcile_request(b"").unwrap(), None);
+        assert_eq!(reconcile_request(b"").unwrap(), ReconcileRequest::default());
         assert_eq!(
             reconcile_request(br#"{"reconcile":true,"since_secs":120}"#).unwrap(),
-            Some(Duration::from_secs(120))
+            ReconcileRequest {
+                since: Some(Duration::from_secs(120)),
+                cursor: None
+            }
+        );
+        assert_eq!(
+            reconcile_request(br#"{"cursor":"chunks/2025-05-02T12:10:50+0000.json"}"#).unwrap(),
+            ReconcileRequest {
+                since: None,
+                cursor: Some("chunks/2025-05-02T12:10:50+0000.json".into())
+            }
         );
         assert!(reconcile_request(b"nope").is_err());
+        assert!(reconcile_request(br#"{"cursor": 5}"#).is_err());
     }
 
     /// The key decides what a payload is, in the order the function has always checked them;
@@ -392,6 +443,18 @@ mod tests {
                 since_secs: Ok(None),
                 ..
             }
+        ));
+        assert!(matches!(
+            event(json!({"reconcile": true, "cursor": "a.json"})),
+            FinalizeEvent::Reconcile {
+                since_secs: Ok(None),
+                cursor: Ok(Some(c)),
+                ..
+            } if c == "a.json"
+        ));
+        assert!(matches!(
+            event(json!({"reconcile": true, "cursor": 7})),
+            FinalizeEvent::Reconcile { cursor: Err(_), .. }
         ));
         assert!(matches!(
             event(json!({"reconcile": false})),

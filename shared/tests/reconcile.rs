@@ -1,0 +1,296 @@
+//! Reconcile by window and by cursor: a windowed pass lists only from a margin before the
+//! window's start (not the whole bucket), decides by instant whatever offset a name carries,
+//! and a pass cut by its budget is finished by the next one, nothing missed or done twice.
+
+mod support;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rrstitch::index::SessionIndex;
+use rrstitch::service::reconcile::window_bound;
+use rrstitch::service::{Buckets, ObjectRef, Options, Service};
+use rrstitch::storage::local::LocalStore;
+use rrstitch::storage::{ObjectStore, Page, Result as StorageResult, StorageUrl};
+use rrstitch::time::Millis;
+use support::{scratch, Around, Op, Wrapped};
+
+/// The test's "now": 2027-01-15T08:00:00Z.
+const NOW: Millis = Millis(1_800_000_000_000);
+
+/// Counts what listings hand back, and slows head reads when asked (to cut a pass by its
+/// budget at a known pace).
+#[derive(Default)]
+struct Watch {
+    listed: Mutex<Vec<String>>,
+    head_delay: Option<Duration>,
+}
+
+#[async_trait]
+impl Around for Watch {
+    async fn before(&self, op: Op, _name: &str, _inner: &LocalStore) -> StorageResult<()> {
+        if let (Op::GetHead, Some(d)) = (op, self.head_delay) {
+            tokio::time::sleep(d).await;
+        }
+        Ok(())
+    }
+    fn listed(&self, page: &Page) {
+        let mut listed = self.listed.lock().unwrap();
+        listed.extend(page.objects.iter().map(|m| m.name.clone()));
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    chunks: Arc<Wrapped<Watch>>,
+    index: Arc<dyn SessionIndex>,
+    svc: Service,
+}
+
+fn fixture(watch: Watch, options: Options) -> Fixture {
+    let s = scratch();
+    let chunks = Arc::new(Wrapped::new(&s.bucket, watch));
+    let results = Arc::new(LocalStore::open(StorageUrl::Local(s.results.clone())).unwrap());
+    let clock = Arc::new(AtomicI64::new(NOW.0));
+    let options = Options {
+        chunk_bucket: Some(StorageUrl::Local(s.bucket.clone())),
+        ..options
+    };
+    let buckets = Buckets::with([chunks.clone() as Arc<dyn ObjectStore>]);
+    let svc = Service::new(s.index.clone(), results, Arc::new(buckets), options)
+        .with_clock(Arc::new(move || Millis(clock.load(Ordering::SeqCst))));
+    Fixture {
+        _dir: s.dir,
+        chunks,
+        index: s.index,
+        svc,
+    }
+}
+
+impl Fixture {
+    /// Writes a chunk of session `guid` under `name`.
+    fn put(&self, name: &str, guid: &str) {
+        let body = format!(
+            "{{\"session_guid\":\"{guid}\",\"session_data\":[{{\"type\":3,\"timestamp\":1}}],\"environment\":\"e\"}}"
+        );
+        std::fs::write(self.chunks.inner.root().join(name), body).unwrap();
+    }
+
+    fn object(&self, name: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: self.chunks.inner.url().clone(),
+            name: name.into(),
+            generation: None,
+        }
+    }
+
+    async fn recorded(&self, guid: &str) -> Vec<String> {
+        let guid = rrstitch::engine::SessionGuid::parse(guid).unwrap();
+        let mut names: Vec<String> = self
+            .index
+            .chunks(&guid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// The name of a chunk uploaded at `instant` by a clock at UTC offset `offset_min` minutes:
+/// its local time as text, and the offset.
+fn name_at(instant: Millis, offset_min: i64) -> String {
+    let local = Millis(instant.0 + offset_min * 60_000).to_rfc3339();
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let off = offset_min.abs();
+    format!("{}{sign}{:02}{:02}.json", &local[..23], off / 60, off % 60)
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// A bucket of 30 days of hourly chunks: a one-day window lists the names from a margin
+/// before its start on — two days' worth — not the month, and checks the day's.
+#[tokio::test]
+async fn a_window_lists_only_from_its_margin_on() {
+    let f = fixture(Watch::default(), Options::default());
+    let mut names = Vec::new();
+    for h in 0..30 * 24 {
+        let name = name_at(Millis(NOW.0 - h * HOUR - 1_000), 0);
+        f.put(&name, &format!("s-{}", h / 24));
+        names.push(name);
+    }
+    names.sort();
+    let since = Duration::from_secs(24 * 3600);
+    let bound = window_bound("", NOW.minus(since));
+    let summary = f.svc.reconcile(Some(since)).await.unwrap();
+    let listed = f.chunks.around.listed.lock().unwrap().clone();
+    let expected: Vec<&String> = names.iter().filter(|n| **n > bound).collect();
+    assert!(
+        listed.iter().all(|n| *n > bound),
+        "nothing before the bound {bound} is listed"
+    );
+    assert_eq!(listed.len(), expected.len(), "{summary:?}");
+    assert_eq!(summary.objects_listed, expected.len() as u64);
+    assert!(
+        summary.objects_listed <= 2 * 24,
+        "two days listed, not {} of {}",
+        summary.objects_listed,
+        names.len()
+    );
+    assert_eq!(summary.candidates, 24, "the day's chunks: {summary:?}");
+    assert_eq!(summary.recovered, 24, "{summary:?}");
+    assert_eq!(summary.cursor, None, "a finished pass answers no cursor");
+}
+
+/// Around the window's start, names with every real UTC offset (and the grammar's extreme,
+/// −23:59) are in or out by the instant they stand for, not by their text.
+#[tokio::test]
+async fn offsets_from_minus_12_to_plus_14_are_in_or_out_by_instant() {
+    let f = fixture(Watch::default(), Options::default());
+    let since = Duration::from_secs(6 * 3600);
+    let start = NOW.minus(since);
+    let mut expect_in = Vec::new();
+    let mut expect_out = Vec::new();
+    let mut i = 0;
+    for offset in [
+        -23 * 60 - 59,
+        -12 * 60,
+        -9 * 60 - 30,
+        -60,
+        0,
+        60,
+        5 * 60 + 45,
+        12 * 60 + 45,
+        14 * 60,
+    ] {
+        for (delta_ms, inside) in [(-1_000, false), (-1, false), (0, true), (1_000, true)] {
+            let name = name_at(Millis(start.0 + delta_ms), offset);
+            let guid = format!("g-{i}");
+            i += 1;
+            f.put(&name, &guid);
+            if inside {
+                expect_in.push((name, guid));
+            } else {
+                expect_out.push((name, guid));
+            }
+        }
+    }
+    let summary = f.svc.reconcile(Some(since)).await.unwrap();
+    assert_eq!(summary.recovered, expect_in.len() as u64, "{summary:?}");
+    for (name, guid) in &expect_in {
+        assert_eq!(
+            f.recorded(guid).await,
+            std::slice::from_ref(name),
+            "{name} is in the window"
+        );
+    }
+    for (name, guid) in &expect_out {
+        assert!(
+            f.recorded(guid).await.is_empty(),
+            "{name} is before the window"
+        );
+    }
+}
+
+/// A pass cut by its budget answers a cursor; passes that take it finish the bucket, and
+/// together they recover exactly the chunks no event recorded, each checked once.
+#[tokio::test]
+async fn a_cut_pass_is_finished_by_the_next_from_its_cursor() {
+    let watch = Watch {
+        head_delay: Some(Duration::from_millis(40)),
+        ..Watch::default()
+    };
+    let f = fixture(
+        watch,
+        Options {
+            sweep_budget: Duration::from_millis(300),
+            read_parallelism: 1,
+            ..Options::default()
+        },
+    );
+    let mut names = Vec::new();
+    for i in 0..24 {
+        let name = name_at(Millis(NOW.0 - (24 - i) * 60_000), 0);
+        f.put(&name, &format!("s-{}", i % 4));
+        names.push(name);
+    }
+    // The event path recorded every third chunk; the rest are lost events.
+    let mut missed = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if i % 3 == 0 {
+            f.svc.ingest(&f.object(name)).await.unwrap();
+        } else {
+            missed.push(name.clone());
+        }
+    }
+    let since = Some(Duration::from_secs(3600));
+    let (mut cursor, mut runs) = (None::<String>, 0);
+    let (mut recovered, mut checked, mut listed) = (0, 0, 0);
+    loop {
+        let summary = f
+            .svc
+            .reconcile_from(since, cursor.as_deref())
+            .await
+            .unwrap();
+        runs += 1;
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        recovered += summary.recovered;
+        checked += summary.known + summary.recovered;
+        listed += summary.objects_listed - summary.deferred;
+        match summary.cursor.clone() {
+            Some(next) => {
+                assert!(summary.deferred > 0, "a cut pass defers: {summary:?}");
+                assert!(
+                    cursor.as_ref().is_none_or(|c| next > *c),
+                    "the cursor moves on"
+                );
+                cursor = Some(next);
+            }
+            None => {
+                assert_eq!(summary.deferred, 0, "{summary:?}");
+                break;
+            }
+        }
+        assert!(runs < 20, "the passes make progress");
+    }
+    assert!(runs >= 2, "the budget cut the first pass");
+    assert_eq!(recovered, missed.len() as u64, "exactly the missed chunks");
+    assert_eq!(checked, names.len() as u64, "each chunk checked once");
+    assert_eq!(
+        listed,
+        names.len() as u64,
+        "each name listed once, but the cut ones"
+    );
+    for s in 0..4 {
+        let guid = format!("s-{s}");
+        let want: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 == s)
+            .map(|(_, n)| n.clone())
+            .collect();
+        assert_eq!(f.recorded(&guid).await, want);
+    }
+}
+
+/// A cursor from another bucket's layout is refused, not silently treated as a bound.
+#[tokio::test]
+async fn a_cursor_outside_the_prefix_is_refused() {
+    let f = fixture(
+        Watch::default(),
+        Options {
+            chunk_prefix: "chunks/".into(),
+            ..Options::default()
+        },
+    );
+    let err = f
+        .svc
+        .reconcile_from(None, Some("other/x.json"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cursor"), "{err}");
+}
