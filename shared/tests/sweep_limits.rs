@@ -14,7 +14,7 @@ use rrstitch::index::conformance::chunk;
 use rrstitch::index::sqlite::SqliteIndex;
 use rrstitch::index::{
     ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, IndexError, Recorded, RejectRecord,
-    Result, SessionIndex, SessionRecord, Tombstoned,
+    Reopen, Result, SessionIndex, SessionPage, SessionRecord, Tombstoned,
 };
 use rrstitch::service::{Options, Service, Stop};
 use rrstitch::time::Millis;
@@ -100,6 +100,12 @@ impl SessionIndex for Faulty {
     }
     async fn forget_session(&self, guid: &SessionGuid) -> Result<bool> {
         self.inner.forget_session(guid).await
+    }
+    async fn sessions_page(&self, after: Option<&str>, limit: usize) -> Result<SessionPage> {
+        self.inner.sessions_page(after, limit).await
+    }
+    async fn reopen(&self, guid: &SessionGuid, now: Millis) -> Result<Reopen> {
+        self.inner.reopen(guid, now).await
     }
 }
 

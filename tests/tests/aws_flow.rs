@@ -268,22 +268,47 @@ async fn lost_events_are_recovered_by_reconcile_and_junk_payloads_acknowledged()
     assert_eq!(v["rrweb_data"], full_events());
 }
 
-/// Erasure on S3 + DynamoDB through the Lambdas: the `{"delete": …}` event removes result,
-/// chunks and index records; a late chunk's notification is refused as `deleted_session`
-/// and the object deleted; the Function URL's `/delete` route answers a second delete with
-/// nothing left.
+/// Re-stitch, then erasure, on S3 + DynamoDB through the Lambdas: a session stitched by a
+/// finalize from before insights (off) is stitched again by today's on the `{"restitch": …}`
+/// event and gains them; the `{"delete": …}` event removes result, chunks and index records;
+/// a late chunk's notification is refused as `deleted_session` and the object deleted; the
+/// Function URL's `/delete` route answers a second delete with nothing left, and its
+/// `/restitch` route leaves the tombstone alone.
 #[tokio::test]
-async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
+async fn restitch_then_the_delete_event_and_late_chunks_stay_out() {
     let stack = AwsStack::start().await;
     let names = stack.upload_fixture().await;
-    let (ingest_api, finalize_api, _functions) = functions(&stack.env, &stack.env).await;
+    let before = stack.with(&[("RRSTITCH_INSIGHTS", "0")]);
+    let (ingest_api, before_api, _functions) = functions(&stack.env, &before).await;
+    let finalize_api = RuntimeApi::start().await;
+    let _finalize = lambda("rrstitch-finalize", &finalize_api, &stack.env);
     ingest_api
         .invoke(s3_event("chunks", &names))
         .await
         .expect("ingest succeeds");
-    let swept = finalize_api.invoke(scheduled_event()).await.unwrap();
+    let swept = before_api.invoke(scheduled_event()).await.unwrap();
     assert_eq!(swept["status"], 200, "{swept}");
     assert_eq!(stack.result(GUID).await["rrweb_data"], full_events());
+    assert!(stack.result(GUID).await["metadata"]
+        .get("insights")
+        .is_none());
+
+    let again = finalize_api
+        .invoke(json!({"restitch": {"all": true}}))
+        .await
+        .unwrap();
+    assert_eq!(again["status"], 200, "{again}");
+    assert_eq!(again["result"]["mode"], "inline", "{again}");
+    assert_eq!(again["result"]["restitched"], 1, "{again}");
+    assert_eq!(again["result"]["cursor"], Value::Null, "{again}");
+    let v = stack.result(GUID).await;
+    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
+    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
+    let typo = finalize_api
+        .invoke(json!({"restitch": {"everything": true}}))
+        .await
+        .unwrap();
+    assert_eq!(typo["status"], 400, "{typo}");
 
     let erased = finalize_api
         .invoke(json!({"delete": {"session_guids": [GUID]}}))
@@ -313,6 +338,16 @@ async fn the_delete_event_erases_a_session_and_late_chunks_stay_out() {
     assert_eq!(again["statusCode"], 200, "{again}");
     let body: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["erased"][0]["already_gone"], true, "{body}");
+    // A tombstone is never re-stitched.
+    let after = finalize_api
+        .invoke(function_url_request("/restitch", r#"{"all": true}"#))
+        .await
+        .unwrap();
+    assert_eq!(after["statusCode"], 200, "{after}");
+    let body: Value = serde_json::from_str(after["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["tombstoned"], 1, "{body}");
+    assert_eq!(body["restitched"], 0, "{body}");
+    assert!(stack.results.list("").await.unwrap().is_empty());
 }
 
 /// `RRSTITCH_REDACT` as a Lambda carries it, inline JSON: the session stored in S3 holds none

@@ -440,21 +440,46 @@ fn a_missing_results_bucket_is_named_at_startup_and_at_write() {
     );
 }
 
-/// Erasure end to end on GCS and Firestore: `POST /delete` removes the result, the chunks
-/// and the index records; a chunk uploaded again afterwards is refused as `deleted_session`
-/// and deleted; the session cannot be finalized again; a second delete finds nothing.
+/// Re-stitch, then erasure, end to end on GCS and Firestore: a session stitched by a
+/// finalize from before insights (off) is stitched again by today's through `POST /restitch`
+/// and gains them; `POST /delete` removes the result, the chunks and the index records; a
+/// chunk uploaded again afterwards is refused as `deleted_session` and deleted; the session
+/// cannot be finalized or re-stitched again; a second delete finds nothing.
 #[test]
-fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
+fn restitch_then_delete_and_the_tombstone_refuses_late_chunks() {
     let stack = GcpStack::start();
     let ingest = HttpFunction::start("rrstitch-ingest", &stack.env);
+    let before = HttpFunction::start(
+        "rrstitch-finalize",
+        &stack.with(&[("RRSTITCH_INSIGHTS", "0")]),
+    );
     let finalize = HttpFunction::start("rrstitch-finalize", &stack.env);
     let names = chunk_names();
     for n in &names {
         stack.ingest_chunk(&ingest, n, &fixture::chunk(n));
     }
-    let swept = rrstitch_tests::cloudevents::sweep(&finalize);
+    let swept = rrstitch_tests::cloudevents::sweep(&before);
     assert_eq!(swept.status, 200, "{}", swept.body);
     assert_eq!(stack.result(GUID)["rrweb_data"], full_events());
+    assert!(stack.result(GUID)["metadata"].get("insights").is_none());
+
+    let restitch = |body: &Value| {
+        post(
+            &format!("{}/restitch", finalize.url),
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+    };
+    let again = restitch(&json!({"all": true}));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["mode"], "inline", "{}", again.body);
+    assert_eq!(again.body["restitched"], 1, "{}", again.body);
+    assert_eq!(again.body["cursor"], Value::Null, "{}", again.body);
+    let v = stack.result(GUID);
+    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
+    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
+    let typo = restitch(&json!({"since": "2d"}));
+    assert_eq!(typo.status, 400, "{}", typo.body);
 
     let delete = |body: &str| {
         post(
@@ -505,6 +530,17 @@ fn delete_erases_a_session_and_its_tombstone_refuses_late_chunks() {
     );
     let bad = delete(r#"{"session_guids": []}"#);
     assert_eq!(bad.status, 400, "{}", bad.body);
+    // A tombstone is never re-stitched, by the walk or by name.
+    for body in [json!({"all": true}), json!({"session_guids": [GUID]})] {
+        let after = restitch(&body);
+        assert_eq!(after.status, 200, "{}", after.body);
+        assert_eq!(after.body["tombstoned"], 1, "{}", after.body);
+        assert_eq!(after.body["restitched"], 0, "{}", after.body);
+    }
+    assert!(stack
+        .gcs
+        .download("results", &format!("{GUID}.json"))
+        .is_none());
 }
 
 /// `RRSTITCH_REDACT` as a Cloud Run variable carries it, inline JSON: the session stored in

@@ -179,5 +179,31 @@ async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once()
         sqs::receive(moto, &queue, 1).is_empty(),
         "deleted once it succeeded"
     );
+
+    // Re-stitch in queue mode (a direct invocation): every finalized session re-opened and
+    // given the sweep's own message, which the mapping hands to the worker; each is stitched
+    // exactly once more.
+    let restitch = api
+        .invoke(json!({"restitch": {"all": true}}))
+        .await
+        .unwrap();
+    assert_eq!(restitch["status"], 200, "{restitch}");
+    assert_eq!(restitch["result"]["mode"], "queue", "{restitch}");
+    assert_eq!(restitch["result"]["dispatched"], 5, "{restitch}");
+    assert_eq!(restitch["result"]["cursor"], Value::Null, "{restitch}");
+    let polls = drain(moto, &queue, &api).await;
+    assert_eq!(
+        polls.iter().map(|p| p.delivered).sum::<usize>(),
+        5,
+        "{polls:?}"
+    );
+    assert!(polls.iter().all(|p| p.failed.is_empty()), "{polls:?}");
+    for guid in sessions.iter().copied().chain(["queue-late"]) {
+        assert_eq!(
+            status(&index, guid).await,
+            Some((SessionStatus::Finalized, 2)),
+            "{guid}"
+        );
+    }
     drop(worker);
 }

@@ -280,4 +280,39 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
     let audited = pubsub.drain(&audit, Duration::from_secs(1));
     // The duplicate published by hand, and the second dispatch's one message.
     assert_eq!(audited.len(), 2, "{audited:?}");
+
+    // Re-stitch in queue mode: every finalized session re-opened and given the sweep's own
+    // message, which the push subscription delivers and the worker's claim stitches once.
+    let stitched = log_lines(&worker.group, &["session stitched"]);
+    let restitch = post(
+        &format!("{}/restitch", worker.url),
+        &json_type,
+        &json!({"all": true}).to_string(),
+    );
+    assert_eq!(restitch.status, 200, "{}", restitch.body);
+    assert_eq!(restitch.body["mode"], "queue", "{}", restitch.body);
+    assert_eq!(restitch.body["dispatched"], 5, "{}", restitch.body);
+    assert_eq!(restitch.body["cursor"], Value::Null, "{}", restitch.body);
+    let audited = pubsub.drain(&audit, Duration::from_secs(1));
+    let guids: BTreeSet<String> = audited
+        .iter()
+        .map(|m| rrstitch::queue::parse_message(&m.data).expect("a finalize message"))
+        .collect();
+    assert_eq!((audited.len(), guids.len()), (5, 5), "one message each");
+    let everyone: Vec<&str> = sessions.iter().copied().chain(["queue-late"]).collect();
+    wait_for(
+        "every session stitched once more",
+        Duration::from_secs(30),
+        || {
+            everyone
+                .iter()
+                .all(|g| index.status(g) == Some((SessionStatus::Finalized, 2)))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        log_lines(&worker.group, &["session stitched"]) - stitched,
+        5,
+        "each re-stitched exactly once"
+    );
 }

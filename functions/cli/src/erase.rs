@@ -25,7 +25,7 @@ pub struct DeleteArgs {
 }
 
 /// Guids from a list file's text: one a line, blank lines and `#` comments skipped.
-fn guids_in(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn guids_in(text: &str) -> impl Iterator<Item = String> + '_ {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

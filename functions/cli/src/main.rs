@@ -15,6 +15,7 @@ mod generate;
 mod local;
 mod progress;
 mod prune;
+mod restitch;
 mod view;
 
 #[derive(Parser)]
@@ -51,6 +52,9 @@ enum Command {
     Finalize(local::FinalizeArgs),
     /// Ingest every chunk of the chunk bucket the index does not know (lost events).
     Reconcile(local::ReconcileArgs),
+    /// Stitch finalized sessions again under the current rules (redaction, engine,
+    /// insights); erased sessions never.
+    Restitch(restitch::RestitchArgs),
     /// List the sessions in the index.
     Sessions(local::ListArgs),
     /// List the objects the index rejected, with reasons.
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
             Command::Sweep(args) => local::sweep(args, settings).await,
             Command::Finalize(args) => local::finalize(args, settings).await,
             Command::Reconcile(args) => local::reconcile(args, settings).await,
+            Command::Restitch(args) => restitch::run(args, settings).await,
             Command::Sessions(args) => local::sessions(args, settings).await,
             Command::Rejected(args) => local::rejected(args, settings).await,
             Command::View(args) => view::run(args).await,

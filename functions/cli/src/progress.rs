@@ -24,7 +24,16 @@ impl Bar {
 impl Progress for Bar {
     fn phase(&self, name: &'static str, total: u64) {
         self.0.set_prefix(name);
-        self.0.set_length(total);
+        if total == 0 {
+            // A walk whose length is unknown until it ends (a re-stitch of the index): a
+            // count and a rate, no bar.
+            self.0.set_style(
+                ProgressStyle::with_template("{prefix:>20} {spinner} {pos} ({per_sec})")
+                    .expect("a valid template"),
+            );
+        } else {
+            self.0.set_length(total);
+        }
         self.0.set_position(0);
     }
 

@@ -844,3 +844,89 @@ fn restrictions_and_sampling_refuse_chunks_before_they_are_recorded() {
             .stderr(predicate::str::contains("RRSTITCH_RESTRICT"));
     }
 }
+
+/// `rrstitch restitch`: a session stitched before insights existed (here: with them off)
+/// gets them, an erased one is never stitched again, a list from stdin with a cursor takes
+/// only what follows it, and a run without a selection is refused.
+#[test]
+fn restitch_gives_finalized_sessions_the_current_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    copy_fixture(&bucket);
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .env("RRSTITCH_INSIGHTS", "0")
+        .args(["sweep", "--idle", "0s"])
+        .assert()
+        .success();
+    let result = dir.path().join("results").join(format!("{GUID}.json"));
+    assert!(read_json(&result)["metadata"].get("insights").is_none());
+    // A second session, erased: its tombstone is listed and left alone.
+    write_chunk(
+        &bucket,
+        "12:30:00",
+        "erased-1",
+        &page(1746189000000, serde_json::json!([]))[..],
+    );
+    rrstitch(dir.path())
+        .args(["ingest", "bucket"])
+        .assert()
+        .success();
+    rrstitch(dir.path())
+        .args(["delete", "erased-1"])
+        .assert()
+        .success();
+
+    let out = succeeds(
+        rrstitch(dir.path())
+            .env_remove("RRSTITCH_INSIGHTS")
+            .args(["restitch", "--all", "--json"]),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["mode"], "inline");
+    assert_eq!(summary["listed"], 2, "{summary}");
+    assert_eq!(summary["restitched"], 1, "{summary}");
+    assert_eq!(summary["tombstoned"], 1, "{summary}");
+    assert_eq!(summary["cursor"], serde_json::Value::Null);
+    let v = read_json(&result);
+    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
+    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
+    assert!(!dir.path().join("results/erased-1.json").exists());
+
+    // Named on stdin, from a cursor past the first name; the totals go to stderr.
+    let mut child = rrstitch(dir.path())
+        .args(["restitch", "--from", "-", "--cursor", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        write!(stdin, "# after the redaction change\nnot-indexed\n{GUID}\n").unwrap();
+    }
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("1 listed, 1 selected"), "{stderr}");
+    assert!(stderr.contains("re-stitched:        1"), "{stderr}");
+    assert!(stderr.contains("unknown:            0"), "{stderr}");
+    rrstitch(dir.path())
+        .args(["sessions", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"finalize_count\": 3"));
+
+    rrstitch(dir.path())
+        .args(["restitch"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--all"));
+    rrstitch(dir.path())
+        .args(["restitch", "--all", "--since", "1d"])
+        .assert()
+        .failure();
+}

@@ -7,13 +7,18 @@
 //! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N, "cursor": "…"}`:
 //!   ingest the chunks whose events were lost; a pass cut by its budget answers a `cursor`
 //!   to pass back;
+//! - `POST /restitch` with `{"all": true}`, `{"since_secs": N}` and/or `{"environment": "…"}`,
+//!   or `{"session_guids": […]}`, and optionally the `"cursor"` a cut run answered: re-open
+//!   finalized sessions and stitch them again under the current rules (in queue mode: publish
+//!   one finalize message each); on Lambda, `{"restitch": {…}}`;
 //! - `POST /delete` with `{"session_guids": […], "keep_chunks": false}` (by hand, or a
 //!   privacy workflow): erase sessions (`Service::erase`); on Lambda, `{"delete": {…}}`;
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): an EventBridge scheduled event (or
 //!   `{"sweep": true}`) sweeps (or dispatches), `{"reconcile": true}` reconciles, an SQS batch
 //!   of finalize messages is worked through (answering `batchItemFailures`), a `{"session_guid": …}`
-//!   payload or a Function URL request finalizes one session, and anything else is
-//!   acknowledged with an error in the answer, never retried: it can never succeed.
+//!   payload or a Function URL request finalizes one session, `{"restitch": {…}}` re-stitches,
+//!   and anything else is acknowledged with an error in the answer, never retried: it can
+//!   never succeed.
 //!
 //! Both are `Service::sweep` / `Service::finalize`; this file maps their results to HTTP:
 //! 404 for an unknown session, 400 for a malformed request, 409 while another worker holds
@@ -34,6 +39,7 @@ use axum::{Json, Router};
 use lambda_runtime::{service_fn, LambdaEvent};
 use rrstitch::queue::FinalizeQueue;
 use rrstitch::service::erase::{erase_request, EraseRequest};
+use rrstitch::service::restitch::{restitch_request, RestitchRequest};
 use rrstitch::service::{Service, ServiceError, Stop};
 use rrstitch_edge::config::Settings;
 use rrstitch_edge::events::{self, FinalizeEvent, FunctionUrlRequest, ReconcileRequest};
@@ -69,6 +75,7 @@ async fn main() -> Result<()> {
         .route("/sweep", post(sweep))
         .route("/finalize", post(finalize))
         .route("/reconcile", post(reconcile))
+        .route("/restitch", post(restitch))
         .route("/delete", post(delete))
         .route("/pubsub/finalize", post(pubsub_finalize))
         .route("/healthz", get(|| async { "ok" }))
@@ -105,6 +112,24 @@ async fn run_reconcile(svc: &Service, request: Result<ReconcileRequest, String>)
         .await
     {
         Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
+        Ok(summary) => (500, json!(summary)),
+        Err(e) => error(&e),
+    }
+}
+
+/// `(status, JSON body)` of a re-stitch: inline, or in queue mode published to the queue. A
+/// run cut by its budget is a success that answers a `cursor` to pass back; 503 when a retry
+/// may fix a failure, 500 when not.
+async fn run_restitch(app: &App, request: Result<RestitchRequest, String>) -> (u16, Value) {
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return bad_request(e),
+    };
+    let queue = app.queue.as_deref();
+    let progress = rrstitch::service::backfill::NoProgress;
+    match app.svc.restitch(&request, queue, &progress).await {
+        Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
+        Ok(summary) if summary.is_transient() => (503, json!(summary)),
         Ok(summary) => (500, json!(summary)),
         Err(e) => error(&e),
     }
@@ -167,6 +192,10 @@ async fn reconcile(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resp
     respond(run_reconcile(&app.svc, events::reconcile_request(&body)).await)
 }
 
+async fn restitch(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    respond(run_restitch(&app, restitch_request(&body)).await)
+}
+
 async fn pubsub_finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
     respond(queue::run_push(&app.svc, &body).await)
 }
@@ -179,7 +208,8 @@ async fn delete(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
 #[derive(Serialize)]
 #[serde(untagged)]
 enum LambdaAnswer {
-    /// A direct invocation (schedule, manual, reconcile, erasure): `{"status", "result"}`.
+    /// A direct invocation (schedule, manual, reconcile, re-stitch, erasure):
+    /// `{"status", "result"}`.
     Invocation { status: u16, result: Value },
     /// A Function URL request: the HTTP response.
     Http(LambdaFunctionUrlResponse),
@@ -201,6 +231,7 @@ async fn on_lambda(app: &App, event: FinalizeEvent) -> LambdaAnswer {
             LambdaAnswer::Http(http_response(on_function_url(app, &request).await))
         }
         FinalizeEvent::Erase { delete } => run_delete(svc, delete).await.into(),
+        FinalizeEvent::Restitch { restitch } => run_restitch(app, restitch).await.into(),
         FinalizeEvent::Finalize { session_guid } => run_finalize(svc, session_guid).await.into(),
         FinalizeEvent::Reconcile {
             since_secs, cursor, ..
@@ -230,6 +261,7 @@ async fn on_function_url(app: &App, request: &FunctionUrlRequest) -> (u16, Value
         "/sweep" => run_sweep(app).await,
         "/reconcile" => run_reconcile(svc, events::reconcile_request(&body)).await,
         "/delete" => run_delete(svc, erase_request(&body)).await,
+        "/restitch" => run_restitch(app, restitch_request(&body)).await,
         "/" | "/finalize" => run_finalize(svc, events::finalize_request(&body)).await,
         other => (404, json!({"error": format!("no route {other}")})),
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::shard::Shards;
 use super::{
     new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
-    SessionIndex, SessionRecord, SessionStatus, Tombstoned,
+    Reopen, SessionIndex, SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -35,6 +35,8 @@ pub async fn run_all(index: &dyn SessionIndex) {
     a_tombstone_needs_no_session(index).await;
     an_expired_tombstone_lets_a_session_start_over(index).await;
     forgetting_a_session_leaves_no_tombstone(index).await;
+    paged_listing_covers_every_session_once(index).await;
+    reopen_takes_only_a_finalized_session(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -730,4 +732,109 @@ pub async fn forgetting_a_session_leaves_no_tombstone(index: &dyn SessionIndex) 
     index.tombstone(&g, at(2), TTL).await.unwrap();
     assert!(!index.forget_session(&g).await.unwrap());
     assert_eq!(session(index, &g).await.status, SessionStatus::Deleted);
+}
+
+/// The paged listing a bulk walk (re-stitch) makes: pages of at most the limit, each cursor
+/// continuing the last, every session listed exactly once (tombstones too, as such) and a last
+/// page that says the walk is done. The store may hold other tests' sessions: only the order
+/// of ours is not assumed (DynamoDB lists in its scan order).
+pub async fn paged_listing_covers_every_session_once(index: &dyn SessionIndex) {
+    let ours: Vec<SessionGuid> = (0..5).map(|i| guid(&format!("page{i}"))).collect();
+    for (i, g) in ours.iter().enumerate() {
+        record(index, g, "2025-05-02T12:00:00Z", at(i as i64)).await;
+    }
+    let erased = guid("page-tomb");
+    index.tombstone(&erased, at(9), TTL).await.unwrap();
+    let (mut after, mut seen, mut pages) = (None::<String>, Vec::new(), 0);
+    loop {
+        let page = index.sessions_page(after.as_deref(), 3).await.unwrap();
+        pages += 1;
+        assert!(page.sessions.len() <= 3, "a page holds at most its limit");
+        if let Some(next) = &page.next {
+            assert_eq!(page.sessions.len(), 3, "only a full page has a next one");
+            assert_eq!(
+                Some(next.as_str()),
+                page.sessions.last().map(|s| s.guid.as_str()),
+                "the cursor is the last guid listed"
+            );
+        }
+        seen.extend(page.sessions);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10_000, "the walk ends");
+    }
+    for g in &ours {
+        let n = seen.iter().filter(|s| &s.guid == g).count();
+        assert_eq!(n, 1, "{g} listed once");
+    }
+    let tomb: Vec<_> = seen.iter().filter(|s| s.guid == erased).collect();
+    assert_eq!(tomb.len(), 1, "the tombstone is listed, once");
+    assert_eq!(tomb[0].status, SessionStatus::Deleted);
+    let mut guids: Vec<&str> = seen.iter().map(|s| s.guid.as_str()).collect();
+    guids.sort_unstable();
+    let total = guids.len();
+    guids.dedup();
+    assert_eq!(guids.len(), total, "no session is listed twice");
+    // A cursor whose session is gone (retention forgot it) still continues after it.
+    let gone = &ours[2];
+    index.forget_session(gone).await.unwrap();
+    let rest = index.sessions_page(Some(gone.as_str()), 10_000).await.unwrap();
+    assert!(rest.sessions.iter().all(|s| &s.guid != gone));
+}
+
+/// Re-opening for another stitch: a finalized session becomes open (chunks, version and last
+/// arrival untouched, so the sweep's idle claim takes it); an open, finalizing, erased or
+/// unknown session is left as it is.
+pub async fn reopen_takes_only_a_finalized_session(index: &dyn SessionIndex) {
+    let g = guid("reopen");
+    record(index, &g, "2025-05-02T12:00:00Z", at(0)).await;
+    record(index, &g, "2025-05-02T12:00:05Z", at(1)).await;
+    assert_eq!(
+        index.reopen(&g, at(2)).await.unwrap(),
+        Reopen::NotFinalized(SessionStatus::Open)
+    );
+    let claim = force_claim(index, &g, at(2)).await;
+    assert_eq!(
+        index.reopen(&g, at(3)).await.unwrap(),
+        Reopen::NotFinalized(SessionStatus::Finalizing),
+        "a finalizer's claim is left alone"
+    );
+    index.complete(&claim, "r.json", at(4)).await.unwrap();
+    let finalized = session(index, &g).await;
+    assert_eq!(index.reopen(&g, at(50)).await.unwrap(), Reopen::Reopened);
+    let s = session(index, &g).await;
+    assert_eq!(s.status, SessionStatus::Open);
+    assert_eq!(
+        (s.version, s.chunk_count, s.last_chunk_at, s.finalize_count),
+        (
+            finalized.version,
+            finalized.chunk_count,
+            finalized.last_chunk_at,
+            finalized.finalize_count
+        )
+    );
+    assert!(offered(index, &g, at(10), at(50)).await, "the sweep finds it");
+    let again = must_claim(index, &g, idle(at(10)), at(51), "an idle claim takes it").await;
+    assert_eq!(
+        index.complete(&again, "r.json", at(52)).await.unwrap(),
+        Completion::Finalized
+    );
+    assert_eq!(session(index, &g).await.finalize_count, 2);
+    let erased = guid("reopen-tomb");
+    record(index, &erased, "2025-05-02T12:00:00Z", at(0)).await;
+    let claim = force_claim(index, &erased, at(1)).await;
+    index.complete(&claim, "r.json", at(2)).await.unwrap();
+    index.tombstone(&erased, at(3), TTL).await.unwrap();
+    assert_eq!(index.reopen(&erased, at(4)).await.unwrap(), Reopen::Deleted);
+    assert_eq!(
+        session(index, &erased).await.status,
+        SessionStatus::Deleted,
+        "a tombstone is never re-opened"
+    );
+    assert_eq!(
+        index.reopen(&guid("reopen-none"), at(4)).await.unwrap(),
+        Reopen::NotFound
+    );
 }

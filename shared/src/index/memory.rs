@@ -205,6 +205,23 @@ impl SessionStore for MemoryStore {
         Ok(out)
     }
 
+    async fn sessions_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>> {
+        let inner = self.inner.lock().unwrap();
+        let mut out: Vec<SessionRecord> = inner
+            .sessions
+            .iter()
+            .filter(|(guid, _)| after.is_none_or(|a| guid.as_str() > a))
+            .map(|(_, (s, _))| s.record.clone())
+            .collect();
+        out.sort_by(|a, b| a.guid.as_str().cmp(b.guid.as_str()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         let inner = self.inner.lock().unwrap();
         let mut out = inner.rejected.clone();

@@ -207,6 +207,31 @@ impl SessionRecord {
     }
 }
 
+/// One page of the whole session listing ([`SessionIndex::sessions_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// At most the page's limit of sessions, tombstones included (status
+    /// [`SessionStatus::Deleted`]): a bulk walk must know it passed them.
+    pub sessions: Vec<SessionRecord>,
+    /// Where the next page starts (pass it back as `after`); `None` when the listing is done.
+    /// A plain string (the last session's guid), so it survives across processes and runs.
+    pub next: Option<String>,
+}
+
+/// What re-opening a session for another stitch did ([`SessionIndex::reopen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reopen {
+    /// It was finalized and is open again: the next claim stitches it anew.
+    Reopened,
+    /// It is open or being finalized already: the sweep (or its finalizer) stitches it
+    /// with what it has; nothing was written.
+    NotFinalized(SessionStatus),
+    /// It was erased: a tombstone is never re-opened.
+    Deleted,
+    /// The index has no such session.
+    NotFound,
+}
+
 /// What recording a chunk did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -342,6 +367,19 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
 
     /// Refused objects, most recent first.
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
+
+    /// Every session, tombstones included, one page of at most `limit` at a time: the walk a
+    /// bulk operation (re-stitch) makes over an index of any size. `after` is the previous
+    /// page's [`SessionPage::next`] (`None` to start). The order is the store's own (guid
+    /// order on SQLite and Firestore, DynamoDB's scan order) and stable while no session is
+    /// added or removed: a session that exists for the whole walk is listed exactly once.
+    async fn sessions_page(&self, after: Option<&str>, limit: usize) -> Result<SessionPage>;
+
+    /// Re-opens a finalized session so the next claim stitches it again under the current
+    /// rules (redaction, engine, insights): `finalized` becomes `open`, its chunks, version and
+    /// last arrival untouched, so an idle claim (the sweep's, a queued worker's) takes it as
+    /// it takes any idle session. Anything else is left as it is, tombstones above all.
+    async fn reopen(&self, guid: &SessionGuid, now: Millis) -> Result<Reopen>;
 
     /// Replaces the session's document with a tombstone until `now + ttl`: from then on
     /// recording a chunk answers [`Recorded::Deleted`], a claim [`ClaimOutcome::NotFound`],

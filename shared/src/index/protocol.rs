@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded,
-    SessionRecord, SessionStatus, Tombstoned,
+    Reopen, SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::time::Millis;
 
@@ -228,6 +228,25 @@ pub fn release(before: Option<&SessionState>, claim: &Claim) -> Decision<()> {
             Decision::Write(Box::new(after), ())
         }
         _ => Decision::Done(()),
+    }
+}
+
+/// Re-opening a session for another stitch: only a finalized one, whose lease and claim are
+/// already gone (completion cleared them). Nothing else moves: the version still equals the
+/// chunk count, and `last_chunk_at` still says when the session went quiet, so an idle claim
+/// takes it at once, and a chunk that arrives meanwhile re-opens it the usual way.
+pub fn reopen(before: Option<&SessionState>) -> Decision<Reopen> {
+    let Some(b) = before else {
+        return Decision::Done(Reopen::NotFound);
+    };
+    match b.record.status {
+        SessionStatus::Finalized => {
+            let mut after = b.clone();
+            after.record.status = SessionStatus::Open;
+            Decision::Write(Box::new(after), Reopen::Reopened)
+        }
+        SessionStatus::Deleted => Decision::Done(Reopen::Deleted),
+        status => Decision::Done(Reopen::NotFinalized(status)),
     }
 }
 

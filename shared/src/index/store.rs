@@ -116,6 +116,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Refused objects, most recent first.
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
 
+    /// At most `limit` sessions (tombstones included) in the store's listing order, starting
+    /// after the session whose guid is `after` (which need not exist any more): the pages of
+    /// [`super::SessionIndex::sessions_page`], whose cursor is the last guid of a page.
+    async fn sessions_after(&self, after: Option<&str>, limit: usize)
+        -> Result<Vec<SessionRecord>>;
+
     /// Deletes every chunk record of `guid`; how many there were.
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64>;
 
@@ -172,6 +178,13 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         (**self).rejected(limit).await
+    }
+    async fn sessions_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>> {
+        (**self).sessions_after(after, limit).await
     }
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
         (**self).forget_chunks(guid).await

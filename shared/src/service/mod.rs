@@ -29,6 +29,7 @@ pub mod finalize;
 pub mod ingest;
 pub mod prune;
 pub mod reconcile;
+pub mod restitch;
 pub mod segments;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
@@ -37,6 +38,7 @@ pub use erase::{EraseReport, EraseRequest, SessionErased};
 pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
 pub use reconcile::ReconcileSummary;
+pub use restitch::{RestitchRequest, RestitchSummary, Selection};
 
 /// Knobs shared by every entry point; built by the edges from [`crate::config`].
 #[derive(Debug, Clone)]

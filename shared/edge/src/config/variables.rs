@@ -98,7 +98,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RRSTITCH_SWEEP_BUDGET_SECS",
         "`240`",
-        "Seconds a sweep or reconcile may run (1 to 3155760000); then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
+        "Seconds a sweep, reconcile or re-stitch may run (1 to 3155760000); then it takes no new work and answers. Keep it under the scheduler's and the function's timeout.",
     ),
     (
         "RRSTITCH_FINALIZE_MODE",

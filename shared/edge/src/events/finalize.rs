@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use rrstitch::service::erase::{erase_request, EraseRequest};
+use rrstitch::service::restitch::{restitch_request, RestitchRequest};
 
 use super::{push_message, EventError};
 
@@ -44,6 +45,13 @@ pub enum FinalizeEvent {
     Erase {
         #[serde(deserialize_with = "erase")]
         delete: Result<EraseRequest, String>,
+    },
+    /// `{"restitch": {"all": true, "cursor": "…"}}` (or `since_secs`, `environment`,
+    /// `session_guids`): stitch finalized sessions again (`Err` says what is wrong with the
+    /// request).
+    Restitch {
+        #[serde(deserialize_with = "restitch")]
+        restitch: Result<RestitchRequest, String>,
     },
     /// `{"session_guid": "…"}`: finalize one session now (`Err` for a guid that is not a
     /// string).
@@ -75,7 +83,7 @@ impl FinalizeEvent {
     /// The error a payload of no known shape is answered with.
     pub fn unknown() -> EventError {
         EventError::UnknownPayload(
-            "expected a scheduled event, {\"sweep\": true}, {\"reconcile\": true}, {\"session_guid\": …} or an SQS event"
+            "expected a scheduled event, {\"sweep\": true}, {\"reconcile\": true}, {\"restitch\": {…}}, {\"session_guid\": …} or an SQS event"
                 .into(),
         )
     }
@@ -285,6 +293,15 @@ fn erase<'de, D: Deserializer<'de>>(d: D) -> Result<Result<EraseRequest, String>
     Ok(erase_request(request.to_string().as_bytes()))
 }
 
+/// The core parses a re-stitch request from bytes (it is also `POST /restitch`'s body), so
+/// the small `restitch` object is handed to it encoded.
+fn restitch<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Result<RestitchRequest, String>, D::Error> {
+    let request = Value::deserialize(d)?;
+    Ok(restitch_request(request.to_string().as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +493,28 @@ mod tests {
             event(json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})),
             FinalizeEvent::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn restitch_payloads() {
+        use rrstitch::service::Selection;
+        let FinalizeEvent::Restitch { restitch: Ok(all) } =
+            event(json!({"restitch": {"all": true, "cursor": "g-7"}}))
+        else {
+            panic!("a re-stitch request");
+        };
+        assert_eq!(all.selection, Selection::all());
+        assert_eq!(all.cursor.as_deref(), Some("g-7"));
+        assert!(matches!(
+            event(json!({"restitch": {"session_guids": ["a-1"]}, "session_guid": "x"})),
+            FinalizeEvent::Restitch { restitch: Ok(_) }
+        ));
+        for bad in [json!({}), json!({"all": true, "since_secs": 5}), json!(true)] {
+            assert!(matches!(
+                event(json!({ "restitch": bad })),
+                FinalizeEvent::Restitch { restitch: Err(_) }
+            ));
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::shard::Shards;
 use super::store::{NewChunk, SessionStore, Written};
 use super::{
     new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
-    Result, SessionIndex, SessionRecord, SessionStatus, Tombstoned,
+    Reopen, Result, SessionIndex, SessionPage, SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -164,6 +164,22 @@ impl<S: SessionStore> SessionIndex for Driver<S> {
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.store.rejected(limit).await
+    }
+
+    async fn sessions_page(&self, after: Option<&str>, limit: usize) -> Result<SessionPage> {
+        let limit = limit.max(1);
+        let sessions = self.store.sessions_after(after, limit).await?;
+        // A full page may have more after it; a short one is the end of the listing.
+        let next = (sessions.len() >= limit)
+            .then(|| sessions.last().map(|s| s.guid.to_string()))
+            .flatten();
+        Ok(SessionPage { sessions, next })
+    }
+
+    async fn reopen(&self, guid: &SessionGuid, _now: Millis) -> Result<Reopen> {
+        let reopened = self.update("reopen", guid, protocol::reopen).await?;
+        tracing::debug!(session_guid = %guid, ?reopened, "re-open for another stitch");
+        Ok(reopened)
     }
 
     async fn tombstone(

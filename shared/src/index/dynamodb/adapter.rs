@@ -275,6 +275,55 @@ impl SessionStore for DynamoStore {
         Ok(out)
     }
 
+    async fn sessions_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>> {
+        // The scan's own order (by the partition key's hash): the one a table can be walked
+        // in without an index over every session. Resuming from a session item's key is
+        // exact: DynamoDB starts after that key whether or not the item still exists, and
+        // within its partition nothing sorts after `SESSION` (chunks are `C#…`, reject
+        // pointers `R#…`), so the next page starts at the next partition.
+        let after = after
+            .map(|a| {
+                SessionGuid::parse(a).map_err(|e| crate::index::IndexError::Permanent {
+                    op: "sessions_page",
+                    source: format!("the listing cursor {a:?} is not a session guid: {e}").into(),
+                })
+            })
+            .transpose()?;
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :s")
+            .expression_attribute_values(":s", s(SESSION_SK))
+            .consistent_read(true);
+        if let Some(after) = &after {
+            scan = scan
+                .exclusive_start_key("pk", s(session_pk(after)))
+                .exclusive_start_key("sk", s(SESSION_SK));
+        }
+        let mut out = Vec::new();
+        let mut pages = scan.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("sessions_page", e))?;
+            for item in page.items() {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                if let Some(stored) = codec::session_from(item) {
+                    out.push(stored.state.record);
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         let mut out = Vec::new();
         let mut pages = self

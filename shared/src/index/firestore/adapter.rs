@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use gcloud_sdk::google::firestore::v1::{
     document_transform::field_transform::TransformType, document_transform::FieldTransform,
-    precondition::ConditionType, structured_query, write, Document, DocumentMask, StructuredQuery,
-    Value, Write,
+    precondition::ConditionType, structured_query, value::ValueType, write, Cursor, Document,
+    DocumentMask, StructuredQuery, Value, Write,
 };
 use gcloud_sdk::prost_types::Timestamp;
 
@@ -129,6 +129,25 @@ impl FirestoreStore {
                 compare(time, Operator::LessThan, timestamp(before)),
             ])),
             order_by: vec![order(time, structured_query::Direction::Ascending)],
+            limit: limit(n),
+            ..Default::default()
+        }
+    }
+
+    /// Sessions in document-name (guid) order from just after `after`'s document: Firestore
+    /// orders by `__name__` on its built-in index, so this needs no composite index and
+    /// a page is one range read.
+    fn page_query(&self, root: &str, after: Option<&SessionGuid>, n: usize) -> StructuredQuery {
+        let after = after.map(|g| Cursor {
+            values: vec![Value {
+                value_type: Some(ValueType::ReferenceValue(self.session_name(root, g))),
+            }],
+            before: false,
+        });
+        StructuredQuery {
+            from: from(&self.config.collection),
+            order_by: vec![order("__name__", structured_query::Direction::Ascending)],
+            start_at: after,
             limit: limit(n),
             ..Default::default()
         }
@@ -300,6 +319,25 @@ impl SessionStore for FirestoreStore {
         });
         out.truncate(n);
         Ok(out)
+    }
+
+    async fn sessions_after(&self, after: Option<&str>, n: usize) -> Result<Vec<SessionRecord>> {
+        let after = after
+            .map(|a| {
+                SessionGuid::parse(a).map_err(|e| crate::index::IndexError::Permanent {
+                    op: "sessions_page",
+                    source: format!("the listing cursor {a:?} is not a session guid: {e}").into(),
+                })
+            })
+            .transpose()?;
+        let root = self.root().await?;
+        let query = self.page_query(&root, after.as_ref(), n);
+        let docs = self.query("sessions_page", root, query).await?;
+        Ok(docs
+            .iter()
+            .filter_map(codec::session_from)
+            .map(|s| s.state.record)
+            .collect())
     }
 
     async fn rejected(&self, n: usize) -> Result<Vec<RejectRecord>> {

@@ -326,6 +326,23 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn sessions_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>> {
+        // Guid order, on the primary key: a page is one range read however large the table.
+        let after = after.unwrap_or("").to_owned();
+        self.read_conn("sessions_page", move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE guid > ?1 ORDER BY guid LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![after, limit as i64], session_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.read_conn("rejected", move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
