@@ -26,7 +26,7 @@ pub mod ingest;
 
 pub use finalize::{
     finalize_request, is_sqs_event, pubsub_push_data, reconcile_request, sqs_messages,
-    FinalizeEvent, ReconcileRequest, FunctionUrlRequest, SqsBatch, SqsMessage,
+    FinalizeEvent, FunctionUrlRequest, ReconcileRequest, SqsBatch, SqsMessage,
 };
 pub use ingest::{
     decode_s3_key, gcs_object_from_cloudevent, gcs_object_from_pubsub_push, s3_objects, S3Payload,
