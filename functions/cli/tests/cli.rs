@@ -844,3 +844,67 @@ fn restrictions_and_sampling_refuse_chunks_before_they_are_recorded() {
             .stderr(predicate::str::contains("RRSTITCH_RESTRICT"));
     }
 }
+
+/// `RRSTITCH_SESSION_MAX_BYTES` through the real CLI on the SQLite index: of three equal
+/// chunks of one session under a quota two of them fit, exactly two are recorded whatever
+/// the order they are read in, the third is refused as `over_quota` (again when delivered
+/// again), listed by `rrstitch rejected` and kept; the stitched result says how many bytes
+/// were refused. Zero stops the process naming the variable.
+#[test]
+fn a_session_past_its_quota_has_its_later_chunks_refused_and_its_result_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let body = |i: usize| {
+        format!(r#"{{"session_guid":"quota-1","session_data":[{{"type":3,"timestamp":174619440{i}000,"data":{{"source":1}}}}],"environment":"production"}}"#)
+    };
+    for i in 0..3 {
+        std::fs::write(
+            bucket.join(format!("2025-05-02T14:00:0{i}.000000+0000.json")),
+            body(i),
+        )
+        .unwrap();
+    }
+    let size = body(0).len();
+    let quota = (size * 5 / 2).to_string();
+    for _ in 0..2 {
+        let out = succeeds(
+            rrstitch(dir.path())
+                .env("RRSTITCH_SESSION_MAX_BYTES", &quota)
+                .args(["ingest", "bucket"]),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("1 rejected") && stderr.contains("over_quota"),
+            "{stderr}"
+        );
+    }
+    let rejected = succeeds(rrstitch(dir.path()).args(["rejected"]));
+    let rejected = String::from_utf8_lossy(&rejected.stdout);
+    assert_eq!(rejected.matches("(over_quota)").count(), 1, "{rejected}");
+    assert!(
+        rejected.contains(&format!("quota of {quota} bytes"))
+            || rejected.contains(&format!("{quota}-byte quota")),
+        "{rejected}"
+    );
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 3, "all kept");
+    succeeds(
+        rrstitch(dir.path())
+            .env("RRSTITCH_SESSION_MAX_BYTES", &quota)
+            .args(["sweep", "--idle", "0s"]),
+    );
+    let result = read_json(&dir.path().join("results").join("quota-1.json"));
+    assert_eq!(result["metadata"]["chunk_count"], 2, "{}", result["metadata"]);
+    let warnings = result["metadata"]["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("1 chunk(s), {size} bytes, refused over")),
+        "{warnings}"
+    );
+
+    rrstitch(dir.path())
+        .env("RRSTITCH_SESSION_MAX_BYTES", "0")
+        .args(["ingest", "bucket"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("RRSTITCH_SESSION_MAX_BYTES"));
+}

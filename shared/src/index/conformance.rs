@@ -35,6 +35,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     a_tombstone_needs_no_session(index).await;
     an_expired_tombstone_lets_a_session_start_over(index).await;
     forgetting_a_session_leaves_no_tombstone(index).await;
+    the_quota_is_exact_under_concurrent_records(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -439,6 +440,7 @@ pub async fn rejects_are_recorded_once(index: &dyn SessionIndex) {
         kind: "bad_json".into(),
         reason: "invalid JSON: EOF".into(),
         session_guid: None,
+        size: 0,
     };
     assert!(index.record_rejected(&r, at(0)).await.unwrap());
     assert!(
@@ -460,6 +462,7 @@ pub async fn rejects_naming_a_session_are_found_and_forgotten(index: &dyn Sessio
         kind: "bad_event".into(),
         reason: "event 3: missing field `type`".into(),
         session_guid: guid.cloned(),
+        size: 1000 + n as u64,
     };
     let ours = [reject(0, Some(&g)), reject(1, Some(&g))];
     let theirs = [reject(2, Some(&other)), reject(3, None)];
@@ -730,4 +733,100 @@ pub async fn forgetting_a_session_leaves_no_tombstone(index: &dyn SessionIndex) 
     index.tombstone(&g, at(2), TTL).await.unwrap();
     assert!(!index.forget_session(&g).await.unwrap());
     assert_eq!(session(index, &g).await.status, SessionStatus::Deleted);
+}
+
+/// The per-session quota: 32 chunks of 100 bytes recorded at once into a 1000-byte quota
+/// record exactly 10 (the last one filling it to the byte); the other 22 are refused and
+/// write nothing. A redelivery of a recorded chunk stays `AlreadyKnown` once the session is
+/// full, one of a refused chunk stays refused, and a chunk alone larger than the quota starts
+/// no session. Decided in the protocol's conditional write, so it holds on every backend.
+pub async fn the_quota_is_exact_under_concurrent_records(index: &dyn SessionIndex) {
+    const RACERS: usize = 32;
+    const SIZE: u64 = 100;
+    const MAX: u64 = 1000;
+    let g = guid("quota");
+    let sized = |n: usize| ChunkRecord {
+        size: SIZE,
+        ..chunk(&g, &format!("2025-05-02T12:00:{n:02}Z"), "1")
+    };
+    let chunks: Vec<ChunkRecord> = (0..RACERS).map(sized).collect();
+    // Each racer retries what the platform would redeliver: a transient contention error.
+    let race = chunks.iter().map(|c| async move {
+        for _ in 0..5 {
+            match index.record_chunk_within(c, Some(MAX), at(0)).await {
+                Err(e) if e.is_transient() => continue,
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{}: contended five times over", c.name);
+    });
+    let outcomes = futures::future::join_all(race).await;
+    let recorded: Vec<&ChunkRecord> = chunks
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Recorded::New { .. }))
+        .map(|(c, _)| c)
+        .collect();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Recorded::OverQuota { max_bytes: MAX, .. }))
+        .count();
+    assert_eq!(
+        (recorded.len(), refused),
+        ((MAX / SIZE) as usize, RACERS - (MAX / SIZE) as usize),
+        "{outcomes:?}"
+    );
+    let s = session(index, &g).await;
+    assert_eq!(s.recorded_bytes, MAX, "filled to the byte, never past it");
+    assert_eq!((s.chunk_count, s.version), (MAX / SIZE, MAX / SIZE));
+    assert_eq!(index.chunks(&g).await.unwrap().len(), (MAX / SIZE) as usize);
+
+    assert_eq!(
+        index
+            .record_chunk_within(recorded[0], Some(MAX), at(1))
+            .await
+            .unwrap(),
+        Recorded::AlreadyKnown,
+        "a redelivery of a recorded chunk is not a refusal, even with the session full"
+    );
+    let refused_one = chunks
+        .iter()
+        .zip(&outcomes)
+        .find(|(_, o)| matches!(o, Recorded::OverQuota { .. }))
+        .map(|(c, _)| c)
+        .unwrap();
+    assert_eq!(
+        index
+            .record_chunk_within(refused_one, Some(MAX), at(1))
+            .await
+            .unwrap(),
+        Recorded::OverQuota {
+            recorded_bytes: MAX,
+            max_bytes: MAX
+        },
+        "a redelivery of a refused chunk is refused again"
+    );
+    // Without a quota the same index records it: the quota is the caller's, per call.
+    assert!(matches!(
+        index.record_chunk(refused_one, at(2)).await.unwrap(),
+        Recorded::New { .. }
+    ));
+    assert_eq!(session(index, &g).await.recorded_bytes, MAX + SIZE);
+
+    let lone = guid("quota-lone");
+    let big = ChunkRecord {
+        size: MAX + 1,
+        ..chunk(&lone, "2025-05-02T12:00:00Z", "1")
+    };
+    assert_eq!(
+        index
+            .record_chunk_within(&big, Some(MAX), at(0))
+            .await
+            .unwrap(),
+        Recorded::OverQuota {
+            recorded_bytes: 0,
+            max_bytes: MAX
+        }
+    );
+    assert_eq!(index.session(&lone).await.unwrap(), None, "no session started");
 }

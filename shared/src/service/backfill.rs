@@ -175,7 +175,7 @@ pub async fn backfill(
             async move {
                 let object = options.result_name(&guid);
                 let done =
-                    assemble(&results, &object, &guid, sources, Fence::none(), options).await;
+                    assemble(&results, &object, &guid, sources, Fence::none(), Vec::new(), options).await;
                 (guid, done)
             }
         })
