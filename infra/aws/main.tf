@@ -25,6 +25,8 @@ locals {
     RRSTITCH_LOG_FORMAT      = "json"
     # Both functions ingest (finalize through reconcile); empty (none) is left out below.
     RRSTITCH_RESTRICT = var.restrict_rules
+    # Likewise the per-session quota; null or 0 (off) is left out below.
+    RRSTITCH_SESSION_MAX_BYTES = coalesce(var.session_max_bytes, 0) == 0 ? "" : tostring(var.session_max_bytes)
   }
   # Index items expire (DynamoDB TTL on expire_at) this many days after their last activity:
   # a day past the chunk retention, so a record always outlives the chunk it describes (a

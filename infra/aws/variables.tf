@@ -247,6 +247,17 @@ variable "restrict_rules" {
   }
 }
 
+variable "session_max_bytes" {
+  description = "Per-session quota in bytes (RRSTITCH_SESSION_MAX_BYTES on both functions: ingest, and finalize's reconcile and results): once a session's recorded chunks would pass it, later chunks are refused as over_quota, kept in the bucket, and the result's metadata.warnings says how many bytes; see the README, Controls and cost. null or 0 (the default): no quota."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.session_max_bytes == null || (try(var.session_max_bytes >= 0 && floor(var.session_max_bytes) == var.session_max_bytes, false))
+    error_message = "session_max_bytes must be null, 0 (no quota) or a whole number of bytes."
+  }
+}
+
 variable "log_retention_days" {
   description = "CloudWatch log retention of both functions, days."
   type        = number

@@ -190,7 +190,10 @@ async fn finalized_sessions_are_stitched_again_under_the_current_options() {
     e.chunk("session-open", 50, "production").await;
 
     let svc = e.upgraded();
-    let summary = svc.restitch(&everything(), None, &NoProgress).await.unwrap();
+    let summary = svc
+        .restitch(&everything(), None, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(summary.mode, "inline");
     assert_eq!(
         (summary.listed, summary.selected, summary.restitched),
@@ -235,21 +238,29 @@ async fn the_selection_filters_and_the_named_sessions() {
     };
     // Within the last 10 minutes, of production: one session.
     let summary = run(r#"{"since_secs": 600, "environment": "production"}"#).await;
-    assert_eq!((summary.listed, summary.selected, summary.restitched), (4, 1, 1));
+    assert_eq!(
+        (summary.listed, summary.selected, summary.restitched),
+        (4, 1, 1)
+    );
     assert!(e.has_insights("new-prod") && !e.has_insights("old-prod"));
     let summary = run(r#"{"environment": "staging"}"#).await;
     assert_eq!(summary.restitched, 2);
     assert!(e.has_insights("old-staging") && e.has_insights("new-staging"));
     assert!(!e.has_insights("old-prod"));
     // Named: a known one, an unknown one; from a cursor that skips the first name.
-    let summary = run(r#"{"session_guids": ["new-prod", "old-prod", "never-seen"], "cursor": "1"}"#).await;
+    let summary =
+        run(r#"{"session_guids": ["new-prod", "old-prod", "never-seen"], "cursor": "1"}"#).await;
     assert_eq!(
         (summary.listed, summary.restitched, summary.unknown),
         (2, 1, 1),
         "{summary:?}"
     );
     assert!(e.has_insights("old-prod"));
-    assert_eq!(e.status("new-prod").await.1, 2, "before the cursor: untouched");
+    assert_eq!(
+        e.status("new-prod").await.1,
+        2,
+        "before the cursor: untouched"
+    );
     let bad = svc
         .restitch(
             &RestitchRequest {
@@ -347,7 +358,11 @@ async fn a_cut_list_is_finished_from_its_place() {
     assert!(runs >= 2, "the budget cut the first run");
     assert_eq!(restitched, SESSIONS as u64);
     for name in &names {
-        assert_eq!(e.status(name).await, (SessionStatus::Finalized, 2), "{name}");
+        assert_eq!(
+            e.status(name).await,
+            (SessionStatus::Finalized, 2),
+            "{name}"
+        );
     }
 }
 

@@ -35,8 +35,13 @@ struct Faulty {
 
 #[async_trait]
 impl SessionIndex for Faulty {
-    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
-        self.inner.record_chunk(chunk, now).await
+    async fn record_chunk_within(
+        &self,
+        chunk: &ChunkRecord,
+        max_bytes: Option<u64>,
+        now: Millis,
+    ) -> Result<Recorded> {
+        self.inner.record_chunk_within(chunk, max_bytes, now).await
     }
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         self.inner.record_rejected(r, now).await

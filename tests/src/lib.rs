@@ -16,6 +16,7 @@ pub mod form;
 pub mod lambda;
 pub mod latency;
 pub mod procs;
+pub mod quota;
 pub mod raw_http;
 pub mod restrict;
 pub mod segments;

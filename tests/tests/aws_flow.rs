@@ -11,8 +11,8 @@ use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::fixture::{self, full_events, GUID};
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::lambda::RuntimeApi;
-use rrstitch_tests::restrict;
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
+use rrstitch_tests::{quota, restrict};
 use serde_json::{json, Value};
 
 /// The session's manifest and segments in the results bucket, checked against its single
@@ -126,11 +126,12 @@ async fn s3_events_through_lambda_to_a_stitched_session() {
 async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
     let stack = AwsStack::start().await;
     let api = RuntimeApi::start().await;
-    let _ingest = lambda(
-        "rrstitch-ingest",
-        &api,
-        &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
-    );
+    let max_bytes = quota::max_bytes();
+    let controls = stack.with(&[
+        ("RRSTITCH_RESTRICT", restrict::RULES),
+        ("RRSTITCH_SESSION_MAX_BYTES", &max_bytes),
+    ]);
+    let _ingest = lambda("rrstitch-ingest", &api, &controls);
     let name = "2025-05-02T12:10:50.644191+0000.json".to_owned();
     stack.put_chunk(&name, fixture::chunk(&name)).await;
 
@@ -168,6 +169,28 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
         assert_eq!(reply["objects"][i]["kind"], *kind, "{name}: {reply}");
     }
     assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
+
+    // Past the session's quota: the third chunk is refused (DynamoDB's conditional write on
+    // the session's revision decides), recorded with its session and size, kept; the result
+    // says what was refused. One invocation each, so which chunk is third is fixed.
+    for ((name, body), outcome) in quota::chunks().iter().zip(quota::OUTCOMES) {
+        stack.put_chunk(name, body.clone()).await;
+        let reply = api
+            .invoke(s3_event("chunks", std::slice::from_ref(name)))
+            .await
+            .unwrap();
+        assert_eq!(reply["objects"][0]["outcome"], outcome, "{name}: {reply}");
+    }
+    let third = quota::chunks()[2].0.clone();
+    let again = api.invoke(s3_event("chunks", &[third])).await.unwrap();
+    assert_eq!(again["objects"][0]["kind"], "over_quota", "{again}");
+    quota::assert_refusal_recorded(&stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &controls);
+    let body = json!({ "session_guid": quota::GUID }).to_string();
+    let (status, v) = ureq_post(&format!("{}/finalize", finalize.url), &body).unwrap();
+    assert_eq!(status, 200, "{v}");
+    quota::assert_result_says_so(&stack.result(quota::GUID).await);
+    drop(finalize);
 
     // With moto gone, ingest cannot record: the invocation fails so Lambda retries.
     let AwsStack { moto, env, .. } = stack;
@@ -302,8 +325,16 @@ async fn restitch_then_the_delete_event_and_late_chunks_stay_out() {
     assert_eq!(again["result"]["restitched"], 1, "{again}");
     assert_eq!(again["result"]["cursor"], Value::Null, "{again}");
     let v = stack.result(GUID).await;
-    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
-    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
+    assert_eq!(
+        v["rrweb_data"],
+        full_events(),
+        "the same events, stitched again"
+    );
+    assert_eq!(
+        v["metadata"]["insights"]["click_count"], 15,
+        "{}",
+        v["metadata"]
+    );
     let typo = finalize_api
         .invoke(json!({"restitch": {"everything": true}}))
         .await

@@ -12,7 +12,7 @@ use rrstitch_tests::emulators::percent;
 use rrstitch_tests::fixture::{self, chunk_names, full_events, GUID};
 use rrstitch_tests::form::{assert_form_redacted, FORM_RULES};
 use rrstitch_tests::segments::{assert_only_generation, assert_segments_match};
-use rrstitch_tests::{restrict, GcpStack};
+use rrstitch_tests::{quota, restrict, GcpStack};
 use serde_json::{json, Value};
 
 #[test]
@@ -146,10 +146,12 @@ fn finalized_headers(id: &str) -> [(&str, &str); 5] {
 #[test]
 fn bad_events_and_objects_are_answered_and_recorded() {
     let stack = GcpStack::start();
-    let ingest = HttpFunction::start(
-        "rrstitch-ingest",
-        &stack.with(&[("RRSTITCH_RESTRICT", restrict::RULES)]),
-    );
+    let max_bytes = quota::max_bytes();
+    let controls = stack.with(&[
+        ("RRSTITCH_RESTRICT", restrict::RULES),
+        ("RRSTITCH_SESSION_MAX_BYTES", &max_bytes),
+    ]);
+    let ingest = HttpFunction::start("rrstitch-ingest", &controls);
 
     // Another event type: a clear 4xx, nothing recorded.
     let wrong = structured_event(
@@ -215,6 +217,29 @@ fn bad_events_and_objects_are_answered_and_recorded() {
         assert!(stack.gcs.download("chunks", &name).is_some());
     }
     assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
+
+    // Past the session's quota: the third chunk is refused (Firestore's transaction decides),
+    // recorded with its session and size, kept; the result says what was refused.
+    for ((name, body), outcome) in quota::chunks().iter().zip(quota::OUTCOMES) {
+        stack.gcs.upload("chunks", name, body);
+        let reply = binary_event(&ingest, "chunks", name, body.len());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["outcome"], outcome, "{name}: {}", reply.body);
+        assert!(stack.gcs.download("chunks", name).is_some());
+    }
+    let (name, body) = &quota::chunks()[2];
+    let again = binary_event(&ingest, "chunks", name, body.len());
+    assert_eq!(again.body["kind"], "over_quota", "{}", again.body);
+    quota::assert_refusal_recorded(&stack.env);
+    let finalize = HttpFunction::start("rrstitch-finalize", &controls);
+    let manual = post(
+        &format!("{}/finalize", finalize.url),
+        &[("content-type", "application/json")],
+        &json!({ "session_guid": quota::GUID }).to_string(),
+    );
+    assert_eq!(manual.status, 200, "{}", manual.body);
+    quota::assert_result_says_so(&stack.result(quota::GUID));
+    drop(finalize);
 
     // An event for an object that is already gone is acknowledged.
     let gone = binary_event(
@@ -476,8 +501,16 @@ fn restitch_then_delete_and_the_tombstone_refuses_late_chunks() {
     assert_eq!(again.body["restitched"], 1, "{}", again.body);
     assert_eq!(again.body["cursor"], Value::Null, "{}", again.body);
     let v = stack.result(GUID);
-    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
-    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
+    assert_eq!(
+        v["rrweb_data"],
+        full_events(),
+        "the same events, stitched again"
+    );
+    assert_eq!(
+        v["metadata"]["insights"]["click_count"], 15,
+        "{}",
+        v["metadata"]
+    );
     let typo = restitch(&json!({"since": "2d"}));
     assert_eq!(typo.status, 400, "{}", typo.body);
 

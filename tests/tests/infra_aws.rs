@@ -178,13 +178,16 @@ fn lifecycle_tiers_and_restrictions_plan_and_bad_values_fail_the_plan() {
         "restriction_rules_reach_both_functions",
         "no_restriction_rules_no_variable",
         "restriction_rules_must_be_json",
+        "a_session_quota_reaches_both_functions",
+        "no_session_quota_no_variable",
+        "a_session_quota_must_be_whole_bytes",
     ] {
         assert!(
             test.contains(&format!("run \"{run}\"... pass")),
             "{run}:\n{test}"
         );
     }
-    assert!(test.contains("Success! 9 passed, 0 failed."), "{test}");
+    assert!(test.contains("Success! 12 passed, 0 failed."), "{test}");
 }
 
 /// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk

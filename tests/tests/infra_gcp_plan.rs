@@ -272,6 +272,9 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         "storage_tier_archive_refused",
         "restriction_rules_reach_both_services",
         "restriction_rules_must_be_json",
+        "a_session_quota_reaches_both_services",
+        "no_session_quota_no_variable",
+        "a_session_quota_must_be_whole_bytes",
     ] {
         assert!(
             passed.iter().any(|l| l.contains(&format!("run \"{run}\""))),

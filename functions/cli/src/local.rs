@@ -377,7 +377,14 @@ pub async fn rejected(args: ListArgs, settings: Settings) -> Result<()> {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"bucket": r.bucket, "name": r.name, "kind": r.kind, "reason": r.reason})
+                serde_json::json!({
+                    "bucket": r.bucket,
+                    "name": r.name,
+                    "kind": r.kind,
+                    "reason": r.reason,
+                    "session_guid": r.session_guid.as_ref().map(|g| g.as_str()),
+                    "size": r.size,
+                })
             );
         } else {
             println!("{}/{}: {} ({})", r.bucket, r.name, r.reason, r.kind);

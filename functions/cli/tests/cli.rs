@@ -892,8 +892,16 @@ fn restitch_gives_finalized_sessions_the_current_rules() {
     assert_eq!(summary["tombstoned"], 1, "{summary}");
     assert_eq!(summary["cursor"], serde_json::Value::Null);
     let v = read_json(&result);
-    assert_eq!(v["metadata"]["insights"]["click_count"], 15, "{}", v["metadata"]);
-    assert_eq!(v["rrweb_data"], full_events(), "the same events, stitched again");
+    assert_eq!(
+        v["metadata"]["insights"]["click_count"], 15,
+        "{}",
+        v["metadata"]
+    );
+    assert_eq!(
+        v["rrweb_data"],
+        full_events(),
+        "the same events, stitched again"
+    );
     assert!(!dir.path().join("results/erased-1.json").exists());
 
     // Named on stdin, from a cursor past the first name; the totals go to stderr.
@@ -929,4 +937,74 @@ fn restitch_gives_finalized_sessions_the_current_rules() {
         .args(["restitch", "--all", "--since", "1d"])
         .assert()
         .failure();
+}
+
+/// `RRSTITCH_SESSION_MAX_BYTES` through the real CLI on the SQLite index: of three equal
+/// chunks of one session under a quota two of them fit, exactly two are recorded whatever
+/// the order they are read in, the third is refused as `over_quota` (again when delivered
+/// again), listed by `rrstitch rejected` and kept; the stitched result says how many bytes
+/// were refused. Zero stops the process naming the variable.
+#[test]
+fn a_session_past_its_quota_has_its_later_chunks_refused_and_its_result_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let body = |i: usize| {
+        format!(
+            r#"{{"session_guid":"quota-1","session_data":[{{"type":3,"timestamp":174619440{i}000,"data":{{"source":1}}}}],"environment":"production"}}"#
+        )
+    };
+    for i in 0..3 {
+        std::fs::write(
+            bucket.join(format!("2025-05-02T14:00:0{i}.000000+0000.json")),
+            body(i),
+        )
+        .unwrap();
+    }
+    let size = body(0).len();
+    let quota = (size * 5 / 2).to_string();
+    for _ in 0..2 {
+        let out = succeeds(
+            rrstitch(dir.path())
+                .env("RRSTITCH_SESSION_MAX_BYTES", &quota)
+                .args(["ingest", "bucket"]),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("1 rejected") && stderr.contains("over_quota"),
+            "{stderr}"
+        );
+    }
+    let rejected = succeeds(rrstitch(dir.path()).args(["rejected"]));
+    let rejected = String::from_utf8_lossy(&rejected.stdout);
+    assert_eq!(rejected.matches("(over_quota)").count(), 1, "{rejected}");
+    assert!(
+        rejected.contains(&format!("quota of {quota} bytes"))
+            || rejected.contains(&format!("{quota}-byte quota")),
+        "{rejected}"
+    );
+    assert_eq!(std::fs::read_dir(&bucket).unwrap().count(), 3, "all kept");
+    succeeds(
+        rrstitch(dir.path())
+            .env("RRSTITCH_SESSION_MAX_BYTES", &quota)
+            .args(["sweep", "--idle", "0s"]),
+    );
+    let result = read_json(&dir.path().join("results").join("quota-1.json"));
+    assert_eq!(
+        result["metadata"]["chunk_count"], 2,
+        "{}",
+        result["metadata"]
+    );
+    let warnings = result["metadata"]["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("1 chunk(s), {size} bytes, refused over")),
+        "{warnings}"
+    );
+
+    rrstitch(dir.path())
+        .env("RRSTITCH_SESSION_MAX_BYTES", "0")
+        .args(["ingest", "bucket"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("RRSTITCH_SESSION_MAX_BYTES"));
 }

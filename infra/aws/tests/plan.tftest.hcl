@@ -157,3 +157,45 @@ run "restriction_rules_must_be_json" {
 
   expect_failures = [var.restrict_rules]
 }
+
+run "a_session_quota_reaches_both_functions" {
+  command = plan
+
+  variables {
+    session_max_bytes = 536870912
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.ingest.environment[0].variables["RRSTITCH_SESSION_MAX_BYTES"] == "536870912"
+      && aws_lambda_function.finalize.environment[0].variables["RRSTITCH_SESSION_MAX_BYTES"] == "536870912"
+    )
+    error_message = "session_max_bytes reaches both functions as RRSTITCH_SESSION_MAX_BYTES"
+  }
+}
+
+run "no_session_quota_no_variable" {
+  command = plan
+
+  variables {
+    session_max_bytes = 0
+  }
+
+  assert {
+    condition = (
+      !contains(keys(aws_lambda_function.ingest.environment[0].variables), "RRSTITCH_SESSION_MAX_BYTES")
+      && !contains(keys(aws_lambda_function.finalize.environment[0].variables), "RRSTITCH_SESSION_MAX_BYTES")
+    )
+    error_message = "without a quota (0, like the default null) the variable is left out"
+  }
+}
+
+run "a_session_quota_must_be_whole_bytes" {
+  command = plan
+
+  variables {
+    session_max_bytes = 1.5
+  }
+
+  expect_failures = [var.session_max_bytes]
+}

@@ -48,6 +48,7 @@ module "rrstitch" {
   segments                 = var.segments
   redact_rules             = var.redact_rules
   restrict_rules           = var.restrict_rules
+  session_max_bytes        = var.session_max_bytes
   manual_finalize_invokers = var.manual_finalize_invokers
   deletion_protection      = var.deletion_protection
   force_destroy            = var.force_destroy

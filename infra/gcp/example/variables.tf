@@ -89,6 +89,12 @@ variable "restrict_rules" {
   default     = ""
 }
 
+variable "session_max_bytes" {
+  description = "Per-session quota in bytes: later chunks of a session past it are refused as over_quota; null or 0: none."
+  type        = number
+  default     = null
+}
+
 variable "redact_rules" {
   description = "Redaction rules applied while stitching, as JSON (e.g. file(\"redact.json\")); empty: none."
   type        = string

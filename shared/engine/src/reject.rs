@@ -49,7 +49,19 @@ pub enum Reject {
     /// `rate` as written in the rules (kept as text so a reject stays `Eq`).
     #[error("sampled out: environment {environment:?} keeps {rate} of its sessions")]
     SampledOut { environment: String, rate: String },
+    /// The session's recorded chunks plus this one would pass the per-session quota
+    /// (`RRSTITCH_SESSION_MAX_BYTES`). Decided by the index, not by the chunk's bytes: the
+    /// same chunk fits a session with room, which is why it is kept in the bucket.
+    #[error("over quota: the session holds {recorded_bytes} bytes and this chunk's {size} would pass its {max_bytes}-byte quota")]
+    OverQuota {
+        size: u64,
+        recorded_bytes: u64,
+        max_bytes: u64,
+    },
 }
+
+/// The kind of [`Reject::OverQuota`], which a finalizer looks for among its session's rejects.
+pub const OVER_QUOTA: &str = "over_quota";
 
 impl Reject {
     /// A short, stable category for counting and for dashboards.
@@ -70,6 +82,7 @@ impl Reject {
             Reject::Unreadable { .. } => "unreadable",
             Reject::Restricted { .. } => "restricted",
             Reject::SampledOut { .. } => "sampled_out",
+            Reject::OverQuota { .. } => OVER_QUOTA,
         }
     }
 }

@@ -89,7 +89,7 @@ fn fields<C: Codec, const N: usize>(pairs: [(&str, Option<C::Value>); N]) -> Fie
 /// A session's fields (without the backend's keys, revision and expiry).
 pub(crate) fn session_fields<C: Codec>(s: &SessionState) -> Fields<C> {
     let r = &s.record;
-    fields::<C, 15>([
+    fields::<C, 16>([
         ("guid", Some(C::text(r.guid.as_str()))),
         ("status", Some(C::text(r.status.as_str()))),
         ("environment", Some(C::text(&r.environment))),
@@ -105,6 +105,7 @@ pub(crate) fn session_fields<C: Codec>(s: &SessionState) -> Fields<C> {
         ("claim_token", s.claim_token.as_deref().map(C::text)),
         ("claimed_version", s.claimed_version.map(C::count)),
         (SHARD_FIELD, s.shard.map(|n| C::count(n.into()))),
+        ("recorded_bytes", Some(C::count(r.recorded_bytes))),
     ])
 }
 
@@ -125,6 +126,8 @@ pub(crate) fn session_from<C: Codec>(f: &Fields<C>) -> Option<SessionState> {
             result_object: f.text("result_object").map(str::to_owned),
             finalized_at: f.time("finalized_at"),
             finalize_count: f.count_or_0("finalize_count"),
+            // Missing on sessions written before the quota existed: they count from here.
+            recorded_bytes: f.count_or_0("recorded_bytes"),
         },
         claim_token: f.text("claim_token").map(str::to_owned),
         claimed_version: f.count("claimed_version").map(|v| v as u64),
@@ -165,7 +168,7 @@ pub(crate) fn chunk_from<C: Codec>(guid: &SessionGuid, f: &Fields<C>) -> ChunkRe
 
 /// A refused object's fields, recorded at `now`.
 pub(crate) fn reject_fields<C: Codec>(r: &RejectRecord, now: Millis) -> Fields<C> {
-    fields::<C, 7>([
+    fields::<C, 8>([
         ("bucket", Some(C::text(&r.bucket))),
         ("name", Some(C::text(&r.name))),
         ("generation", Some(C::text(&r.generation))),
@@ -176,6 +179,7 @@ pub(crate) fn reject_fields<C: Codec>(r: &RejectRecord, now: Millis) -> Fields<C
             r.session_guid.as_ref().map(|g| C::text(g.as_str())),
         ),
         ("recorded_at", Some(C::time(now))),
+        ("size", (r.size > 0).then(|| C::count(r.size))),
     ])
 }
 
@@ -191,5 +195,6 @@ pub(crate) fn reject_from<C: Codec>(f: &Fields<C>) -> RejectRecord {
         session_guid: f
             .text(REJECT_SESSION_FIELD)
             .and_then(|g| SessionGuid::parse(g).ok()),
+        size: f.count_or_0("size"),
     }
 }

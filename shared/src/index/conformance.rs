@@ -37,6 +37,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     forgetting_a_session_leaves_no_tombstone(index).await;
     paged_listing_covers_every_session_once(index).await;
     reopen_takes_only_a_finalized_session(index).await;
+    the_quota_is_exact_under_concurrent_records(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -441,6 +442,7 @@ pub async fn rejects_are_recorded_once(index: &dyn SessionIndex) {
         kind: "bad_json".into(),
         reason: "invalid JSON: EOF".into(),
         session_guid: None,
+        size: 0,
     };
     assert!(index.record_rejected(&r, at(0)).await.unwrap());
     assert!(
@@ -462,6 +464,7 @@ pub async fn rejects_naming_a_session_are_found_and_forgotten(index: &dyn Sessio
         kind: "bad_event".into(),
         reason: "event 3: missing field `type`".into(),
         session_guid: guid.cloned(),
+        size: 1000 + n as u64,
     };
     let ours = [reject(0, Some(&g)), reject(1, Some(&g))];
     let theirs = [reject(2, Some(&other)), reject(3, None)];
@@ -780,7 +783,10 @@ pub async fn paged_listing_covers_every_session_once(index: &dyn SessionIndex) {
     // A cursor whose session is gone (retention forgot it) still continues after it.
     let gone = &ours[2];
     index.forget_session(gone).await.unwrap();
-    let rest = index.sessions_page(Some(gone.as_str()), 10_000).await.unwrap();
+    let rest = index
+        .sessions_page(Some(gone.as_str()), 10_000)
+        .await
+        .unwrap();
     assert!(rest.sessions.iter().all(|s| &s.guid != gone));
 }
 
@@ -815,7 +821,10 @@ pub async fn reopen_takes_only_a_finalized_session(index: &dyn SessionIndex) {
             finalized.finalize_count
         )
     );
-    assert!(offered(index, &g, at(10), at(50)).await, "the sweep finds it");
+    assert!(
+        offered(index, &g, at(10), at(50)).await,
+        "the sweep finds it"
+    );
     let again = must_claim(index, &g, idle(at(10)), at(51), "an idle claim takes it").await;
     assert_eq!(
         index.complete(&again, "r.json", at(52)).await.unwrap(),
@@ -836,5 +845,105 @@ pub async fn reopen_takes_only_a_finalized_session(index: &dyn SessionIndex) {
     assert_eq!(
         index.reopen(&guid("reopen-none"), at(4)).await.unwrap(),
         Reopen::NotFound
+    );
+}
+
+/// The per-session quota: 32 chunks of 100 bytes recorded at once into a 1000-byte quota
+/// record exactly 10 (the last one filling it to the byte); the other 22 are refused and
+/// write nothing. A redelivery of a recorded chunk stays `AlreadyKnown` once the session is
+/// full, one of a refused chunk stays refused, and a chunk alone larger than the quota starts
+/// no session. Decided in the protocol's conditional write, so it holds on every backend.
+pub async fn the_quota_is_exact_under_concurrent_records(index: &dyn SessionIndex) {
+    const RACERS: usize = 32;
+    const SIZE: u64 = 100;
+    const MAX: u64 = 1000;
+    let g = guid("quota");
+    let sized = |n: usize| ChunkRecord {
+        size: SIZE,
+        ..chunk(&g, &format!("2025-05-02T12:00:{n:02}Z"), "1")
+    };
+    let chunks: Vec<ChunkRecord> = (0..RACERS).map(sized).collect();
+    // Each racer retries what the platform would redeliver: a transient contention error.
+    let race = chunks.iter().map(|c| async move {
+        for _ in 0..5 {
+            match index.record_chunk_within(c, Some(MAX), at(0)).await {
+                Err(e) if e.is_transient() => continue,
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{}: contended five times over", c.name);
+    });
+    let outcomes = futures::future::join_all(race).await;
+    let recorded: Vec<&ChunkRecord> = chunks
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Recorded::New { .. }))
+        .map(|(c, _)| c)
+        .collect();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Recorded::OverQuota { max_bytes: MAX, .. }))
+        .count();
+    assert_eq!(
+        (recorded.len(), refused),
+        ((MAX / SIZE) as usize, RACERS - (MAX / SIZE) as usize),
+        "{outcomes:?}"
+    );
+    let s = session(index, &g).await;
+    assert_eq!(s.recorded_bytes, MAX, "filled to the byte, never past it");
+    assert_eq!((s.chunk_count, s.version), (MAX / SIZE, MAX / SIZE));
+    assert_eq!(index.chunks(&g).await.unwrap().len(), (MAX / SIZE) as usize);
+
+    assert_eq!(
+        index
+            .record_chunk_within(recorded[0], Some(MAX), at(1))
+            .await
+            .unwrap(),
+        Recorded::AlreadyKnown,
+        "a redelivery of a recorded chunk is not a refusal, even with the session full"
+    );
+    let refused_one = chunks
+        .iter()
+        .zip(&outcomes)
+        .find(|(_, o)| matches!(o, Recorded::OverQuota { .. }))
+        .map(|(c, _)| c)
+        .unwrap();
+    assert_eq!(
+        index
+            .record_chunk_within(refused_one, Some(MAX), at(1))
+            .await
+            .unwrap(),
+        Recorded::OverQuota {
+            recorded_bytes: MAX,
+            max_bytes: MAX
+        },
+        "a redelivery of a refused chunk is refused again"
+    );
+    // Without a quota the same index records it: the quota is the caller's, per call.
+    assert!(matches!(
+        index.record_chunk(refused_one, at(2)).await.unwrap(),
+        Recorded::New { .. }
+    ));
+    assert_eq!(session(index, &g).await.recorded_bytes, MAX + SIZE);
+
+    let lone = guid("quota-lone");
+    let big = ChunkRecord {
+        size: MAX + 1,
+        ..chunk(&lone, "2025-05-02T12:00:00Z", "1")
+    };
+    assert_eq!(
+        index
+            .record_chunk_within(&big, Some(MAX), at(0))
+            .await
+            .unwrap(),
+        Recorded::OverQuota {
+            recorded_bytes: 0,
+            max_bytes: MAX
+        }
+    );
+    assert_eq!(
+        index.session(&lone).await.unwrap(),
+        None,
+        "no session started"
     );
 }

@@ -130,6 +130,17 @@ impl SessionStore for MemoryStore {
         Ok(Written::Written)
     }
 
+    async fn chunk_known(&self, c: &ChunkRecord) -> Result<bool> {
+        let inner = self.inner.lock().unwrap();
+        let key = (
+            c.guid.as_str().to_owned(),
+            c.bucket.clone(),
+            c.name.clone(),
+            c.identity().to_owned(),
+        );
+        Ok(inner.chunks.contains_key(&key))
+    }
+
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         let mut inner = self.inner.lock().unwrap();
         let known = inner.rejected.iter().any(|(_, x)| {

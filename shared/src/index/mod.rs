@@ -9,6 +9,17 @@
 //! a new chunk bumps the session's `version` and its `last_chunk_at` (arrival time, which is
 //! what "idle" is measured against) and re-opens a finalized session.
 //!
+//! ## The per-session quota
+//! A session also keeps the sum of its recorded chunks' sizes ([`SessionRecord::recorded_bytes`]).
+//! [`SessionIndex::record_chunk_within`] refuses a chunk that would take that sum past a
+//! quota (`recorded_bytes + size > max_bytes`: a chunk that would cross it is refused whole,
+//! so a session never holds more than the quota) and answers [`Recorded::OverQuota`]. The
+//! decision is the protocol's ([`protocol::record`]), made on the same read the chunk's
+//! conditional write is checked against, so it is exact under any number of concurrent
+//! ingests of one session, exactly as claims are. A refused chunk writes nothing; a
+//! redelivery of a chunk recorded before stays [`Recorded::AlreadyKnown`] even once the
+//! session is full, and bytes only grow, so a redelivery of a refused chunk is refused again.
+//!
 //! ## The claim/lease protocol
 //! A finalizer first *claims* a session: atomically, `open` (or `finalizing` with an expired
 //! lease) becomes `finalizing` with a fresh lease and a random token, and the claim remembers
@@ -173,6 +184,9 @@ pub struct RejectRecord {
     /// `session_guid` and a bad event): it holds that session's personal data, so erasing
     /// the session deletes it ([`SessionIndex::rejected_of`]). `None` when nothing says.
     pub session_guid: Option<SessionGuid>,
+    /// The object's size in bytes where the refusal knows it (an `over_quota` chunk, so a
+    /// result can say how much its session was refused); 0 where it does not.
+    pub size: u64,
 }
 
 /// A session as the index knows it.
@@ -197,6 +211,10 @@ pub struct SessionRecord {
     pub result_object: Option<String>,
     pub finalized_at: Option<Millis>,
     pub finalize_count: u64,
+    /// The sum of the sizes of the chunks recorded, which the per-session quota is checked
+    /// against. Sessions recorded before rrstitch kept it start from 0 in the cloud stores
+    /// (SQLite sums their chunks when it migrates), so they may take up to one quota more.
+    pub recorded_bytes: u64,
 }
 
 impl SessionRecord {
@@ -241,6 +259,9 @@ pub enum Recorded {
     AlreadyKnown,
     /// The session was erased and its tombstone has not expired: nothing was recorded.
     Deleted,
+    /// The chunk would take the session past its quota: nothing was recorded.
+    /// `recorded_bytes` is what the session holds, `max_bytes` the quota it was checked against.
+    OverQuota { recorded_bytes: u64, max_bytes: u64 },
 }
 
 /// What tombstoning a session did ([`SessionIndex::tombstone`]).
@@ -323,7 +344,21 @@ pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait SessionIndex: Send + Sync + std::fmt::Debug {
     /// Records an accepted chunk; idempotent on bucket + name + [`ChunkRecord::identity`].
-    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded>;
+    /// No quota: [`SessionIndex::record_chunk_within`] with none.
+    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
+        self.record_chunk_within(chunk, None, now).await
+    }
+
+    /// Records an accepted chunk like [`SessionIndex::record_chunk`], unless the session's
+    /// recorded bytes plus the chunk's size would pass `max_bytes`: then nothing is written
+    /// and the answer is [`Recorded::OverQuota`] (a chunk recorded before is still
+    /// [`Recorded::AlreadyKnown`]). `None`: no quota.
+    async fn record_chunk_within(
+        &self,
+        chunk: &ChunkRecord,
+        max_bytes: Option<u64>,
+        now: Millis,
+    ) -> Result<Recorded>;
 
     /// Records a refused object; returns false when it was already recorded.
     async fn record_rejected(&self, rejected: &RejectRecord, now: Millis) -> Result<bool>;

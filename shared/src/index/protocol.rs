@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use super::{
-    earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded,
-    Reopen, SessionRecord, SessionStatus, Tombstoned,
+    earlier, later, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded, Reopen,
+    SessionRecord, SessionStatus, Tombstoned,
 };
 use crate::time::Millis;
 
@@ -67,6 +67,7 @@ pub fn with_chunk(
             result_object: None,
             finalized_at: None,
             finalize_count: 0,
+            recorded_bytes: c.size,
         });
         return (state, false);
     };
@@ -83,14 +84,39 @@ pub fn with_chunk(
     r.last_chunk_time = later(&b.record.last_chunk_time, &c.timestamp).to_owned();
     r.last_chunk_at = r.last_chunk_at.max(now);
     r.version += 1;
+    r.recorded_bytes = r.recorded_bytes.saturating_add(c.size);
     (after, reopened)
 }
 
-/// Recording a new chunk always writes; the store answers [`Recorded::AlreadyKnown`] instead
-/// when the chunk's record exists already.
-pub fn record(before: Option<&SessionState>, c: &ChunkRecord, now: Millis) -> Decision<Recorded> {
+/// Recording a new chunk writes, unless the session is erased or the chunk would take it past
+/// `max_bytes`; the store answers [`Recorded::AlreadyKnown`] instead when the chunk's record
+/// exists already.
+///
+/// The quota rule is `recorded_bytes + size > max_bytes` → refused: a chunk that would cross
+/// the quota is refused whole (never recorded in part), so a session never holds more than
+/// the quota, and a chunk alone larger than it is refused from the start. Decided on the
+/// state the write is conditioned on, so concurrent records of one session cannot both fit
+/// into the last room: the loser's write conflicts, it reads again and decides again.
+pub fn record(
+    before: Option<&SessionState>,
+    c: &ChunkRecord,
+    max_bytes: Option<u64>,
+    now: Millis,
+) -> Decision<Recorded> {
     if before.is_some_and(|b| is_tombstone(b, now)) {
         return Decision::Done(Recorded::Deleted);
+    }
+    if let Some(max_bytes) = max_bytes {
+        // An expired tombstone holds nothing: the chunk would start a new session.
+        let recorded_bytes = before
+            .filter(|b| b.record.status != SessionStatus::Deleted)
+            .map_or(0, |b| b.record.recorded_bytes);
+        if recorded_bytes.saturating_add(c.size) > max_bytes {
+            return Decision::Done(Recorded::OverQuota {
+                recorded_bytes,
+                max_bytes,
+            });
+        }
     }
     let (after, reopened) = with_chunk(before, c, now);
     Decision::Write(Box::new(after), Recorded::New { reopened })
@@ -289,6 +315,7 @@ pub fn tombstone(
         result_object: None,
         finalized_at: None,
         finalize_count: 0,
+        recorded_bytes: 0,
     });
     Decision::Write(
         Box::new(state),
@@ -379,13 +406,73 @@ mod tests {
         let (s, _) = with_chunk(None, &chunk("2025-05-02T12:00:00Z"), Millis(0));
         let mut finalized = s.clone();
         finalized.record.status = SessionStatus::Finalized;
-        let Decision::Write(after, recorded) =
-            record(Some(&finalized), &chunk("2025-05-02T12:00:09Z"), Millis(5))
-        else {
+        let Decision::Write(after, recorded) = record(
+            Some(&finalized),
+            &chunk("2025-05-02T12:00:09Z"),
+            None,
+            Millis(5),
+        ) else {
             panic!("a new chunk always writes");
         };
         assert_eq!(recorded, Recorded::New { reopened: true });
         assert_eq!(after.record.status, SessionStatus::Open);
         assert_eq!((after.record.version, after.record.chunk_count), (2, 2));
+        assert_eq!(after.record.recorded_bytes, 2, "two chunks of one byte");
+    }
+
+    #[test]
+    fn a_chunk_that_would_pass_the_quota_is_refused_whole() {
+        let sized = |name: &str, size: u64| ChunkRecord {
+            size,
+            ..chunk(name)
+        };
+        let (s, _) = with_chunk(None, &sized("2025-05-02T12:00:00Z", 60), Millis(0));
+        assert_eq!(s.record.recorded_bytes, 60);
+        // Exactly up to the quota fits; one byte past it does not, and nothing is written.
+        let fits = record(
+            Some(&s),
+            &sized("2025-05-02T12:00:01Z", 40),
+            Some(100),
+            Millis(1),
+        );
+        assert!(
+            matches!(fits, Decision::Write(ref after, Recorded::New { .. })
+            if after.record.recorded_bytes == 100)
+        );
+        let over = record(
+            Some(&s),
+            &sized("2025-05-02T12:00:01Z", 41),
+            Some(100),
+            Millis(1),
+        );
+        assert!(matches!(
+            over,
+            Decision::Done(Recorded::OverQuota {
+                recorded_bytes: 60,
+                max_bytes: 100
+            })
+        ));
+        // A first chunk larger than the quota starts no session.
+        let alone = record(
+            None,
+            &sized("2025-05-02T12:00:00Z", 101),
+            Some(100),
+            Millis(0),
+        );
+        assert!(matches!(
+            alone,
+            Decision::Done(Recorded::OverQuota {
+                recorded_bytes: 0,
+                ..
+            })
+        ));
+        // No quota: anything fits.
+        let free = record(
+            Some(&s),
+            &sized("2025-05-02T12:00:01Z", u64::MAX),
+            None,
+            Millis(1),
+        );
+        assert!(matches!(free, Decision::Write(..)));
     }
 }

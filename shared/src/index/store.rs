@@ -87,6 +87,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         chunk: Option<NewChunk<'_>>,
     ) -> Result<Written>;
 
+    /// Whether `chunk`'s record exists (bucket + name + [`ChunkRecord::identity`], as
+    /// [`SessionStore::write`] would find it): one point read, for a chunk the quota refused.
+    async fn chunk_known(&self, chunk: &ChunkRecord) -> Result<bool>;
+
     /// Records a refused object; false when it was already recorded.
     async fn record_rejected(&self, rejected: &RejectRecord, now: Millis) -> Result<bool>;
 
@@ -151,6 +155,9 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         chunk: Option<NewChunk<'_>>,
     ) -> Result<Written> {
         (**self).write(expected, state, chunk).await
+    }
+    async fn chunk_known(&self, chunk: &ChunkRecord) -> Result<bool> {
+        (**self).chunk_known(chunk).await
     }
     async fn record_rejected(&self, rejected: &RejectRecord, now: Millis) -> Result<bool> {
         (**self).record_rejected(rejected, now).await

@@ -103,6 +103,9 @@ impl OutBuf {
 /// with [`Options::segments`], also into segments published by a manifest written only if
 /// `fence.manifest` holds.
 ///
+/// `warnings` are what the caller knows about the session beyond its chunks (chunks refused
+/// over its quota); they open `metadata.warnings`.
+///
 /// When every chunk is in a store with blocking reads (a local directory), the whole session
 /// is read and stitched on one blocking thread; otherwise reads are async, `read_parallelism`
 /// in flight, and each chunk is parsed on the blocking pool.
@@ -112,6 +115,7 @@ pub(crate) async fn assemble(
     guid: &SessionGuid,
     sources: Vec<Source>,
     fence: Fence,
+    warnings: Vec<String>,
     options: &Options,
 ) -> Result<Assembled> {
     let sources = engine::order::in_stitch_order(sources, |s| (&s.name, s.place.as_str()));
@@ -132,6 +136,9 @@ pub(crate) async fn assemble(
     }
     if !options.insights {
         stitcher = stitcher.without_insights();
+    }
+    for warning in warnings {
+        stitcher.warn(warning);
     }
     let session = Session {
         stitcher,

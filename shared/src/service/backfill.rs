@@ -174,8 +174,16 @@ pub async fn backfill(
             let results = results.clone();
             async move {
                 let object = options.result_name(&guid);
-                let done =
-                    assemble(&results, &object, &guid, sources, Fence::none(), options).await;
+                let done = assemble(
+                    &results,
+                    &object,
+                    &guid,
+                    sources,
+                    Fence::none(),
+                    Vec::new(),
+                    options,
+                )
+                .await;
                 (guid, done)
             }
         })

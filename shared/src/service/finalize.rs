@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::assemble::{assemble, Fence, Source};
 use super::segments::manifest_name;
 use super::{Result, Service, ServiceError};
+use crate::engine::reject::OVER_QUOTA;
 use crate::engine::{ChunkName, SessionGuid};
 use crate::index::{Claim, ClaimMode, ClaimOutcome, Completion};
 use crate::storage::{Precondition, StorageError};
@@ -294,6 +295,34 @@ impl Service {
         }))
     }
 
+    /// What the result must say about chunks its session was refused over its quota: a
+    /// result that silently ends where the quota cut the recording would read as a short
+    /// session. Summed from the session's `over_quota` reject records (each holds the chunk's
+    /// size); asked only while a quota is configured, so a deployment without one pays no
+    /// query per finalize (a quota turned off later stops the warning, not the refusals).
+    async fn quota_warnings(&self, guid: &SessionGuid) -> Result<Vec<String>> {
+        if self.options.session_max_bytes.is_none() {
+            return Ok(Vec::new());
+        }
+        let refused: Vec<_> = self
+            .index
+            .rejected_of(guid)
+            .await?
+            .into_iter()
+            .filter(|r| r.kind == OVER_QUOTA)
+            .collect();
+        if refused.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes: u64 = refused.iter().map(|r| r.size).sum();
+        tracing::warn!(session_guid = %guid, chunks = refused.len(), bytes, "session has chunks refused over its quota");
+        Ok(vec![format!(
+            "{} chunk(s), {bytes} bytes, refused over the session's quota (over_quota): \
+             kept in the bucket, not in this result",
+            refused.len()
+        )])
+    }
+
     /// One fenced stitch: the result's generation, then the claim's renewal, then a write on
     /// that generation (see the fencing section of [`crate::index`]).
     async fn stitch_fenced(&self, claim: &Claim, object: &str) -> Result<Fenced> {
@@ -331,9 +360,18 @@ impl Service {
         {
             return Ok(Fenced::Superseded);
         }
+        let warnings = self.quota_warnings(guid).await?;
         let span = tracing::info_span!("finalize", session_guid = %guid, chunks = sources.len());
-        let stitch =
-            assemble(&self.results, object, guid, sources, fence, &self.options).instrument(span);
+        let stitch = assemble(
+            &self.results,
+            object,
+            guid,
+            sources,
+            fence,
+            warnings,
+            &self.options,
+        )
+        .instrument(span);
         let assembled = match self.renewing(claim, stitch).await {
             Err(ServiceError::Storage(StorageError::PreconditionFailed { .. })) => {
                 return Ok(Fenced::ResultChanged)

@@ -5,6 +5,10 @@
 //! object itself is never touched. Restrictions (`RRSTITCH_RESTRICT`: environments, guid
 //! patterns, sampling) are decided from the chunk's head before its events are read, and a
 //! refused chunk is recorded like any other rejected object (`restricted`, `sampled_out`).
+//! The per-session quota (`RRSTITCH_SESSION_MAX_BYTES`) is the index's to decide, atomically
+//! with recording the chunk (see [`crate::index`]): a chunk it refuses is recorded as
+//! `over_quota` with its size, naming its session, so the session's result can say how much
+//! was refused and an erasure of the session finds it.
 //! Outcomes are *acknowledgements*: everything except a transient storage or index failure
 //! ends in `Ok`, so the platform does not redeliver a bad chunk forever; a transient failure
 //! is an `Err`, so it does.
@@ -163,7 +167,12 @@ impl Service {
             content_hash,
         };
         let session_guid = guid.to_string();
-        match self.index.record_chunk(&record, self.now()).await? {
+        let quota = self.options.session_max_bytes;
+        match self
+            .index
+            .record_chunk_within(&record, quota, self.now())
+            .await?
+        {
             Recorded::New { reopened } => {
                 tracing::info!(object = %name, session_guid, events, reopened, "chunk recorded");
                 Ok(IngestOutcome::Recorded {
@@ -177,6 +186,18 @@ impl Service {
                 Ok(IngestOutcome::AlreadyKnown { name, session_guid })
             }
             Recorded::Deleted => self.refuse_deleted(object, &guid, record.generation).await,
+            Recorded::OverQuota {
+                recorded_bytes,
+                max_bytes,
+            } => {
+                let reject = Reject::OverQuota {
+                    size: record.size,
+                    recorded_bytes,
+                    max_bytes,
+                };
+                let generation = Some(record.generation);
+                self.reject(object, generation, reject, Some(guid)).await
+            }
         }
     }
 
@@ -217,6 +238,7 @@ impl Service {
             // erasure finds an object to delete, and a deleted one leaves nothing to find
             // (the record of the refusal itself stays, as before, for operators).
             session_guid: (!chunk_deleted).then(|| guid.clone()),
+            size: 0,
         };
         self.index.record_rejected(&reject, self.now()).await?;
         Ok(IngestOutcome::DeletedSession {
@@ -267,6 +289,11 @@ impl Service {
             kind: reject.kind().to_owned(),
             reason: reject.to_string(),
             session_guid: named,
+            // What a result sums to say how much of its session was refused.
+            size: match reject {
+                Reject::OverQuota { size, .. } => size,
+                _ => 0,
+            },
         };
         self.index.record_rejected(&record, self.now()).await?;
         // An erasure that listed the session's rejects between the check above and this

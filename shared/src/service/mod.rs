@@ -85,6 +85,9 @@ pub struct Options {
     /// Chunks refused at ingest by environment, guid or sample (`RRSTITCH_RESTRICT`); `None`:
     /// every chunk is taken.
     pub restrict: Option<Arc<crate::engine::restrict::Restrictions>>,
+    /// The most bytes of chunks one session may record (`RRSTITCH_SESSION_MAX_BYTES`); later
+    /// chunks are refused as `over_quota` and kept in the bucket. `None`: no quota.
+    pub session_max_bytes: Option<u64>,
     /// Compute `metadata.insights` while stitching (`RRSTITCH_INSIGHTS`, on by default); off
     /// only to measure what they cost.
     pub insights: bool,
@@ -110,6 +113,7 @@ impl Default for Options {
             keep_chunks_of_deleted: false,
             redact: None,
             restrict: None,
+            session_max_bytes: None,
             insights: true,
         }
     }

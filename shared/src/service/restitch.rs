@@ -139,7 +139,9 @@ pub fn restitch_request(body: &[u8]) -> std::result::Result<RestitchRequest, Str
     let filtered = body.since_secs.is_some() || body.environment.is_some();
     let selection = match body.session_guids {
         Some(_) if body.all || filtered => {
-            return Err(format!("{SHAPE}: session_guids names the sessions; no filter goes with it"))
+            return Err(format!(
+                "{SHAPE}: session_guids names the sessions; no filter goes with it"
+            ))
         }
         Some(guids) => {
             super::erase::parse_guids(&guids).map_err(|e| e.to_string())?;
@@ -162,7 +164,10 @@ pub fn restitch_request(body: &[u8]) -> std::result::Result<RestitchRequest, Str
 
 /// What became of one listed session.
 enum Did {
-    Restitched { events: u64, bytes: u64 },
+    Restitched {
+        events: u64,
+        bytes: u64,
+    },
     /// Re-opened; its message is to be published.
     Queued(SessionGuid),
     NotSelected,
@@ -233,11 +238,7 @@ impl Service {
                         .await;
                     let first_deferred = self.tally(&mut summary, did, queue).await;
                     if let Some(i) = first_deferred {
-                        summary.cursor = Some(if i == 0 {
-                            after
-                        } else {
-                            guids[i - 1].clone()
-                        });
+                        summary.cursor = Some(if i == 0 { after } else { guids[i - 1].clone() });
                         break;
                     }
                     match page.next {
@@ -266,7 +267,14 @@ impl Service {
                     summary.listed += batch.len() as u64;
                     let items = batch.iter().cloned().map(Item::Named).collect();
                     let did = self
-                        .restitch_batch(items, &|_: &SessionRecord| true, queue, last_start, &cut, progress)
+                        .restitch_batch(
+                            items,
+                            &|_: &SessionRecord| true,
+                            queue,
+                            last_start,
+                            &cut,
+                            progress,
+                        )
                         .await;
                     if let Some(i) = self.tally(&mut summary, did, queue).await {
                         summary.cursor = Some((place + i).to_string());
@@ -322,9 +330,7 @@ impl Service {
                     let did = match item {
                         Item::Listed(r) if r.status == SessionStatus::Deleted => Did::Tombstoned,
                         Item::Listed(r) if !selects(&r) => Did::NotSelected,
-                        Item::Listed(r) if r.status != SessionStatus::Finalized => {
-                            Did::LeftToSweep
-                        }
+                        Item::Listed(r) if r.status != SessionStatus::Finalized => Did::LeftToSweep,
                         Item::Listed(r) => self.restitch_one(r.guid, queue.is_some()).await,
                         Item::Named(g) => match SessionGuid::parse(&g) {
                             Ok(guid) => self.restitch_one(guid, queue.is_some()).await,
@@ -473,8 +479,8 @@ mod tests {
             }
         );
         assert_eq!(windowed.cursor.as_deref(), Some("g-1"));
-        let named = restitch_request(br#"{"session_guids": ["a-1", "b-2"], "cursor": "1"}"#)
-            .unwrap();
+        let named =
+            restitch_request(br#"{"session_guids": ["a-1", "b-2"], "cursor": "1"}"#).unwrap();
         assert_eq!(
             named.selection,
             Selection::Sessions(vec!["a-1".into(), "b-2".into()])

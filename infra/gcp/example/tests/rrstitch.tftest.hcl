@@ -705,3 +705,57 @@ run "restriction_rules_must_be_json" {
 
   expect_failures = [var.restrict_rules]
 }
+
+run "a_session_quota_reaches_both_services" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    session_max_bytes = 536870912
+  }
+
+  assert {
+    condition = (
+      [for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.value if e.name == "RRSTITCH_SESSION_MAX_BYTES"] == ["536870912"]
+      && [for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e.value if e.name == "RRSTITCH_SESSION_MAX_BYTES"] == ["536870912"]
+    )
+    error_message = "session_max_bytes must reach ingest and finalize (whose reconcile ingests and whose results warn) as RRSTITCH_SESSION_MAX_BYTES."
+  }
+}
+
+run "no_session_quota_no_variable" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    session_max_bytes = 0
+  }
+
+  assert {
+    condition = (
+      length([for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e if e.name == "RRSTITCH_SESSION_MAX_BYTES"]) == 0
+      && length([for e in google_cloud_run_v2_service.finalize.template[0].containers[0].env : e if e.name == "RRSTITCH_SESSION_MAX_BYTES"]) == 0
+    )
+    error_message = "without a quota (0, like the default null) RRSTITCH_SESSION_MAX_BYTES is left out."
+  }
+}
+
+run "a_session_quota_must_be_whole_bytes" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    session_max_bytes = 1.5
+  }
+
+  expect_failures = [var.session_max_bytes]
+}

@@ -76,6 +76,14 @@ resource "google_cloud_run_v2_service" "ingest" {
           value = env.value
         }
       }
+      # Likewise the per-session quota; none (null or 0), no variable.
+      dynamic "env" {
+        for_each = coalesce(var.session_max_bytes, 0) == 0 ? [] : [tostring(var.session_max_bytes)]
+        content {
+          name  = "RRSTITCH_SESSION_MAX_BYTES"
+          value = env.value
+        }
+      }
       env {
         name  = "RRSTITCH_LOG_FORMAT"
         value = "json"
@@ -217,6 +225,14 @@ resource "google_cloud_run_v2_service" "finalize" {
         for_each = var.restrict_rules == "" ? [] : [var.restrict_rules]
         content {
           name  = "RRSTITCH_RESTRICT"
+          value = env.value
+        }
+      }
+      # Likewise the per-session quota; none (null or 0), no variable.
+      dynamic "env" {
+        for_each = coalesce(var.session_max_bytes, 0) == 0 ? [] : [tostring(var.session_max_bytes)]
+        content {
+          name  = "RRSTITCH_SESSION_MAX_BYTES"
           value = env.value
         }
       }

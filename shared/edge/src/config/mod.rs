@@ -133,6 +133,7 @@ impl Settings {
             keep_chunks_of_deleted: env.flag("RRSTITCH_KEEP_CHUNKS_OF_DELETED", false)?,
             redact: documents::redact_rules(env)?.map(Arc::new),
             restrict: documents::restrictions(env)?.map(Arc::new),
+            session_max_bytes: size::session_max_bytes(env)?,
             insights: env.flag("RRSTITCH_INSIGHTS", true)?,
         };
         Ok(Settings {

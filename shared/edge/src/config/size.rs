@@ -94,6 +94,17 @@ pub(super) fn limits(env: &Env) -> Result<Limits, ConfigError> {
     })
 }
 
+/// The per-session quota, `RRSTITCH_SESSION_MAX_BYTES`: off when unset. Zero is refused at
+/// start-up rather than read as "off": a quota of nothing would refuse every chunk, and a
+/// template that meant "none" should leave the variable out.
+pub(super) fn session_max_bytes(env: &Env) -> Result<Option<u64>, ConfigError> {
+    const VAR: &str = "RRSTITCH_SESSION_MAX_BYTES";
+    match env.string(VAR) {
+        None => Ok(None),
+        Some(_) => env.size(VAR, u64::MAX, u64::MAX).map(Some),
+    }
+}
+
 /// Whether segments are written (`RRSTITCH_SEGMENTS`) and where they are cut
 /// (`RRSTITCH_SEGMENT_BYTES`, or the engine's defaults).
 pub(super) fn segments(env: &Env) -> Result<Option<SegmentLimits>, ConfigError> {
@@ -221,6 +232,17 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn the_session_quota_is_off_unless_set_and_never_zero() {
+        assert_eq!(settings(&[]).unwrap().options.session_max_bytes, None);
+        let set = settings(&[("RRSTITCH_SESSION_MAX_BYTES", "512MiB")]).unwrap();
+        assert_eq!(set.options.session_max_bytes, Some(512 << 20));
+        for bad in ["0", "0MiB", "lots", "-1"] {
+            let err = settings(&[("RRSTITCH_SESSION_MAX_BYTES", bad)]).unwrap_err();
+            assert_eq!(err.var, "RRSTITCH_SESSION_MAX_BYTES", "{bad:?}");
+        }
     }
 
     #[test]

@@ -191,6 +191,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "Ingestion restrictions: chunks refused by `drop_environments`, `drop_guids` (prefix or glob) or a per-environment `sample` rate; a path to a JSON file, or the JSON itself when the value starts with `{` (see Controls and cost) Set but empty is refused.",
     ),
     (
+        "RRSTITCH_SESSION_MAX_BYTES",
+        "(none: off)",
+        "Per-session quota, a size (see below): once a session's recorded chunks would pass it, later chunks are refused as `over_quota` (recorded, kept in the bucket) and the result's `metadata.warnings` says how many bytes (see Controls and cost). Zero is refused.",
+    ),
+    (
         "RRSTITCH_KEEP_CHUNKS_OF_DELETED",
         "`0`",
         "`1`: leave a refused chunk of a deleted session in the bucket instead of deleting it.",

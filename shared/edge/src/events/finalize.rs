@@ -295,9 +295,7 @@ fn erase<'de, D: Deserializer<'de>>(d: D) -> Result<Result<EraseRequest, String>
 
 /// The core parses a re-stitch request from bytes (it is also `POST /restitch`'s body), so
 /// the small `restitch` object is handed to it encoded.
-fn restitch<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Result<RestitchRequest, String>, D::Error> {
+fn restitch<'de, D: Deserializer<'de>>(d: D) -> Result<Result<RestitchRequest, String>, D::Error> {
     let request = Value::deserialize(d)?;
     Ok(restitch_request(request.to_string().as_bytes()))
 }
@@ -509,7 +507,11 @@ mod tests {
             event(json!({"restitch": {"session_guids": ["a-1"]}, "session_guid": "x"})),
             FinalizeEvent::Restitch { restitch: Ok(_) }
         ));
-        for bad in [json!({}), json!({"all": true, "since_secs": 5}), json!(true)] {
+        for bad in [
+            json!({}),
+            json!({"all": true, "since_secs": 5}),
+            json!(true),
+        ] {
             assert!(matches!(
                 event(json!({ "restitch": bad })),
                 FinalizeEvent::Restitch { restitch: Err(_) }

@@ -72,17 +72,34 @@ impl<S: SessionStore> Driver<S> {
 
 #[async_trait]
 impl<S: SessionStore> SessionIndex for Driver<S> {
-    async fn record_chunk(&self, chunk: &ChunkRecord, now: Millis) -> Result<Recorded> {
+    async fn record_chunk_within(
+        &self,
+        chunk: &ChunkRecord,
+        max_bytes: Option<u64>,
+        now: Millis,
+    ) -> Result<Recorded> {
         let new = NewChunk {
             record: chunk,
             at: now,
         };
         let step = self
             .drive("record_chunk", &chunk.guid, Some(new), |before| {
-                protocol::record(before, chunk, now)
+                protocol::record(before, chunk, max_bytes, now)
             })
             .await?;
         Ok(match step {
+            // A full session refuses without writing, so the store never got to say whether
+            // the chunk is known: a redelivery of one recorded before must stay AlreadyKnown,
+            // never become a refusal of a chunk the result holds. The chunk record and its
+            // session are written atomically, so a record there now was counted in the bytes
+            // read, and one absent now can only be recorded later by a write that fits.
+            Step::Done(over @ Recorded::OverQuota { .. }) => {
+                if self.store.chunk_known(chunk).await? {
+                    Recorded::AlreadyKnown
+                } else {
+                    over
+                }
+            }
             Step::Done(recorded) => recorded,
             Step::ChunkKnown => Recorded::AlreadyKnown,
         })

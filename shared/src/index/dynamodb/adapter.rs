@@ -135,6 +135,21 @@ impl SessionStore for DynamoStore {
         }
     }
 
+    async fn chunk_known(&self, c: &ChunkRecord) -> Result<bool> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(&c.guid)))
+            .key("sk", s(codec::chunk_sk(c)))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("chunk_known", e))?;
+        Ok(got.item().is_some())
+    }
+
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         // The session's pointer first: a reject an erasure cannot find must not exist even
         // for a moment. Writing it again is harmless.

@@ -127,17 +127,16 @@ pub(super) fn session_item(state: &SessionState, rev: i64, ttl: Duration) -> Ite
     item
 }
 
+/// The sort key of a chunk item, under its session's partition.
+pub(super) fn chunk_sk(c: &ChunkRecord) -> String {
+    format!("C#{}", object_hash(&c.bucket, &c.name, c.identity()))
+}
+
 pub(super) fn chunk_item(c: &ChunkRecord, now: Millis, ttl: Duration) -> Item {
     let item = codec::chunk_fields::<Dynamo>(c, now);
     let keys = [
         ("pk", s(session_pk(&c.guid))),
-        (
-            "sk",
-            s(format!(
-                "C#{}",
-                object_hash(&c.bucket, &c.name, c.identity())
-            )),
-        ),
+        ("sk", s(chunk_sk(c))),
         ("expire_at", n(now.plus(ttl).0 / 1000)),
     ];
     with(item, keys)
@@ -208,6 +207,7 @@ mod tests {
                 result_object: None,
                 finalized_at: None,
                 finalize_count: 0,
+                recorded_bytes: 4096,
             },
             claim_token: (status == SessionStatus::Finalizing).then(|| "t".to_owned()),
             claimed_version: (status == SessionStatus::Finalizing).then_some(2),

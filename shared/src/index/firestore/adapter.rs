@@ -219,6 +219,14 @@ impl SessionStore for FirestoreStore {
         Ok(Written::Conflict)
     }
 
+    async fn chunk_known(&self, c: &ChunkRecord) -> Result<bool> {
+        let root = self.root().await?;
+        let session = self.session_name(&root, &c.guid);
+        let id = codec::object_hash(&c.bucket, &c.name, c.identity());
+        let name = format!("{session}/{CHUNKS_COLLECTION}/{id}");
+        Ok(self.get("chunk_known", name).await?.is_some())
+    }
+
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         let root = self.root().await?;
         let name = format!(

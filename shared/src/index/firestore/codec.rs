@@ -184,6 +184,7 @@ mod tests {
                 result_object: Some("r.json".into()),
                 finalized_at: Some(Millis(1_700_000_001_000)),
                 finalize_count: 1,
+                recorded_bytes: 4096,
             },
             claim_token: Some("t".into()),
             claimed_version: Some(3),

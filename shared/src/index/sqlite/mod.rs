@@ -30,7 +30,7 @@ use super::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord};
 use crate::engine::SessionGuid;
 use crate::time::Millis;
 use rows::{
-    insert_chunk, load_session, put_session, reject_row, session_row, REJECT_COLUMNS,
+    chunk_exists, insert_chunk, load_session, put_session, reject_row, session_row, REJECT_COLUMNS,
     SESSION_COLUMNS,
 };
 use schema::{migrate, SCHEMA, SHARD_MARK};
@@ -206,12 +206,18 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn chunk_known(&self, c: &ChunkRecord) -> Result<bool> {
+        let c = c.clone();
+        self.read_conn("chunk_known", move |conn| chunk_exists(conn, &c))
+            .await
+    }
+
     async fn record_rejected(&self, r: &RejectRecord, now: Millis) -> Result<bool> {
         let r = r.clone();
         self.write_tx("record_rejected", move |tx| {
             let n = tx.execute(
                 "INSERT OR IGNORE INTO rejected (bucket, name, generation, kind, reason, \
-                 recorded_at, session_guid) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                 recorded_at, session_guid, size) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
                 params![
                     r.bucket,
                     r.name,
@@ -219,7 +225,8 @@ impl SessionStore for SqliteStore {
                     r.kind,
                     r.reason,
                     now.0,
-                    r.session_guid.as_ref().map_or("", |g| g.as_str())
+                    r.session_guid.as_ref().map_or("", |g| g.as_str()),
+                    r.size.min(i64::MAX as u64) as i64
                 ],
             )?;
             Ok((n > 0, true))

@@ -12,7 +12,7 @@ use crate::time::Millis;
 pub(super) const SESSION_COLUMNS: &str =
     "guid, status, environment, chunk_count, first_chunk_time, \
      last_chunk_time, last_chunk_at, version, lease_until, result_object, finalized_at, \
-     finalize_count";
+     finalize_count, recorded_bytes";
 
 pub(super) fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let guid: String = row.get(0)?;
@@ -33,10 +33,12 @@ pub(super) fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRe
         result_object: row.get(9)?,
         finalized_at: row.get::<_, Option<i64>>(10)?.map(Millis),
         finalize_count: row.get::<_, i64>(11)? as u64,
+        recorded_bytes: row.get::<_, i64>(12)? as u64,
     })
 }
 
-pub(super) const REJECT_COLUMNS: &str = "bucket, name, generation, kind, reason, session_guid";
+pub(super) const REJECT_COLUMNS: &str =
+    "bucket, name, generation, kind, reason, session_guid, size";
 
 pub(super) fn reject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RejectRecord> {
     let guid: String = row.get(5)?;
@@ -48,6 +50,7 @@ pub(super) fn reject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RejectReco
         reason: row.get(4)?,
         // Only a valid guid is ever written; anything else names no session.
         session_guid: SessionGuid::parse(&guid).ok(),
+        size: row.get::<_, i64>(6)? as u64,
     })
 }
 
@@ -62,15 +65,25 @@ pub(super) fn load_session(conn: &Connection, guid: &str) -> rusqlite::Result<Op
             Ok(Stored {
                 state: SessionState {
                     record: session_row(row)?,
-                    claim_token: row.get(12)?,
-                    claimed_version: row.get::<_, Option<i64>>(13)?.map(|v| v as u64),
-                    shard: Some(row.get::<_, i64>(14)? as u32),
+                    claim_token: row.get(13)?,
+                    claimed_version: row.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+                    shard: Some(row.get::<_, i64>(15)? as u32),
                 },
-                revision: row.get(15)?,
+                revision: row.get(16)?,
             })
         },
     )
     .optional()
+}
+
+/// Whether `c`'s row exists: what [`insert_chunk`] would ignore it for (the same name with
+/// the same generation, or with the same content).
+pub(super) fn chunk_exists(conn: &Connection, c: &ChunkRecord) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM chunks WHERE bucket = ?1 AND name = ?2 \
+         AND (generation = ?3 OR (content_hash = ?4 AND content_hash != ''))",
+    )?
+    .exists(params![c.bucket, c.name, c.generation, c.content_hash])
 }
 
 pub(super) fn insert_chunk(
@@ -107,8 +120,9 @@ pub(super) fn put_session(
     tx.execute(
         "INSERT OR REPLACE INTO sessions (guid, status, environment, chunk_count, \
          first_chunk_time, last_chunk_time, last_chunk_at, version, lease_until, claim_token, \
-         claimed_version, result_object, finalized_at, finalize_count, shard, rev) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+         claimed_version, result_object, finalized_at, finalize_count, shard, rev, \
+         recorded_bytes) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
         params![
             r.guid.as_str(),
             r.status.as_str(),
@@ -125,7 +139,8 @@ pub(super) fn put_session(
             r.finalized_at.map(|t| t.0),
             r.finalize_count as i64,
             i64::from(s.shard.unwrap_or(0)),
-            rev
+            rev,
+            r.recorded_bytes.min(i64::MAX as u64) as i64
         ],
     )?;
     Ok(())

@@ -75,11 +75,24 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column(conn, "sessions", "shard")? {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN shard INTEGER NOT NULL DEFAULT 0")?;
     }
+    // What the per-session quota counts. Sessions from before it start from their chunks'
+    // sum, so an upgrade does not hand every session a fresh quota.
+    if !has_column(conn, "sessions", "recorded_bytes")? {
+        conn.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN recorded_bytes INTEGER NOT NULL DEFAULT 0; \
+             UPDATE sessions SET recorded_bytes = \
+             (SELECT COALESCE(SUM(size), 0) FROM chunks WHERE chunks.guid = sessions.guid);",
+        )?;
+    }
     // The session a refused object names, so erasing the session finds it ('' for none).
     if !has_column(conn, "rejected", "session_guid")? {
         conn.execute_batch(
             "ALTER TABLE rejected ADD COLUMN session_guid TEXT NOT NULL DEFAULT ''",
         )?;
+    }
+    // A refused object's size where the refusal knows it (over_quota), 0 for older rows.
+    if !has_column(conn, "rejected", "size")? {
+        conn.execute_batch("ALTER TABLE rejected ADD COLUMN size INTEGER NOT NULL DEFAULT 0")?;
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS rejected_by_session ON rejected (session_guid) \
