@@ -26,7 +26,6 @@
 //! Lambda Function URL `AWS_IAM`): there is deliberately no anonymous path here.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
