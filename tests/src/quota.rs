@@ -10,13 +10,20 @@ use crate::bins;
 /// The session the quota cuts short.
 pub const GUID: &str = "quota-1";
 
+/// Bytes of padding in each chunk.
+const PAD_BYTES: usize = 32 * 1024;
+
 /// The session's three chunks, oldest first: (object name, body), all of one size.
 pub fn chunks() -> Vec<(String, Vec<u8>)> {
     (0..3)
         .map(|i| {
             let name = format!("2025-05-02T14:00:0{i}.000000+0000.json");
+            // Padded past the whole fixture session (about 40 KB), so a quota two and a half
+            // of these chunks wide refuses only this session's third chunk, never the
+            // fixture's, which the same functions ingest.
+            let pad = "x".repeat(PAD_BYTES);
             let body = format!(
-                r#"{{"session_guid":"{GUID}","session_data":[{{"type":3,"timestamp":174619440{i}000,"data":{{"source":1}}}}],"environment":"production"}}"#
+                r#"{{"session_guid":"{GUID}","session_data":[{{"type":5,"timestamp":174619440{i}000,"data":{{"tag":"pad","payload":"{pad}"}}}}],"environment":"production"}}"#
             );
             (name, body.into_bytes())
         })
