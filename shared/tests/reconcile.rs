@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rrstitch::index::SessionIndex;
-use rrstitch::service::reconcile::window_bound;
+use rrstitch::index::{SessionIndex, RECONCILE_BOOKMARK};
+use rrstitch::service::reconcile::{window_bound, ReconcileSummary};
 use rrstitch::service::{Buckets, ObjectRef, Options, Service};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{ObjectStore, Page, Result as StorageResult, StorageUrl};
@@ -196,10 +196,9 @@ async fn offsets_from_minus_12_to_plus_14_are_in_or_out_by_instant() {
     }
 }
 
-/// A pass cut by its budget answers a cursor; passes that take it finish the bucket, and
-/// together they recover exactly the chunks no event recorded, each checked once.
-#[tokio::test]
-async fn a_cut_pass_is_finished_by_the_next_from_its_cursor() {
+/// A fixture whose passes its budget cuts: 24 one-minute-apart chunks of 4 sessions in the
+/// last hour, every third recorded by the event path; the other 16 are lost events.
+async fn cut_fixture() -> (Fixture, Vec<String>, Vec<String>) {
     let watch = Watch {
         head_delay: Some(Duration::from_millis(40)),
         ..Watch::default()
@@ -218,7 +217,6 @@ async fn a_cut_pass_is_finished_by_the_next_from_its_cursor() {
         f.put(&name, &format!("s-{}", i % 4));
         names.push(name);
     }
-    // The event path recorded every third chunk; the rest are lost events.
     let mut missed = Vec::new();
     for (i, name) in names.iter().enumerate() {
         if i % 3 == 0 {
@@ -227,54 +225,140 @@ async fn a_cut_pass_is_finished_by_the_next_from_its_cursor() {
             missed.push(name.clone());
         }
     }
+    (f, names, missed)
+}
+
+/// What a series of passes did together.
+#[derive(Default)]
+struct Series {
+    runs: u64,
+    recovered: u64,
+    checked: u64,
+    listed: u64,
+}
+
+impl Series {
+    /// Adds one pass and checks its cursor moved on from `before`; true when it finished.
+    fn add(&mut self, summary: &ReconcileSummary, before: Option<&String>) -> bool {
+        self.runs += 1;
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        self.recovered += summary.recovered;
+        self.checked += summary.known + summary.recovered;
+        self.listed += summary.objects_listed - summary.deferred;
+        assert!(self.runs < 20, "the passes make progress");
+        match &summary.cursor {
+            Some(next) => {
+                assert!(summary.deferred > 0, "a cut pass defers: {summary:?}");
+                assert!(before.is_none_or(|c| next > c), "the cursor moves on");
+                false
+            }
+            None => {
+                assert_eq!(summary.deferred, 0, "{summary:?}");
+                true
+            }
+        }
+    }
+
+    /// Together the passes recovered exactly the missed chunks, each checked and listed once.
+    async fn assert_complete(&self, f: &Fixture, names: &[String], missed: &[String]) {
+        assert!(self.runs >= 2, "the budget cut the first pass");
+        assert_eq!(
+            self.recovered,
+            missed.len() as u64,
+            "exactly the missed chunks"
+        );
+        assert_eq!(self.checked, names.len() as u64, "each chunk checked once");
+        assert_eq!(
+            self.listed,
+            names.len() as u64,
+            "each name listed once, but the cut ones"
+        );
+        for s in 0..4 {
+            let guid = format!("s-{s}");
+            let want: Vec<String> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 4 == s)
+                .map(|(_, n)| n.clone())
+                .collect();
+            assert_eq!(f.recorded(&guid).await, want);
+        }
+    }
+}
+
+/// A pass cut by its budget answers a cursor; passes that take it finish the bucket, and
+/// together they recover exactly the chunks no event recorded, each checked once. Passes
+/// given a cursor leave the scheduled series' bookmark alone.
+#[tokio::test]
+async fn a_cut_pass_is_finished_by_the_next_from_its_cursor() {
+    let (f, names, missed) = cut_fixture().await;
     let since = Some(Duration::from_secs(3600));
-    let (mut cursor, mut runs) = (None::<String>, 0);
-    let (mut recovered, mut checked, mut listed) = (0, 0, 0);
+    let (mut cursor, mut series) = (None::<String>, Series::default());
     loop {
         let summary = f
             .svc
             .reconcile_from(since, cursor.as_deref())
             .await
             .unwrap();
-        runs += 1;
-        assert!(summary.failed.is_empty(), "{summary:?}");
-        recovered += summary.recovered;
-        checked += summary.known + summary.recovered;
-        listed += summary.objects_listed - summary.deferred;
-        match summary.cursor.clone() {
-            Some(next) => {
-                assert!(summary.deferred > 0, "a cut pass defers: {summary:?}");
-                assert!(
-                    cursor.as_ref().is_none_or(|c| next > *c),
-                    "the cursor moves on"
-                );
-                cursor = Some(next);
-            }
-            None => {
-                assert_eq!(summary.deferred, 0, "{summary:?}");
-                break;
-            }
+        assert_eq!(summary.resumed_from, None);
+        if series.add(&summary, cursor.as_ref()) {
+            break;
         }
-        assert!(runs < 20, "the passes make progress");
+        cursor = summary.cursor.clone();
+        assert_eq!(f.index.bookmark(RECONCILE_BOOKMARK).await.unwrap(), None);
     }
-    assert!(runs >= 2, "the budget cut the first pass");
-    assert_eq!(recovered, missed.len() as u64, "exactly the missed chunks");
-    assert_eq!(checked, names.len() as u64, "each chunk checked once");
-    assert_eq!(
-        listed,
-        names.len() as u64,
-        "each name listed once, but the cut ones"
+    series.assert_complete(&f, &names, &missed).await;
+}
+
+/// A schedule passes nothing along: each resumed pass continues after the cursor the last
+/// one left in the index, the series finishes the bucket exactly as passed cursors do, a
+/// finished pass clears the bookmark, and the next pass starts over.
+#[tokio::test]
+async fn scheduled_passes_continue_from_the_bookmark_and_then_start_over() {
+    let (f, names, missed) = cut_fixture().await;
+    let since = Some(Duration::from_secs(3600));
+    let (mut left, mut series) = (None::<String>, Series::default());
+    loop {
+        let summary = f.svc.reconcile_resumed(since).await.unwrap();
+        assert_eq!(summary.resumed_from, left, "it took the last pass's cursor");
+        let bookmark = f.index.bookmark(RECONCILE_BOOKMARK).await.unwrap();
+        assert_eq!(
+            bookmark, summary.cursor,
+            "it left its own (none when finished)"
+        );
+        if series.add(&summary, left.as_ref()) {
+            break;
+        }
+        left = summary.cursor.clone();
+    }
+    series.assert_complete(&f, &names, &missed).await;
+
+    // Finished: the next pass starts over (and is cut again by the same budget).
+    let again = f.svc.reconcile_resumed(since).await.unwrap();
+    assert_eq!(again.resumed_from, None);
+    assert_eq!(again.recovered, 0, "nothing is recovered twice");
+    assert!(again.known > 0, "{again:?}");
+}
+
+/// A bookmark left under another chunk prefix (the prefix changed since) is set aside, not
+/// taken as a bound and not an error: the pass starts over and clears it.
+#[tokio::test]
+async fn a_bookmark_outside_the_prefix_is_set_aside() {
+    let f = fixture(
+        Watch::default(),
+        Options {
+            chunk_prefix: "chunks/".into(),
+            ..Options::default()
+        },
     );
-    for s in 0..4 {
-        let guid = format!("s-{s}");
-        let want: Vec<String> = names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 4 == s)
-            .map(|(_, n)| n.clone())
-            .collect();
-        assert_eq!(f.recorded(&guid).await, want);
-    }
+    f.index
+        .set_bookmark(RECONCILE_BOOKMARK, Some("other/x.json"))
+        .await
+        .unwrap();
+    let summary = f.svc.reconcile_resumed(None).await.unwrap();
+    assert_eq!(summary.resumed_from, None);
+    assert_eq!(summary.cursor, None);
+    assert_eq!(f.index.bookmark(RECONCILE_BOOKMARK).await.unwrap(), None);
 }
 
 /// A cursor from another bucket's layout is refused, not silently treated as a bound.

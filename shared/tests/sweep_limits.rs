@@ -112,6 +112,12 @@ impl SessionIndex for Faulty {
     async fn reopen(&self, guid: &SessionGuid, now: Millis) -> Result<Reopen> {
         self.inner.reopen(guid, now).await
     }
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        self.inner.bookmark(name).await
+    }
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        self.inner.set_bookmark(name, value).await
+    }
 }
 
 /// Ten idle sessions in a faulty index.

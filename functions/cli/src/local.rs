@@ -54,8 +54,12 @@ pub struct ReconcileArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     since: Option<Duration>,
     /// Continue after this name: the `cursor` a run cut by its budget answered.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     cursor: Option<String>,
+    /// Continue the scheduled series: after the cursor the last resumed pass left in the
+    /// index, leaving this pass's own there (cleared when it finishes).
+    #[arg(long)]
+    resume: bool,
     /// The chunk bucket (default RRSTITCH_CHUNKS): a directory, gs://… or s3://….
     #[arg(long)]
     bucket: Option<String>,
@@ -268,9 +272,12 @@ pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()
         bail!("reconcile needs the chunk bucket: --bucket or RRSTITCH_CHUNKS");
     }
     let svc = service(&settings).await?;
-    let summary = svc
-        .reconcile_from(args.since, args.cursor.as_deref())
-        .await?;
+    let summary = if args.resume {
+        svc.reconcile_resumed(args.since).await?
+    } else {
+        svc.reconcile_from(args.since, args.cursor.as_deref())
+            .await?
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -289,8 +296,15 @@ pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()
         if summary.recovered > 0 {
             eprintln!("the recovered sessions are open again: the next sweep stitches them");
         }
-        if let Some(cursor) = &summary.cursor {
-            eprintln!("the budget ran out: continue with --cursor '{cursor}'");
+        if let Some(from) = &summary.resumed_from {
+            eprintln!("resumed after {from}");
+        }
+        match (&summary.cursor, args.resume) {
+            (Some(_), true) => eprintln!("the budget ran out: continue with --resume"),
+            (Some(cursor), false) => {
+                eprintln!("the budget ran out: continue with --cursor '{cursor}'")
+            }
+            (None, _) => {}
         }
     }
     if !summary.failed.is_empty() {

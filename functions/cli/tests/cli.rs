@@ -598,6 +598,25 @@ fn reconcile_ingests_what_no_event_recorded() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["objects_listed"], 2, "{summary}");
     assert_eq!(summary["known"], 2, "{summary}");
+    // The scheduled series: no bookmark yet, so from the start, and finished.
+    let out = succeeds(
+        rrstitch(dir.path())
+            .args(["reconcile", "--json", "--resume", "--bucket"])
+            .arg(&bucket),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["objects_listed"], 6, "{summary}");
+    assert_eq!(
+        summary["resumed_from"],
+        serde_json::Value::Null,
+        "{summary}"
+    );
+    rrstitch(dir.path())
+        .args(["reconcile", "--resume", "--cursor", &cursor, "--bucket"])
+        .arg(&bucket)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--cursor"));
     // Without a bucket it says what it needs.
     rrstitch(dir.path())
         .arg("reconcile")

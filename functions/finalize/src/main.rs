@@ -6,7 +6,8 @@
 //! - `POST /finalize` with `{"session_guid": "…"}` (by hand): one session now, idle or not;
 //! - `POST /reconcile` (Cloud Scheduler, daily), optionally `{"since_secs": N, "cursor": "…"}`:
 //!   ingest the chunks whose events were lost; a pass cut by its budget answers a `cursor`
-//!   to pass back;
+//!   to pass back, and a request without one continues after the cursor the last such pass
+//!   left in the index (`Service::reconcile_resumed`), so a schedule needs no state;
 //! - `POST /restitch` with `{"all": true}`, `{"since_secs": N}` and/or `{"environment": "…"}`,
 //!   or `{"session_guids": […]}`, and optionally the `"cursor"` a cut run answered: re-open
 //!   finalized sessions and stitch them again under the current rules (in queue mode: publish
@@ -106,10 +107,13 @@ async fn run_reconcile(svc: &Service, request: Result<ReconcileRequest, String>)
         Ok(request) => request,
         Err(e) => return bad_request(e),
     };
-    match svc
-        .reconcile_from(request.since, request.cursor.as_deref())
-        .await
-    {
+    // A schedule posts the same body every time: without a cursor the pass continues the
+    // series the index keeps; with one, it is a caller's own pass.
+    let summary = match request.cursor.as_deref() {
+        None => svc.reconcile_resumed(request.since).await,
+        Some(cursor) => svc.reconcile_from(request.since, Some(cursor)).await,
+    };
+    match summary {
         Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
         Ok(summary) => (500, json!(summary)),
         Err(e) => error(&e),

@@ -38,6 +38,7 @@ pub async fn run_all(index: &dyn SessionIndex) {
     paged_listing_covers_every_session_once(index).await;
     reopen_takes_only_a_finalized_session(index).await;
     the_quota_is_exact_under_concurrent_records(index).await;
+    bookmarks_are_kept_replaced_and_cleared(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -946,4 +947,46 @@ pub async fn the_quota_is_exact_under_concurrent_records(index: &dyn SessionInde
         None,
         "no session started"
     );
+}
+
+/// Bookmarks: unset reads `None`; a value set is read back whole (a chunk name with `/`, `:`
+/// and `+`), a second set replaces it, another name is another bookmark, clearing removes it
+/// and clearing again is no error. None of it is a session: the listings never show it.
+pub async fn bookmarks_are_kept_replaced_and_cleared(index: &dyn SessionIndex) {
+    let name = "conformance-job";
+    assert_eq!(index.bookmark(name).await.unwrap(), None);
+    let first = "chunks/2025-05-02T12:10:50.644191+0000.json";
+    index.set_bookmark(name, Some(first)).await.unwrap();
+    assert_eq!(index.bookmark(name).await.unwrap().as_deref(), Some(first));
+    let second = "chunks/2025-05-03T00:00:00.000000-0700.json";
+    index.set_bookmark(name, Some(second)).await.unwrap();
+    index
+        .set_bookmark("conformance-other", Some("x"))
+        .await
+        .unwrap();
+    assert_eq!(index.bookmark(name).await.unwrap().as_deref(), Some(second));
+    assert_eq!(
+        index
+            .bookmark("conformance-other")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("x")
+    );
+    index.set_bookmark(name, None).await.unwrap();
+    assert_eq!(index.bookmark(name).await.unwrap(), None);
+    index.set_bookmark(name, None).await.unwrap();
+    index.set_bookmark("conformance-other", None).await.unwrap();
+    let listed = index.sessions(10_000).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|s| !s.guid.as_str().contains("conformance-")),
+        "a bookmark is not a session"
+    );
+    let page = index.sessions_page(None, 10_000).await.unwrap();
+    assert!(page
+        .sessions
+        .iter()
+        .all(|s| !s.guid.as_str().contains("conformance-")));
 }

@@ -29,6 +29,7 @@ struct Inner {
     chunks: BTreeMap<(String, String, String, String), ChunkRecord>,
     rejected: Vec<(Millis, RejectRecord)>,
     mark: Option<u32>,
+    bookmarks: HashMap<String, String>,
     writes: usize,
     conflicts: usize,
 }
@@ -182,6 +183,19 @@ impl SessionStore for MemoryStore {
 
     async fn shard_mark(&self) -> Result<Option<u32>> {
         Ok(self.inner.lock().unwrap().mark)
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.inner.lock().unwrap().bookmarks.get(name).cloned())
+    }
+
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let mut inner = self.inner.lock().unwrap();
+        match value {
+            Some(v) => inner.bookmarks.insert(name.to_owned(), v.to_owned()),
+            None => inner.bookmarks.remove(name),
+        };
+        Ok(())
     }
 
     async fn raise_shard_mark(&self, count: u32) -> Result<()> {

@@ -225,6 +225,9 @@ impl SessionRecord {
     }
 }
 
+/// The bookmark a reconcile pass cut by its budget leaves its cursor in.
+pub const RECONCILE_BOOKMARK: &str = "reconcile";
+
 /// One page of the whole session listing ([`SessionIndex::sessions_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionPage {
@@ -415,6 +418,15 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
     /// last arrival untouched, so an idle claim (the sweep's, a queued worker's) takes it as
     /// it takes any idle session. Anything else is left as it is, tombstones above all.
     async fn reopen(&self, guid: &SessionGuid, now: Millis) -> Result<Reopen>;
+
+    /// The bookmark `name`: what a bulk job left for its next run (the reconcile's cursor,
+    /// [`RECONCILE_BOOKMARK`]), so a scheduled run, which is given nothing, continues where
+    /// the last one stopped. `None` when unset.
+    async fn bookmark(&self, name: &str) -> Result<Option<String>>;
+
+    /// Sets the bookmark `name`, or clears it (`None`). Last writer wins: a bookmark only
+    /// saves work, it never decides anything a second writer could break.
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()>;
 
     /// Replaces the session's document with a tombstone until `now + ttl`: from then on
     /// recording a chunk answers [`Recorded::Deleted`], a claim [`ClaimOutcome::NotFound`],

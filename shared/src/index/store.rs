@@ -138,6 +138,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Deletes the session's document, only if its revision is still `expected`
     /// ([`Written::Conflict`] otherwise).
     async fn remove(&self, guid: &SessionGuid, expected: &Self::Revision) -> Result<Written>;
+
+    /// The bookmark `name` (what a bulk job left for its next run); `None` when unset.
+    async fn bookmark(&self, name: &str) -> Result<Option<String>>;
+
+    /// Sets the bookmark `name` to `value`, or clears it (`None`). Last writer wins.
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()>;
 }
 
 /// A store shared between several drivers (several processes' worth of handles, in tests).
@@ -170,6 +176,12 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<DueEntry>> {
         (**self).due(shard, due, before, limit).await
+    }
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        (**self).bookmark(name).await
+    }
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        (**self).set_bookmark(name, value).await
     }
     async fn shard_mark(&self) -> Result<Option<u32>> {
         (**self).shard_mark().await

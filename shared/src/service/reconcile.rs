@@ -17,9 +17,11 @@
 //! (plus what the window's sessions need), whatever the bucket holds.
 //!
 //! A pass cut by its budget answers a cursor (the name everything up to which was checked);
-//! the next run takes it and carries on after it, and a finished pass answers none, so a
-//! scheduled run that passes the cursor along continues where the last stopped and then
-//! starts over.
+//! the next run takes it and carries on after it, and a finished pass answers none. A
+//! scheduled run is given nothing to pass along, so [`Service::reconcile_resumed`] keeps the
+//! cursor in the index ([`RECONCILE_BOOKMARK`]): each resumed pass starts after the one the
+//! last left, saves its own, and a finished pass clears it, so the next starts over. A pass
+//! given a cursor (or none, by hand) leaves the bookmark alone: the series is the schedule's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +36,7 @@ use tokio::sync::Mutex;
 use super::backfill::{Failure, HEAD_BYTES};
 use super::{IngestOutcome, ObjectRef, Result, Service, ServiceError};
 use crate::engine::{self, ChunkName, NameClass, SessionGuid};
+use crate::index::RECONCILE_BOOKMARK;
 use crate::storage::{list_pages, ObjectMeta, ObjectStore, StorageUrl};
 use crate::time::{deadline, Millis};
 
@@ -62,6 +65,9 @@ pub struct ReconcileSummary {
     /// Set when the budget ran out: pass it to the next run, which continues after it.
     /// `None` when the pass is finished.
     pub cursor: Option<String>,
+    /// The bookmark a resumed pass ([`Service::reconcile_resumed`]) continued after; `None`
+    /// when it started from the window's start (or was not resumed).
+    pub resumed_from: Option<String>,
     pub seconds: f64,
 }
 
@@ -103,6 +109,32 @@ impl Service {
     /// know, among those uploaded within `since` (by the time in their names).
     pub async fn reconcile(&self, since: Option<Duration>) -> Result<ReconcileSummary> {
         self.reconcile_from(since, None).await
+    }
+
+    /// [`Service::reconcile`] as a scheduled run makes it: continuing after the cursor the
+    /// last resumed pass left in the index, then leaving its own there (or clearing it when
+    /// it finished, so the next pass starts over). A bookmark outside the chunk prefix (the
+    /// prefix changed since) is set aside with a warning and the pass starts over. Failing to
+    /// save the bookmark fails the pass, so the platform retries rather than skip ahead.
+    pub async fn reconcile_resumed(&self, since: Option<Duration>) -> Result<ReconcileSummary> {
+        let prefix = self.options.chunk_prefix.as_str();
+        let saved = self
+            .index
+            .bookmark(RECONCILE_BOOKMARK)
+            .await?
+            .filter(|c| {
+                let under = c.starts_with(prefix);
+                if !under {
+                    tracing::warn!(bookmark = %c, prefix, "the saved reconcile cursor is not under the chunk prefix; starting over");
+                }
+                under
+            });
+        let mut summary = self.reconcile_from(since, saved.as_deref()).await?;
+        self.index
+            .set_bookmark(RECONCILE_BOOKMARK, summary.cursor.as_deref())
+            .await?;
+        summary.resumed_from = saved;
+        Ok(summary)
     }
 
     /// [`Service::reconcile`], continuing after `cursor` (what a pass cut by its budget

@@ -193,6 +193,14 @@ impl<S: SessionStore> SessionIndex for Driver<S> {
         Ok(SessionPage { sessions, next })
     }
 
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        self.store.bookmark(name).await
+    }
+
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        self.store.set_bookmark(name, value).await
+    }
+
     async fn reopen(&self, guid: &SessionGuid, _now: Millis) -> Result<Reopen> {
         let reopened = self.update("reopen", guid, protocol::reopen).await?;
         tracing::debug!(session_guid = %guid, ?reopened, "re-open for another stitch");

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::client::{sdk_error, DynamoStore};
 use super::codec::{
-    self, get_n, get_s, guid_of_pk, n, s, session_pk, META_PK, REJECT_POINTER_PREFIX, REJECT_SK,
-    SESSION_SK, SHARD_MARK_ATTR, SHARD_MARK_SK,
+    self, get_n, get_s, guid_of_pk, n, s, session_pk, BOOKMARK_ATTR, META_PK,
+    REJECT_POINTER_PREFIX, REJECT_SK, SESSION_SK, SHARD_MARK_ATTR, SHARD_MARK_SK,
 };
 use super::{IDLE_INDEX, IDLE_PK, IDLE_SK};
 use crate::aws::{failure, Failure};
@@ -234,6 +234,51 @@ impl SessionStore for DynamoStore {
             .item()
             .and_then(|item| get_n(item, SHARD_MARK_ATTR))
             .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(META_PK))
+            .key("sk", s(codec::bookmark_sk(name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("bookmark", e))?;
+        Ok(got
+            .item()
+            .and_then(|item| item.get(BOOKMARK_ATTR))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let sk = codec::bookmark_sk(name);
+        match value {
+            Some(v) => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(META_PK))
+                .item("sk", s(sk))
+                .item(BOOKMARK_ATTR, s(v))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| sdk_error("set_bookmark", e)),
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(META_PK))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| sdk_error("set_bookmark", e)),
+        }
     }
 
     async fn raise_shard_mark(&self, count: u32) -> Result<()> {

@@ -52,6 +52,13 @@ pub(super) const SESSION_SK: &str = "SESSION";
 pub(super) const META_PK: &str = "META";
 pub(super) const SHARD_MARK_SK: &str = "SHARDS";
 pub(super) const SHARD_MARK_ATTR: &str = "shards";
+/// The attribute holding a bookmark's value, in its `META` item.
+pub(super) const BOOKMARK_ATTR: &str = "value";
+
+/// The sort key of the bookmark `name`'s item (under [`META_PK`]).
+pub(super) fn bookmark_sk(name: &str) -> String {
+    format!("BOOKMARK#{name}")
+}
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

@@ -6,7 +6,8 @@
 //!   [`ChunkRecord::identity`](crate::index::ChunkRecord::identity).
 //!
 //! Rejected objects live under `pk = R#<hash>, sk = REJECT`, the shard high-water mark under
-//! `pk = META, sk = SHARDS`. Items carry `expire_at` (epoch seconds) for a TTL policy.
+//! `pk = META, sk = SHARDS`, bookmarks (the scheduled reconcile's cursor) under
+//! `pk = META, sk = BOOKMARK#<name>`. Items carry `expire_at` (epoch seconds) for a TTL policy.
 //!
 //! The store only reads a session item (consistently) with its `rev` and puts it back whole,
 //! conditioned on that `rev`; recording a chunk puts the chunk item and the session item in

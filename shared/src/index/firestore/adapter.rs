@@ -12,7 +12,7 @@ use gcloud_sdk::prost_types::Timestamp;
 
 use super::client::FirestoreStore;
 use super::codec::{self, get_int, get_time, integer, string, timestamp};
-use super::{CHUNKS_COLLECTION, SHARD_FIELD, SHARD_MARK_FIELD};
+use super::{BOOKMARK_FIELD, CHUNKS_COLLECTION, SHARD_FIELD, SHARD_MARK_FIELD};
 use crate::engine::SessionGuid;
 use crate::index::driver::FANOUT;
 use crate::index::protocol::SessionState;
@@ -264,6 +264,39 @@ impl SessionStore for FirestoreStore {
         Ok(doc
             .and_then(|d| get_int(&d.fields, SHARD_MARK_FIELD))
             .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        let root = self.root().await?;
+        let doc = self
+            .get("bookmark", self.bookmark_name(&root, name))
+            .await?;
+        Ok(doc.and_then(
+            |d| match d.fields.get(BOOKMARK_FIELD)?.value_type.as_ref()? {
+                ValueType::StringValue(v) => Some(v.clone()),
+                _ => None,
+            },
+        ))
+    }
+
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let root = self.root().await?;
+        let doc = self.bookmark_name(&root, name);
+        let operation = match value {
+            Some(v) => write::Operation::Update(Document {
+                name: doc,
+                fields: [(BOOKMARK_FIELD.to_owned(), codec::string(v))].into(),
+                ..Default::default()
+            }),
+            None => write::Operation::Delete(doc),
+        };
+        let write = Write {
+            operation: Some(operation),
+            ..Default::default()
+        };
+        // Unconditional: a refusal would be a precondition, and there is none.
+        self.commit("set_bookmark", vec![write]).await?;
+        Ok(())
     }
 
     async fn raise_shard_mark(&self, count: u32) -> Result<()> {

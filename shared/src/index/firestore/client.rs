@@ -18,7 +18,7 @@ use gcloud_sdk::tonic::{self, Code};
 use gcloud_sdk::GoogleAuthMiddleware;
 use tokio::sync::OnceCell;
 
-use super::{FirestoreConfig, META_SUFFIX, REJECTED_SUFFIX, SHARD_MARK_DOC};
+use super::{FirestoreConfig, BOOKMARK_DOC_PREFIX, META_SUFFIX, REJECTED_SUFFIX, SHARD_MARK_DOC};
 use crate::engine::SessionGuid;
 use crate::index::{IndexError, Result, RECORD_TTL};
 
@@ -165,6 +165,14 @@ impl FirestoreStore {
     pub(super) fn shard_mark_name(&self, root: &str) -> String {
         format!(
             "{root}/{}{META_SUFFIX}/{SHARD_MARK_DOC}",
+            self.config.collection
+        )
+    }
+
+    /// The document holding the bookmark `name` (beside the shard mark).
+    pub(super) fn bookmark_name(&self, root: &str, name: &str) -> String {
+        format!(
+            "{root}/{}{META_SUFFIX}/{BOOKMARK_DOC_PREFIX}{name}",
             self.config.collection
         )
     }

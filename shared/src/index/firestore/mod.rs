@@ -7,7 +7,9 @@
 //!   [`ChunkRecord::identity`](crate::index::ChunkRecord::identity), created only if absent,
 //!   so a redelivered event changes nothing;
 //! - `<collection>_rejected/{hash}`: refused objects with their reason;
-//! - `<collection>_meta/shards`: the shard high-water mark ([`crate::index::shard`]).
+//! - `<collection>_meta/shards`: the shard high-water mark ([`crate::index::shard`]);
+//! - `<collection>_meta/bookmark-<name>`: a bulk job's bookmark (the scheduled reconcile's
+//!   cursor, [`crate::index::RECONCILE_BOOKMARK`]).
 //!
 //! The store only reads a session with its `update_time` and writes it back conditioned on
 //! that time (or on its absence); recording a chunk commits the chunk document and the
@@ -106,6 +108,10 @@ pub const META_SUFFIX: &str = "_meta";
 /// The bookkeeping document holding the shard mark, and its field.
 const SHARD_MARK_DOC: &str = "shards";
 const SHARD_MARK_FIELD: &str = "shards";
+/// Bookmarks live beside the shard mark, one document each: `bookmark-<name>`.
+const BOOKMARK_DOC_PREFIX: &str = "bookmark-";
+/// The field holding a bookmark's value.
+const BOOKMARK_FIELD: &str = "value";
 
 /// Where the index lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

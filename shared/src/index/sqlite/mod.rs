@@ -285,6 +285,33 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn bookmark(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_owned();
+        self.read_conn("bookmark", move |conn| {
+            conn.query_row("SELECT value FROM bookmarks WHERE name = ?1", [name], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_bookmark(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let (name, value) = (name.to_owned(), value.map(str::to_owned));
+        self.write_tx("set_bookmark", move |tx| {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO bookmarks (name, value) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![name, v],
+                )?,
+                None => tx.execute("DELETE FROM bookmarks WHERE name = ?1", [name])?,
+            };
+            Ok(((), true))
+        })
+        .await
+    }
+
     async fn raise_shard_mark(&self, count: u32) -> Result<()> {
         self.write_tx("raise_shard_mark", move |tx| {
             tx.execute(
