@@ -24,8 +24,22 @@ pub struct DeleteArgs {
     json: bool,
 }
 
+/// The guids a `--from` list names: `FILE`, or standard input for `-`.
+pub(crate) fn guids_from(from: &str) -> Result<Vec<String>> {
+    let text = if from == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading session guids from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(from).with_context(|| format!("reading {from}"))?
+    };
+    Ok(guids_in(&text).collect())
+}
+
 /// Guids from a list file's text: one a line, blank lines and `#` comments skipped.
-pub(crate) fn guids_in(text: &str) -> impl Iterator<Item = String> + '_ {
+fn guids_in(text: &str) -> impl Iterator<Item = String> + '_ {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -35,16 +49,7 @@ pub(crate) fn guids_in(text: &str) -> impl Iterator<Item = String> + '_ {
 pub async fn run(args: DeleteArgs, settings: Settings) -> Result<()> {
     let mut guids = args.session_guids;
     if let Some(from) = &args.from {
-        let text = if from == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading session guids from standard input")?;
-            text
-        } else {
-            std::fs::read_to_string(from).with_context(|| format!("reading {from}"))?
-        };
-        guids.extend(guids_in(&text));
+        guids.extend(guids_from(from)?);
     }
     if guids.is_empty() {
         bail!("no session guids: name them, or pass --from FILE (or --from - for stdin)");

@@ -3,7 +3,6 @@
 //! finalize function's `POST /restitch` does. The logic is `Service::restitch`; in queue mode
 //! (`RRSTITCH_FINALIZE_MODE=queue`) it publishes one finalize message per session instead.
 
-use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -49,16 +48,7 @@ fn selection(args: &RestitchArgs) -> Result<Selection> {
             environment: args.environment.clone(),
         });
     };
-    let text = if from == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading session guids from standard input")?;
-        text
-    } else {
-        std::fs::read_to_string(from).with_context(|| format!("reading {from}"))?
-    };
-    let guids: Vec<String> = crate::erase::guids_in(&text).collect();
+    let guids = crate::erase::guids_from(from)?;
     if guids.is_empty() {
         bail!("no session guids in {from}");
     }
