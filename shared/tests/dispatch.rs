@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::{SessionIndex, SessionStatus};
-use rrstitch::queue::{self, FinalizeQueue, QueueError, Refused};
+use rrstitch::queue::{self, FinalizeQueue, Job, QueueError, Refused};
 use rrstitch::service::{Buckets, Delivery, ObjectRef, Options, Service, Skip};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{Result as StorageResult, StorageError, StorageUrl};
@@ -42,7 +42,7 @@ impl FinalizeQueue for MemoryQueue {
         self.limit
     }
 
-    async fn publish(&self, batch: &[SessionGuid]) -> Result<Vec<Refused>, QueueError> {
+    async fn publish(&self, batch: &[Job]) -> Result<Vec<Refused>, QueueError> {
         assert!(batch.len() <= self.limit, "a batch over the queue's limit");
         self.calls.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -51,7 +51,7 @@ impl FinalizeQueue for MemoryQueue {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let fail = self.fail_batch_of.lock().unwrap().clone();
         if let Some(f) = fail {
-            if batch.iter().any(|g| g.as_str() == f) {
+            if batch.iter().any(|job| job.body().contains(&f)) {
                 return Err(QueueError::Transient {
                     op: "publish",
                     source: "the queue is down".into(),
@@ -60,10 +60,13 @@ impl FinalizeQueue for MemoryQueue {
         }
         let refuse = self.refuse.lock().unwrap().clone();
         let mut refused = Vec::new();
-        for guid in batch {
+        for job in batch {
+            let Job::Finalize(guid) = job else {
+                panic!("a dispatch publishes finalize jobs only: {job:?}")
+            };
             if refuse.as_deref() == Some(guid.as_str()) {
                 refused.push((
-                    guid.clone(),
+                    job.clone(),
                     QueueError::Permanent {
                         op: "publish",
                         source: "refused".into(),
@@ -209,7 +212,7 @@ async fn dispatch_publishes_one_message_per_idle_session_in_bounded_batches() {
     );
     let most = q.most_in_flight.load(Ordering::SeqCst);
     assert!(
-        (2..=rrstitch::service::dispatch::PUBLISH_PARALLELISM).contains(&most),
+        (2..=rrstitch::queue::PUBLISH_PARALLELISM).contains(&most),
         "publish calls overlap, boundedly: {most} at once"
     );
     let published: Vec<String> = q
@@ -268,7 +271,7 @@ async fn a_worker_finalizes_once_and_acknowledges_duplicates_unknowns_and_junk()
     let e = env();
     e.session("a-session", 1).await;
     e.advance(120);
-    let first = e.svc.finalize_queued(&body("a-session")).await;
+    let first = e.svc.finalize_queued(&body("a-session"), None).await;
     let Delivery::Finalized(report) = &first else {
         panic!("not finalized: {first:?}");
     };
@@ -280,7 +283,7 @@ async fn a_worker_finalizes_once_and_acknowledges_duplicates_unknowns_and_junk()
     let modified = std::fs::metadata(&result).unwrap().modified().unwrap();
 
     // The same message again (a redelivery, or the next tick's dispatch): nothing changes.
-    let duplicate = e.svc.finalize_queued(&body("a-session")).await;
+    let duplicate = e.svc.finalize_queued(&body("a-session"), None).await;
     assert!(
         matches!(
             duplicate,
@@ -300,7 +303,7 @@ async fn a_worker_finalizes_once_and_acknowledges_duplicates_unknowns_and_junk()
     );
 
     // A session the index never saw, and messages that name none: acknowledged.
-    let unknown = e.svc.finalize_queued(&body("no-such-session")).await;
+    let unknown = e.svc.finalize_queued(&body("no-such-session"), None).await;
     assert!(
         matches!(
             unknown,
@@ -316,7 +319,7 @@ async fn a_worker_finalizes_once_and_acknowledges_duplicates_unknowns_and_junk()
         br#"{"guid":"x"}"#,
         br#"{"session_guid":"../etc"}"#,
     ] {
-        let d = e.svc.finalize_queued(junk).await;
+        let d = e.svc.finalize_queued(junk, None).await;
         assert!(matches!(d, Delivery::Refused { .. }), "{d:?}");
         assert!(!d.redeliver());
     }
@@ -324,7 +327,7 @@ async fn a_worker_finalizes_once_and_acknowledges_duplicates_unknowns_and_junk()
     // A message that arrives while the session is active again (a late chunk after the
     // dispatch) does nothing: the session is not idle; a later dispatch offers it.
     e.session("a-session", 2).await;
-    let late = e.svc.finalize_queued(&body("a-session")).await;
+    let late = e.svc.finalize_queued(&body("a-session"), None).await;
     assert!(
         matches!(
             late,
@@ -344,7 +347,7 @@ async fn a_transient_failure_is_delivered_again_and_the_next_delivery_finalizes(
     e.session("flaky-session", 1).await;
     e.advance(120);
     e.results_down.store(true, Ordering::SeqCst);
-    let failed = e.svc.finalize_queued(&body("flaky-session")).await;
+    let failed = e.svc.finalize_queued(&body("flaky-session"), None).await;
     assert!(
         matches!(
             failed,
@@ -362,7 +365,7 @@ async fn a_transient_failure_is_delivered_again_and_the_next_delivery_finalizes(
     // The claim was given back: the redelivery can take the session at once.
     assert_eq!(e.status("flaky-session").await, (SessionStatus::Open, 0));
     e.results_down.store(false, Ordering::SeqCst);
-    let retried = e.svc.finalize_queued(&body("flaky-session")).await;
+    let retried = e.svc.finalize_queued(&body("flaky-session"), None).await;
     assert!(matches!(retried, Delivery::Finalized(_)), "{retried:?}");
     assert_eq!(
         e.status("flaky-session").await,
@@ -381,7 +384,7 @@ async fn a_batch_keeps_each_answer_with_its_message() {
         (0..6).map(|i| (format!("m{i}"), body(&guid(i)))).collect();
     messages.push(("dup".into(), body(&guid(0))));
     messages.push(("junk".into(), b"{}".to_vec()));
-    let answers = e.svc.finalize_queued_batch(messages).await;
+    let answers = e.svc.finalize_queued_batch(messages, None).await;
     assert_eq!(answers.len(), 8);
     let finalized: BTreeSet<&str> = answers
         .iter()

@@ -9,13 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use rrstitch::index::{SessionIndex, RECONCILE_BOOKMARK};
-use rrstitch::service::reconcile::{window_bound, ReconcileSummary};
-use rrstitch::service::{Buckets, ObjectRef, Options, Service};
+use rrstitch::queue::{Job, NameRange};
+use rrstitch::service::reconcile::{window_bound, ReconcileSummary, MOST_RANGES};
+use rrstitch::service::{Buckets, Delivery, ObjectRef, Options, RangeDone, Service};
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{ObjectStore, Page, Result as StorageResult, StorageUrl};
 use rrstitch::time::Millis;
-use support::{scratch, Around, Op, Wrapped};
+use support::{scratch, Around, MemoryQueue, Op, Wrapped};
 
 /// The test's "now": 2027-01-15T08:00:00Z.
 const NOW: Millis = Millis(1_800_000_000_000);
@@ -377,4 +379,193 @@ async fn a_cursor_outside_the_prefix_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cursor"), "{err}");
+}
+
+/// Works a queue of messages to the end as `workers` concurrent workers would, each message
+/// handled by `svc` with the queue to continue on; every delivery's answer.
+async fn work_queue(svc: &Service, queue: &MemoryQueue, workers: usize) -> Vec<Delivery> {
+    let mut answers = Vec::new();
+    loop {
+        let messages = queue.take();
+        if messages.is_empty() {
+            return answers;
+        }
+        let round = futures::stream::iter(messages)
+            .map(|body| async move { svc.finalize_queued(&body, Some(queue)).await })
+            .buffer_unordered(workers)
+            .collect::<Vec<_>>()
+            .await;
+        answers.extend(round);
+    }
+}
+
+fn ranges_of(messages: &[Vec<u8>]) -> Vec<NameRange> {
+    messages
+        .iter()
+        .map(|m| match Job::parse(m) {
+            Ok(Job::Reconcile(range)) => range,
+            other => panic!("a reconcile range: {other:?}"),
+        })
+        .collect()
+}
+
+fn reconciled(answers: &[Delivery]) -> Vec<&RangeDone> {
+    answers
+        .iter()
+        .map(|d| match d {
+            Delivery::Reconciled(done) => done.as_ref(),
+            other => panic!("a reconciled range: {other:?}"),
+        })
+        .collect()
+}
+
+/// Queue mode: a pass over the whole bucket (30 days of hourly chunks, two thirds of them
+/// lost events) is cut into name ranges that follow one another with no gap, and
+/// three workers taking them in parallel recover exactly the lost chunks; delivering every
+/// range again recovers nothing. A windowed pass is cut from its margin on.
+#[tokio::test]
+async fn a_fanned_out_pass_is_finished_by_several_workers_range_by_range() {
+    let f = fixture(Watch::default(), Options::default());
+    let mut names = Vec::new();
+    let mut missed = 0;
+    for h in 0..30 * 24 {
+        let name = name_at(Millis(NOW.0 - h * HOUR - 1_000), 0);
+        f.put(&name, &format!("s-{}", h / 24));
+        if h % 3 == 0 {
+            f.svc.ingest(&f.object(&name)).await.unwrap();
+        } else {
+            missed += 1;
+        }
+        names.push(name);
+    }
+    let queue = MemoryQueue::default();
+    let fanned = f.svc.reconcile_fan_out(&queue, None, None).await.unwrap();
+    assert!(fanned.failed.is_empty(), "{fanned:?}");
+    let messages = queue.take();
+    let ranges = ranges_of(&messages);
+    assert_eq!(ranges.len(), fanned.ranges);
+    assert_eq!(fanned.published, fanned.ranges);
+    // 721 hours in at most MOST_RANGES ranges: three hours a range.
+    assert!(
+        (200..=MOST_RANGES as usize + 1).contains(&ranges.len()),
+        "{}",
+        ranges.len()
+    );
+    assert_eq!(ranges[0].after, None, "from the bucket's start");
+    assert_eq!(ranges.last().unwrap().through, None, "to its end");
+    for pair in ranges.windows(2) {
+        assert_eq!(pair[0].through, pair[1].after, "no gap, no overlap");
+    }
+    for name in &names {
+        assert_eq!(ranges.iter().filter(|r| r.holds(name)).count(), 1, "{name}");
+    }
+    // The fan-out itself read one page of the listing, not the bucket.
+    assert!(f.chunks.around.listed.lock().unwrap().len() <= 1_000);
+
+    queue.messages.lock().unwrap().extend(messages.clone());
+    let answers = work_queue(&f.svc, &queue, 3).await;
+    let done = reconciled(&answers);
+    assert_eq!(done.len(), ranges.len(), "each range once, none continued");
+    assert_eq!(
+        done.iter().map(|d| d.summary.recovered).sum::<u64>(),
+        missed
+    );
+    assert_eq!(
+        done.iter()
+            .map(|d| d.summary.known + d.summary.recovered)
+            .sum::<u64>(),
+        names.len() as u64,
+        "each chunk checked once"
+    );
+    for day in [0, 17, 29] {
+        let guid = format!("s-{day}");
+        assert_eq!(f.recorded(&guid).await.len(), 24, "{guid}");
+    }
+
+    // Every range delivered again: nothing new.
+    queue.messages.lock().unwrap().extend(messages);
+    let again = work_queue(&f.svc, &queue, 3).await;
+    assert_eq!(
+        reconciled(&again)
+            .iter()
+            .map(|d| d.summary.recovered)
+            .sum::<u64>(),
+        0
+    );
+
+    // A one-day window is cut from its margin on, and each range keeps the window's start.
+    let since = Duration::from_secs(24 * 3600);
+    f.svc
+        .reconcile_fan_out(&queue, Some(since), None)
+        .await
+        .unwrap();
+    let windowed = ranges_of(&queue.take());
+    assert!((48..=50).contains(&windowed.len()), "{}", windowed.len());
+    assert_eq!(
+        windowed[0].after.as_deref(),
+        Some(window_bound("", NOW.minus(since)).as_str())
+    );
+    assert!(windowed
+        .iter()
+        .all(|r| r.since_ms == Some(NOW.minus(since).0)));
+}
+
+/// A range the budget cuts publishes its rest as a new message; the workers finish the
+/// ranges with the lost chunks recovered exactly once and nothing checked twice.
+#[tokio::test]
+async fn a_range_cut_by_the_budget_continues_as_a_new_message() {
+    let (f, names, missed) = cut_fixture().await;
+    let queue = MemoryQueue::default();
+    f.svc
+        .reconcile_fan_out(&queue, Some(Duration::from_secs(3600)), None)
+        .await
+        .unwrap();
+    let first = ranges_of(&queue.messages.lock().unwrap()).len();
+    let answers = work_queue(&f.svc, &queue, 2).await;
+    let done = reconciled(&answers);
+    let continued = done.iter().filter(|d| d.continued.is_some()).count();
+    assert!(continued >= 1, "the budget cut a range");
+    assert_eq!(done.len(), first + continued, "each rest delivered once");
+    assert_eq!(
+        done.iter().map(|d| d.summary.recovered).sum::<u64>(),
+        missed.len() as u64
+    );
+    assert_eq!(
+        done.iter()
+            .map(|d| d.summary.known + d.summary.recovered)
+            .sum::<u64>(),
+        names.len() as u64,
+        "each chunk checked once"
+    );
+    for d in &done {
+        if let Some(rest) = &d.continued {
+            assert_eq!(rest.through, d.range.through);
+            assert!(rest.after > d.range.after, "the rest starts further on");
+        }
+    }
+}
+
+/// A range that cannot get anywhere within the budget is handed back to the platform
+/// (delivered again), never re-published as itself forever.
+#[tokio::test]
+async fn a_range_that_makes_no_progress_is_delivered_again() {
+    let f = fixture(
+        Watch::default(),
+        Options {
+            sweep_budget: Duration::ZERO,
+            ..Options::default()
+        },
+    );
+    f.put(&name_at(Millis(NOW.0 - HOUR), 0), "s-0");
+    let svc = &f.svc;
+    let queue = MemoryQueue::default();
+    let range = NameRange {
+        after: None,
+        through: None,
+        since_ms: None,
+    };
+    let body = Job::Reconcile(range).body();
+    let answer = svc.finalize_queued(body.as_bytes(), Some(&queue)).await;
+    assert!(answer.redeliver(), "{answer:?}");
+    assert!(queue.take().is_empty(), "nothing re-published");
 }

@@ -10,13 +10,13 @@
 mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rrstitch::engine::SessionGuid;
 use rrstitch::index::{SessionIndex, SessionStatus};
-use rrstitch::queue::{self, FinalizeQueue, QueueError, Refused};
+use rrstitch::queue;
 use rrstitch::service::backfill::NoProgress;
 use rrstitch::service::restitch::restitch_request;
 use rrstitch::service::{
@@ -25,7 +25,7 @@ use rrstitch::service::{
 use rrstitch::storage::local::LocalStore;
 use rrstitch::storage::{Result as StorageResult, StorageUrl};
 use rrstitch::time::Millis;
-use support::{Around, Op, Wrapped};
+use support::{Around, MemoryQueue, Op, Wrapped};
 
 /// Slows every result write, so a run's budget cuts it at a known pace.
 struct SlowWrites(Duration);
@@ -37,24 +37,6 @@ impl Around for SlowWrites {
             tokio::time::sleep(self.0).await;
         }
         Ok(())
-    }
-}
-
-/// A queue that keeps what it is given.
-#[derive(Debug, Default)]
-struct MemoryQueue {
-    messages: Mutex<Vec<Vec<u8>>>,
-}
-
-#[async_trait]
-impl FinalizeQueue for MemoryQueue {
-    fn batch_limit(&self) -> usize {
-        3
-    }
-    async fn publish(&self, batch: &[SessionGuid]) -> Result<Vec<Refused>, QueueError> {
-        let mut messages = self.messages.lock().unwrap();
-        messages.extend(batch.iter().map(|g| queue::message(g).into_bytes()));
-        Ok(Vec::new())
     }
 }
 
@@ -403,14 +385,14 @@ async fn queue_mode_publishes_the_sweeps_message_and_the_claim_decides() {
     // A late chunk for one of them before its message is worked.
     e.chunk(&guid(0), 200, "production").await;
     for message in &messages {
-        svc.finalize_queued(message).await;
+        svc.finalize_queued(message, None).await;
     }
     for i in 1..4 {
         assert_eq!(e.status(&guid(i)).await, (SessionStatus::Finalized, 2));
         assert!(e.has_insights(&guid(i)));
     }
     // Delivered again: the claim finds it finalized.
-    let again = svc.finalize_queued(&messages[1]).await;
+    let again = svc.finalize_queued(&messages[1], None).await;
     assert!(
         matches!(
             again,

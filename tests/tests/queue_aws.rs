@@ -205,5 +205,83 @@ async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once()
             "{guid}"
         );
     }
+
+    // Backfill (DEPLOY.md): a bucket whose chunks no event ever recorded, worked through the
+    // queue by three workers. The reconcile is cut into ranges of chunk names, one message
+    // each; the workers record every chunk of their ranges; the dispatch that follows has
+    // them finalize every session, once.
+    let backfilled: Vec<String> = (0..12).map(|i| format!("backfill-{i:02}")).collect();
+    for (i, guid) in backfilled.iter().enumerate() {
+        for c in 0..3 {
+            let name = format!(
+                "2025-05-{:02}T{:02}:1{c}:00.000000+0000.json",
+                3 + i / 4,
+                (i % 4) * 5 + c
+            );
+            stack.put_chunk(&name, small_chunk(guid)).await;
+        }
+    }
+    let fanned = api.invoke(json!({"reconcile": true})).await.unwrap();
+    assert_eq!(fanned["status"], 200, "{fanned}");
+    let ranges = fanned["result"]["ranges"].as_u64().unwrap();
+    assert!(ranges > 1, "{fanned}");
+    assert_eq!(fanned["result"]["published"], ranges, "{fanned}");
+    let mut apis = Vec::new();
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        let api = RuntimeApi::start().await;
+        workers.push(lambda("rrstitch-finalize", &api, &queue_env));
+        apis.push(api);
+    }
+    let drain_all = || async {
+        let (a, b, c) = tokio::join!(
+            drain(moto, &queue, &apis[0]),
+            drain(moto, &queue, &apis[1]),
+            drain(moto, &queue, &apis[2])
+        );
+        [a, b, c]
+    };
+    let drained = drain_all().await;
+    let polls: Vec<&sqs::Poll> = drained.iter().flatten().collect();
+    assert!(polls.iter().all(|p| p.failed.is_empty()), "{polls:?}");
+    assert_eq!(
+        polls.iter().map(|p| p.delivered as u64).sum::<u64>(),
+        ranges,
+        "each range delivered once"
+    );
+    assert!(
+        drained.iter().filter(|d| !d.is_empty()).count() >= 2,
+        "the ranges were shared out among the workers"
+    );
+    for guid in &backfilled {
+        assert_eq!(
+            status(&index, guid).await,
+            Some((SessionStatus::Open, 0)),
+            "{guid}"
+        );
+        let chunks = index
+            .chunks(&SessionGuid::parse(guid).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(chunks.len(), 3, "{guid}");
+    }
+    let dispatched = api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(dispatched["result"]["published"], 12, "{dispatched}");
+    let drained = drain_all().await;
+    assert_eq!(
+        drained.iter().flatten().map(|p| p.delivered).sum::<usize>(),
+        12
+    );
+    for guid in &backfilled {
+        assert_eq!(
+            status(&index, guid).await,
+            Some((SessionStatus::Finalized, 1)),
+            "{guid}"
+        );
+        let result = results.get(&format!("{guid}.json"), 1 << 20).await.unwrap();
+        let v: Value = serde_json::from_slice(&result.body).unwrap();
+        assert!(!v["rrweb_data"].as_array().unwrap().is_empty(), "{guid}");
+    }
+    drop(workers);
     drop(worker);
 }

@@ -272,6 +272,38 @@ pub async fn reconcile(args: ReconcileArgs, mut settings: Settings) -> Result<()
         bail!("reconcile needs the chunk bucket: --bucket or RRSTITCH_CHUNKS");
     }
     let svc = service(&settings).await?;
+    let queue = rrstitch_edge::setup::finalize_queue(&settings)
+        .await
+        .context("opening the finalize queue")?;
+    if let Some(queue) = queue {
+        if args.resume {
+            bail!("--resume continues an inline pass; in queue mode (RRSTITCH_FINALIZE_MODE=queue) the pass is cut into ranges for the workers, and needs no bookmark");
+        }
+        let summary = svc
+            .reconcile_fan_out(queue.as_ref(), args.since, args.cursor.as_deref())
+            .await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            eprintln!(
+                "reconcile: {} ranges of chunk names published for the finalize workers ({} failed){}",
+                summary.published,
+                summary.failed.len(),
+                summary
+                    .from
+                    .as_deref()
+                    .map(|f| format!(", starting after {f}"))
+                    .unwrap_or_default()
+            );
+        }
+        if !summary.failed.is_empty() {
+            bail!(
+                "{} ranges were not published: run the pass again (ranges are idempotent)",
+                summary.failed.len()
+            );
+        }
+        return Ok(());
+    }
     let summary = if args.resume {
         svc.reconcile_resumed(args.since).await?
     } else {

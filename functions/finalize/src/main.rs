@@ -101,12 +101,25 @@ async fn run_sweep(app: &App) -> (u16, Value) {
 }
 
 /// `(status, JSON body)` of a reconcile, optionally of only the last `since` and from a
-/// cursor (`Err`: what is wrong with the request).
-async fn run_reconcile(svc: &Service, request: Result<ReconcileRequest, String>) -> (u16, Value) {
+/// cursor (`Err`: what is wrong with the request). In queue mode the pass is cut into name
+/// ranges published for the workers (`Service::reconcile_fan_out`).
+async fn run_reconcile(app: &App, request: Result<ReconcileRequest, String>) -> (u16, Value) {
     let request = match request {
         Ok(request) => request,
         Err(e) => return bad_request(e),
     };
+    let svc = &app.svc;
+    if let Some(queue) = &app.queue {
+        return match svc
+            .reconcile_fan_out(queue.as_ref(), request.since, request.cursor.as_deref())
+            .await
+        {
+            Ok(summary) if summary.failed.is_empty() => (200, json!(summary)),
+            Ok(summary) if summary.failed.iter().any(|f| f.transient) => (503, json!(summary)),
+            Ok(summary) => (500, json!(summary)),
+            Err(e) => error(&e),
+        };
+    }
     // A schedule posts the same body every time: without a cursor the pass continues the
     // series the index keeps; with one, it is a caller's own pass.
     let summary = match request.cursor.as_deref() {
@@ -192,7 +205,7 @@ async fn finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respo
 }
 
 async fn reconcile(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    respond(run_reconcile(&app.svc, events::reconcile_request(&body)).await)
+    respond(run_reconcile(&app, events::reconcile_request(&body)).await)
 }
 
 async fn restitch(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
@@ -200,7 +213,7 @@ async fn restitch(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respo
 }
 
 async fn pubsub_finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    respond(queue::run_push(&app.svc, &body).await)
+    respond(queue::run_push(&app.svc, app.queue.as_deref(), &body).await)
 }
 
 async fn delete(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
@@ -238,10 +251,12 @@ async fn on_lambda(app: &App, event: FinalizeEvent) -> LambdaAnswer {
         FinalizeEvent::Finalize { session_guid } => run_finalize(svc, session_guid).await.into(),
         FinalizeEvent::Reconcile {
             since_secs, cursor, ..
-        } => run_reconcile(svc, FinalizeEvent::reconcile_request(since_secs, cursor))
+        } => run_reconcile(app, FinalizeEvent::reconcile_request(since_secs, cursor))
             .await
             .into(),
-        FinalizeEvent::Queued(batch) => LambdaAnswer::Batch(queue::run_sqs(svc, batch).await),
+        FinalizeEvent::Queued(batch) => {
+            LambdaAnswer::Batch(queue::run_sqs(svc, app.queue.as_deref(), batch).await)
+        }
         FinalizeEvent::Scheduled(_) | FinalizeEvent::Sweep { .. } => run_sweep(app).await.into(),
         FinalizeEvent::Unknown(payload) => {
             // Retrying cannot make it one of ours: answer, so Lambda does not retry it.
@@ -262,7 +277,7 @@ async fn on_function_url(app: &App, request: &FunctionUrlRequest) -> (u16, Value
     let svc = &app.svc;
     match request.raw_path.as_str() {
         "/sweep" => run_sweep(app).await,
-        "/reconcile" => run_reconcile(svc, events::reconcile_request(&body)).await,
+        "/reconcile" => run_reconcile(app, events::reconcile_request(&body)).await,
         "/delete" => run_delete(svc, erase_request(&body)).await,
         "/restitch" => run_restitch(app, restitch_request(&body)).await,
         "/" | "/finalize" => run_finalize(svc, events::finalize_request(&body)).await,

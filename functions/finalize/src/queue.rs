@@ -1,6 +1,7 @@
 //! Queue mode's two edges (`RRSTITCH_FINALIZE_MODE=queue`), mapped to what each platform
 //! understands:
-//! - the dispatcher: the scheduled sweep, publishing one message per idle session;
+//! - the dispatcher: the scheduled sweep, publishing one message per idle session (and the
+//!   scheduled reconcile, publishing one message per range of chunk names);
 //! - the workers: a Pub/Sub push to `POST /pubsub/finalize` (a 2xx acknowledges, anything
 //!   else has Pub/Sub deliver again, then dead-letter), and an SQS batch on Lambda (the answer
 //!   names the messages to deliver again in `batchItemFailures`; the event source mapping
@@ -25,8 +26,13 @@ pub async fn run_dispatch(svc: &Service, queue: &dyn FinalizeQueue) -> (u16, Val
     }
 }
 
-/// `(status, JSON body)` of one Pub/Sub push delivery.
-pub async fn run_push(svc: &Service, body: &[u8]) -> (u16, Value) {
+/// `(status, JSON body)` of one Pub/Sub push delivery. `queue` takes the rest of a
+/// reconcile range the budget cut.
+pub async fn run_push(
+    svc: &Service,
+    queue: Option<&dyn FinalizeQueue>,
+    body: &[u8],
+) -> (u16, Value) {
     let message = match events::pubsub_push_data(body) {
         Ok(message) => message,
         // Not from Pub/Sub at all: say so to whoever sent it.
@@ -37,7 +43,7 @@ pub async fn run_push(svc: &Service, body: &[u8]) -> (u16, Value) {
             return (200, json!({"outcome": "refused", "error": e.to_string()}));
         }
     };
-    let delivery = svc.finalize_queued(&message).await;
+    let delivery = svc.finalize_queued(&message, queue).await;
     let status = if delivery.redeliver() { 503 } else { 200 };
     (status, json!(delivery))
 }
@@ -46,7 +52,11 @@ pub async fn run_push(svc: &Service, body: &[u8]) -> (u16, Value) {
 /// event source mapping has `ReportBatchItemFailures`; it deletes the rest). Nothing else is
 /// in the answer: Lambda reads it as a whole, and what was done with each message is in the
 /// logs.
-pub async fn run_sqs(svc: &Service, batch: SqsBatch) -> SqsBatchResponse {
+pub async fn run_sqs(
+    svc: &Service,
+    queue: Option<&dyn FinalizeQueue>,
+    batch: SqsBatch,
+) -> SqsBatchResponse {
     let mut answer = SqsBatchResponse::default();
     let messages = match events::sqs_messages(batch) {
         Ok(messages) => messages,
@@ -63,6 +73,7 @@ pub async fn run_sqs(svc: &Service, batch: SqsBatch) -> SqsBatchResponse {
                 .into_iter()
                 .map(|m| (m.message_id, m.body.into_bytes()))
                 .collect(),
+            queue,
         )
         .await;
     answer.set_failures(

@@ -14,8 +14,7 @@ use base64::Engine as _;
 use gcloud_sdk::google_cloud_auth::credentials::{AccessTokenCredentials, Builder};
 use serde::Deserialize;
 
-use super::{message, FinalizeQueue, QueueError, Refused};
-use crate::engine::SessionGuid;
+use super::{FinalizeQueue, Job, QueueError, Refused};
 
 /// Pub/Sub takes at most 1,000 messages (and 10 MB) per publish request; a finalize message
 /// is ~60 bytes.
@@ -159,15 +158,20 @@ impl PubSubQueue {
     }
 }
 
-/// A publish request for `batch`: each message's data is the finalize message, and its
-/// `session_guid` attribute the same guid (for filters and for reading a dead letter).
-fn request_body(batch: &[SessionGuid]) -> Vec<u8> {
+/// A publish request for `batch`: each message's data is the job's body; a finalize
+/// message's `session_guid` attribute is its guid, another job's `job` attribute its kind
+/// (for filters and for reading a dead letter).
+fn request_body(batch: &[Job]) -> Vec<u8> {
     let messages: Vec<serde_json::Value> = batch
         .iter()
-        .map(|guid| {
+        .map(|job| {
+            let attributes = match job {
+                Job::Finalize(guid) => serde_json::json!({"session_guid": guid.as_str()}),
+                other => serde_json::json!({"job": other.kind()}),
+            };
             serde_json::json!({
-                "data": base64::engine::general_purpose::STANDARD.encode(message(guid)),
-                "attributes": {"session_guid": guid.as_str()},
+                "data": base64::engine::general_purpose::STANDARD.encode(job.body()),
+                "attributes": attributes,
             })
         })
         .collect();
@@ -181,7 +185,7 @@ impl FinalizeQueue for PubSubQueue {
     }
 
     /// Pub/Sub takes or refuses a publish request whole, so nothing is refused one by one.
-    async fn publish(&self, batch: &[SessionGuid]) -> Result<Vec<Refused>, QueueError> {
+    async fn publish(&self, batch: &[Job]) -> Result<Vec<Refused>, QueueError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -207,13 +211,19 @@ mod tests {
 
     #[test]
     fn a_publish_request_carries_the_message_as_base64_data() {
-        let guids = [
-            SessionGuid::parse("a-1").unwrap(),
-            SessionGuid::parse("b-2").unwrap(),
+        let jobs = [
+            Job::Finalize(crate::engine::SessionGuid::parse("a-1").unwrap()),
+            Job::Finalize(crate::engine::SessionGuid::parse("b-2").unwrap()),
+            Job::Reconcile(super::super::NameRange {
+                after: None,
+                through: Some("c/2025".into()),
+                since_ms: None,
+            }),
         ];
-        let body: serde_json::Value = serde_json::from_slice(&request_body(&guids)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&request_body(&jobs)).unwrap();
         let messages = body["messages"].as_array().unwrap();
-        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[2]["attributes"]["job"], "reconcile");
         let data = base64::engine::general_purpose::STANDARD
             .decode(messages[1]["data"].as_str().unwrap())
             .unwrap();

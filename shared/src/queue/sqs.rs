@@ -6,9 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 
-use super::{message, FinalizeQueue, QueueError, Refused};
+use super::{FinalizeQueue, Job, QueueError, Refused};
 use crate::aws::{failure, Failure};
-use crate::engine::SessionGuid;
 
 /// SQS takes at most ten entries per `SendMessageBatch`.
 const BATCH: usize = 10;
@@ -52,20 +51,20 @@ impl FinalizeQueue for SqsQueue {
         BATCH
     }
 
-    /// SQS answers per entry: an entry it refused is reported with its session, the rest are
+    /// SQS answers per entry: an entry it refused is reported with its job, the rest are
     /// published. Entry ids are the positions in `batch` (ids must be unique within a call and
     /// at most 80 characters; guids may be 128).
-    async fn publish(&self, batch: &[SessionGuid]) -> Result<Vec<Refused>, QueueError> {
+    async fn publish(&self, batch: &[Job]) -> Result<Vec<Refused>, QueueError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let entries = batch
             .iter()
             .enumerate()
-            .map(|(i, guid)| {
+            .map(|(i, job)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(message(guid))
+                    .message_body(job.body())
                     .build()
                     .expect("id and body are set")
             })
@@ -91,7 +90,7 @@ impl FinalizeQueue for SqsQueue {
             })?;
         let mut refused = Vec::new();
         for entry in out.failed() {
-            let Some(guid) = entry.id().parse::<usize>().ok().and_then(|i| batch.get(i)) else {
+            let Some(job) = entry.id().parse::<usize>().ok().and_then(|i| batch.get(i)) else {
                 continue;
             };
             let source =
@@ -102,7 +101,7 @@ impl FinalizeQueue for SqsQueue {
             } else {
                 QueueError::Transient { op: "send", source }
             };
-            refused.push((guid.clone(), error));
+            refused.push((job.clone(), error));
         }
         Ok(refused)
     }

@@ -18,15 +18,12 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::finalize::FinalizeReport;
+use super::reconcile::RangeDone;
 use super::{Result, Service, ServiceError};
 use crate::engine::SessionGuid;
 use crate::index::ClaimMode;
-use crate::queue::{self, FinalizeQueue};
+use crate::queue::{self, FinalizeQueue, Job, NameRange};
 use crate::time::deadline;
-
-/// Publish calls in flight at once: enough to hide a publish round trip, few enough not to
-/// be throttled by the queue service.
-pub const PUBLISH_PARALLELISM: usize = 8;
 
 /// What one dispatch did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -66,6 +63,14 @@ pub enum Delivery {
         error: String,
         transient: bool,
     },
+    /// A reconcile range was checked (its rest, if the budget cut it, queued anew).
+    Reconciled(Box<RangeDone>),
+    /// Reconciling a range failed. Transient: deliver it again.
+    RangeFailed {
+        range: NameRange,
+        error: String,
+        transient: bool,
+    },
 }
 
 /// Why a worker acknowledged a message without finalizing its session.
@@ -93,6 +98,9 @@ impl Delivery {
             Delivery::Failed {
                 transient: true,
                 ..
+            } | Delivery::RangeFailed {
+                transient: true,
+                ..
             }
         )
     }
@@ -100,7 +108,7 @@ impl Delivery {
 
 impl Service {
     /// Publishes one finalize message per session idle for `options.idle` (up to
-    /// `options.sweep_limit`), in batches of the queue's size, [`PUBLISH_PARALLELISM`] at a
+    /// `options.sweep_limit`), in batches of the queue's size, [`queue::PUBLISH_PARALLELISM`] at a
     /// time, within `options.sweep_budget`.
     ///
     /// A session whose message the queue refused stays idle, so the next dispatch offers it
@@ -121,42 +129,13 @@ impl Service {
             considered: guids.len(),
             ..DispatchSummary::default()
         };
-        let batches: Vec<Vec<SessionGuid>> = guids
-            .chunks(queue.batch_limit().max(1))
-            .map(<[SessionGuid]>::to_vec)
-            .collect();
-        let mut calls = stream::iter(batches)
-            .map(|batch| async move {
-                let outcome = queue.publish(&batch).await;
-                (batch, outcome)
-            })
-            .buffer_unordered(PUBLISH_PARALLELISM);
-        let mut answered = 0;
-        loop {
-            let (batch, outcome) = match tokio::time::timeout_at(deadline, calls.next()).await {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(_) => {
-                    summary.deferred = summary.considered - answered;
-                    break;
-                }
-            };
-            answered += batch.len();
-            match outcome {
-                Ok(refused) => {
-                    summary.published += batch.len() - refused.len();
-                    for (guid, e) in refused {
-                        summary.failed.push(failure(&guid, &e));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(sessions = batch.len(), error = %e, "publishing finalize messages failed; the next dispatch offers them again");
-                    summary
-                        .failed
-                        .extend(batch.iter().map(|guid| failure(guid, &e)));
-                }
-            }
-        }
+        let jobs = guids.into_iter().map(Job::Finalize).collect();
+        let done = queue::publish_all(queue, jobs, Some(deadline)).await;
+        summary.published = done.published;
+        summary.deferred = done.unanswered;
+        summary
+            .failed
+            .extend(done.refused.iter().map(|(job, e)| failure(job, e)));
         summary.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             considered = summary.considered,
@@ -180,25 +159,36 @@ impl Service {
         })
     }
 
-    /// A worker's handling of one finalize message body (`{"session_guid": "…"}`): claim the
-    /// session as a sweep would, stitch, complete.
-    pub async fn finalize_queued(&self, body: &[u8]) -> Delivery {
-        let raw = match queue::parse_message(body) {
-            Ok(raw) => raw,
+    /// A worker's handling of one message body: a finalize message (`{"session_guid": "…"}`)
+    /// claims the session as a sweep would, stitches, completes; a reconcile range is
+    /// reconciled, its rest (when the budget cuts it) published back to `queue`.
+    pub async fn finalize_queued(
+        &self,
+        body: &[u8],
+        queue: Option<&dyn FinalizeQueue>,
+    ) -> Delivery {
+        match Job::parse(body) {
+            Ok(Job::Finalize(guid)) => self.finalize_one_queued(guid).await,
+            Ok(Job::Reconcile(range)) => match self.reconcile_queued(range.clone(), queue).await {
+                Ok(done) => Delivery::Reconciled(Box::new(done)),
+                Err(e) => {
+                    let transient = e.is_transient();
+                    tracing::error!(after = range.after.as_deref().unwrap_or(""), error = %e, transient, "queued reconcile failed");
+                    Delivery::RangeFailed {
+                        range,
+                        error: e.to_string(),
+                        transient,
+                    }
+                }
+            },
             Err(error) => {
-                tracing::error!(%error, "finalize message refused; acknowledged");
-                return Delivery::Refused { error };
+                tracing::error!(%error, "queue message refused; acknowledged");
+                Delivery::Refused { error }
             }
-        };
-        let guid = match SessionGuid::parse(&raw) {
-            Ok(guid) => guid,
-            Err(e) => {
-                tracing::error!(error = %e, "finalize message names no valid session; acknowledged");
-                return Delivery::Refused {
-                    error: e.to_string(),
-                };
-            }
-        };
+        }
+    }
+
+    async fn finalize_one_queued(&self, guid: SessionGuid) -> Delivery {
         let idle_before = self.now().minus(self.options.idle);
         let skipped = |reason| Delivery::Skipped {
             session_guid: guid.to_string(),
@@ -238,10 +228,11 @@ impl Service {
     pub async fn finalize_queued_batch<I: Send>(
         &self,
         messages: Vec<(I, Vec<u8>)>,
+        queue: Option<&dyn FinalizeQueue>,
     ) -> Vec<(I, Delivery)> {
         stream::iter(messages)
             .map(|(id, body)| async move {
-                let delivery = self.finalize_queued(&body).await;
+                let delivery = self.finalize_queued(&body, queue).await;
                 (id, delivery)
             })
             .buffer_unordered(self.options.session_parallelism.max(1))
@@ -250,9 +241,12 @@ impl Service {
     }
 }
 
-fn failure(guid: &SessionGuid, e: &queue::QueueError) -> DispatchFailure {
+fn failure(job: &Job, e: &queue::QueueError) -> DispatchFailure {
     DispatchFailure {
-        session_guid: guid.to_string(),
+        session_guid: match job {
+            Job::Finalize(guid) => guid.to_string(),
+            other => other.body(),
+        },
         error: e.to_string(),
         transient: e.is_transient(),
     }

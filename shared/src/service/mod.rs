@@ -37,7 +37,7 @@ pub use dispatch::{Delivery, DispatchSummary, Skip};
 pub use erase::{EraseReport, EraseRequest, SessionErased};
 pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
-pub use reconcile::ReconcileSummary;
+pub use reconcile::{FanOutSummary, RangeDone, ReconcileSummary};
 pub use restitch::{RestitchRequest, RestitchSummary, Selection};
 
 /// Knobs shared by every entry point; built by the edges from [`crate::config`].
@@ -157,6 +157,9 @@ pub enum ServiceError {
     InvalidRequest(String),
     #[error("writing the stitched output: {0}")]
     Output(#[from] std::io::Error),
+    /// A queued reconcile range could not be finished and must be delivered again.
+    #[error("reconcile range unfinished: {0}")]
+    RangeUnfinished(String),
 }
 
 impl ServiceError {
@@ -165,7 +168,9 @@ impl ServiceError {
         match self {
             ServiceError::Storage(e) => e.is_transient(),
             ServiceError::Index(e) => e.is_transient(),
-            ServiceError::Busy { .. } | ServiceError::Output(_) => true,
+            ServiceError::Busy { .. }
+            | ServiceError::Output(_)
+            | ServiceError::RangeUnfinished(_) => true,
             ServiceError::UnknownSession(_)
             | ServiceError::InvalidRequest(_)
             | ServiceError::Superseded(_)

@@ -37,6 +37,7 @@ use super::backfill::{Failure, HEAD_BYTES};
 use super::{IngestOutcome, ObjectRef, Result, Service, ServiceError};
 use crate::engine::{self, ChunkName, NameClass, SessionGuid};
 use crate::index::RECONCILE_BOOKMARK;
+use crate::queue::{self, FinalizeQueue, Job, NameRange};
 use crate::storage::{list_pages, ObjectMeta, ObjectStore, StorageUrl};
 use crate::time::{deadline, Millis};
 
@@ -144,29 +145,59 @@ impl Service {
         since: Option<Duration>,
         cursor: Option<&str>,
     ) -> Result<ReconcileSummary> {
-        let started = tokio::time::Instant::now();
-        let url = self.options.chunk_bucket.clone().ok_or_else(|| {
-            ServiceError::InvalidRequest(
-                "reconcile needs the chunk bucket: set RRSTITCH_CHUNKS".into(),
-            )
-        })?;
+        let (range, _) = self.reconcile_start(since, cursor)?;
+        self.reconcile_range(&range).await
+    }
+
+    /// Where a pass over the last `since` (after `cursor`) starts: the range from there to the
+    /// end of the bucket, and the window's start.
+    fn reconcile_start(
+        &self,
+        since: Option<Duration>,
+        cursor: Option<&str>,
+    ) -> Result<(NameRange, Option<Millis>)> {
         let prefix = self.options.chunk_prefix.as_str();
         if let Some(cursor) = cursor.filter(|c| !c.starts_with(prefix)) {
             return Err(ServiceError::InvalidRequest(format!(
                 "the reconcile cursor {cursor:?} is not under the chunk prefix {prefix:?}"
             )));
         }
-        let store = self.buckets.get(&url).await?;
         let window_start = since.map(|d| self.now().minus(d));
-        let oldest_ns = window_start.map(|w| i128::from(w.0) * 1_000_000);
         // The later of the window's bound and the cursor.
-        let start_after = [
+        let after = [
             window_start.map(|w| window_bound(prefix, w)),
             cursor.map(str::to_owned),
         ]
         .into_iter()
         .flatten()
         .max();
+        let range = NameRange {
+            after,
+            through: None,
+            since_ms: window_start.map(|w| w.0),
+        };
+        Ok((range, window_start))
+    }
+
+    /// Reconciles the chunk objects of one name range (a [`Job::Reconcile`] message's, or a
+    /// whole pass's), within the sweep budget. Its bounds must be under the chunk prefix.
+    pub async fn reconcile_range(&self, range: &NameRange) -> Result<ReconcileSummary> {
+        let started = tokio::time::Instant::now();
+        let url = self.chunk_bucket_for("reconcile")?;
+        let prefix = self.options.chunk_prefix.as_str();
+        if let Some(bound) = [&range.after, &range.through]
+            .into_iter()
+            .flatten()
+            .find(|b| !b.starts_with(prefix))
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "the reconcile range bound {bound:?} is not under the chunk prefix {prefix:?}"
+            )));
+        }
+        let store = self.buckets.get(&url).await?;
+        let oldest_ns = range.since_ms.map(|ms| i128::from(ms) * 1_000_000);
+        let start_after = range.after.clone();
+        let through = range.through.as_deref();
         let mut summary = ReconcileSummary::default();
 
         let known: Mutex<HashMap<SessionGuid, Known>> = Mutex::new(HashMap::new());
@@ -190,6 +221,8 @@ impl Service {
                 })
             })
             .flatten()
+            // The range ends at `through`: the listing stops at the first name past it.
+            .take_while(|meta| future::ready(through.is_none_or(|t| meta.name.as_str() <= t)))
             // Stops before the object after the cut is counted (at most one page past it is
             // fetched).
             .take_while(|_| future::ready(!cut.load(Ordering::Relaxed)))
@@ -287,6 +320,14 @@ impl Service {
         Ok(summary)
     }
 
+    fn chunk_bucket_for(&self, what: &str) -> Result<StorageUrl> {
+        self.options.chunk_bucket.clone().ok_or_else(|| {
+            ServiceError::InvalidRequest(format!(
+                "{what} needs the chunk bucket: set RRSTITCH_CHUNKS"
+            ))
+        })
+    }
+
     /// Checks one candidate: known to the index (by a head read and the session's chunks),
     /// or ingested now; deferred when the budget ran out before it started.
     async fn check(
@@ -354,6 +395,236 @@ impl Service {
     }
 }
 
+/// The shortest stretch of upload time one range of a fanned-out pass covers. A pass over
+/// more than [`MOST_RANGES`] of them gets wider ranges.
+pub const RANGE_SPAN: Duration = Duration::from_secs(3600);
+
+/// Most ranges one fanned-out pass is cut into. Range size is a matter of parallelism, not
+/// of correctness (a range the budget cuts continues as a new message), and 256 is more than
+/// the workers a deployment scales to, while a pass over years of sparse chunks stays a few
+/// hundred messages, not one per (mostly empty) hour.
+pub const MOST_RANGES: u64 = 256;
+
+/// What cutting a reconcile pass into ranges did ([`Service::reconcile_fan_out`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FanOutSummary {
+    /// Ranges the pass was cut into: one message each.
+    pub ranges: usize,
+    /// Messages the queue took.
+    pub published: usize,
+    /// Ranges not published, with why: run the pass again (ranges are idempotent).
+    pub failed: Vec<RangeFailure>,
+    /// The first range's start (`None`: the start of the chunk prefix).
+    pub from: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeFailure {
+    pub range: NameRange,
+    pub error: String,
+    pub transient: bool,
+}
+
+/// What a worker did with one [`Job::Reconcile`] message.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeDone {
+    pub range: NameRange,
+    pub summary: ReconcileSummary,
+    /// The rest of a range cut by the budget, published back to the queue as a new message.
+    pub continued: Option<NameRange>,
+}
+
+/// The text bound of an instant in name order: the prefix and the instant to the second,
+/// as [`window_bound`] writes it.
+fn bound_at(prefix: &str, at: Millis) -> String {
+    format!("{prefix}{}", &at.to_rfc3339()[..19])
+}
+
+/// The ranges `(after, b1], (b1, b2], …, (bn, end)` cutting the names from `after` on, with
+/// bounds every `span` from `first` (the hour of the first name after `after`) up to `until`.
+fn cut_ranges(
+    prefix: &str,
+    after: Option<String>,
+    since_ms: Option<i64>,
+    first: Millis,
+    until: Millis,
+) -> Vec<NameRange> {
+    const HOUR_MS: i64 = 3_600_000;
+    let start = first.0 - first.0.rem_euclid(HOUR_MS);
+    let hours = (until.0 - start).max(0) / HOUR_MS + 1;
+    let per_range = (hours as u64).div_ceil(MOST_RANGES).max(1) as i64;
+    let step = (RANGE_SPAN.as_millis() as i64).max(HOUR_MS) * per_range;
+    let mut bounds = Vec::new();
+    let mut at = start + step;
+    while at <= until.0 {
+        bounds.push(bound_at(prefix, Millis(at)));
+        at += step;
+    }
+    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+    let mut from = after;
+    for bound in bounds {
+        ranges.push(NameRange {
+            after: from,
+            through: Some(bound.clone()),
+            since_ms,
+        });
+        from = Some(bound);
+    }
+    ranges.push(NameRange {
+        after: from,
+        through: None,
+        since_ms,
+    });
+    ranges
+}
+
+impl Service {
+    /// Queue mode's reconcile: cuts the pass over the last `since` (after `cursor`) into
+    /// ranges of names by upload time and publishes one [`Job::Reconcile`] message each, so
+    /// the workers check them in parallel ([`Service::reconcile_queued`]). It reads one page
+    /// of the listing (to find where the chunks start) and nothing else, so it takes seconds
+    /// whatever the bucket holds. Names are cut by their text, so the ranges cover every name
+    /// from the start exactly once; the window is applied by each range, by instant.
+    pub async fn reconcile_fan_out(
+        &self,
+        queue: &dyn FinalizeQueue,
+        since: Option<Duration>,
+        cursor: Option<&str>,
+    ) -> Result<FanOutSummary> {
+        let started = tokio::time::Instant::now();
+        let url = self.chunk_bucket_for("reconcile")?;
+        let prefix = self.options.chunk_prefix.as_str();
+        let (whole, _) = self.reconcile_start(since, cursor)?;
+        let store = self.buckets.get(&url).await?;
+        let page = store
+            .list_page(prefix, whole.after.as_deref(), store.page_size())
+            .await?;
+        let first = page.objects.iter().find_map(|meta| {
+            matches!(ChunkName::classify(&meta.name, prefix), NameClass::Chunk(_))
+                .then(|| {
+                    let text = &meta.name[prefix.len()..prefix.len() + 19];
+                    Millis::parse_rfc3339(&format!("{text}Z"))
+                })
+                .flatten()
+        });
+        let ranges = match first {
+            Some(first) => cut_ranges(
+                prefix,
+                whole.after.clone(),
+                whole.since_ms,
+                first,
+                self.now(),
+            ),
+            // No chunk on the first page: one range, whatever is there.
+            None => vec![whole.clone()],
+        };
+        let mut summary = FanOutSummary {
+            ranges: ranges.len(),
+            from: whole.after.clone(),
+            ..FanOutSummary::default()
+        };
+        let budget = deadline(started, self.options.sweep_budget);
+        let jobs = ranges.into_iter().map(Job::Reconcile).collect();
+        let done = queue::publish_all(queue, jobs, Some(budget)).await;
+        summary.published = done.published;
+        summary
+            .failed
+            .extend(done.refused.into_iter().filter_map(|(job, e)| match job {
+                Job::Reconcile(range) => Some(RangeFailure {
+                    range,
+                    transient: e.is_transient(),
+                    error: e.to_string(),
+                }),
+                Job::Finalize(_) => None,
+            }));
+        if done.unanswered > 0 {
+            summary.failed.push(RangeFailure {
+                range: whole,
+                error: format!(
+                    "{} ranges unanswered within the sweep budget; run the pass again",
+                    done.unanswered
+                ),
+                transient: true,
+            });
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            ranges = summary.ranges,
+            published = summary.published,
+            failed = summary.failed.len(),
+            from = summary.from.as_deref().unwrap_or(""),
+            "reconcile fanned out"
+        );
+        Ok(summary)
+    }
+
+    /// A worker's handling of one [`Job::Reconcile`] message: reconcile the range within the
+    /// budget; when the budget cuts it, publish the rest as a new message (to `queue`), so a
+    /// range of any size is finished by successive deliveries with nothing checked twice.
+    /// Without a queue to continue on, or when that publish fails, the error asks for the
+    /// message to be delivered again (a range is idempotent: what was recorded stays known).
+    pub async fn reconcile_queued(
+        &self,
+        range: NameRange,
+        queue: Option<&dyn FinalizeQueue>,
+    ) -> Result<RangeDone> {
+        let summary = self.reconcile_range(&range).await?;
+        if let Some(failure) = summary.failed.first() {
+            return Err(ServiceError::RangeUnfinished(format!(
+                "{} objects could not be checked, first {}: {}",
+                summary.failed.len(),
+                failure.name,
+                failure.error
+            )));
+        }
+        let Some(cursor) = summary.cursor.clone() else {
+            return Ok(RangeDone {
+                range,
+                summary,
+                continued: None,
+            });
+        };
+        let start = range
+            .after
+            .as_deref()
+            .unwrap_or(self.options.chunk_prefix.as_str());
+        if cursor.as_str() <= start {
+            // Not one object checked: publishing the same range again could go on forever.
+            return Err(ServiceError::RangeUnfinished(
+                "the budget ran out before the first object was checked".into(),
+            ));
+        }
+        let rest = NameRange {
+            after: Some(cursor),
+            ..range.clone()
+        };
+        let published = match queue {
+            Some(queue) => {
+                queue::publish_all(queue, vec![Job::Reconcile(rest.clone())], None)
+                    .await
+                    .published
+            }
+            None => 0,
+        };
+        if published == 1 {
+            tracing::info!(
+                after = rest.after.as_deref().unwrap_or(""),
+                "reconcile range cut by the budget; the rest published as a new message"
+            );
+            Ok(RangeDone {
+                range,
+                summary,
+                continued: Some(rest),
+            })
+        } else {
+            Err(ServiceError::RangeUnfinished(
+                "cut by the budget, and its rest could not be queued".into(),
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,5 +636,54 @@ mod tests {
         // Before every name of the window's first second, whatever its offset.
         let earliest = "c/2025-05-01T12:00:00-2359.json";
         assert!(window_bound("c/", start).as_str() < earliest);
+    }
+
+    #[test]
+    fn ranges_cover_every_name_once_by_the_hour() {
+        let first = Millis::parse_rfc3339("2025-05-01T12:34:56Z").unwrap();
+        let until = Millis::parse_rfc3339("2025-05-01T15:10:00Z").unwrap();
+        let ranges = cut_ranges("c/", Some("c/2025-05-01T12".into()), Some(7), first, until);
+        let bounds: Vec<(Option<&str>, Option<&str>)> = ranges
+            .iter()
+            .map(|r| (r.after.as_deref(), r.through.as_deref()))
+            .collect();
+        assert_eq!(
+            bounds,
+            [
+                (Some("c/2025-05-01T12"), Some("c/2025-05-01T13:00:00")),
+                (Some("c/2025-05-01T13:00:00"), Some("c/2025-05-01T14:00:00")),
+                (Some("c/2025-05-01T14:00:00"), Some("c/2025-05-01T15:00:00")),
+                (Some("c/2025-05-01T15:00:00"), None),
+            ]
+        );
+        assert!(ranges.iter().all(|r| r.since_ms == Some(7)));
+        for name in [
+            "c/2025-05-01T12:59:59.999999+0000.json",
+            "c/2025-05-01T13:00:00",
+            "c/2025-05-01T13:00:00.000000+0000.json",
+            "c/2025-05-01T20:00:00.000000+1400.json",
+            "c/zzz",
+        ] {
+            assert_eq!(ranges.iter().filter(|r| r.holds(name)).count(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn years_of_chunks_are_cut_into_at_most_the_most_ranges() {
+        let first = Millis::parse_rfc3339("2020-01-01T00:00:00Z").unwrap();
+        let until = Millis::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
+        let ranges = cut_ranges("", None, None, first, until);
+        assert!(ranges.len() as u64 <= MOST_RANGES + 1, "{}", ranges.len());
+        assert!(ranges.len() as u64 > MOST_RANGES / 2, "{}", ranges.len());
+        assert_eq!(ranges[0].after, None);
+        assert_eq!(ranges.last().unwrap().through, None);
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].through, pair[1].after);
+        }
+        // Chunks all from the current hour: one open range; across an hour's turn: two.
+        let first = Millis::parse_rfc3339("2025-01-01T00:20:00Z").unwrap();
+        assert_eq!(cut_ranges("", None, None, first, first).len(), 1);
+        let later = Millis::parse_rfc3339("2025-01-01T01:10:00Z").unwrap();
+        assert_eq!(cut_ranges("", None, None, first, later).len(), 2);
     }
 }

@@ -28,11 +28,10 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::dispatch::PUBLISH_PARALLELISM;
 use super::{Progress, Result, Service, ServiceError};
 use crate::engine::SessionGuid;
 use crate::index::{ClaimMode, Reopen, SessionRecord, SessionStatus};
-use crate::queue::FinalizeQueue;
+use crate::queue::{FinalizeQueue, Job};
 use crate::time::deadline;
 
 /// Which sessions a re-stitch takes.
@@ -427,35 +426,22 @@ impl Service {
         queue: &dyn FinalizeQueue,
         guids: Vec<SessionGuid>,
     ) {
-        let batches: Vec<Vec<SessionGuid>> = guids
-            .chunks(queue.batch_limit().max(1))
-            .map(<[SessionGuid]>::to_vec)
-            .collect();
-        let mut calls = stream::iter(batches)
-            .map(|batch| async move {
-                let outcome = queue.publish(&batch).await;
-                (batch, outcome)
-            })
-            .buffer_unordered(PUBLISH_PARALLELISM);
-        while let Some((batch, outcome)) = calls.next().await {
-            let failure = |guid: &SessionGuid, e: &crate::queue::QueueError| RestitchFailure {
-                session_guid: guid.to_string(),
+        let jobs = guids.into_iter().map(Job::Finalize).collect();
+        let done = crate::queue::publish_all(queue, jobs, None).await;
+        summary.dispatched += done.published as u64;
+        if !done.refused.is_empty() {
+            tracing::error!(sessions = done.refused.len(), "re-stitch messages not published; the sessions are open, so the next dispatch offers them");
+        }
+        summary
+            .failed
+            .extend(done.refused.into_iter().map(|(job, e)| RestitchFailure {
+                session_guid: match job {
+                    Job::Finalize(guid) => guid.to_string(),
+                    other => other.body(),
+                },
                 error: e.to_string(),
                 transient: e.is_transient(),
-            };
-            match outcome {
-                Ok(refused) => {
-                    summary.dispatched += (batch.len() - refused.len()) as u64;
-                    summary
-                        .failed
-                        .extend(refused.iter().map(|(guid, e)| failure(guid, e)));
-                }
-                Err(e) => {
-                    tracing::error!(sessions = batch.len(), error = %e, "publishing re-stitch messages failed; the sessions are open, so the next dispatch offers them");
-                    summary.failed.extend(batch.iter().map(|g| failure(g, &e)));
-                }
-            }
-        }
+            }));
     }
 }
 

@@ -235,3 +235,32 @@ impl Env {
             .unwrap()
     }
 }
+
+/// A finalize queue that keeps the bodies it is given, in order (3 to a publish call).
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub messages: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl MemoryQueue {
+    /// Takes every message published so far.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.messages.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl rrstitch::queue::FinalizeQueue for MemoryQueue {
+    fn batch_limit(&self) -> usize {
+        3
+    }
+
+    async fn publish(
+        &self,
+        batch: &[rrstitch::queue::Job],
+    ) -> Result<Vec<rrstitch::queue::Refused>, rrstitch::queue::QueueError> {
+        let mut messages = self.messages.lock().unwrap();
+        messages.extend(batch.iter().map(|job| job.body().into_bytes()));
+        Ok(Vec::new())
+    }
+}
