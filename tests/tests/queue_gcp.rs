@@ -315,4 +315,56 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
         5,
         "each re-stitched exactly once"
     );
+
+    // Backfill (DEPLOY.md): chunks no event ever recorded, worked through the queue. The
+    // reconcile is cut into ranges of chunk names, one message each, which the push
+    // subscription hands to the worker; then a dispatch has every session finalized once.
+    let backfilled: Vec<String> = (0..12).map(|i| format!("backfill-{i:02}")).collect();
+    for (i, guid) in backfilled.iter().enumerate() {
+        for c in 0..3 {
+            let name = format!(
+                "2025-05-{:02}T{:02}:1{c}:00.000000+0000.json",
+                3 + i / 4,
+                (i % 4) * 5 + c
+            );
+            stack.gcs.upload("chunks", &name, &small_chunk(guid));
+        }
+    }
+    let fanned = post(&format!("{}/reconcile", worker.url), &json_type, "{}");
+    assert_eq!(fanned.status, 200, "{}", fanned.body);
+    let ranges = fanned.body["ranges"].as_u64().unwrap();
+    assert!(ranges > 1, "{}", fanned.body);
+    assert_eq!(fanned.body["published"], ranges, "{}", fanned.body);
+    let audited = pubsub.drain(&audit, Duration::from_secs(1));
+    assert_eq!(audited.len() as u64, ranges);
+    assert!(audited.iter().all(|m| m.attributes["job"] == "reconcile"));
+    let chunks = |guid: &str| {
+        index
+            .rt
+            .block_on(index.index.chunks(&SessionGuid::parse(guid).unwrap()))
+            .unwrap()
+            .len()
+    };
+    wait_for(
+        "every backfilled chunk recorded",
+        Duration::from_secs(60),
+        || backfilled.iter().all(|g| chunks(g) == 3),
+    );
+    let dispatched = post(&format!("{}/sweep", worker.url), &[], "");
+    assert_eq!(dispatched.body["published"], 12, "{}", dispatched.body);
+    wait_for(
+        "every backfilled session finalized",
+        Duration::from_secs(60),
+        || {
+            backfilled
+                .iter()
+                .all(|g| index.status(g) == Some((SessionStatus::Finalized, 1)))
+        },
+    );
+    for guid in &backfilled {
+        assert!(stack
+            .gcs
+            .download("results", &format!("{guid}.json"))
+            .is_some());
+    }
 }
