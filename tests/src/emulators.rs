@@ -373,6 +373,50 @@ impl PubSub {
         );
     }
 
+    /// Turns a push subscription into a pull one (its undelivered messages stay), so a test
+    /// can hand them to several workers itself, as a platform spreads pushes over instances.
+    pub fn stop_pushing(&self, subscription: &str) {
+        self.call(
+            "POST",
+            &format!("{subscription}:modifyPushConfig"),
+            serde_json::json!({"pushConfig": {}}),
+        );
+    }
+
+    /// Up to `max` messages of `subscription`, unacknowledged: `(ackId, data)` each.
+    pub fn pull(&self, subscription: &str, max: usize) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine as _;
+        let got = self.call(
+            "POST",
+            &format!("{subscription}:pull"),
+            serde_json::json!({"maxMessages": max, "returnImmediately": true}),
+        );
+        got["receivedMessages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                (
+                    m["ackId"].as_str().expect("an ackId").to_owned(),
+                    base64::engine::general_purpose::STANDARD
+                        .decode(m["message"]["data"].as_str().unwrap_or(""))
+                        .expect("base64 data"),
+                )
+            })
+            .collect()
+    }
+
+    pub fn acknowledge(&self, subscription: &str, ack_ids: &[String]) {
+        if !ack_ids.is_empty() {
+            self.call(
+                "POST",
+                &format!("{subscription}:acknowledge"),
+                serde_json::json!({"ackIds": ack_ids}),
+            );
+        }
+    }
+
     /// Pulls and acknowledges what `subscription` holds, until it stays empty for `quiet`.
     pub fn drain(&self, subscription: &str, quiet: Duration) -> Vec<Pulled> {
         use base64::Engine as _;

@@ -316,9 +316,17 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
         "each re-stitched exactly once"
     );
 
-    // Backfill (DEPLOY.md): chunks no event ever recorded, worked through the queue. The
-    // reconcile is cut into ranges of chunk names, one message each, which the push
-    // subscription hands to the worker; then a dispatch has every session finalized once.
+    // Backfill (DEPLOY.md): chunks no event ever recorded, worked through the queue by three
+    // workers sharing the subscription, as Cloud Run instances share its pushes (the test
+    // pulls and hands each message to a worker's push route, acknowledging a 2xx only). The
+    // reconcile is cut into ranges of chunk names, one message each; then a dispatch has
+    // every session finalized once.
+    pubsub.stop_pushing(&push);
+    let workers = [
+        &worker,
+        &HttpFunction::start("rrstitch-finalize", &queue_env),
+        &HttpFunction::start("rrstitch-finalize", &queue_env),
+    ];
     let backfilled: Vec<String> = (0..12).map(|i| format!("backfill-{i:02}")).collect();
     for (i, guid) in backfilled.iter().enumerate() {
         for c in 0..3 {
@@ -330,6 +338,10 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
             stack.gcs.upload("chunks", &name, &small_chunk(guid));
         }
     }
+    let reconciled_before: Vec<usize> = workers
+        .iter()
+        .map(|w| log_lines(&w.group, &["reconcile done"]))
+        .collect();
     let fanned = post(&format!("{}/reconcile", worker.url), &json_type, "{}");
     assert_eq!(fanned.status, 200, "{}", fanned.body);
     let ranges = fanned.body["ranges"].as_u64().unwrap();
@@ -338,33 +350,84 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
     let audited = pubsub.drain(&audit, Duration::from_secs(1));
     assert_eq!(audited.len() as u64, ranges);
     assert!(audited.iter().all(|m| m.attributes["job"] == "reconcile"));
-    let chunks = |guid: &str| {
-        index
-            .rt
-            .block_on(index.index.chunks(&SessionGuid::parse(guid).unwrap()))
-            .unwrap()
-            .len()
-    };
-    wait_for(
-        "every backfilled chunk recorded",
-        Duration::from_secs(60),
-        || backfilled.iter().all(|g| chunks(g) == 3),
+    let delivered = deliver_to(&pubsub, &push, &workers);
+    assert_eq!(delivered as u64, ranges, "each range delivered once");
+    let reconciled: Vec<usize> = workers
+        .iter()
+        .zip(&reconciled_before)
+        .map(|(w, before)| log_lines(&w.group, &["reconcile done"]) - before)
+        .collect();
+    assert_eq!(
+        reconciled.iter().sum::<usize>() as u64,
+        ranges,
+        "{reconciled:?}"
     );
-    let dispatched = post(&format!("{}/sweep", worker.url), &[], "");
-    assert_eq!(dispatched.body["published"], 12, "{}", dispatched.body);
-    wait_for(
-        "every backfilled session finalized",
-        Duration::from_secs(60),
-        || {
-            backfilled
-                .iter()
-                .all(|g| index.status(g) == Some((SessionStatus::Finalized, 1)))
-        },
+    assert!(
+        reconciled.iter().all(|&n| n > 0),
+        "every worker took ranges: {reconciled:?}"
     );
     for guid in &backfilled {
+        let chunks = index
+            .rt
+            .block_on(index.index.chunks(&SessionGuid::parse(guid).unwrap()))
+            .unwrap();
+        assert_eq!(chunks.len(), 3, "{guid}");
+    }
+    let dispatched = post(&format!("{}/sweep", worker.url), &[], "");
+    assert_eq!(dispatched.body["published"], 12, "{}", dispatched.body);
+    assert_eq!(deliver_to(&pubsub, &push, &workers), 12);
+    for guid in &backfilled {
+        assert_eq!(
+            index.status(guid),
+            Some((SessionStatus::Finalized, 1)),
+            "{guid}"
+        );
         assert!(stack
             .gcs
             .download("results", &format!("{guid}.json"))
             .is_some());
     }
+}
+
+/// Pulls `subscription` and hands each message, as a push envelope, to the next of
+/// `workers` (all of a pull at once), acknowledging those answered 2xx, until it stays empty
+/// for two seconds; how many were acknowledged.
+fn deliver_to(pubsub: &PubSub, subscription: &str, workers: &[&HttpFunction]) -> usize {
+    let mut acknowledged = 0;
+    let mut turn = 0;
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(2) {
+        let pulled = pubsub.pull(subscription, 12);
+        if pulled.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        quiet = Instant::now();
+        let answers: Vec<(String, u16)> = std::thread::scope(|scope| {
+            let calls: Vec<_> = pulled
+                .into_iter()
+                .map(|(ack_id, data)| {
+                    let url = format!("{}/pubsub/finalize", workers[turn % workers.len()].url);
+                    turn += 1;
+                    scope.spawn(move || {
+                        let answer = post(
+                            &url,
+                            &[("content-type", "application/json")],
+                            &envelope(&data),
+                        );
+                        (ack_id, answer.status)
+                    })
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let ok: Vec<String> = answers
+            .into_iter()
+            .filter(|(_, status)| (200..300).contains(status))
+            .map(|(id, _)| id)
+            .collect();
+        acknowledged += ok.len();
+        pubsub.acknowledge(subscription, &ok);
+    }
+    acknowledged
 }
