@@ -409,6 +409,17 @@ fn ranges_of(messages: &[Vec<u8>]) -> Vec<NameRange> {
         .collect()
 }
 
+/// Together the ranges recovered `missed` chunks and checked each of `chunks` once.
+fn assert_recovered_once(done: &[&RangeDone], missed: u64, chunks: usize) {
+    let sum = |f: fn(&ReconcileSummary) -> u64| done.iter().map(|d| f(&d.summary)).sum::<u64>();
+    assert_eq!(sum(|s| s.recovered), missed, "exactly the missed chunks");
+    assert_eq!(
+        sum(|s| s.known + s.recovered),
+        chunks as u64,
+        "each chunk checked once"
+    );
+}
+
 fn reconciled(answers: &[Delivery]) -> Vec<&RangeDone> {
     answers
         .iter()
@@ -466,17 +477,7 @@ async fn a_fanned_out_pass_is_finished_by_several_workers_range_by_range() {
     let answers = work_queue(&f.svc, &queue, 3).await;
     let done = reconciled(&answers);
     assert_eq!(done.len(), ranges.len(), "each range once, none continued");
-    assert_eq!(
-        done.iter().map(|d| d.summary.recovered).sum::<u64>(),
-        missed
-    );
-    assert_eq!(
-        done.iter()
-            .map(|d| d.summary.known + d.summary.recovered)
-            .sum::<u64>(),
-        names.len() as u64,
-        "each chunk checked once"
-    );
+    assert_recovered_once(&done, missed, names.len());
     for day in [0, 17, 29] {
         let guid = format!("s-{day}");
         assert_eq!(f.recorded(&guid).await.len(), 24, "{guid}");
@@ -526,17 +527,7 @@ async fn a_range_cut_by_the_budget_continues_as_a_new_message() {
     let continued = done.iter().filter(|d| d.continued.is_some()).count();
     assert!(continued >= 1, "the budget cut a range");
     assert_eq!(done.len(), first + continued, "each rest delivered once");
-    assert_eq!(
-        done.iter().map(|d| d.summary.recovered).sum::<u64>(),
-        missed.len() as u64
-    );
-    assert_eq!(
-        done.iter()
-            .map(|d| d.summary.known + d.summary.recovered)
-            .sum::<u64>(),
-        names.len() as u64,
-        "each chunk checked once"
-    );
+    assert_recovered_once(&done, missed.len() as u64, names.len());
     for d in &done {
         if let Some(rest) = &d.continued {
             assert_eq!(rest.through, d.range.through);

@@ -54,3 +54,20 @@ pub fn small_chunk(guid: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A bucket no event ever indexed, for the backfill tests: 12 sessions (`backfill-00` …)
+/// of 3 small chunks, spread over three days and several hours of each. `(name, guid)`.
+pub fn backfill_bucket() -> Vec<(String, String)> {
+    let mut chunks = Vec::new();
+    for i in 0..12 {
+        for c in 0..3 {
+            let name = format!(
+                "2025-05-{:02}T{:02}:1{c}:00.000000+0000.json",
+                3 + i / 4,
+                (i % 4) * 5 + c
+            );
+            chunks.push((name, format!("backfill-{i:02}")));
+        }
+    }
+    chunks
+}

@@ -210,17 +210,11 @@ async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once()
     // queue by three workers. The reconcile is cut into ranges of chunk names, one message
     // each; the workers record every chunk of their ranges; the dispatch that follows has
     // them finalize every session, once.
-    let backfilled: Vec<String> = (0..12).map(|i| format!("backfill-{i:02}")).collect();
-    for (i, guid) in backfilled.iter().enumerate() {
-        for c in 0..3 {
-            let name = format!(
-                "2025-05-{:02}T{:02}:1{c}:00.000000+0000.json",
-                3 + i / 4,
-                (i % 4) * 5 + c
-            );
-            stack.put_chunk(&name, small_chunk(guid)).await;
-        }
+    let bucket = fixture::backfill_bucket();
+    for (name, guid) in &bucket {
+        stack.put_chunk(name, small_chunk(guid)).await;
     }
+    let backfilled: BTreeSet<&str> = bucket.iter().map(|(_, g)| g.as_str()).collect();
     let fanned = api.invoke(json!({"reconcile": true})).await.unwrap();
     assert_eq!(fanned["status"], 200, "{fanned}");
     let ranges = fanned["result"]["ranges"].as_u64().unwrap();

@@ -327,17 +327,11 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
         &HttpFunction::start("rrstitch-finalize", &queue_env),
         &HttpFunction::start("rrstitch-finalize", &queue_env),
     ];
-    let backfilled: Vec<String> = (0..12).map(|i| format!("backfill-{i:02}")).collect();
-    for (i, guid) in backfilled.iter().enumerate() {
-        for c in 0..3 {
-            let name = format!(
-                "2025-05-{:02}T{:02}:1{c}:00.000000+0000.json",
-                3 + i / 4,
-                (i % 4) * 5 + c
-            );
-            stack.gcs.upload("chunks", &name, &small_chunk(guid));
-        }
+    let bucket = fixture::backfill_bucket();
+    for (name, guid) in &bucket {
+        stack.gcs.upload("chunks", name, &small_chunk(guid));
     }
+    let backfilled: BTreeSet<&str> = bucket.iter().map(|(_, g)| g.as_str()).collect();
     let reconciled_before: Vec<usize> = workers
         .iter()
         .map(|w| log_lines(&w.group, &["reconcile done"]))
@@ -350,7 +344,7 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
     let audited = pubsub.drain(&audit, Duration::from_secs(1));
     assert_eq!(audited.len() as u64, ranges);
     assert!(audited.iter().all(|m| m.attributes["job"] == "reconcile"));
-    let delivered = deliver_to(&pubsub, &push, &workers);
+    let delivered = deliver_to(&pubsub, &push, &workers, ranges as usize);
     assert_eq!(delivered as u64, ranges, "each range delivered once");
     let reconciled: Vec<usize> = workers
         .iter()
@@ -375,7 +369,7 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
     }
     let dispatched = post(&format!("{}/sweep", worker.url), &[], "");
     assert_eq!(dispatched.body["published"], 12, "{}", dispatched.body);
-    assert_eq!(deliver_to(&pubsub, &push, &workers), 12);
+    assert_eq!(deliver_to(&pubsub, &push, &workers, 12), 12);
     for guid in &backfilled {
         assert_eq!(
             index.status(guid),
@@ -390,13 +384,25 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
 }
 
 /// Pulls `subscription` and hands each message, as a push envelope, to the next of
-/// `workers` (all of a pull at once), acknowledging those answered 2xx, until it stays empty
-/// for two seconds; how many were acknowledged.
-fn deliver_to(pubsub: &PubSub, subscription: &str, workers: &[&HttpFunction]) -> usize {
+/// `workers` (all of a pull at once), acknowledging those answered 2xx, until `expected` are
+/// acknowledged and then two quiet seconds pass (any more would be counted too); how many
+/// were acknowledged. The emulator's immediate pulls can come back empty while messages
+/// wait, so an empty pull alone does not end it.
+fn deliver_to(
+    pubsub: &PubSub,
+    subscription: &str,
+    workers: &[&HttpFunction],
+    expected: usize,
+) -> usize {
     let mut acknowledged = 0;
     let mut turn = 0;
+    let started = Instant::now();
     let mut quiet = Instant::now();
-    while quiet.elapsed() < Duration::from_secs(2) {
+    while acknowledged < expected || quiet.elapsed() < Duration::from_secs(2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{acknowledged} of {expected} messages delivered in 120 s"
+        );
         let pulled = pubsub.pull(subscription, 12);
         if pulled.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
