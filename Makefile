@@ -72,13 +72,15 @@ deploy-gcp:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: the batch job (bench/run.sh), finalize's parallel reads, and the functions on the
-## emulators: ingest requests/s and queue-mode finalize sessions/s with 1, 2, 4 workers.
+## bench: the batch job (bench/run.sh), finalize's parallel reads, the functions on the
+## emulators (ingest requests/s and queue-mode finalize sessions/s with 1, 2, 4 workers), and
+## bulk work: windowed against unwindowed reconcile, a re-stitch of 2,000 sessions by queue.
 bench: emulators
 	bash bench/run.sh
-	$(CARGO) build --release --locked -p rrstitch-ingest -p rrstitch-finalize
+	$(CARGO) build --release --locked -p rrstitch-cli -p rrstitch-ingest -p rrstitch-finalize
 	$(CARGO) bench --locked -p rrstitch-tests --bench finalize
 	$(CARGO) bench --locked -p rrstitch-tests --bench cloud
+	$(CARGO) bench --locked -p rrstitch-tests --bench bulk
 
 emulators:
 	bash scripts/install-emulators.sh

@@ -16,10 +16,8 @@
 //! builds them). On a 2-core machine the emulators share the cores with the functions, so
 //! direct figures are bounded by the emulators' CPU, not the functions'.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rrstitch::index::firestore::FirestoreIndex;
@@ -27,10 +25,11 @@ use rrstitch::index::SessionIndex;
 use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service};
 use rrstitch::storage::gcs::GcsStore;
 use rrstitch::storage::{ObjectStore, StorageUrl};
+use rrstitch_tests::bench::{hammer, push_envelopes};
 use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{object_data, FINALIZED};
 use rrstitch_tests::{latency, FakeGcs, Firestore, PubSub};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const DELAY: Duration = Duration::from_millis(20);
 /// Requests per ingest run, by concurrency: long enough to be steady, bounded in time.
@@ -108,48 +107,6 @@ impl Emulators {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
     }
-}
-
-/// POSTs each of `bodies` (path, headers, body) with `concurrency` keep-alive clients per
-/// target, `targets` round robin by client; returns the wall time. Every answer must be 200.
-fn hammer(
-    targets: &[String],
-    concurrency: usize,
-    requests: Vec<(Vec<(String, String)>, String)>,
-    check: impl Fn(&Value) + Sync,
-) -> Duration {
-    let total = requests.len();
-    let queue = Mutex::new(VecDeque::from(requests));
-    let done = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for client in 0..targets.len() * concurrency {
-            let target = &targets[client % targets.len()];
-            let (queue, done, check) = (&queue, &done, &check);
-            s.spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(120))
-                    .build();
-                loop {
-                    let Some((headers, body)) = queue.lock().unwrap().pop_front() else {
-                        return;
-                    };
-                    let mut req = agent.post(target);
-                    for (k, v) in &headers {
-                        req = req.set(k, v);
-                    }
-                    let reply = req
-                        .send_string(&body)
-                        .unwrap_or_else(|e| panic!("POST {target}: {e}"));
-                    assert_eq!(reply.status(), 200);
-                    check(&reply.into_json().unwrap());
-                    done.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-    assert_eq!(done.load(Ordering::SeqCst), total);
-    started.elapsed()
 }
 
 /// Ingest requests/s of one instance at each concurrency.
@@ -287,26 +244,7 @@ fn bench_finalize(
     assert_eq!(reply.body["published"], SESSIONS, "{}", reply.body);
     let messages = e.pubsub.drain(&pulled, Duration::from_millis(500));
     assert_eq!(messages.len(), SESSIONS);
-    let envelopes = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            use base64::Engine as _;
-            let body = json!({
-                "message": {
-                    "data": base64::engine::general_purpose::STANDARD.encode(&m.data),
-                    "attributes": m.attributes,
-                    "messageId": i.to_string(),
-                    "publishTime": "2025-05-02T12:30:00Z"
-                },
-                "subscription": pulled,
-            });
-            (
-                vec![("content-type".to_owned(), "application/json".to_owned())],
-                body.to_string(),
-            )
-        })
-        .collect();
+    let envelopes = push_envelopes(&messages, &pulled);
     let targets: Vec<String> = instances
         .iter()
         .map(|w| format!("{}/pubsub/finalize", w.url))

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod backends;
+pub mod bench;
 pub mod bins;
 pub mod browser;
 pub mod cloudevents;
