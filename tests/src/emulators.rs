@@ -203,12 +203,29 @@ pub struct Firestore {
 }
 
 impl Firestore {
+    /// Starts on a free port. The port `free_port` found can be taken before the emulator
+    /// binds it (by another emulator starting in parallel: CI saw "Address already in use"),
+    /// so a start that fails that way tries another port, three times at most.
     pub fn start() -> Firestore {
-        Self::start_on(free_port())
+        let mut attempt = 1;
+        loop {
+            match Self::try_start_on(free_port()) {
+                Ok(firestore) => return firestore,
+                Err(tail) if attempt < 3 && tail.contains("Address already in use") => {
+                    attempt += 1;
+                }
+                Err(tail) => panic!("firestore-emulator exited before it was ready:\n{tail}"),
+            }
+        }
     }
 
     /// Starts on `port`: a restarted emulator comes back where its clients expect it.
     pub fn start_on(port: u16) -> Firestore {
+        Self::try_start_on(port)
+            .unwrap_or_else(|tail| panic!("firestore-emulator exited before it was ready:\n{tail}"))
+    }
+
+    fn try_start_on(port: u16) -> Result<Firestore, String> {
         let jar = binary(
             "RRSTITCH_FIRESTORE_JAR",
             PathBuf::from(
@@ -227,15 +244,15 @@ impl Firestore {
         let mut group = Group::spawn("firestore-emulator", cmd);
         let host = format!("127.0.0.1:{port}");
         let probe = format!("http://{host}/");
-        group.wait_until(Duration::from_secs(90), || {
+        group.ready_or_exited(Duration::from_secs(90), || {
             port_open(port) && http_ok(&probe)
-        });
-        Firestore {
+        })?;
+        Ok(Firestore {
             host,
             project: "rrstitch-test".into(),
             port,
             group,
-        }
+        })
     }
 
     /// Deletes every document of the project's default database.

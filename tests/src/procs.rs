@@ -54,19 +54,30 @@ impl Group {
     }
 
     /// Polls `ready` until it holds or `timeout` passes; panics with the log tail otherwise.
-    pub fn wait_until(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&mut self, timeout: Duration, ready: impl FnMut() -> bool) {
+        if let Err(tail) = self.ready_or_exited(timeout, ready) {
+            panic!(
+                "{} exited before it was ready; log {}:\n{tail}",
+                self.name,
+                self.log.display(),
+            );
+        }
+    }
+
+    /// [`Group::wait_until`], but a process that exits before it is ready is answered with
+    /// its log tail rather than a panic, so the caller can start it again (on another port).
+    pub fn ready_or_exited(
+        &mut self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if ready() {
-                return;
+                return Ok(());
             }
             if self.exited() {
-                panic!(
-                    "{} exited before it was ready; log {}:\n{}",
-                    self.name,
-                    self.log.display(),
-                    self.tail()
-                );
+                return Err(self.tail());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
