@@ -28,9 +28,6 @@ use std::time::{Duration, Instant};
 
 use rrstitch::index::firestore::FirestoreIndex;
 use rrstitch::index::SessionIndex;
-use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service};
-use rrstitch::storage::gcs::GcsStore;
-use rrstitch::storage::{ObjectStore, StorageUrl};
 use rrstitch::time::Millis;
 use rrstitch_tests::bench::{hammer, push_envelopes, timed, Timed};
 use rrstitch_tests::bins::{self, HttpFunction};
@@ -386,38 +383,9 @@ fn seed_finalized(
     let names: Vec<String> = chunks.into_iter().map(|(n, _)| n).collect();
     let all = guids.clone();
     rt.block_on(async move {
-        let gs = |b: &str| StorageUrl::Gcs { bucket: b.into() };
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(GcsStore::on_emulator(gs("chunks"), &endpoint).unwrap());
-        let svc = Arc::new(Service::new(
-            index.clone(),
-            Arc::new(GcsStore::on_emulator(gs("results"), &endpoint).unwrap()),
-            Arc::new(Buckets::with([store])),
-            Options::default(),
-        ));
+        let svc = rrstitch_tests::bench::ingest_all(index.clone(), &endpoint, names).await;
         let permits = Arc::new(tokio::sync::Semaphore::new(16));
         let mut tasks = tokio::task::JoinSet::new();
-        for name in names {
-            let (svc, permits) = (svc.clone(), permits.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire().await.unwrap();
-                let outcome = svc
-                    .ingest(&ObjectRef {
-                        bucket: gs("chunks"),
-                        name,
-                        generation: None,
-                    })
-                    .await
-                    .unwrap();
-                assert!(
-                    matches!(outcome, IngestOutcome::Recorded { .. }),
-                    "{outcome:?}"
-                );
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
         for guid in all {
             let (svc, permits) = (svc.clone(), permits.clone());
             tasks.spawn(async move {

@@ -22,9 +22,6 @@ use std::time::{Duration, Instant};
 
 use rrstitch::index::firestore::FirestoreIndex;
 use rrstitch::index::SessionIndex;
-use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service};
-use rrstitch::storage::gcs::GcsStore;
-use rrstitch::storage::{ObjectStore, StorageUrl};
 use rrstitch_tests::bench::{hammer, push_envelopes};
 use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::{object_data, FINALIZED};
@@ -171,38 +168,7 @@ fn seed_sessions(e: &Emulators, collection: &str, next_chunk: &mut usize) {
         collection,
     ));
     e.rt.block_on(async move {
-        let gs = |b: &str| StorageUrl::Gcs { bucket: b.into() };
-        let chunks: Arc<dyn ObjectStore> =
-            Arc::new(GcsStore::on_emulator(gs("chunks"), &gcs).unwrap());
-        let svc = Arc::new(Service::new(
-            index.clone(),
-            Arc::new(GcsStore::on_emulator(gs("results"), &gcs).unwrap()),
-            Arc::new(Buckets::with([chunks])),
-            Options::default(),
-        ));
-        let permits = Arc::new(tokio::sync::Semaphore::new(16));
-        let mut tasks = tokio::task::JoinSet::new();
-        for name in objects {
-            let (svc, permits) = (svc.clone(), permits.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire().await.unwrap();
-                let outcome = svc
-                    .ingest(&ObjectRef {
-                        bucket: gs("chunks"),
-                        name,
-                        generation: None,
-                    })
-                    .await
-                    .unwrap();
-                assert!(
-                    matches!(outcome, IngestOutcome::Recorded { .. }),
-                    "{outcome:?}"
-                );
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
+        rrstitch_tests::bench::ingest_all(index.clone(), &gcs, objects).await;
         assert_eq!(index.sessions(SESSIONS + 1).await.unwrap().len(), SESSIONS);
     });
 }

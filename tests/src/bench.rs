@@ -128,3 +128,52 @@ pub fn timed(cmd: &Command) -> Timed {
         peak_rss_kib,
     }
 }
+
+/// Ingests every object of `names` from fake-gcs-server's `chunks` bucket into `index`, 16 at
+/// a time, each one a new chunk: a bench's set-up. Answers the service (results in the
+/// `results` bucket) for what the set-up does next.
+pub async fn ingest_all(
+    index: std::sync::Arc<dyn rrstitch::index::SessionIndex>,
+    endpoint: &str,
+    names: Vec<String>,
+) -> std::sync::Arc<rrstitch::service::Service> {
+    use rrstitch::service::{Buckets, IngestOutcome, ObjectRef, Options, Service};
+    use rrstitch::storage::gcs::GcsStore;
+    use rrstitch::storage::{ObjectStore, StorageUrl};
+    use std::sync::Arc;
+    let gs = |b: &str| StorageUrl::Gcs { bucket: b.into() };
+    let chunks: Arc<dyn ObjectStore> =
+        Arc::new(GcsStore::on_emulator(gs("chunks"), endpoint).unwrap());
+    let svc = Arc::new(Service::new(
+        index,
+        Arc::new(GcsStore::on_emulator(gs("results"), endpoint).unwrap()),
+        Arc::new(Buckets::with([chunks])),
+        Options::default(),
+    ));
+    let permits = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let (svc, permits) = (svc.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            let outcome = svc
+                .ingest(&ObjectRef {
+                    bucket: StorageUrl::Gcs {
+                        bucket: "chunks".into(),
+                    },
+                    name,
+                    generation: None,
+                })
+                .await
+                .unwrap();
+            assert!(
+                matches!(outcome, IngestOutcome::Recorded { .. }),
+                "{outcome:?}"
+            );
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    svc
+}
