@@ -284,7 +284,7 @@ fn upload_all(gcs: &FakeGcs, bucket: &str, chunks: &[(String, String)]) {
     });
 }
 
-fn bench_gcs(gcs: &FakeGcs, objects: usize) {
+fn bench_gcs(objects: usize) {
     let work = bins::path("rrstitch")
         .parent()
         .unwrap()
@@ -292,14 +292,15 @@ fn bench_gcs(gcs: &FakeGcs, objects: usize) {
         .unwrap()
         .join("bench/bulk-gcs");
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    gcs.create_bucket("bulk");
-    gcs.create_bucket("bulk-results");
+    let data = work.join("data");
+    std::fs::create_dir_all(data.join("bulk")).unwrap();
+    std::fs::create_dir_all(data.join("bulk-results")).unwrap();
     let started = Instant::now();
     let b = bucket(objects);
-    upload_all(gcs, "bulk", &b.old);
+    write_all(&data.join("bulk"), &b.old);
+    let gcs = FakeGcs::start_with(Some(&data));
     println!(
-        "fake-gcs-server: {} chunk objects uploaded in {:.1} s",
+        "fake-gcs-server: started holding {} chunk objects in {:.1} s",
         b.old.len(),
         started.elapsed().as_secs_f64()
     );
@@ -314,7 +315,7 @@ fn bench_gcs(gcs: &FakeGcs, objects: usize) {
     ];
     let total = b.old.len() + b.new.len();
     reconcile_pair("gcs", &work, &env, total, b.new.len(), || {
-        upload_all(gcs, "bulk", &b.new)
+        upload_all(&gcs, "bulk", &b.new)
     });
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -351,15 +352,8 @@ fn slow_env(
     .collect()
 }
 
-/// Uploads, indexes and finalizes `sessions` sessions in `collection`, in-process and
-/// straight to the emulators (setup, not measured).
-fn seed_finalized(
-    rt: &tokio::runtime::Runtime,
-    gcs: &FakeGcs,
-    firestore: &Firestore,
-    collection: &str,
-    sessions: usize,
-) -> Vec<String> {
+/// The re-stitched sessions' chunks, `RESTITCH_CHUNKS` each, and their guids.
+fn restitch_chunks(sessions: usize) -> (Vec<(String, String)>, Vec<String>) {
     let mut chunks = Vec::new();
     let mut guids = Vec::new();
     for s in 0..sessions {
@@ -373,15 +367,27 @@ fn seed_finalized(
         }
         guids.push(guid);
     }
-    upload_all(gcs, "chunks", &chunks);
+    (chunks, guids)
+}
+
+/// Indexes the chunks `names` (already in the bucket) and finalizes the sessions `guids` in
+/// `collection`, in-process and straight to the emulators (setup, not measured).
+fn seed_finalized(
+    rt: &tokio::runtime::Runtime,
+    gcs: &FakeGcs,
+    firestore: &Firestore,
+    collection: &str,
+    names: Vec<String>,
+    guids: Vec<String>,
+) {
+    let sessions = guids.len();
     let endpoint = gcs.endpoint.clone();
     let index = Arc::new(FirestoreIndex::on_emulator(
         &firestore.host,
         &firestore.project,
         collection,
     ));
-    let names: Vec<String> = chunks.into_iter().map(|(n, _)| n).collect();
-    let all = guids.clone();
+    let all = guids;
     rt.block_on(async move {
         let svc = rrstitch_tests::bench::ingest_all(index.clone(), &endpoint, names).await;
         let permits = Arc::new(tokio::sync::Semaphore::new(16));
@@ -398,22 +404,32 @@ fn seed_finalized(
         }
         assert_eq!(index.sessions(sessions + 1).await.unwrap().len(), sessions);
     });
-    guids
 }
 
-fn bench_restitch(rt: &tokio::runtime::Runtime, gcs: &FakeGcs, sessions: usize) {
-    gcs.create_bucket("chunks");
-    gcs.create_bucket("results");
+fn bench_restitch(rt: &tokio::runtime::Runtime, sessions: usize) {
+    let data = bins::path("rrstitch")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("bench/bulk-restitch");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(data.join("chunks")).unwrap();
+    std::fs::create_dir_all(data.join("results")).unwrap();
+    let started = Instant::now();
+    let (chunks, guids) = restitch_chunks(sessions);
+    write_all(&data.join("chunks"), &chunks);
+    let names = chunks.into_iter().map(|(n, _)| n).collect();
+    let gcs = &FakeGcs::start_with(Some(&data));
     let firestore = Firestore::start();
     let pubsub = PubSub::start();
     let gcs_addr = gcs.endpoint.trim_start_matches("http://").parse().unwrap();
     let slow_gcs = rt.block_on(latency::start(gcs_addr, DELAY));
     let slow_firestore = rt.block_on(latency::start(firestore.host.parse().unwrap(), DELAY));
     let collection = "restitch_bench";
-    let started = Instant::now();
-    seed_finalized(rt, gcs, &firestore, collection, sessions);
+    seed_finalized(rt, gcs, &firestore, collection, names, guids);
     println!(
-        "re-stitch: {sessions} sessions of {RESTITCH_CHUNKS} chunks uploaded, indexed and finalized in {:.1} s (setup)",
+        "re-stitch: {sessions} sessions of {RESTITCH_CHUNKS} chunks loaded, indexed and finalized in {:.1} s (setup)",
         started.elapsed().as_secs_f64()
     );
     println!(
@@ -500,12 +516,11 @@ fn main() {
     if parts.contains(&"local") {
         bench_local(count("RRSTITCH_BENCH_LOCAL_OBJECTS", 200_000));
     }
-    let gcs = FakeGcs::start();
     if parts.contains(&"gcs") {
-        bench_gcs(&gcs, count("RRSTITCH_BENCH_GCS_OBJECTS", 20_000));
+        bench_gcs(count("RRSTITCH_BENCH_GCS_OBJECTS", 20_000));
     }
     if parts.contains(&"restitch") {
-        bench_restitch(&rt, &gcs, count("RRSTITCH_BENCH_RESTITCH_SESSIONS", 2_000));
+        bench_restitch(&rt, count("RRSTITCH_BENCH_RESTITCH_SESSIONS", 2_000));
     }
     println!();
     println!(

@@ -303,7 +303,10 @@ impl Service {
         Ok(summary)
     }
 
-    /// Handles `items`, `session_parallelism` at a time, answering in their order. Whether an
+    /// Handles `items` in order, answering in their order: `session_parallelism` at a time
+    /// inline, where each stitches a session, but `read_parallelism` at a time in queue mode,
+    /// where each is only a re-open in the index (one round trip's latency, no CPU), so a
+    /// dispatch is not held to one session per core behind a slow index. Whether an
     /// item is deferred is decided as it is taken, in order, so once one is deferred every
     /// later one is too: the cursor can then stand just before the first.
     async fn restitch_batch(
@@ -340,7 +343,11 @@ impl Service {
                     did
                 }
             })
-            .buffered(self.options.session_parallelism.max(1))
+            .buffered(if queue.is_some() {
+                self.options.read_parallelism.max(1)
+            } else {
+                self.options.session_parallelism.max(1)
+            })
             .collect()
             .await
     }
