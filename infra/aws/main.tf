@@ -60,8 +60,8 @@ locals {
     # Only the finalize function stitches; empty (no rules) is left out below.
     RRSTITCH_REDACT = var.redact_rules
   }
-  ingest_env   = { for k, v in merge(local.common_env, var.extra_environment) : k => v if v != "" }
-  finalize_env = { for k, v in merge(local.common_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }
+  ingest_env   = { for k, v in merge(local.common_env, local.metric_env, var.extra_environment) : k => v if v != "" }
+  finalize_env = { for k, v in merge(local.common_env, local.metric_env, local.finalize_only_env, var.extra_environment) : k => v if v != "" }
 }
 
 # ---------------------------------------------------------------------------------------------

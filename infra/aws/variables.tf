@@ -135,7 +135,7 @@ variable "dead_letter_retention_secs" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. an SNS topic) notified when the ingest dead-letter queue holds a message, and again when it is empty. Empty: the alarm only shows in CloudWatch."
+  description = "ARNs (e.g. an SNS topic) every alarm notifies when it fires and again when it clears: dead letters, freshness, errors, sweeps deferring. Empty: the alarms only show in CloudWatch."
   type        = list(string)
   default     = []
 }
@@ -351,5 +351,52 @@ variable "chunk_cold_storage_class" {
   validation {
     condition     = contains(["STANDARD_IA", "GLACIER_IR"], var.chunk_cold_storage_class)
     error_message = "chunk_cold_storage_class must be STANDARD_IA or GLACIER_IR (classes that serve a GET without a restore)."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Operating: metrics, the objective and alarms (metrics.tf)
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' Embedded Metric Format metrics (RRSTITCH_METRICS_NAMESPACE)."
+  type        = string
+  default     = "rrstitch"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#-][A-Za-z0-9._/#:-]{0,254}$", var.metrics_namespace))
+    error_message = "metrics_namespace must be 1 to 255 letters, digits or . _ - / # : and not start with a colon."
+  }
+}
+
+variable "freshness_objective_secs" {
+  description = "The objective: 95 % of sessions are written within this many seconds of their last chunk's upload; the freshness alarm fires above it. Null: idle_secs + 300."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.freshness_objective_secs == null ? true : var.freshness_objective_secs > 0
+    error_message = "freshness_objective_secs must be null or a positive number of seconds."
+  }
+}
+
+variable "alert_error_ratio" {
+  description = "Errors per invocation (each function, over 5 minutes, twice in a row) above which the errors alarm fires."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.alert_error_ratio >= 0 && var.alert_error_ratio <= 1
+    error_message = "alert_error_ratio must be a ratio from 0 to 1."
+  }
+}
+
+variable "alert_sweep_deferring_periods" {
+  description = "The sweep-deferring alarm fires when every sweep for this many 5-minute periods in a row left idle sessions for the next one."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.alert_sweep_deferring_periods >= 1 && floor(var.alert_sweep_deferring_periods) == var.alert_sweep_deferring_periods
+    error_message = "alert_sweep_deferring_periods must be a whole number, at least 1."
   }
 }

@@ -24,6 +24,7 @@ mod aws;
 /// can creep into it; re-exported so the rest of the library says `engine::…`.
 pub use rrstitch_engine as engine;
 pub mod index;
+pub mod metrics;
 pub mod queue;
 pub mod service;
 pub mod storage;

@@ -16,6 +16,7 @@ pub mod fixture;
 pub mod form;
 pub mod lambda;
 pub mod latency;
+pub mod metrics;
 pub mod procs;
 pub mod quota;
 pub mod raw_http;

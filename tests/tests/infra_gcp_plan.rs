@@ -349,6 +349,42 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
             "queue mode plans no {address}: {queued:?}"
         );
     }
+    // Operating (metrics.tf, monitoring.tf): a log-based metric per declared metric, four
+    // alert policies and a dashboard; in queue mode the dead-letter alert watches both hold
+    // subscriptions, the chunk events' and the finalize jobs'.
+    let planned_count = |prefix: &str| queued.iter().filter(|a| a.starts_with(prefix)).count();
+    let (_, declared) = rrstitch_tests::metrics::gcp_declared();
+    assert_eq!(
+        planned_count("module.rrstitch.google_logging_metric.rrstitch["),
+        declared.as_object().unwrap().len()
+    );
+    assert_eq!(
+        planned_count("module.rrstitch.google_monitoring_alert_policy."),
+        4
+    );
+    assert_eq!(
+        planned_count("module.rrstitch.google_monitoring_dashboard."),
+        1
+    );
+    let dead_letter_alert = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "module.rrstitch.google_monitoring_alert_policy.dead_letters")
+        .expect("a dead-letter alert");
+    let watched: Vec<String> = dead_letter_alert["change"]["after"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["condition_threshold"][0]["filter"].to_string())
+        .collect();
+    assert_eq!(watched.len(), 2, "{watched:?}");
+    assert!(
+        watched
+            .iter()
+            .any(|f| f.contains("finalize-jobs-dead-letter-hold")),
+        "{watched:?}"
+    );
     let queue_grants: Vec<&str> = queued
         .iter()
         .copied()

@@ -16,7 +16,7 @@ use rrstitch::storage::ObjectStore;
 use rrstitch_tests::aws::{lambda, s3_event, scheduled_event, AwsStack};
 use rrstitch_tests::fixture::{self, small_chunk, GUID};
 use rrstitch_tests::lambda::RuntimeApi;
-use rrstitch_tests::{sqs, Moto};
+use rrstitch_tests::{metrics, sqs, Moto};
 use serde_json::{json, Value};
 
 const SMALL: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
@@ -47,7 +47,9 @@ async fn drain(moto: &Moto, queue: &str, api: &RuntimeApi) -> Vec<sqs::Poll> {
 #[tokio::test]
 async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once() {
     let stack = AwsStack::start().await;
-    let (moto, results, env) = (&stack.moto, &stack.results, &stack.env);
+    // The functions write EMF metric lines, as Terraform deploys them (infra/aws/metrics.tf).
+    let env = &stack.with(&[("RRSTITCH_METRICS", "emf")]);
+    let (moto, results) = (&stack.moto, &stack.results);
     let index = DynamoIndex::on_emulator("rrstitch", &moto.endpoint).await;
     let queue = sqs::create_queue(moto, "rrstitch-finalize-jobs", VISIBILITY);
     let mut queue_env = env.clone();
@@ -61,7 +63,7 @@ async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once()
         names.push(name);
     }
     let ingest_api = RuntimeApi::start().await;
-    let _ingest = lambda("rrstitch-ingest", &ingest_api, env);
+    let ingest = lambda("rrstitch-ingest", &ingest_api, env);
     let reply = ingest_api
         .invoke(s3_event("chunks", &names))
         .await
@@ -276,6 +278,25 @@ async fn dispatched_sessions_reach_finalize_through_sqs_and_are_finalized_once()
         let v: Value = serde_json::from_slice(&result.body).unwrap();
         assert!(!v["rrweb_data"].as_array().unwrap().is_empty(), "{guid}");
     }
-    drop(workers);
-    drop(worker);
+
+    // An inline sweep too, so both modes' sweep lines are there. Then every metric the
+    // alarms and the dashboard read (infra/aws/metrics.tf) must be in what these functions
+    // wrote, in a valid EMF directive.
+    let inline_api = RuntimeApi::start().await;
+    let inline = lambda("rrstitch-finalize", &inline_api, env);
+    let swept = inline_api.invoke(scheduled_event()).await.unwrap();
+    assert_eq!(swept["status"], 200, "{swept}");
+    let mut logs = vec![
+        ingest.log.as_path(),
+        worker.log.as_path(),
+        inline.log.as_path(),
+    ];
+    logs.extend(workers.iter().map(|w| w.log.as_path()));
+    let lines = metrics::lines_of(&logs);
+    for mode in ["inline", "queue"] {
+        let checked = metrics::check_emf(&lines, "rrstitch", &metrics::aws_declared(mode))
+            .unwrap_or_else(|wrong| panic!("{mode}: {}", wrong.join("\n")));
+        assert_eq!(checked, 8);
+    }
+    assert!(metrics::validate_emf_schema(&lines) > 20);
 }

@@ -16,7 +16,7 @@ use rrstitch_tests::bins::HttpFunction;
 use rrstitch_tests::cloudevents::post;
 use rrstitch_tests::fixture::{self, small_chunk, GUID};
 use rrstitch_tests::procs::Group;
-use rrstitch_tests::{GcpStack, PubSub};
+use rrstitch_tests::{metrics, GcpStack, PubSub};
 use serde_json::{json, Value};
 
 const SMALL: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
@@ -381,6 +381,16 @@ fn dispatched_sessions_are_pushed_to_finalize_workers_and_finalized_once() {
             .download("results", &format!("{guid}.json"))
             .is_some());
     }
+
+    // Every log-based metric the module declares (infra/gcp/modules/rrstitch/metrics.tf) is
+    // in what these functions wrote, each field of the right type.
+    let mut logs = vec![ingest.group.log.as_path()];
+    logs.extend(workers.iter().map(|w| w.group.log.as_path()));
+    let lines = metrics::lines_of(&logs);
+    let (target, declared) = metrics::gcp_declared();
+    let checked = metrics::check_log_metrics(&lines, &target, &declared)
+        .unwrap_or_else(|wrong| panic!("{}", wrong.join("\n")));
+    assert_eq!(checked, 9);
 }
 
 /// Pulls `subscription` and hands each message, as a push envelope, to the next of

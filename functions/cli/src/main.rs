@@ -88,7 +88,14 @@ fn main() -> Result<()> {
     if let Some(results) = cli.results {
         settings.results = results;
     }
-    rrstitch_edge::telemetry::init(settings.log_format, "warn");
+    rrstitch_edge::telemetry::init(
+        settings.log_format,
+        "warn",
+        settings
+            .metrics
+            .clone()
+            .unwrap_or(rrstitch_edge::telemetry::Metrics::Off),
+    );
     if let Command::Generate(args) = &cli.command {
         return generate::run(args);
     }

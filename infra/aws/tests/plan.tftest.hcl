@@ -199,3 +199,55 @@ run "a_session_quota_must_be_whole_bytes" {
 
   expect_failures = [var.session_max_bytes]
 }
+
+# Both functions write EMF metric lines into the namespace the alarms and the dashboard read;
+# the freshness objective defaults to the idle wait plus five minutes.
+run "metrics_are_emf_in_the_alarms_namespace" {
+  command = plan
+
+  variables {
+    metrics_namespace = "team-rrstitch"
+  }
+
+  assert {
+    condition = alltrue([for env in [aws_lambda_function.ingest.environment[0].variables, aws_lambda_function.finalize.environment[0].variables] :
+    env["RRSTITCH_METRICS"] == "emf" && env["RRSTITCH_METRICS_NAMESPACE"] == "team-rrstitch" && env["RRSTITCH_LOG_FORMAT"] == "json"])
+    error_message = "both functions write EMF lines (JSON) into metrics_namespace"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.freshness.namespace == "team-rrstitch" && aws_cloudwatch_metric_alarm.freshness.threshold == 600 && aws_cloudwatch_metric_alarm.freshness.extended_statistic == "p95"
+    error_message = "the freshness alarm watches p95 of freshness_seconds against idle_secs + 300"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.sweep_deferring.dimensions["mode"] == "inline" && aws_cloudwatch_metric_alarm.sweep_deferring.evaluation_periods == 3
+    error_message = "the sweep-deferring alarm watches the configured mode's sweeps, three periods in a row"
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.errors) == 2
+    error_message = "each function has an errors alarm"
+  }
+}
+
+run "the_objective_is_a_variable" {
+  command = plan
+
+  variables {
+    freshness_objective_secs = 120
+    finalize_mode            = "queue"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.freshness.threshold == 120 && aws_cloudwatch_metric_alarm.sweep_deferring.dimensions["mode"] == "queue"
+    error_message = "freshness_objective_secs sets the threshold; queue mode watches the dispatch's lines"
+  }
+}
+
+run "a_bad_namespace_is_refused" {
+  command = plan
+
+  variables {
+    metrics_namespace = "has space"
+  }
+
+  expect_failures = [var.metrics_namespace]
+}

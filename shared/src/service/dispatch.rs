@@ -89,6 +89,29 @@ pub enum Skip {
 }
 
 impl Delivery {
+    /// The kind of job the message held (`unknown` when it held none), for the metric.
+    pub fn job(&self) -> &'static str {
+        match self {
+            Delivery::Finalized(_) | Delivery::Skipped { .. } | Delivery::Failed { .. } => {
+                "finalize"
+            }
+            Delivery::Reconciled(_) | Delivery::RangeFailed { .. } => "reconcile",
+            Delivery::Refused { .. } => "unknown",
+        }
+    }
+
+    /// What the worker answered, for the metric: `done`, `skipped`, `refused` (acknowledged,
+    /// never to be done), `retried` (delivered again) or `failed` (acknowledged; recorded).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Delivery::Finalized(_) | Delivery::Reconciled(_) => "done",
+            Delivery::Skipped { .. } => "skipped",
+            Delivery::Refused { .. } => "refused",
+            _ if self.redeliver() => "retried",
+            _ => "failed",
+        }
+    }
+
     /// Whether the platform should deliver the message again (a 5xx to a push, a batch item
     /// failure on SQS). Only a transient failure: anything else would fail, or do nothing,
     /// the same way every time, and be retried into the dead-letter queue.
@@ -137,6 +160,12 @@ impl Service {
             .failed
             .extend(done.refused.iter().map(|(job, e)| failure(job, e)));
         summary.seconds = started.elapsed().as_secs_f64();
+        crate::metrics::sweep(
+            "queue",
+            started.elapsed(),
+            summary.published,
+            summary.deferred,
+        );
         tracing::info!(
             considered = summary.considered,
             published = summary.published,
@@ -167,6 +196,12 @@ impl Service {
         body: &[u8],
         queue: Option<&dyn FinalizeQueue>,
     ) -> Delivery {
+        let delivery = self.handle_job(body, queue).await;
+        crate::metrics::queue_message(delivery.job(), delivery.outcome());
+        delivery
+    }
+
+    async fn handle_job(&self, body: &[u8], queue: Option<&dyn FinalizeQueue>) -> Delivery {
         match Job::parse(body) {
             Ok(Job::Finalize(guid)) => self.finalize_one_queued(guid).await,
             Ok(Job::Reconcile(range)) => match self.reconcile_queued(range.clone(), queue).await {

@@ -15,8 +15,9 @@ use super::{Result, Service, ServiceError};
 use crate::engine::reject::OVER_QUOTA;
 use crate::engine::{ChunkName, SessionGuid};
 use crate::index::{Claim, ClaimMode, ClaimOutcome, Completion};
+use crate::metrics::{self, SessionOutcome};
 use crate::storage::{Precondition, StorageError};
-use crate::time::deadline;
+use crate::time::{deadline, Millis};
 
 /// What finalizing one session did.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,9 @@ pub struct FinalizeReport {
     pub warnings: usize,
     /// `finalized`, or `reopened` (a chunk arrived mid-stitch: the next sweep stitches again).
     pub completion: &'static str,
+    /// The upload time of the last chunk stitched (from its name), for the freshness metric.
+    #[serde(skip)]
+    pub last_chunk_at: Option<Millis>,
 }
 
 /// What one sweep did.
@@ -169,6 +173,12 @@ impl Service {
             }
         }
         summary.seconds = started.elapsed().as_secs_f64();
+        metrics::sweep(
+            "inline",
+            started.elapsed(),
+            summary.finalized.len(),
+            summary.deferred,
+        );
         tracing::info!(
             considered = summary.considered,
             finalized = summary.finalized.len(),
@@ -212,6 +222,7 @@ impl Service {
         guid: &SessionGuid,
         mode: ClaimMode,
     ) -> Result<Option<FinalizeReport>> {
+        let started = std::time::Instant::now();
         let now = self.now();
         let claim = match self
             .index
@@ -226,13 +237,17 @@ impl Service {
                     lease_until,
                 })
             }
-            ClaimOutcome::Busy { .. } | ClaimOutcome::NotEligible => return Ok(None),
+            ClaimOutcome::Busy { .. } | ClaimOutcome::NotEligible => {
+                metrics::session(SessionOutcome::Unchanged, None);
+                return Ok(None);
+            }
         };
         let outcome = self.finalize_claimed(&claim).await;
         let outcome = match outcome {
             Err(e) => Err(self.unless_erased(guid, e).await),
             ok => ok,
         };
+        record_metric(&outcome, started.elapsed(), self.now());
         match outcome {
             Ok(report) => Ok(Some(report)),
             // Nothing of ours to release: the session is another claim's now, or erased.
@@ -361,6 +376,11 @@ impl Service {
             return Ok(Fenced::Superseded);
         }
         let warnings = self.quota_warnings(guid).await?;
+        let last_chunk_at = sources
+            .iter()
+            .map(|s| s.name.instant_ns())
+            .max()
+            .map(|ns| Millis((ns / 1_000_000) as i64));
         let span = tracing::info_span!("finalize", session_guid = %guid, chunks = sources.len());
         let stitch = assemble(
             &self.results,
@@ -412,6 +432,7 @@ impl Service {
             replayable: meta.replayable,
             warnings: meta.warnings.len(),
             completion,
+            last_chunk_at,
         })))
     }
 
@@ -472,3 +493,25 @@ enum Fenced {
 /// Stitches one claim tries before giving up for this sweep: each retry means another
 /// finalizer wrote the result meanwhile, which a live lease makes rare.
 const FENCE_ATTEMPTS: usize = 4;
+
+/// The session metric line of one claimed finalize's outcome.
+fn record_metric(outcome: &Result<FinalizeReport>, took: Duration, now: Millis) {
+    match outcome {
+        Ok(report) => metrics::session(
+            if report.completion == "reopened" {
+                SessionOutcome::Reopened
+            } else {
+                SessionOutcome::Written
+            },
+            Some(&metrics::Stitched {
+                took,
+                bytes: report.bytes,
+                last_chunk_at: report.last_chunk_at,
+                written_at: now,
+            }),
+        ),
+        Err(ServiceError::Superseded(_)) => metrics::session(SessionOutcome::LostClaim, None),
+        Err(ServiceError::Erased(_)) => metrics::session(SessionOutcome::Deleted, None),
+        Err(_) => metrics::session(SessionOutcome::Failed, None),
+    }
+}

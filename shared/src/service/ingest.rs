@@ -19,6 +19,7 @@ use super::backfill::HEAD_BYTES;
 use super::{Result, Service};
 use crate::engine::{self, ChunkName, NameClass, Reject, SessionGuid};
 use crate::index::{ChunkRecord, Recorded, RejectRecord};
+use crate::metrics;
 use crate::storage::{StorageError, StorageUrl};
 
 /// The object an event names.
@@ -68,9 +69,44 @@ pub enum IngestOutcome {
 /// The reject kind of a chunk refused because its session was erased.
 pub const DELETED_SESSION: &str = "deleted_session";
 
+impl IngestOutcome {
+    /// The outcome as a metric: its kind and reason.
+    fn metric(&self) -> (metrics::ChunkOutcome, &str) {
+        use metrics::ChunkOutcome as O;
+        match self {
+            IngestOutcome::Ignored { .. } => (O::Ignored, "not_a_chunk"),
+            IngestOutcome::NotChunkBucket { .. } => (O::Ignored, "other_bucket"),
+            IngestOutcome::Vanished { .. } => (O::Ignored, "vanished"),
+            IngestOutcome::Rejected { kind, .. } => (O::Rejected, kind),
+            IngestOutcome::DeletedSession { .. } => (O::Rejected, DELETED_SESSION),
+            IngestOutcome::Recorded { .. } => (O::Recorded, "none"),
+            IngestOutcome::AlreadyKnown { .. } => (O::Duplicate, "none"),
+        }
+    }
+}
+
 impl Service {
-    /// Ingests one object.
+    /// Ingests one object, and writes its metric line.
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestOutcome> {
+        let outcome = self.ingest_object(object).await;
+        match &outcome {
+            Ok(done) => {
+                let (kind, reason) = done.metric();
+                metrics::chunk(kind, reason);
+            }
+            Err(e) => metrics::chunk(
+                metrics::ChunkOutcome::Failed,
+                if e.is_transient() {
+                    "transient"
+                } else {
+                    "permanent"
+                },
+            ),
+        }
+        outcome
+    }
+
+    async fn ingest_object(&self, object: &ObjectRef) -> Result<IngestOutcome> {
         let name = object.name.clone();
         if let Some(ours) = &self.options.chunk_bucket {
             if &object.bucket != ours {

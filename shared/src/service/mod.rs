@@ -52,7 +52,9 @@ pub struct Options {
     pub idle: Duration,
     /// How long a finalizer's claim holds before another may take the session over.
     pub lease: Duration,
-    /// Chunk reads in flight per session (they are still consumed in order).
+    /// Chunk reads in flight per session (they are still consumed in order); also the steps
+    /// in flight where each is one round trip and no CPU (a queued re-stitch's re-opens,
+    /// a reconcile's checks).
     pub read_parallelism: usize,
     /// Sessions stitched at once by a sweep or a backfill.
     pub session_parallelism: usize,

@@ -306,6 +306,7 @@ impl Service {
         summary.cursor = first_deferred.map(|(_, before)| before);
         summary.sessions_recovered = sessions.len() as u64;
         summary.seconds = started.elapsed().as_secs_f64();
+        crate::metrics::reconcile(started.elapsed(), summary.candidates, summary.recovered);
         tracing::info!(
             listed = summary.objects_listed,
             candidates = summary.candidates,

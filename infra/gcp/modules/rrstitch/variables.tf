@@ -408,3 +408,45 @@ variable "finalize_max_delivery_attempts" {
     error_message = "finalize_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Operating: the objective and alerts (monitoring.tf)
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alerts notify. Empty: incidents only show in Cloud Monitoring."
+  type        = list(string)
+  default     = []
+}
+
+variable "freshness_objective_secs" {
+  description = "The objective: 95 % of sessions are written within this many seconds of their last chunk's upload; the freshness alert fires above it. Null: idle_secs + 300."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.freshness_objective_secs == null ? true : var.freshness_objective_secs > 0
+    error_message = "freshness_objective_secs must be null or a positive number of seconds."
+  }
+}
+
+variable "alert_error_rate" {
+  description = "5xx answers per second (ingest and finalize, each) above which, for 10 minutes, the errors alert fires."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.alert_error_rate >= 0
+    error_message = "alert_error_rate must be a rate, 0 or more answers per second."
+  }
+}
+
+variable "alert_sweep_deferring_secs" {
+  description = "The sweep-deferring alert fires when every sweep (or dispatch) for this many seconds left idle sessions for the next tick: three ticks of the default sweep_schedule. A multiple of 60, at least 300."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alert_sweep_deferring_secs >= 300 && var.alert_sweep_deferring_secs % 60 == 0
+    error_message = "alert_sweep_deferring_secs must be a whole number of minutes, at least 300 seconds."
+  }
+}

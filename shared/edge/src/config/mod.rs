@@ -33,7 +33,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::http::ServeLimits;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, Metrics};
 use rrstitch::index::shard::Shards;
 use rrstitch::index::IndexSpec;
 use rrstitch::service::Options;
@@ -64,6 +64,9 @@ pub struct Settings {
     /// How long cloud index records live after their last activity (`RRSTITCH_INDEX_TTL_DAYS`).
     pub index_ttl: Duration,
     pub log_format: LogFormat,
+    /// `RRSTITCH_METRICS`, when set: functions write metric lines unless it says `off`; the
+    /// CLI only when it is set.
+    pub metrics: Option<Metrics>,
     /// `host:port` the HTTP functions listen on.
     pub http_addr: String,
     /// How long slow clients may hold the HTTP functions' connections, and how many may be
@@ -102,6 +105,7 @@ impl Settings {
                 })
             }
         };
+        let metrics = metrics_format(env, log_format)?;
         let options = Options {
             chunk_prefix: env.string("RRSTITCH_CHUNK_PREFIX").unwrap_or_default(),
             results_prefix: env.string("RRSTITCH_RESULTS_PREFIX").unwrap_or_default(),
@@ -145,12 +149,55 @@ impl Settings {
             index_shards,
             index_ttl: index::ttl(env)?,
             log_format,
+            metrics,
             http_addr: serve::http_addr(env)?,
             serve: serve::serve_limits(env)?,
             finalize: finalize::finalize_mode(env)?,
             options,
         })
     }
+}
+
+/// `RRSTITCH_METRICS` (`log`, `emf` or `off`) and, for `emf`, `RRSTITCH_METRICS_NAMESPACE`.
+/// The Embedded Metric Format is a JSON document, so it needs JSON log lines.
+fn metrics_format(env: &Env, log_format: LogFormat) -> Result<Option<Metrics>, ConfigError> {
+    let namespace = env.string("RRSTITCH_METRICS_NAMESPACE");
+    let metrics = match env.string("RRSTITCH_METRICS").as_deref() {
+        None => None,
+        Some("off") => Some(Metrics::Off),
+        Some("log") => Some(Metrics::Log),
+        Some("emf") if log_format != LogFormat::Json => {
+            return Err(ConfigError {
+                var: "RRSTITCH_METRICS",
+                reason: "emf lines are JSON: set RRSTITCH_LOG_FORMAT=json too".into(),
+            })
+        }
+        Some("emf") => Some(Metrics::Emf {
+            namespace: namespace.clone().unwrap_or_else(|| "rrstitch".into()),
+        }),
+        Some(other) => {
+            return Err(ConfigError {
+                var: "RRSTITCH_METRICS",
+                reason: format!("{other:?}: use log, emf or off"),
+            })
+        }
+    };
+    if let Some(ns) = &namespace {
+        // CloudWatch's rule for a namespace: 1–255 of these characters, not starting with `:`.
+        let valid = !ns.is_empty()
+            && ns.len() <= 255
+            && !ns.starts_with(':')
+            && ns
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/#:".contains(c));
+        if !valid {
+            return Err(ConfigError {
+                var: "RRSTITCH_METRICS_NAMESPACE",
+                reason: format!("{ns:?}: 1-255 of letters, digits and . _ - / # :"),
+            });
+        }
+    }
+    Ok(metrics)
 }
 
 #[cfg(test)]
@@ -179,6 +226,30 @@ pub(crate) mod tests {
         assert!(!s.options.output_gzip);
         assert_eq!(s.index_shards, Shards::new(DEFAULT_SHARDS));
         assert_eq!(s.index_shards.count(), 64);
+    }
+
+    #[test]
+    fn metrics_are_read_and_checked() {
+        assert_eq!(settings(&[]).unwrap().metrics, None);
+        assert_eq!(
+            settings(&[("RRSTITCH_METRICS", "off")]).unwrap().metrics,
+            Some(Metrics::Off)
+        );
+        let emf =
+            settings(&[("RRSTITCH_METRICS", "emf"), ("RRSTITCH_LOG_FORMAT", "json")]).unwrap();
+        assert_eq!(
+            emf.metrics,
+            Some(Metrics::Emf {
+                namespace: "rrstitch".into()
+            })
+        );
+        let err = settings(&[("RRSTITCH_METRICS", "emf")]).unwrap_err();
+        assert_eq!(err.var, "RRSTITCH_METRICS");
+        assert!(err.reason.contains("RRSTITCH_LOG_FORMAT=json"), "{err}");
+        let err = settings(&[("RRSTITCH_METRICS", "statsd")]).unwrap_err();
+        assert_eq!(err.var, "RRSTITCH_METRICS");
+        let err = settings(&[("RRSTITCH_METRICS_NAMESPACE", "has space")]).unwrap_err();
+        assert_eq!(err.var, "RRSTITCH_METRICS_NAMESPACE");
     }
 
     #[test]

@@ -141,6 +141,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "`text`, or `json` (with `severity`, for Cloud Logging and CloudWatch).",
     ),
     (
+        "RRSTITCH_METRICS",
+        "`log` (functions), `off` (CLI)",
+        "Metric lines (chunks, sessions, freshness, queue messages, sweeps, reconciles): `log` writes them as log lines (GCP's log-based metrics read them), `emf` adds CloudWatch's Embedded Metric Format (needs `RRSTITCH_LOG_FORMAT=json`), `off`.",
+    ),
+    (
+        "RRSTITCH_METRICS_NAMESPACE",
+        "`rrstitch`",
+        "CloudWatch namespace of the `emf` metrics.",
+    ),
+    (
         "RUST_LOG",
         "`info`",
         "Log filter (tracing-subscriber syntax).",
