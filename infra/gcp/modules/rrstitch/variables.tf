@@ -29,7 +29,7 @@ variable "labels" {
 }
 
 variable "enable_apis" {
-  description = "Enable the APIs the module needs (run, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam). They are never disabled on destroy."
+  description = "Enable the APIs the module needs (run, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam, logging, monitoring). They are never disabled on destroy."
   type        = bool
   default     = true
 }
