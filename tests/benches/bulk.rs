@@ -9,7 +9,9 @@
 //!    wall time and peak RSS of each, and the windowed/unwindowed ratios. Both passes recover
 //!    the same new day.
 //! 2. the same on fake-gcs-server with `RRSTITCH_BENCH_GCS_OBJECTS` (default 20,000) objects
-//!    (the index is SQLite; the bucket is what differs).
+//!    (the index is SQLite; the bucket is what differs), on its filesystem backend, the one
+//!    that loads that many objects in reasonable time (each listing page there reads every
+//!    object's metadata: the emulator's cost, the same for both passes).
 //! 3. re-stitch through the queue: `RRSTITCH_BENCH_RESTITCH_SESSIONS` (default 2,000)
 //!    finalized sessions of 3 chunks on the GCP emulators; `POST /restitch {"all": true}` on
 //!    a queue-mode `rrstitch-finalize` re-opens them and publishes one finalize message each;
@@ -298,9 +300,9 @@ fn bench_gcs(objects: usize) {
     let started = Instant::now();
     let b = bucket(objects);
     write_all(&data.join("bulk"), &b.old);
-    let gcs = FakeGcs::start_with(Some(&data));
+    let gcs = FakeGcs::on_disk(&work.join("root"), Some(&data));
     println!(
-        "fake-gcs-server: started holding {} chunk objects in {:.1} s",
+        "fake-gcs-server (filesystem backend): started holding {} chunk objects in {:.1} s",
         b.old.len(),
         started.elapsed().as_secs_f64()
     );
