@@ -103,7 +103,13 @@ resource "google_logging_metric" "rrstitch" {
   project     = var.project_id
   name        = "${var.name_prefix}/${each.key}"
   description = each.value.description
-  filter      = "${local.metric_lines} AND jsonPayload.metric=\"${each.value.metric}\""
+  # A distribution takes only the lines that carry its value (a session not stitched has no
+  # stitch time): `:*` is Cloud Logging's "has this field".
+  filter = join(" AND ", compact([
+    local.metric_lines,
+    "jsonPayload.metric=\"${each.value.metric}\"",
+    each.value.value == null ? "" : "jsonPayload.${each.value.value}:*",
+  ]))
 
   metric_descriptor {
     metric_kind = "DELTA"
