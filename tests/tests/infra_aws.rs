@@ -128,8 +128,10 @@ fn buckets_expire_objects_by_their_retention_variables() {
 /// no rule when nothing is set, and three negative controls that must fail the plan (a
 /// STANDARD_IA move before S3's 30 days, a move after the deletion, a class that needs a
 /// restore); and `restrict_rules` reaching both functions as `RRSTITCH_RESTRICT` (finalize's
-/// reconcile ingests too), left out when empty, refused when not JSON. The moto apply below
-/// checks the lifecycle rules as S3 stores them.
+/// reconcile ingests too), left out when empty, refused when not JSON; and the metrics: both
+/// functions write EMF into `metrics_namespace`, the alarms' thresholds and dimensions follow
+/// the variables, a bad namespace is refused. The moto apply below checks the lifecycle rules
+/// as S3 stores them.
 #[test]
 fn lifecycle_tiers_and_restrictions_plan_and_bad_values_fail_the_plan() {
     let plugins = std::env::var("TF_PLUGIN_DIR").unwrap_or_else(|_| "/opt/tf-plugins".into());
@@ -181,13 +183,16 @@ fn lifecycle_tiers_and_restrictions_plan_and_bad_values_fail_the_plan() {
         "a_session_quota_reaches_both_functions",
         "no_session_quota_no_variable",
         "a_session_quota_must_be_whole_bytes",
+        "metrics_are_emf_in_the_alarms_namespace",
+        "the_objective_is_a_variable",
+        "a_bad_namespace_is_refused",
     ] {
         assert!(
             test.contains(&format!("run \"{run}\"... pass")),
             "{run}:\n{test}"
         );
     }
-    assert!(test.contains("Success! 12 passed, 0 failed."), "{test}");
+    assert!(test.contains("Success! 15 passed, 0 failed."), "{test}");
 }
 
 /// The idle index has no hot partition: a GSI partition takes ~1,000 WCU/s and every chunk
