@@ -191,39 +191,19 @@ impl Stitched {
     }
 }
 
-/// One line per finalize attempt; a written one carries its time, size and freshness.
+/// One line per finalize attempt; a written one carries its time, size and freshness (a
+/// field that is `None` is left out of the line).
 pub fn session(outcome: SessionOutcome, stitched: Option<&Stitched>) {
-    let outcome = outcome.as_str();
-    match stitched {
-        Some(s) => match s.freshness() {
-            Some(freshness_seconds) => tracing::info!(
-                target: TARGET,
-                metric = "session",
-                outcome,
-                sessions = 1u64,
-                stitch_seconds = s.took.as_secs_f64(),
-                stitch_bytes = s.bytes,
-                freshness_seconds,
-                "metric"
-            ),
-            None => tracing::info!(
-                target: TARGET,
-                metric = "session",
-                outcome,
-                sessions = 1u64,
-                stitch_seconds = s.took.as_secs_f64(),
-                stitch_bytes = s.bytes,
-                "metric"
-            ),
-        },
-        None => tracing::info!(
-            target: TARGET,
-            metric = "session",
-            outcome,
-            sessions = 1u64,
-            "metric"
-        ),
-    }
+    tracing::info!(
+        target: TARGET,
+        metric = "session",
+        outcome = outcome.as_str(),
+        sessions = 1u64,
+        stitch_seconds = stitched.map(|s| s.took.as_secs_f64()),
+        stitch_bytes = stitched.map(|s| s.bytes),
+        freshness_seconds = stitched.and_then(Stitched::freshness),
+        "metric"
+    );
 }
 
 /// One line per queue message a worker handled: `job` is `finalize`, `reconcile` or

@@ -58,14 +58,7 @@ struct App {
 async fn main() -> Result<()> {
     rrstitch_edge::alloc::tune();
     let settings = Settings::from_env()?;
-    rrstitch_edge::telemetry::init(
-        settings.log_format,
-        "info",
-        settings
-            .metrics
-            .clone()
-            .unwrap_or(rrstitch_edge::telemetry::Metrics::Log),
-    );
+    rrstitch_edge::telemetry::init_function(&settings);
     let app = Arc::new(App {
         svc: rrstitch_edge::setup::service(&settings).await?,
         queue: rrstitch_edge::setup::finalize_queue(&settings).await?,

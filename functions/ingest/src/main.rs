@@ -31,14 +31,7 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 async fn main() -> Result<()> {
     rrstitch_edge::alloc::tune();
     let settings = Settings::from_env()?;
-    rrstitch_edge::telemetry::init(
-        settings.log_format,
-        "info",
-        settings
-            .metrics
-            .clone()
-            .unwrap_or(rrstitch_edge::telemetry::Metrics::Log),
-    );
+    rrstitch_edge::telemetry::init_function(&settings);
     if settings.chunks.is_none() {
         anyhow::bail!(
             "RRSTITCH_CHUNKS is not set: the ingest function reads chunks from its configured \

@@ -65,6 +65,16 @@ pub fn init(format: LogFormat, default_filter: &str, metrics: Metrics) {
     };
 }
 
+/// [`init`] for a deployed function: `info` by default, and metric lines unless
+/// `RRSTITCH_METRICS` turns them off.
+pub fn init_function(settings: &crate::config::Settings) {
+    init(
+        settings.log_format,
+        "info",
+        settings.metrics.clone().unwrap_or(Metrics::Log),
+    );
+}
+
 /// The Embedded Metric Format directive for a metric line's fields `line` (see
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>):
 /// the line's dimensions and the values it carries, by its kind's [`metrics::Spec`]. `None`
