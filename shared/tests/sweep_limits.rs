@@ -91,6 +91,12 @@ impl SessionIndex for Faulty {
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.inner.rejected(limit).await
     }
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        self.inner.rejected_since(since, limit).await
+    }
+    async fn counts(&self, now: Millis) -> Result<rrstitch::index::SessionCounts> {
+        self.inner.counts(now).await
+    }
     async fn tombstone(&self, g: &SessionGuid, now: Millis, ttl: Duration) -> Result<Tombstoned> {
         self.inner.tombstone(g, now, ttl).await
     }

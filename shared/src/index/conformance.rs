@@ -39,6 +39,8 @@ pub async fn run_all(index: &dyn SessionIndex) {
     reopen_takes_only_a_finalized_session(index).await;
     the_quota_is_exact_under_concurrent_records(index).await;
     bookmarks_are_kept_replaced_and_cleared(index).await;
+    counts_come_from_the_index_ranges(index).await;
+    recent_rejects_are_a_time_range(index).await;
 }
 
 fn guid(tag: &str) -> SessionGuid {
@@ -989,4 +991,115 @@ pub async fn bookmarks_are_kept_replaced_and_cleared(index: &dyn SessionIndex) {
         .sessions
         .iter()
         .all(|s| !s.guid.as_str().contains("conformance-")));
+}
+
+/// `status`'s counts come from the index ranges, across every shard: open sessions and the
+/// one idle longest, finalizing ones and the leases past due, tombstones; finalized sessions
+/// are in none. Measured as differences, so whatever the other checks left stays out of it.
+pub async fn counts_come_from_the_index_ranges(index: &dyn SessionIndex) {
+    // 400 days before every other check's times: these are the oldest sessions here.
+    let base = Millis(T0.0 - 400 * 86_400_000);
+    let now = Millis(base.0 + 3_600_000);
+    let was = index.counts(now).await.unwrap();
+
+    let (open_a, open_b) = (guid("count-open-a"), guid("count-open-b"));
+    record(index, &open_a, "2023-01-01T00:00:00.000000+0000", base).await;
+    record(
+        index,
+        &open_b,
+        "2023-01-01T00:00:10.000000+0000",
+        Millis(base.0 + 10_000),
+    )
+    .await;
+    let (live, dead) = (guid("count-live"), guid("count-dead"));
+    record(
+        index,
+        &live,
+        "2023-01-01T00:00:20.000000+0000",
+        Millis(base.0 + 20_000),
+    )
+    .await;
+    force_claim(index, &live, now).await;
+    record(
+        index,
+        &dead,
+        "2023-01-01T00:00:30.000000+0000",
+        Millis(base.0 + 30_000),
+    )
+    .await;
+    let stalled = force_claim(index, &dead, Millis(base.0 + 40_000)).await;
+    let done = guid("count-done");
+    record(
+        index,
+        &done,
+        "2023-01-01T00:00:40.000000+0000",
+        Millis(base.0 + 40_000),
+    )
+    .await;
+    let claim = force_claim(index, &done, now).await;
+    index.complete(&claim, "done.json", now).await.unwrap();
+    index
+        .tombstone(&guid("count-erased"), now, LEASE)
+        .await
+        .unwrap();
+
+    let is = index.counts(now).await.unwrap();
+    assert_eq!(is.open - was.open, 2, "{was:?} → {is:?}");
+    assert_eq!(is.finalizing - was.finalizing, 2, "{was:?} → {is:?}");
+    assert_eq!(
+        is.leases_past_due - was.leases_past_due,
+        1,
+        "{was:?} → {is:?}"
+    );
+    assert_eq!(is.tombstones - was.tombstones, 1, "{was:?} → {is:?}");
+    let oldest = is.oldest_open.expect("an open session");
+    assert_eq!(oldest.at, base, "the open session idle longest: {oldest:?}");
+    let past_due = is.oldest_past_due.expect("a lease past due");
+    assert_eq!(past_due.at, stalled.lease_until, "{past_due:?}");
+    assert_eq!(past_due.guid, dead);
+    // A lease still running is not past due; once it runs out, it is.
+    let later = index.counts(now.plus(LEASE * 2)).await.unwrap();
+    assert_eq!(later.leases_past_due - was.leases_past_due, 2, "{later:?}");
+}
+
+/// The refused objects of a time window, newest first, and none from before it.
+pub async fn recent_rejects_are_a_time_range(index: &dyn SessionIndex) {
+    let base = Millis(T0.0 - 300 * 86_400_000);
+    let hour = 3_600_000;
+    let tag = new_token();
+    let reject = |n: u32| RejectRecord {
+        bucket: "/conformance".into(),
+        name: format!("recent-{tag}-{n}.json"),
+        generation: "1".into(),
+        kind: if n == 2 { "bad_guid" } else { "bad_json" }.into(),
+        reason: "conformance".into(),
+        session_guid: None,
+        size: 0,
+    };
+    // Refused 25, 2 and 1 hours before `base`.
+    for (n, hours_before) in [(0, 25), (1, 2), (2, 1)] {
+        let at = Millis(base.0 - hours_before * hour);
+        assert!(index.record_rejected(&reject(n), at).await.unwrap());
+    }
+    let day = index
+        .rejected_since(Millis(base.0 - 24 * hour), 10_000)
+        .await
+        .unwrap();
+    let ours: Vec<&RejectRecord> = day
+        .iter()
+        .filter(|r| r.name.contains(tag.as_str()))
+        .collect();
+    assert_eq!(
+        ours,
+        [&reject(2), &reject(1)],
+        "newest first, the window only"
+    );
+    let all = index
+        .rejected_since(Millis(base.0 - 48 * hour), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().filter(|r| r.name.contains(tag.as_str())).count(),
+        3
+    );
 }

@@ -168,7 +168,7 @@ impl SessionStore for MemoryStore {
             .filter_map(|(s, _)| {
                 let at = match due {
                     Due::Idle => Some(s.record.last_chunk_at),
-                    Due::LeaseExpired => s.record.lease_until,
+                    Due::LeaseExpired | Due::Tombstone => s.record.lease_until,
                 }?;
                 (at < before).then(|| DueEntry {
                     guid: s.record.guid.clone(),
@@ -245,6 +245,22 @@ impl SessionStore for MemoryStore {
         out.sort_by(|a, b| a.guid.as_str().cmp(b.guid.as_str()));
         out.truncate(limit);
         Ok(out)
+    }
+
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64> {
+        Ok(self.due(shard, due, before, usize::MAX).await?.len() as u64)
+    }
+
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        let inner = self.inner.lock().unwrap();
+        let mut out: Vec<_> = inner
+            .rejected
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.0));
+        Ok(out.into_iter().take(limit).map(|(_, r)| r).collect())
     }
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {

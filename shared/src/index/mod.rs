@@ -228,6 +228,9 @@ impl SessionRecord {
 /// The bookmark a reconcile pass cut by its budget leaves its cursor in.
 pub const RECONCILE_BOOKMARK: &str = "reconcile";
 
+/// The bookmark each sweep (or queue dispatch) leaves its summary in, for `rrstitch status`.
+pub const SWEEP_BOOKMARK: &str = "last_sweep";
+
 /// One page of the whole session listing ([`SessionIndex::sessions_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionPage {
@@ -237,6 +240,25 @@ pub struct SessionPage {
     /// Where the next page starts (pass it back as `after`); `None` when the listing is done.
     /// A plain string (the last session's guid), so it survives across processes and runs.
     pub next: Option<String>,
+}
+
+/// What the index holds now, counted by index range rather than listed
+/// ([`SessionIndex::counts`]): the numbers `rrstitch status` leads with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Sessions taking chunks (or idle and waiting for the sweep).
+    pub open: u64,
+    /// The open session whose last chunk arrived longest ago, and when.
+    pub oldest_open: Option<store::DueEntry>,
+    /// Sessions a finalizer holds.
+    pub finalizing: u64,
+    /// Finalizing sessions whose lease ran out before `now`: their finalizer died or stalls,
+    /// and the next sweep takes them over.
+    pub leases_past_due: u64,
+    /// The lease that ran out longest ago, and when it did.
+    pub oldest_past_due: Option<store::DueEntry>,
+    /// Erased sessions' tombstones, expired ones the TTL has not removed yet included.
+    pub tombstones: u64,
 }
 
 /// What re-opening a session for another stitch did ([`SessionIndex::reopen`]).
@@ -405,6 +427,14 @@ pub trait SessionIndex: Send + Sync + std::fmt::Debug {
 
     /// Refused objects, most recent first.
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>>;
+
+    /// Refused objects recorded at or after `since`, most recent first, at most `limit`: one
+    /// bounded range read, whatever the index holds.
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>>;
+
+    /// Open, finalizing, past-due and tombstoned sessions at `now`, from count queries over
+    /// the sharded index ranges (a fixed number of queries per shard), never a listing.
+    async fn counts(&self, now: Millis) -> Result<SessionCounts>;
 
     /// Every session, tombstones included, one page of at most `limit` at a time: the walk a
     /// bulk operation (re-stitch) makes over an index of any size. `after` is the previous

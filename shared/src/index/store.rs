@@ -42,13 +42,17 @@ pub enum Written {
     ChunkKnown,
 }
 
-/// Which of the two sweep queries.
+/// Which time-ranged query over a shard: the sweep's two, and the tombstones `status` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Due {
     /// `open`, `last_chunk_at` before the bound, oldest arrival first.
     Idle,
     /// `finalizing`, `lease_until` before the bound, earliest expiry first: its finalizer died.
     LeaseExpired,
+    /// `deleted`, `lease_until` (the tombstone's expiry) before the bound. Never swept: only
+    /// counted ([`super::SessionIndex::counts`]), so the tombstones are an index range too
+    /// rather than a scan.
+    Tombstone,
 }
 
 impl Due {
@@ -56,6 +60,7 @@ impl Due {
         match self {
             Due::Idle => SessionStatus::Open,
             Due::LeaseExpired => SessionStatus::Finalizing,
+            Due::Tombstone => SessionStatus::Deleted,
         }
     }
 }
@@ -103,6 +108,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         before: Millis,
         limit: usize,
     ) -> Result<Vec<DueEntry>>;
+
+    /// How many sessions [`SessionStore::due`] would find with no limit: one count query
+    /// over the same index range, never the sessions themselves.
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64>;
+
+    /// Refused objects recorded at or after `since`, most recent first, at most `limit`.
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>>;
 
     /// The largest shard count any writer stamped sessions with ([`super::shard`]).
     async fn shard_mark(&self) -> Result<Option<u32>>;
@@ -176,6 +188,12 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<DueEntry>> {
         (**self).due(shard, due, before, limit).await
+    }
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64> {
+        (**self).count_due(shard, due, before).await
+    }
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        (**self).rejected_since(since, limit).await
     }
     async fn bookmark(&self, name: &str) -> Result<Option<String>> {
         (**self).bookmark(name).await

@@ -42,7 +42,7 @@ impl<S: SessionStore> Driver<S> {
         let shards = self.scan().await?;
         let bound = |due: Due| match due {
             Due::Idle => idle_before,
-            Due::LeaseExpired => now,
+            Due::LeaseExpired | Due::Tombstone => now,
         };
         let overdue = |due: Due, e: &DueEntry| bound(due).0.saturating_sub(e.at.0);
         let sources: Vec<(u32, Due)> = (0..shards)

@@ -10,6 +10,7 @@
 //! This file is the operations themselves, each a protocol decision handed to that loop or a
 //! read passed through to the store; the three concepts they rest on have a module each.
 
+mod counts;
 mod due;
 mod retry;
 mod shard_mark;
@@ -29,7 +30,8 @@ use super::shard::Shards;
 use super::store::{NewChunk, SessionStore, Written};
 use super::{
     new_token, ChunkRecord, Claim, ClaimMode, ClaimOutcome, Completion, Recorded, RejectRecord,
-    Reopen, Result, SessionIndex, SessionPage, SessionRecord, SessionStatus, Tombstoned,
+    Reopen, Result, SessionCounts, SessionIndex, SessionPage, SessionRecord, SessionStatus,
+    Tombstoned,
 };
 use crate::engine::SessionGuid;
 use crate::time::Millis;
@@ -181,6 +183,14 @@ impl<S: SessionStore> SessionIndex for Driver<S> {
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {
         self.store.rejected(limit).await
+    }
+
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        self.store.rejected_since(since, limit).await
+    }
+
+    async fn counts(&self, now: Millis) -> Result<SessionCounts> {
+        self.count_sessions(now).await
     }
 
     async fn sessions_page(&self, after: Option<&str>, limit: usize) -> Result<SessionPage> {

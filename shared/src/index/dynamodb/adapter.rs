@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::client::{sdk_error, DynamoStore};
 use super::codec::{
@@ -14,12 +15,50 @@ use super::codec::{
 use super::{IDLE_INDEX, IDLE_PK, IDLE_SK};
 use crate::aws::{failure, Failure};
 use crate::engine::SessionGuid;
+use crate::index::driver::FANOUT;
 use crate::index::protocol::SessionState;
 use crate::index::store::{Due, DueEntry, NewChunk, SessionStore, Stored, Written};
-use crate::index::{ChunkRecord, RejectRecord, Result, SessionRecord};
+use crate::index::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord};
 use crate::time::Millis;
 
 impl DynamoStore {
+    /// The newest `limit` reject keys of one of the rejects' idle-index partitions recorded
+    /// at or after `since`, as (recorded at, the reject item's `pk`).
+    async fn recent_reject_keys(
+        &self,
+        p: u32,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(IDLE_INDEX)
+            .key_condition_expression("#pk = :pk AND #sk >= :t")
+            .expression_attribute_names("#pk", IDLE_PK)
+            .expression_attribute_names("#sk", IDLE_SK)
+            .expression_attribute_values(":pk", s(codec::reject_idle_pk(p)))
+            .expression_attribute_values(":t", n(since.0))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("rejected_since", e))?;
+            for item in page.items() {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                if let Some(entry) = get_n(item, IDLE_SK).zip(get_s(item, "pk")) {
+                    out.push((entry.0, entry.1.to_owned()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A whole-item put of `state`, conditioned on the revision `expected`.
     fn conditional_put(&self, expected: Option<i64>, state: &SessionState) -> Put {
         let put = Put::builder()
@@ -382,6 +421,61 @@ impl SessionStore for DynamoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64> {
+        // The same partition and range as `due`, counted: DynamoDB still reads the (keys
+        // only) entries, 1 MB a page, but sends none back.
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(IDLE_INDEX)
+            .key_condition_expression("#pk = :pk AND #sk < :t")
+            .expression_attribute_names("#pk", IDLE_PK)
+            .expression_attribute_names("#sk", IDLE_SK)
+            .expression_attribute_values(":pk", s(codec::idle_pk(due, shard)))
+            .expression_attribute_values(":t", n(before.0))
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0u64;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("count_due", e))?;
+            count += page.count().max(0) as u64;
+        }
+        Ok(count)
+    }
+
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        // Newest first from each of the rejects' partitions of the idle index, merged; then
+        // the items themselves (the index holds only keys).
+        let partitions: Vec<Vec<(i64, String)>> = stream::iter(0..codec::REJECT_PARTITIONS)
+            .map(|p| self.recent_reject_keys(p, since, limit))
+            .buffer_unordered(FANOUT)
+            .try_collect()
+            .await?;
+        let mut keys: Vec<(i64, String)> = partitions.into_iter().flatten().collect();
+        keys.sort_by(|a, b| b.cmp(a));
+        keys.truncate(limit);
+        let items: Vec<Option<(i64, RejectRecord)>> = stream::iter(keys)
+            .map(|(_, pk)| async move {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(REJECT_SK))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("rejected_since", e))?;
+                Ok::<_, IndexError>(got.item().map(codec::reject_from))
+            })
+            .buffered(FANOUT)
+            .try_collect()
+            .await?;
+        // An item the TTL removed between the two reads is simply gone.
+        Ok(items.into_iter().flatten().map(|(_, r)| r).collect())
     }
 
     async fn rejected(&self, limit: usize) -> Result<Vec<RejectRecord>> {

@@ -125,7 +125,9 @@ pub(super) fn session_item(state: &SessionState, rev: i64, ttl: Duration) -> Ite
         SessionStatus::Open => Some((Due::Idle, r.last_chunk_at)),
         // A finalizing session always has a lease; without one it would be due at once.
         SessionStatus::Finalizing => Some((Due::LeaseExpired, r.lease_until.unwrap_or(Millis(0)))),
-        SessionStatus::Finalized | SessionStatus::Deleted => None,
+        // Counted by `status`, never swept: the sweep queries open and finalizing partitions.
+        SessionStatus::Deleted => Some((Due::Tombstone, r.lease_until.unwrap_or(Millis(0)))),
+        SessionStatus::Finalized => None,
     };
     if let Some((due, at)) = due {
         item.insert(IDLE_PK.to_owned(), s(idle_pk(due, shard)));
@@ -166,12 +168,27 @@ pub(super) fn reject_pk(bucket: &str, name: &str, generation: &str) -> String {
     )
 }
 
+/// How many partitions of the idle index the reject items are spread over by time: a flood
+/// of refused uploads (all written "now") then lands on 16 partitions rather than one, so it
+/// cannot throttle the index writes of the chunks that matter.
+pub(super) const REJECT_PARTITIONS: u32 = 16;
+
+/// The idle-index partition of the rejects whose own partition key hashes to `p`.
+pub(super) fn reject_idle_pk(p: u32) -> String {
+    format!("rejected#{p}")
+}
+
 pub(super) fn reject_item(r: &RejectRecord, now: Millis, ttl: Duration) -> Item {
     let item = codec::reject_fields::<Dynamo>(r, now);
+    let pk = reject_pk(&r.bucket, &r.name, &r.generation);
+    let p = (xxhash_rust::xxh3::xxh3_64(pk.as_bytes()) % u64::from(REJECT_PARTITIONS)) as u32;
     let keys = [
-        ("pk", s(reject_pk(&r.bucket, &r.name, &r.generation))),
+        ("pk", s(pk)),
         ("sk", s(REJECT_SK)),
         ("expire_at", n(now.plus(ttl).0 / 1000)),
+        // Ranged by when it was refused, for `status`'s last 24 hours (`rejected_since`).
+        (IDLE_PK, s(reject_idle_pk(p))),
+        (IDLE_SK, n(now.0)),
     ];
     with(item, keys)
 }
@@ -184,6 +201,9 @@ pub(super) fn reject_pointer(r: &RejectRecord, now: Millis, ttl: Duration) -> Op
     let mut item = reject_item(r, now, ttl);
     let own = item.insert("pk".to_owned(), s(session_pk(guid)))?;
     item.insert("sk".to_owned(), own);
+    // The reject is in the time range once, by its own item.
+    item.remove(IDLE_PK);
+    item.remove(IDLE_SK);
     Some(item)
 }
 

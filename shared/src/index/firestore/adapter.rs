@@ -79,7 +79,7 @@ fn limit(n: usize) -> Option<i32> {
 fn due_field(due: Due) -> &'static str {
     match due {
         Due::Idle => "last_chunk_at",
-        Due::LeaseExpired => "lease_until",
+        Due::LeaseExpired | Due::Tombstone => "lease_until",
     }
 }
 
@@ -379,6 +379,38 @@ impl SessionStore for FirestoreStore {
             .filter_map(codec::session_from)
             .map(|s| s.state.record)
             .collect())
+    }
+
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64> {
+        let root = self.root().await?;
+        // The sweep's query (and so its composite index), counted instead of read.
+        let query = StructuredQuery {
+            select: None,
+            limit: None,
+            ..self.due_query(shard, due, before, 0)
+        };
+        self.count("count_due", root, query).await
+    }
+
+    async fn rejected_since(&self, since: Millis, n: usize) -> Result<Vec<RejectRecord>> {
+        use structured_query::field_filter::Operator;
+        let root = self.root().await?;
+        let query = StructuredQuery {
+            from: from(&self.rejected_collection()),
+            r#where: Some(compare(
+                "recorded_at",
+                Operator::GreaterThanOrEqual,
+                timestamp(since),
+            )),
+            order_by: vec![order(
+                "recorded_at",
+                structured_query::Direction::Descending,
+            )],
+            limit: limit(n),
+            ..Default::default()
+        };
+        let docs = self.query("rejected_since", root, query).await?;
+        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
     }
 
     async fn rejected(&self, n: usize) -> Result<Vec<RejectRecord>> {

@@ -1,5 +1,5 @@
 //! The Firestore connection: one authenticated gRPC channel, made on first use, and the
-//! three RPCs the store needs (get, commit, run a query), each with a deadline and a few
+//! four RPCs the store needs (get, commit, run a query, count a query's matches), each with a deadline and a few
 //! retries of transient failures.
 
 use std::time::Duration;
@@ -7,8 +7,10 @@ use std::time::Duration;
 use firestore::{FirestoreDb, FirestoreDbOptions};
 use futures::TryStreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    firestore_client::FirestoreClient, run_query_request, CommitRequest, Document,
-    GetDocumentRequest, RunQueryRequest, StructuredQuery, Write,
+    firestore_client::FirestoreClient, run_aggregation_query_request, run_query_request,
+    structured_aggregation_query, value::ValueType, CommitRequest, Document, GetDocumentRequest,
+    RunAggregationQueryRequest, RunQueryRequest, StructuredAggregationQuery, StructuredQuery,
+    Write,
 };
 use gcloud_sdk::google_cloud_auth::credentials::{
     CacheableResource, Credentials, CredentialsProvider, EntityTag,
@@ -273,5 +275,56 @@ impl FirestoreStore {
             }
         })
         .await
+    }
+
+    /// How many documents `query` matches under `parent`: one aggregation RPC, billed by
+    /// index entries read (one read per 1,000), with no document sent back.
+    pub(super) async fn count(
+        &self,
+        op: &'static str,
+        parent: String,
+        query: StructuredQuery,
+    ) -> Result<u64> {
+        use structured_aggregation_query::{aggregation, Aggregation};
+        const ALIAS: &str = "n";
+        let req = RunAggregationQueryRequest {
+            parent,
+            query_type: Some(
+                run_aggregation_query_request::QueryType::StructuredAggregationQuery(
+                    StructuredAggregationQuery {
+                        aggregations: vec![Aggregation {
+                            alias: ALIAS.to_owned(),
+                            operator: Some(aggregation::Operator::Count(aggregation::Count {
+                                up_to: None,
+                            })),
+                        }],
+                        query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
+                            query,
+                        )),
+                    },
+                ),
+            ),
+            ..Default::default()
+        };
+        let responses = self
+            .rpc(op, |mut c| {
+                let req = req.clone();
+                async move {
+                    let stream = c.run_aggregation_query(req).await?.into_inner();
+                    stream.try_collect::<Vec<_>>().await
+                }
+            })
+            .await?;
+        let value = responses
+            .into_iter()
+            .filter_map(|r| r.result)
+            .find_map(|r| r.aggregate_fields.get(ALIAS)?.value_type.clone());
+        match value {
+            Some(ValueType::IntegerValue(n)) => Ok(n.max(0) as u64),
+            other => Err(IndexError::Permanent {
+                op,
+                source: format!("a count aggregation answered {other:?}").into(),
+            }),
+        }
     }
 }

@@ -252,6 +252,11 @@ impl SessionStore for SqliteStore {
                  WHERE shard = ?1 AND status = 'finalizing' AND lease_until < ?2 \
                  ORDER BY lease_until LIMIT ?3"
             }
+            Due::Tombstone => {
+                "SELECT guid, lease_until FROM sessions \
+                 WHERE shard = ?1 AND status = 'deleted' AND lease_until < ?2 \
+                 ORDER BY lease_until LIMIT ?3"
+            }
         };
         let rows: Vec<(String, i64)> = self
             .read_conn("idle_sessions", move |conn| {
@@ -372,6 +377,43 @@ impl SessionStore for SqliteStore {
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE guid > ?1 ORDER BY guid LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![after, limit as i64], session_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn count_due(&self, shard: u32, due: Due, before: Millis) -> Result<u64> {
+        // The same index ranges as `due` (sessions_idle_by_shard, sessions_expiry_by_shard).
+        let sql = match due {
+            Due::Idle => {
+                "SELECT COUNT(*) FROM sessions \
+                 WHERE shard = ?1 AND status = 'open' AND last_chunk_at < ?2"
+            }
+            Due::LeaseExpired => {
+                "SELECT COUNT(*) FROM sessions \
+                 WHERE shard = ?1 AND status = 'finalizing' AND lease_until < ?2"
+            }
+            Due::Tombstone => {
+                "SELECT COUNT(*) FROM sessions \
+                 WHERE shard = ?1 AND status = 'deleted' AND lease_until < ?2"
+            }
+        };
+        let n: i64 = self
+            .read_conn("count_due", move |conn| {
+                conn.prepare_cached(sql)?
+                    .query_row(params![i64::from(shard), before.0], |r| r.get(0))
+            })
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn rejected_since(&self, since: Millis, limit: usize) -> Result<Vec<RejectRecord>> {
+        self.read_conn("rejected_since", move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REJECT_COLUMNS} FROM rejected WHERE recorded_at >= ?1 \
+                 ORDER BY recorded_at DESC, name LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![since.0, limit as i64], reject_row)?;
             rows.collect()
         })
         .await

@@ -98,6 +98,8 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column(conn, "rejected", "size")? {
         conn.execute_batch("ALTER TABLE rejected ADD COLUMN size INTEGER NOT NULL DEFAULT 0")?;
     }
+    // Rejects by time: the listing, and `status`'s last 24 hours.
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS rejected_by_time ON rejected (recorded_at)")?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS rejected_by_session ON rejected (session_guid) \
          WHERE session_guid != ''",
