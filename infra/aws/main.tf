@@ -177,8 +177,9 @@ resource "aws_s3_bucket_public_access_block" "results" {
 # RRSTITCH_INDEX_SHARDS), its range key idle_sk the time the sweep ranges over (arrival, or
 # lease expiry; epoch ms). Every chunk write rewrites its session's entry, and a GSI partition
 # takes ~1,000 WCU/s, so a low-cardinality hash key such as status alone would put every write
-# on one partition. Only open and finalizing sessions carry idle_pk: finalized ones leave the
-# index (shared/src/index/dynamodb/).
+# on one partition. Open and finalizing sessions carry idle_pk, and so do tombstones
+# (deleted#7, by expiry) and refused objects (rejected#0..15, by time), which `rrstitch status`
+# counts; finalized sessions leave the index (shared/src/index/dynamodb/).
 
 resource "aws_dynamodb_table" "sessions" {
   name         = local.table_name

@@ -375,3 +375,55 @@ async fn backfill_downloads_each_sdk_chunk_once() {
         "bytes read from a {total}-byte bucket"
     );
 }
+
+/// `rrstitch status` reads where things stand from the index: an open session and how long
+/// it has idled, the last day's rejects by reason, and the sweep that finalized it.
+#[tokio::test]
+async fn status_says_where_things_stand() {
+    let e = env();
+    let names = e.copy_fixture(0);
+    e.ingest_all(&names).await;
+    let bad = "2025-05-02T12:10:59.000000+0000.json";
+    std::fs::write(e.bucket.join(bad), b"{\"session_guid\":").unwrap();
+    std::fs::write(e.bucket.join("final.json"), "{}").unwrap();
+    for name in [bad, "final.json"] {
+        e.svc.ingest(&e.object(name)).await.unwrap();
+    }
+    e.advance(30);
+
+    let before = e.svc.status().await.unwrap();
+    assert_eq!((before.open, before.finalizing), (1, 0), "{before:?}");
+    let oldest = before.oldest_open.as_ref().expect("the open session");
+    assert_eq!(oldest.session_guid, GUID);
+    assert!((30.0..31.0).contains(&oldest.seconds), "{oldest:?}");
+    assert_eq!(before.rejects_24h.total, 2);
+    assert_eq!(
+        before.rejects_24h.by_reason,
+        [("bad_json".to_owned(), 1), ("bad_name".to_owned(), 1)].into()
+    );
+    assert_eq!(before.last_sweep, None, "no sweep ran yet");
+    assert!(before.to_string().contains("none recorded"), "{before}");
+
+    e.advance(31);
+    e.svc.sweep().await.unwrap();
+    let after = e.svc.status().await.unwrap();
+    assert_eq!((after.open, after.finalizing), (0, 0), "{after:?}");
+    assert_eq!(after.oldest_open, None);
+    let sweep = after
+        .last_sweep
+        .as_ref()
+        .expect("the sweep recorded itself");
+    assert_eq!((sweep.mode.as_str(), sweep.sessions), ("inline", 1));
+    // The rejects were refused 61 s ago: still in the window; a day later they are not.
+    assert_eq!(after.rejects_24h.total, 2);
+    e.advance(24 * 3600);
+    assert_eq!(e.svc.status().await.unwrap().rejects_24h.total, 0);
+    let table = after.to_string();
+    for line in [
+        "open               0",
+        "rejects (24 h)     2",
+        "(inline): 1 sessions",
+    ] {
+        assert!(table.contains(line), "{line:?} not in\n{table}");
+    }
+}

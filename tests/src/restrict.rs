@@ -48,3 +48,15 @@ pub fn assert_refusals_recorded(env: &[(String, String)]) -> usize {
     }
     chunks.len()
 }
+
+/// Runs `rrstitch status --json` on `env`'s index and checks the refused chunks are counted
+/// by reason among the last day's rejects: 2 restricted, 1 sampled out. Returns the status.
+pub fn assert_status_counts_refusals(env: &[(String, String)]) -> Value {
+    let out = bins::succeeds(bins::command("rrstitch", env).args(["status", "--json"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons = &status["rejects_24h"]["by_reason"];
+    assert_eq!(reasons["restricted"], 2, "{status}");
+    assert_eq!(reasons["sampled_out"], 1, "{status}");
+    assert_eq!(status["rejects_24h"]["truncated"], false, "{status}");
+    status
+}

@@ -169,6 +169,7 @@ async fn bad_records_are_skipped_and_a_dead_index_fails_the_invocation() {
         assert_eq!(reply["objects"][i]["kind"], *kind, "{name}: {reply}");
     }
     assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
+    restrict::assert_status_counts_refusals(&stack.env);
 
     // Past the session's quota: the third chunk is refused (DynamoDB's conditional write on
     // the session's revision decides), recorded with its session and size, kept; the result
@@ -379,6 +380,23 @@ async fn restitch_then_the_delete_event_and_late_chunks_stay_out() {
     assert_eq!(body["tombstoned"], 1, "{body}");
     assert_eq!(body["restitched"], 0, "{body}");
     assert!(stack.results.list("").await.unwrap().is_empty());
+
+    // `/status` through the Function URL: the tombstone (in DynamoDB's index by its expiry),
+    // nothing open, and the last sweep: the one after the erasure, which found nothing.
+    let reply = finalize_api
+        .invoke(function_url_request("/status", ""))
+        .await
+        .unwrap();
+    assert_eq!(reply["statusCode"], 200, "{reply}");
+    let status: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+    assert_eq!(status["tombstones"], 1, "{status}");
+    assert_eq!(
+        (&status["open"], &status["finalizing"]),
+        (&json!(0), &json!(0)),
+        "{status}"
+    );
+    assert_eq!(status["last_sweep"]["mode"], "inline", "{status}");
+    assert_eq!(status["last_sweep"]["sessions"], 0, "{status}");
 }
 
 /// `RRSTITCH_REDACT` as a Lambda carries it, inline JSON: the session stored in S3 holds none

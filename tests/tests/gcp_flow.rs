@@ -217,6 +217,7 @@ fn bad_events_and_objects_are_answered_and_recorded() {
         assert!(stack.gcs.download("chunks", &name).is_some());
     }
     assert_eq!(restrict::assert_refusals_recorded(&stack.env), 3);
+    restrict::assert_status_counts_refusals(&stack.env);
 
     // Past the session's quota: the third chunk is refused (Firestore's transaction decides),
     // recorded with its session and size, kept; the result says what was refused.
@@ -574,6 +575,21 @@ fn restitch_then_delete_and_the_tombstone_refuses_late_chunks() {
         .gcs
         .download("results", &format!("{GUID}.json"))
         .is_none());
+
+    // `GET /status` on the finalize service: the tombstone, nothing open, the sweep that ran.
+    let status: Value = ureq::get(&format!("{}/status", finalize.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(status["tombstones"], 1, "{status}");
+    assert_eq!(
+        (&status["open"], &status["finalizing"]),
+        (&json!(0), &json!(0)),
+        "{status}"
+    );
+    assert_eq!(status["last_sweep"]["mode"], "inline", "{status}");
+    assert_eq!(status["last_sweep"]["sessions"], 1, "{status}");
 }
 
 /// `RRSTITCH_REDACT` as a Cloud Run variable carries it, inline JSON: the session stored in

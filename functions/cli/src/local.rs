@@ -84,6 +84,13 @@ pub struct ListArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print it as JSON (what the finalize service's `GET /status` answers).
+    #[arg(long)]
+    json: bool,
+}
+
 async fn service(settings: &Settings) -> Result<Service> {
     rrstitch_edge::setup::service(settings)
         .await
@@ -437,6 +444,23 @@ pub async fn rejected(args: ListArgs, settings: Settings) -> Result<()> {
         }
     }
     eprintln!("{} rejected objects", rejected.len());
+    Ok(())
+}
+
+pub async fn status(args: StatusArgs, settings: Settings) -> Result<()> {
+    let index = rrstitch::index::open(&settings.index).await?;
+    let status = rrstitch::service::status::status(
+        index.as_ref(),
+        rrstitch::time::Millis::now(),
+        settings.options.idle,
+    )
+    .await
+    .context("reading the index")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{status}");
+    }
     Ok(())
 }
 

@@ -59,6 +59,9 @@ enum Command {
     Sessions(local::ListArgs),
     /// List the objects the index rejected, with reasons.
     Rejected(local::ListArgs),
+    /// Where things stand: open sessions and the oldest idle one, finalizing ones and
+    /// leases past due, the last day's rejects by reason, the last sweep, tombstones.
+    Status(local::StatusArgs),
     /// Serve a page that lists stitched sessions and replays them with rrweb.
     View(view::ViewArgs),
     /// Write a synthetic bucket of realistic rrweb chunks (for demos and benchmarks).
@@ -113,6 +116,7 @@ fn main() -> Result<()> {
             Command::Restitch(args) => restitch::run(args, settings).await,
             Command::Sessions(args) => local::sessions(args, settings).await,
             Command::Rejected(args) => local::rejected(args, settings).await,
+            Command::Status(args) => local::status(args, settings).await,
             Command::View(args) => view::run(args).await,
             Command::Delete(args) => erase::run(args, settings).await,
             Command::Prune(args) => prune::run(args, settings).await,

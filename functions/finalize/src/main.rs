@@ -78,6 +78,7 @@ async fn main() -> Result<()> {
         .route("/restitch", post(restitch))
         .route("/delete", post(delete))
         .route("/pubsub/finalize", post(pubsub_finalize))
+        .route("/status", get(status))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app);
     let app = rrstitch_edge::http::limit_body(app, 64 * 1024);
@@ -200,6 +201,19 @@ async fn sweep(State(app): State<Arc<App>>) -> Response {
     respond(run_sweep(&app).await)
 }
 
+/// What the index knows now (`rrstitch status --json`): behind the same IAM as every
+/// other route, since it names sessions.
+async fn status(State(app): State<Arc<App>>) -> Response {
+    respond(run_status(&app.svc).await)
+}
+
+async fn run_status(svc: &Service) -> (u16, Value) {
+    match svc.status().await {
+        Ok(status) => (200, json!(status)),
+        Err(e) => error(&e),
+    }
+}
+
 async fn finalize(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
     respond(run_finalize(&app.svc, events::finalize_request(&body)).await)
 }
@@ -280,6 +294,7 @@ async fn on_function_url(app: &App, request: &FunctionUrlRequest) -> (u16, Value
         "/reconcile" => run_reconcile(app, events::reconcile_request(&body)).await,
         "/delete" => run_delete(svc, erase_request(&body)).await,
         "/restitch" => run_restitch(app, restitch_request(&body)).await,
+        "/status" => run_status(svc).await,
         "/" | "/finalize" => run_finalize(svc, events::finalize_request(&body)).await,
         other => (404, json!({"error": format!("no route {other}")})),
     }

@@ -166,6 +166,14 @@ impl Service {
             summary.published,
             summary.deferred,
         );
+        self.record_sweep(
+            "queue",
+            started.elapsed(),
+            summary.published,
+            summary.deferred,
+            summary.failed.len(),
+        )
+        .await;
         tracing::info!(
             considered = summary.considered,
             published = summary.published,

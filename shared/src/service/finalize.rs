@@ -179,6 +179,14 @@ impl Service {
             summary.finalized.len(),
             summary.deferred,
         );
+        self.record_sweep(
+            "inline",
+            started.elapsed(),
+            summary.finalized.len(),
+            summary.deferred,
+            summary.failed.len(),
+        )
+        .await;
         tracing::info!(
             considered = summary.considered,
             finalized = summary.finalized.len(),

@@ -31,6 +31,7 @@ pub mod prune;
 pub mod reconcile;
 pub mod restitch;
 pub mod segments;
+pub mod status;
 
 pub use backfill::{backfill, BackfillSummary, Progress};
 pub use dispatch::{Delivery, DispatchSummary, Skip};
@@ -39,6 +40,7 @@ pub use finalize::{FinalizeReport, Stop, SweepSummary};
 pub use ingest::{IngestOutcome, ObjectRef};
 pub use reconcile::{FanOutSummary, RangeDone, ReconcileSummary};
 pub use restitch::{RestitchRequest, RestitchSummary, Selection};
+pub use status::Status;
 
 /// Knobs shared by every entry point; built by the edges from [`crate::config`].
 #[derive(Debug, Clone)]

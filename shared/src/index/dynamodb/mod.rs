@@ -19,8 +19,10 @@
 //! index entry. So the sparse global secondary index [`IDLE_INDEX`] is keyed by
 //! [`IDLE_PK`] = `<status>#<shard>` (`open#7`, `finalizing#7`) with [`IDLE_SK`] = the time the
 //! sweep ranges over (arrival for open sessions, lease expiry for finalizing ones): one
-//! partition per shard and status, each a sweep query's exact range. A finalized session's
-//! item has neither attribute, so it leaves the index. It projects only keys; the guid is in
+//! partition per shard and status, each a sweep query's exact range. Tombstones are there too
+//! (`deleted#7`, by expiry) and refused objects (`rejected#0`…`rejected#15`, by time, spread
+//! by a hash of their key), for `rrstitch status`'s counts; the sweep never reads those
+//! partitions. A finalized session's item has neither attribute, so it leaves the index. It projects only keys; the guid is in
 //! `pk`. Terraform declares the same (`infra/aws/main.tf`, checked by
 //! `tests/tests/infra_aws.rs`).
 
@@ -38,9 +40,11 @@ pub type DynamoIndex = Driver<DynamoStore>;
 
 /// The sparse, sharded idle index's name; Terraform declares the same.
 pub const IDLE_INDEX: &str = "idle_by_shard";
-/// Its partition key: `<status>#<shard>`, on open and finalizing sessions only.
+/// Its partition key: `<status>#<shard>` on open and finalizing sessions and tombstones,
+/// `rejected#<n>` on refused objects.
 pub const IDLE_PK: &str = "idle_pk";
-/// Its sort key: epoch milliseconds of arrival (open) or lease expiry (finalizing).
+/// Its sort key: epoch milliseconds of arrival (open), lease expiry (finalizing), tombstone
+/// expiry (deleted) or refusal (rejected).
 pub const IDLE_SK: &str = "idle_sk";
 
 impl Driver<DynamoStore> {
