@@ -353,3 +353,148 @@ async fn a_finalizer_never_publishes_over_a_newer_manifest() {
         "the stale stitch deleted the segments it wrote"
     );
 }
+
+/// A session that logs to the console: two chunks, a log, an error and a warning.
+const CONSOLE_GUID: &str = "console-session";
+
+fn console_chunk(n: u32, events: &[String]) -> (String, String) {
+    let name = format!("2025-05-02T12:00:0{n}.000000+0000.json");
+    let body = format!(
+        r#"{{"session_guid":"{CONSOLE_GUID}","session_data":[{}],"environment":"prod"}}"#,
+        events.join(",")
+    );
+    (name, body)
+}
+
+fn console_event(t: u64, level: &str, items: &str) -> String {
+    format!(
+        r#"{{"type":6,"data":{{"plugin":"rrweb/console@1","payload":{{"level":"{level}","trace":["at x (a.js:1:1)"],"payload":[{items}]}}}},"timestamp":{t}}}"#
+    )
+}
+
+/// Writes the console session's chunks (the first `upto`) and ingests them.
+async fn add_console(e: &Env, chunks: &[(String, String)]) {
+    for (name, body) in chunks {
+        std::fs::write(e.bucket.join(name), body).unwrap();
+    }
+    let names: Vec<String> = chunks.iter().map(|(n, _)| n.clone()).collect();
+    e.ingest_all(&names).await;
+}
+
+fn console_chunks() -> Vec<(String, String)> {
+    vec![
+        console_chunk(
+            0,
+            &[
+                r#"{"type":4,"data":{"href":"https://a.test/","width":800,"height":600},"timestamp":1000}"#.into(),
+                r#"{"type":2,"data":{"node":{"type":0,"childNodes":[],"id":1},"initialOffset":{"left":0,"top":0}},"timestamp":1001}"#.into(),
+                console_event(1500, "log", r#""\"hello\"","42""#),
+            ],
+        ),
+        console_chunk(1, &[console_event(2500, "error", r#""\"TypeError: x is undefined\"""#)]),
+        console_chunk(2, &[console_event(3500, "warn", r#""\"late\"""#)]),
+    ]
+}
+
+/// The console lines of the manifest's console file, checked against what it says of it.
+fn console_lines(e: &Env, manifest: &Value) -> Vec<Value> {
+    let info = &manifest["console"];
+    let path = e
+        .results
+        .join(CONSOLE_GUID)
+        .join(info["path"].as_str().unwrap());
+    let stored = std::fs::read(&path).unwrap();
+    let mut text = String::new();
+    GzDecoder::new(&stored[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(info["stored_bytes"], stored.len() as u64);
+    assert_eq!(info["bytes"], text.len() as u64);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(info["entries"], lines.len() as u64);
+    lines
+}
+
+/// The stitch extracts the console into its generation, the manifest lists it, a re-stitch
+/// replaces it with its generation, and erasure deletes it with the session.
+#[tokio::test]
+async fn console_entries_are_extracted_beside_the_segments() {
+    let e = env(None);
+    let chunks = console_chunks();
+    add_console(&e, &chunks[..2]).await;
+    sweep(&e).await;
+    let manifest = read_json(&e.results.join(CONSOLE_GUID).join("manifest.json"));
+    let generation = manifest["generation"].as_str().unwrap().to_owned();
+    assert_eq!(
+        manifest["console"]["path"],
+        format!("{generation}/console.jsonl.gz"),
+        "{manifest}"
+    );
+    assert_eq!(
+        console_lines(&e, &manifest),
+        [
+            serde_json::json!({"timestamp": 1500, "level": "log", "message": "\"hello\" 42"}),
+            serde_json::json!({"timestamp": 2500, "level": "error", "message": "\"TypeError: x is undefined\""}),
+        ]
+    );
+    let insights = &manifest["metadata"]["insights"];
+    assert_eq!(
+        (
+            &insights["console_log_count"],
+            &insights["console_error_count"]
+        ),
+        (&Value::from(1), &Value::from(1))
+    );
+
+    add_console(&e, &chunks[2..]).await;
+    sweep(&e).await;
+    let after = read_json(&e.results.join(CONSOLE_GUID).join("manifest.json"));
+    let new = after["generation"].as_str().unwrap();
+    assert_ne!(new, generation);
+    assert_eq!(console_lines(&e, &after).len(), 3, "the late warning is in");
+    assert!(
+        !e.results.join(CONSOLE_GUID).join(&generation).exists(),
+        "the old generation's console file went with it"
+    );
+
+    e.svc
+        .erase(&EraseRequest {
+            session_guids: vec![CONSOLE_GUID.into()],
+            keep_chunks: false,
+        })
+        .await
+        .unwrap();
+    assert!(
+        !e.results.join(CONSOLE_GUID).exists(),
+        "erased with the session"
+    );
+}
+
+/// A redaction rule that drops the console plugin leaves nothing to extract: no file, and
+/// the manifest names none.
+#[tokio::test]
+async fn a_dropped_console_plugin_is_never_extracted() {
+    let rules =
+        rrstitch::engine::redact::Rules::from_json(r#"{"drop_plugins": ["rrweb/console@1"]}"#)
+            .unwrap();
+    let e = env_with(
+        Options {
+            redact: Some(Arc::new(rules)),
+            ..options()
+        },
+        None,
+    );
+    add_console(&e, &console_chunks()).await;
+    sweep(&e).await;
+    let manifest = read_json(&e.results.join(CONSOLE_GUID).join("manifest.json"));
+    assert!(manifest.get("console").is_none(), "{manifest}");
+    let files = under(&e.results.join(CONSOLE_GUID), false);
+    assert!(
+        files.iter().all(|f| !f.ends_with("console.jsonl.gz")),
+        "{files:?}"
+    );
+    assert_eq!(manifest["metadata"]["insights"]["console_error_count"], 0);
+}

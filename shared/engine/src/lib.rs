@@ -22,6 +22,7 @@
 
 pub mod chunk;
 pub mod compact;
+pub mod console;
 pub mod decode;
 pub mod event;
 pub mod guid;

@@ -94,6 +94,9 @@ pub struct Manifest<'a> {
     pub session_guid: &'a str,
     pub generation: &'a str,
     pub segments: &'a [SegmentInfo],
+    /// The session's console entries ([`crate::console`]), when it logged any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<&'a crate::console::ConsoleInfo>,
     pub metadata: &'a Metadata,
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::chunk::Chunk;
 use crate::compact::{compact_into, is_compact};
+use crate::console::{ConsoleFile, ConsoleLog};
 use crate::guid::SessionGuid;
 use crate::insights::InsightsBuilder;
 use crate::metadata::{Metadata, MetadataBuilder};
@@ -49,6 +50,8 @@ pub struct Stitcher<W: Write> {
     insights: Option<InsightsBuilder>,
     /// Also cuts the written events into segments, when asked to.
     segments: Option<Segmenter>,
+    /// Also extracts the console entries, when asked to (with segments, beside them).
+    console: Option<ConsoleLog>,
     /// Set by [`Stitcher::with_redaction`]: applied to each event before it is written.
     redactor: Option<Redactor>,
 }
@@ -69,6 +72,7 @@ impl<W: Write> Stitcher<W> {
             meta: MetadataBuilder::default(),
             insights: Some(InsightsBuilder::default()),
             segments: None,
+            console: None,
             redactor: None,
         })
     }
@@ -76,6 +80,13 @@ impl<W: Write> Stitcher<W> {
     /// Also writes every event into `segmenter`, as the same bytes as the single document.
     pub fn with_segments(mut self, segmenter: Segmenter) -> Self {
         self.segments = Some(segmenter);
+        self
+    }
+
+    /// Also extracts every console entry written into `console` ([`crate::console`]), from
+    /// the event's final bytes.
+    pub fn with_console(mut self, console: ConsoleLog) -> Self {
+        self.console = Some(console);
         self
     }
 
@@ -147,6 +158,9 @@ impl<W: Write> Stitcher<W> {
             if let Some(segments) = &mut self.segments {
                 segments.event(event.kind, &event.timestamp, bytes)?;
             }
+            if let Some(console) = &mut self.console {
+                console.event(event.kind, &event.timestamp, bytes)?;
+            }
             self.wrote_event = true;
         }
         self.recent.remember(&chunk.events);
@@ -176,6 +190,15 @@ impl<W: Write> Stitcher<W> {
         match &mut self.segments {
             Some(segments) => segments.finish(),
             None => Ok(()),
+        }
+    }
+
+    /// The console file, once the last chunk is pushed: `None` when not asked for or when
+    /// the session logged nothing.
+    pub fn finish_console(&mut self) -> io::Result<Option<ConsoleFile>> {
+        match self.console.take() {
+            Some(console) => console.finish(),
+            None => Ok(None),
         }
     }
 

@@ -14,6 +14,7 @@ use futures::stream::{self, StreamExt};
 
 use super::segments::{new_generation, SegmentsOut};
 use super::{MissingBucket, Options, Result, ServiceError};
+use crate::engine::console::ConsoleLog;
 use crate::engine::{self, ChunkName, Metadata, Pushed, Reject, Segmenter, SessionGuid, Stitcher};
 use crate::storage::{ObjectStore, ObjectWriter, Precondition, StorageError};
 
@@ -128,7 +129,9 @@ pub(crate) async fn assemble(
     let mut segments = None;
     if let Some(limits) = options.segments {
         let generation = new_generation();
-        stitcher = stitcher.with_segments(Segmenter::new(limits, generation.clone()));
+        stitcher = stitcher
+            .with_segments(Segmenter::new(limits, generation.clone()))
+            .with_console(ConsoleLog::new(generation.clone()));
         segments = Some(SegmentsOut::new(&options.results_prefix, guid, generation));
     }
     if let Some(rules) = &options.redact {
@@ -242,10 +245,15 @@ impl Session {
         Ok(())
     }
 
-    /// Ends the last segment and stores every one not stored yet.
+    /// Ends the last segment and stores every one not stored yet, then the console file.
     async fn close_segments(&mut self, results: &dyn ObjectStore) -> Result<()> {
         self.stitcher.end_segments()?;
-        self.store_segments(results).await
+        self.store_segments(results).await?;
+        let console = self.stitcher.finish_console()?;
+        match (&mut self.segments, console) {
+            (Some(out), Some(file)) => out.store_console(results, file).await,
+            _ => Ok(()),
+        }
     }
 
     async fn finish(

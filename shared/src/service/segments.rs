@@ -4,7 +4,9 @@
 //! Layout, under the results prefix:
 //! ```text
 //! <guid>/<generation>/00000.json.gz   gzip'd JSON arrays of events (Content-Encoding: gzip)
-//! <guid>/manifest.json                written last: the segments in order, and the metadata
+//! <guid>/<generation>/console.jsonl.gz the console entries, one JSON line each (when any)
+//! <guid>/manifest.json                written last: the segments in order, the console file,
+//!                                     and the metadata
 //! ```
 //! A stitch writes its segments under a new *generation*, then the manifest naming them,
 //! then deletes older generations. A reader holding the old manifest reads the old
@@ -20,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::Result;
+use crate::engine::console::{ConsoleFile, ConsoleInfo};
 use crate::engine::segment::MANIFEST_FORMAT;
 use crate::engine::{Manifest, Metadata, Segment, SegmentInfo, SessionGuid};
 use crate::storage::{Encoding, ObjectStore, Precondition};
@@ -50,6 +53,7 @@ pub(crate) struct SegmentsOut {
     folder: String,
     generation: String,
     written: Vec<SegmentInfo>,
+    console: Option<ConsoleInfo>,
 }
 
 impl SegmentsOut {
@@ -58,6 +62,7 @@ impl SegmentsOut {
             folder: format!("{results_prefix}{guid}/"),
             generation,
             written: Vec::new(),
+            console: None,
         }
     }
 
@@ -80,6 +85,25 @@ impl SegmentsOut {
         Ok(())
     }
 
+    /// Stores the console file in this generation, beside the segments.
+    pub(crate) async fn store_console(
+        &mut self,
+        results: &dyn ObjectStore,
+        file: ConsoleFile,
+    ) -> Result<()> {
+        let name = format!("{}{}", self.folder, file.info.path);
+        results
+            .put_encoded(
+                &name,
+                Bytes::from(file.body),
+                Precondition::None,
+                Encoding::Gzip,
+            )
+            .await?;
+        self.console = Some(file.info);
+        Ok(())
+    }
+
     /// Writes the manifest (only if `precondition` still holds), then deletes the session's
     /// older generations. On a failed manifest write this stitch's segments are deleted.
     pub(crate) async fn publish(
@@ -94,6 +118,7 @@ impl SegmentsOut {
             session_guid: guid.as_str(),
             generation: &self.generation,
             segments: &self.written,
+            console: self.console.as_ref(),
             metadata,
         };
         let body = serde_json::to_vec(&manifest).map_err(std::io::Error::from)?;
@@ -121,8 +146,9 @@ impl SegmentsOut {
 
     /// Best effort: deletes what this stitch stored (it will not be published).
     pub(crate) async fn discard(self, results: &dyn ObjectStore) {
-        for info in &self.written {
-            let name = format!("{}{}", self.folder, info.path);
+        let paths = self.written.iter().map(|info| &info.path);
+        for path in paths.chain(self.console.as_ref().map(|c| &c.path)) {
+            let name = format!("{}{}", self.folder, path);
             if let Err(e) = results.delete(&name).await {
                 tracing::warn!(object = %name, error = %e, "could not delete an unpublished segment; a later stitch or erasure removes it");
             }
