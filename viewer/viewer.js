@@ -130,6 +130,8 @@ function stop() {
   state.player = null;
   $("stage").textContent = "";
   $("loading").textContent = "";
+  showConsole([], 0);
+  $("markers").textContent = "";
 }
 
 function tick() {
@@ -186,6 +188,102 @@ class FilePlayer {
   destroy() { this.replayer.pause(); this.replayer.destroy?.(); }
 }
 
+// The console panel and the timeline's markers. A segmented session's console entries come
+// from the console.jsonl.gz its stitch extracted (the manifest's `console`); a single file's
+// are read from its events here, by the same rule (README "Segmented output": level as the
+// insights count it, the payload's strings joined by a space, cut to 3,000 characters).
+
+const CONSOLE_PLUGIN = "rrweb/console@1";
+const consoleView = { entries: [], start: 0 };
+
+function consoleLevel(level) {
+  if (level === "error" || level === "assert") return "error";
+  if (level === "warn" || level === "countReset") return "warn";
+  return "log";
+}
+
+function consoleFromEvents(events) {
+  const out = [];
+  for (const e of events) {
+    if (e.type !== 6 || e.data?.plugin !== CONSOLE_PLUGIN) continue;
+    const p = e.data.payload || {};
+    const items = (p.payload || []).filter((x) => typeof x === "string").map((x) => [...x].slice(0, 3000).join(""));
+    out.push({ timestamp: e.timestamp, level: consoleLevel(p.level), message: [...items.join(" ")].slice(0, 3000).join("") });
+  }
+  return out;
+}
+
+async function consoleFromManifest(guid, manifest) {
+  if (!manifest.console) return [];
+  const res = await fetch(`/api/sessions/${encodeURIComponent(guid)}/segments/${manifest.console.path}`);
+  if (!res.ok) throw new Error(`console of ${guid}: HTTP ${res.status}`);
+  return (await res.text()).split("\n").filter((l) => l).map((l) => JSON.parse(l));
+}
+
+/** Session time (ms from the first event) of a timestamp. */
+function offset(timestamp) {
+  return Math.max(0, timestamp - consoleView.start);
+}
+
+function seekTo(timestamp) {
+  const p = state.player;
+  if (!p) return;
+  const t = offset(timestamp);
+  $("timeline").value = String(Math.floor(t));
+  p.seek(t, state.playing).catch((err) => console.error(err));
+}
+
+function showConsole(entries, start) {
+  consoleView.entries = entries.slice().sort((a, b) => a.timestamp - b.timestamp);
+  consoleView.start = start;
+  renderConsole();
+}
+
+function renderConsole() {
+  const level = $("c-level").value;
+  const text = $("c-text").value.toLowerCase();
+  const list = $("console-entries");
+  list.textContent = "";
+  let shown = 0;
+  for (const e of consoleView.entries) {
+    if (level && e.level !== level) continue;
+    if (text && !e.message.toLowerCase().includes(text)) continue;
+    const li = document.createElement("li");
+    li.className = e.level;
+    li.dataset.timestamp = String(e.timestamp);
+    const at = document.createElement("span");
+    at.className = "at";
+    at.textContent = fmtDuration(offset(e.timestamp));
+    li.append(at, e.message);
+    li.addEventListener("click", () => seekTo(e.timestamp));
+    list.append(li);
+    shown += 1;
+  }
+  const n = consoleView.entries.length;
+  $("console-count").textContent = shown === n ? `${n}` : `${shown} of ${n}`;
+}
+
+function showMarkers(markers, start, total) {
+  const bar = $("markers");
+  bar.textContent = "";
+  if (!(total > 0)) return;
+  for (const m of markers || []) {
+    const span = document.createElement("span");
+    span.className = m.kind;
+    span.title = `${m.kind.replace("_", " ")} at ${fmtDuration(m.timestamp - start)}`;
+    span.style.left = `${Math.min(100, (100 * (m.timestamp - start)) / total)}%`;
+    span.addEventListener("click", () => seekTo(m.timestamp));
+    bar.append(span);
+  }
+}
+
+/** The console panel and markers of a session, once its player knows the session's length. */
+function showExtras(meta, entries, total) {
+  const start = meta.first_event_timestamp ?? 0;
+  showConsole(entries, start);
+  showMarkers(meta.insights?.markers, start, total);
+}
+
 /** What tests and the console see: the open session, its player and timings. */
 function expose(guid, mode, player, openedAt) {
   window.rrstitchViewer = {
@@ -197,6 +295,7 @@ function expose(guid, mode, player, openedAt) {
     get replayer() { return player.replayer; },
     progress: () => (player.progress ? player.progress() : null),
     seek: (t, play = false) => player.seek(t, play),
+    console: () => consoleView.entries,
   };
 }
 
@@ -226,6 +325,7 @@ async function open(guid) {
     window.rrstitchViewer.firstFrameAt ??= performance.now();
   });
   start(p, true);
+  showExtras(meta, consoleFromEvents(session.rrweb_data), p.total);
 }
 
 async function openSegments(guid, openedAt) {
@@ -256,6 +356,7 @@ async function openSegments(guid, openedAt) {
   await p.seek(0, true);
   setPlaying(true);
   tick();
+  showExtras(manifest.metadata || {}, await consoleFromManifest(guid, manifest), p.total);
 }
 
 function showProgress(p) {
@@ -306,6 +407,7 @@ $("timeline").addEventListener("change", (e) => {
 $("speed").addEventListener("change", (e) => state.player?.setConfig({ speed: Number(e.target.value) }));
 $("skip").addEventListener("change", (e) => state.player?.setConfig({ skipInactive: e.target.checked }));
 for (const id of ["f-guid", "f-url", "f-env", "f-min", "f-max"]) $(id).addEventListener("input", render);
+for (const id of ["c-level", "c-text"]) $(id).addEventListener("input", renderConsole);
 
 loadList()
   .then((rows) => {

@@ -4,6 +4,7 @@
 //   node harness.mjs record --out DIR [--checkout-ms N]   record a scripted session, cut it into chunks
 //   node harness.mjs replay --session FILE --live FILE     replay a stitched session to its end, compare
 //   node harness.mjs viewer --url URL --guid GUID --shot PNG   the viewer plays a session
+//   node harness.mjs console --url URL --guid GUID --expect N  its console panel and markers
 //   node harness.mjs playback --url URL --guid GUID --at FRAC|end --dom FILE [--play-ms N --shot PNG]
 //        the viewer opens a segmented session progressively (first frame, JS heap), seeks
 //   node harness.mjs reference --url URL --guid GUID --at FRAC|end --dom FILE [--whole 1]
@@ -631,7 +632,43 @@ async function filters({ url, cases }) {
   }
 }
 
-const commands = { record, replay, viewer, redacted, playback, reference, filters };
+/**
+ * The viewer's console panel and timeline markers for session `guid`: every entry listed,
+ * the level filter, and a click on the error seeking the (paused) replay to it.
+ */
+async function consolePanel({ url, guid, expect }) {
+  const b = await browser();
+  try {
+    const page = await b.context.newPage();
+    const problems = watch(page);
+    await page.goto(`${url}?session=${encodeURIComponent(guid)}`);
+    await page.waitForFunction(() => window.rrstitchViewer && window.rrstitchViewer.replayer, null, { timeout: 15000 });
+    await page
+      .waitForFunction((n) => document.querySelectorAll("#console-entries li").length >= n, Number(expect), { timeout: 15000 })
+      .catch((e) => {
+        throw new Error(`the console panel never listed ${expect} entries: ${e.message}; page said: ${problems.join("; ")}`);
+      });
+    const listed = () =>
+      page.$$eval("#console-entries li", (lis) =>
+        lis.map((li) => ({ level: li.className, text: li.textContent, timestamp: Number(li.dataset.timestamp) })));
+    const entries = await listed();
+    await page.click("#play"); // pause, so the seek below is where the replay stays
+    await page.selectOption("#c-level", "error");
+    const errors = await listed();
+    await page.click("#console-entries li.error");
+    await pause(1500);
+    const state = await page.evaluate(() => ({
+      current_ms: window.rrstitchViewer.player.currentTime(),
+      markers: [...document.querySelectorAll("#markers span")].map((s) => s.className),
+      count: document.getElementById("console-count").textContent,
+    }));
+    console.log(JSON.stringify({ ok: problems.length === 0, problems, entries, errors, ...state }));
+  } finally {
+    await b.close();
+  }
+}
+
+const commands = { record, replay, viewer, redacted, playback, reference, filters, console: consolePanel };
 const command = commands[process.argv[2]];
 if (!command) {
   console.error(`usage: node harness.mjs ${Object.keys(commands).join("|")} …`);

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rrstitch_tests::browser::{node, stitch, stitch_with, view};
 use rrstitch_tests::form::{doubled, json_text, typed_values, FORM_RULES};
 use rrstitch_tests::repo_root;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A copy of `chunks` without the chunks at `drop` (indices in name order).
 fn without(chunks: &Path, names: &[String], drop: &[usize], to: &Path) -> PathBuf {
@@ -161,7 +161,7 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
     let rec = work.path().join("rec");
     let guid = "browser-viewer";
     record(&rec, guid, 0);
-    let (file, _) = stitch(&work.path().join("all"), &rec.join("chunks"), guid);
+    let (file, stitched) = stitch(&work.path().join("all"), &rec.join("chunks"), guid);
     let results = file.parent().unwrap();
 
     let (server, url) = view(results);
@@ -183,6 +183,75 @@ fn the_viewer_lists_and_plays_a_stitched_session() {
         "screenshot too small"
     );
     println!("FIGURE browser.viewer_screenshot: {}", shot.display());
+    drop(server);
+
+    // The console panel and the timeline's markers: a chunk of console entries inside the
+    // recording's time, stitched as a single file (the page reads the entries from its
+    // events) and segmented (from the console.jsonl.gz the stitch extracted).
+    let first = stitched["metadata"]["first_event_timestamp"]
+        .as_f64()
+        .unwrap() as u64;
+    let console = |t: u64, level: &str, text: &str| {
+        json!({"type": 6, "timestamp": t, "data": {"plugin": "rrweb/console@1",
+            "payload": {"level": level, "trace": [], "payload": [format!("\"{text}\"")]}}})
+    };
+    let events = [
+        console(first + 300, "log", "hello"),
+        console(first + 600, "error", "TypeError: boom"),
+        console(first + 900, "warn", "careful"),
+    ];
+    let chunk = json!({"session_guid": guid, "session_data": events, "environment": "browser"});
+    let chunks = rec.join("chunks");
+    std::fs::write(
+        chunks.join("2099-01-01T00:00:00.000000+0000.json"),
+        chunk.to_string(),
+    )
+    .unwrap();
+    for (mode, extra) in [
+        ("file", vec![]),
+        (
+            "segments",
+            vec![("RRSTITCH_SEGMENTS".to_string(), "1".to_string())],
+        ),
+    ] {
+        let (file, _) = stitch_with(&work.path().join(mode), &chunks, guid, &extra);
+        let (server, url) = view(file.parent().unwrap());
+        let seen = node(&["console", "--url", &url, "--guid", guid, "--expect", "3"]);
+        assert_eq!(seen["ok"], true, "{mode}: {seen:#}\n{}", server.tail());
+        let levels: Vec<&str> = seen["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["level"].as_str().unwrap())
+            .collect();
+        assert_eq!(levels, ["log", "error", "warn"], "{mode}: {seen}");
+        assert!(
+            seen["entries"][1]["text"]
+                .as_str()
+                .unwrap()
+                .ends_with("\"TypeError: boom\""),
+            "{mode}: {seen}"
+        );
+        assert_eq!(
+            seen["errors"].as_array().unwrap().len(),
+            1,
+            "{mode}: {seen}"
+        );
+        assert_eq!(seen["count"], "1 of 3", "{mode}: {seen}");
+        let at = seen["current_ms"].as_f64().unwrap();
+        assert!(
+            (at - 600.0).abs() < 100.0,
+            "{mode}: the click seeks to the error: {seen}"
+        );
+        assert!(
+            seen["markers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == "console_error"),
+            "{mode}: {seen}"
+        );
+    }
 }
 
 /// Replays `plain` and `masked` (stitched from the recorded form with `rules`) with rrweb's

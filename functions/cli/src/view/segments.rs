@@ -16,6 +16,7 @@ use anyhow::Result;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rrstitch::engine::console::CONSOLE_FILE;
 use rrstitch::service::segments::MANIFEST;
 use rrstitch::storage::ObjectMeta;
 use serde_json::Value;
@@ -28,9 +29,10 @@ use super::state::{read_object, AppState, Shared, Source};
 const MAX_SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
-/// A segment path relative to the manifest's folder, if it is one the writer could have made.
+/// A segment (or the console file's) path relative to the manifest's folder, if it is one
+/// the writer could have made.
 fn safe_segment_path(path: &str) -> bool {
-    path.ends_with(".json.gz")
+    (path.ends_with(".json.gz") || path.ends_with(CONSOLE_FILE))
         && path.split('/').all(|part| {
             !part.is_empty()
                 && !part.starts_with('.')
@@ -71,7 +73,8 @@ pub(crate) async fn manifest(State(s): State<Shared>, UrlPath(guid): UrlPath<Str
     }
 }
 
-/// `GET /api/sessions/{guid}/segments/{path}`: one segment object, gzip as stored.
+/// `GET /api/sessions/{guid}/segments/{path}`: one segment object (or the generation's
+/// console file, JSON lines), gzip as stored.
 pub(crate) async fn segment(
     State(s): State<Shared>,
     UrlPath((guid, path)): UrlPath<(String, String)>,
@@ -84,7 +87,11 @@ pub(crate) async fn segment(
         // browser may keep them: a seek back re-reads from its cache.
         Ok(Some(body)) => {
             let cache = (header::CACHE_CONTROL, "private, max-age=3600, immutable");
-            let json = (header::CONTENT_TYPE, "application/json");
+            let json = if path.ends_with(CONSOLE_FILE) {
+                (header::CONTENT_TYPE, "application/x-ndjson")
+            } else {
+                (header::CONTENT_TYPE, "application/json")
+            };
             if body.starts_with(&[0x1f, 0x8b]) {
                 ([json, (header::CONTENT_ENCODING, "gzip"), cache], body).into_response()
             } else {
@@ -134,6 +141,8 @@ mod tests {
     #[test]
     fn segment_paths_stay_inside_the_session_folder() {
         assert!(safe_segment_path("18c2f3a1b2c4d-3f2a/00000.json.gz"));
+        assert!(safe_segment_path("18c2f3a1b2c4d-3f2a/console.jsonl.gz"));
+        assert!(!safe_segment_path("18c2f3a1b2c4d-3f2a/other.jsonl.gz"));
         for bad in [
             "../x.json.gz",
             "a/../../b.json.gz",
