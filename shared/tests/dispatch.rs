@@ -231,6 +231,18 @@ async fn dispatch_publishes_one_message_per_idle_session_in_bounded_batches() {
     // Dispatching stitched nothing: every session is still open, nothing is in the results.
     assert_eq!(e.status(&guid(0)).await, (SessionStatus::Open, 0));
     assert!(!e.results.exists() || std::fs::read_dir(&e.results).unwrap().count() == 0);
+    // `rrstitch status` sees the dispatch as the last sweep, and the sessions still open.
+    let status = e.svc.status().await.unwrap();
+    let last = status
+        .last_sweep
+        .as_ref()
+        .expect("the dispatch recorded itself");
+    assert_eq!(
+        (last.mode.as_str(), last.sessions),
+        ("queue", 95),
+        "{last:?}"
+    );
+    assert_eq!(status.open, 96, "{status:?}");
 }
 
 #[tokio::test]
