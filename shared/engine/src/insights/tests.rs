@@ -516,3 +516,84 @@ fn past_the_caps_warnings_say_what_is_approximate() {
         m.warnings
     );
 }
+
+mod any_split {
+    //! Insights and the console file are the session's, not its chunking's: any split of the
+    //! same events into chunks (in order) gives the same insights and the same console lines.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::console::ConsoleLog;
+
+    /// One event of a kind the rules read, at `t`, unique by `n` (so no boundary repeat is
+    /// skipped as a re-sent event).
+    fn event(kind: u8, t: u64, n: usize, x: i64) -> String {
+        match kind {
+            0 => click(t, x, x / 2),
+            1 => mutation(t).replace("\"adds\":[]", &format!("\"adds\":[],\"n\":{n}")),
+            2 => inc(t, &format!(r#"{{"source":1,"positions":[],"n":{n}}}"#)),
+            3 => inc(t, &format!(r#"{{"source":3,"id":{n},"x":0,"y":{x}}}"#)),
+            4 => inc(
+                t,
+                &format!(r#"{{"source":5,"id":{n},"text":"a","isChecked":false}}"#),
+            ),
+            5 => format!(
+                r#"{{"type":4,"data":{{"href":"https://a.test/{n}","width":1,"height":1}},"timestamp":{t}}}"#
+            ),
+            6 => console(t, "\"error\"").replace("[\"m\"]", &format!("[\"e{n}\"]")),
+            _ => console(t, "\"log\"").replace("[\"m\"]", &format!("[\"l{n}\"]")),
+        }
+    }
+
+    fn stitched(chunks: &[Vec<String>]) -> (Insights, Vec<u8>) {
+        let mut s = stitcher().with_console(ConsoleLog::new("g1"));
+        for (i, events) in chunks.iter().enumerate() {
+            let text = format!(
+                r#"{{"session_guid":"g","session_data":[{}],"environment":"e"}}"#,
+                events.join(",")
+            );
+            let name =
+                ChunkName::parse(&format!("2025-05-02T12:{:02}:{:02}Z.json", i / 60, i % 60))
+                    .unwrap();
+            s.push(&name, &parse(&text).unwrap()).unwrap();
+        }
+        let console = s.finish_console().unwrap();
+        let meta = s.finish().unwrap().1;
+        let mut lines = Vec::new();
+        if let Some(file) = console {
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&file.body[..]),
+                &mut lines,
+            )
+            .unwrap();
+        }
+        (meta.insights.unwrap(), lines)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn splitting_a_session_changes_no_insight(
+            steps in prop::collection::vec((0u8..8, 0u64..3_000, -40i64..40), 1..120),
+            cuts in prop::collection::vec(0usize..120, 0..12),
+        ) {
+            let mut t = 0;
+            let mut events: Vec<String> = START.iter().map(|e| e.to_string()).collect();
+            for (n, (kind, gap, x)) in steps.into_iter().enumerate() {
+                t += gap;
+                events.push(event(kind, t, n, x));
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+            cuts.extend([0, events.len()]);
+            cuts.sort_unstable();
+            cuts.dedup();
+            let split: Vec<Vec<String>> = cuts.windows(2).map(|w| events[w[0]..w[1]].to_vec()).collect();
+            let (whole, whole_console) = stitched(&[events.clone()]);
+            let (parts, parts_console) = stitched(&split);
+            prop_assert_eq!(&whole, &parts);
+            prop_assert_eq!(whole_console, parts_console);
+        }
+    }
+}
