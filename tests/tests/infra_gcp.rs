@@ -2,8 +2,9 @@
 //!
 //! No `google` provider can be fetched on these machines, so `terraform validate` cannot run
 //! on `infra/gcp`; instead its HCL is parsed (`hcl-rs`) and held to what the binaries read and
-//! query: the variables each function gets, the chunk notification → Pub/Sub push → ingest
-//! path and its dead-letter topic, the Scheduler targets and their OIDC identity, the IAM roles
+//! query: the variables each function gets, the two routes chunk events take to ingest (the
+//! chunk notification → Pub/Sub push → ingest path and its dead-letter topic, or the Eventarc
+//! trigger → ingest's CloudEvents route), the Scheduler targets and their OIDC identity, the IAM roles
 //! per identity (service agents included) and where each is granted, the Firestore composite
 //! indexes, and that every reference in the module names something the module declares. A few
 //! expressions (budgets, deadlines, validations) are evaluated with `hcl::eval` over the
@@ -106,17 +107,28 @@ fn attr(block: &Block, key: &str) -> String {
 }
 
 /// Evaluates `expr` with `var` = `vars` and the Terraform functions the module's evaluated
-/// expressions use (`min`, `max`, `floor`, `coalesce`, `contains`).
+/// expressions use (`min`, `max`, `floor`, `coalesce`, `contains`, `concat`, `toset`,
+/// `upper`, `lower`).
 fn eval(expr: &Expression, vars: &[(&str, Value)]) -> Value {
+    eval_with(expr, vars, &[])
+}
+
+/// [`eval`] with `local` = `locals` as well.
+fn eval_with(expr: &Expression, vars: &[(&str, Value)], locals: &[(&str, Value)]) -> Value {
     fn numbers(args: &FuncArgs) -> Vec<f64> {
         args.iter().map(|v| v.as_f64().unwrap()).collect()
     }
+    fn object(items: &[(&str, Value)]) -> Value {
+        Value::Object(
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
     let mut ctx = Context::new();
-    let var: hcl::Map<String, Value> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    ctx.declare_var("var", Value::Object(var));
+    ctx.declare_var("var", object(vars));
+    ctx.declare_var("local", object(locals));
     let number = || FuncDef::builder().variadic_param(ParamType::Number);
     ctx.declare_func(
         "min",
@@ -157,6 +169,43 @@ fn eval(expr: &Expression, vars: &[(&str, Value)]) -> Value {
                 let list = a[0].as_array().cloned().unwrap_or_default();
                 Ok(list.contains(&a[1]).into())
             }),
+    );
+    ctx.declare_func(
+        "concat",
+        FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(|a| {
+                Ok(Value::Array(
+                    a.iter()
+                        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+                        .collect(),
+                ))
+            }),
+    );
+    // A set, as far as these checks go: the list without duplicates, in order.
+    ctx.declare_func(
+        "toset",
+        FuncDef::builder().param(ParamType::Any).build(|a| {
+            let mut out: Vec<Value> = Vec::new();
+            for v in a[0].as_array().cloned().unwrap_or_default() {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            Ok(Value::Array(out))
+        }),
+    );
+    ctx.declare_func(
+        "upper",
+        FuncDef::builder()
+            .param(ParamType::String)
+            .build(|a| Ok(a[0].as_str().unwrap().to_uppercase().into())),
+    );
+    ctx.declare_func(
+        "lower",
+        FuncDef::builder()
+            .param(ParamType::String)
+            .build(|a| Ok(a[0].as_str().unwrap().to_lowercase().into())),
     );
     expr.evaluate(&ctx)
         .unwrap_or_else(|e| panic!("evaluating {}: {e}", text(expr)))
@@ -353,18 +402,98 @@ fn sweep_budget_stays_under_the_timeout_and_the_scheduler_deadline() {
     );
 }
 
+/// The APIs the module enables, with `ingest_trigger` = `trigger`.
+fn apis_for(body: &Body, trigger: &str) -> Vec<String> {
+    let mode = trigger_locals(body, trigger);
+    let apis = eval_with(locals(body)["apis"], &[], &mode);
+    apis.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `local.pubsub_trigger` and `local.eventarc_trigger` as the module computes them for
+/// `ingest_trigger` = `trigger`.
+fn trigger_locals(body: &Body, trigger: &str) -> Vec<(&'static str, Value)> {
+    let all = locals(body);
+    ["pubsub_trigger", "eventarc_trigger"]
+        .into_iter()
+        .map(|name| (name, eval(all[name], &[("ingest_trigger", trigger.into())])))
+        .collect()
+}
+
+/// Every resource the chunk events' route consists of, by `count`: `local.pubsub_trigger ? 1 :
+/// 0` (the push route), `local.eventarc_trigger ? 1 : 0` (the Eventarc one) or none (both).
+fn trigger_route_resources(body: &Body) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = rrstitch_tests::repo_root().join("infra/gcp/modules/rrstitch");
+    let mut by_count: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in ["triggers.tf", "iam.tf"] {
+        let parsed: Body =
+            hcl::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        for block in parsed.blocks().filter(|b| b.identifier() == "resource") {
+            let count = if has_attr(block, "count") {
+                attr(block, "count")
+            } else {
+                "none".to_owned()
+            };
+            by_count.entry(count).or_default().insert(format!(
+                "{}.{}",
+                block.labels()[0].as_str(),
+                block.labels()[1].as_str()
+            ));
+        }
+    }
+    // The same blocks as in the whole module.
+    for names in by_count.values() {
+        for name in names {
+            let (kind, label) = name.split_once('.').unwrap();
+            resource(body, kind, label);
+        }
+    }
+    by_count
+}
+
 #[test]
 fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
     let body = module();
-    // Eventarc's managed subscription takes no dead-letter policy: none is left.
-    assert!(
-        body.blocks().all(|b| b.identifier() != "resource"
-            || !b.labels()[0].as_str().starts_with("google_eventarc")),
-        "an Eventarc resource is left"
+    // The push route is the default, ingest_trigger = "pubsub": every one of its resources
+    // exists then only, and the Eventarc API is enabled only for the other route.
+    let gated = trigger_route_resources(&body);
+    let push_route: BTreeSet<String> = [
+        "google_storage_notification.chunk_finalized",
+        "google_pubsub_topic.chunk_events",
+        "google_pubsub_topic.dead_letters",
+        "google_pubsub_subscription.ingest_push",
+        "google_pubsub_subscription.dead_letters_hold",
+        "google_pubsub_topic_iam_member.gcs_publishes_chunk_events",
+        "google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters",
+        "google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(
+        gated.get("local.pubsub_trigger ? 1 : 0"),
+        Some(&push_route),
+        "the push route's resources, and only they, exist with ingest_trigger = \"pubsub\": {gated:?}"
     );
-    let apis = text(locals(&body)["apis"]);
-    assert!(!apis.contains("eventarc"), "{apis}");
-    assert!(apis.contains("\"pubsub.googleapis.com\""), "{apis}");
+    assert_eq!(
+        trigger_locals(&body, "pubsub"),
+        [
+            ("pubsub_trigger", Value::Bool(true)),
+            ("eventarc_trigger", Value::Bool(false))
+        ]
+    );
+    let apis = apis_for(&body, "pubsub");
+    assert!(
+        apis.contains(&"pubsub.googleapis.com".to_owned()),
+        "{apis:?}"
+    );
+    assert!(
+        !apis.iter().any(|a| a.contains("eventarc")),
+        "the push route enables no Eventarc API: {apis:?}"
+    );
 
     let notifications = resources(&body, "google_storage_notification");
     assert_eq!(notifications.len(), 1, "{:?}", notifications.keys());
@@ -375,7 +504,7 @@ fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
     );
     assert_eq!(
         attr(notification, "topic"),
-        "google_pubsub_topic.chunk_events.id"
+        "google_pubsub_topic.chunk_events[0].id"
     );
     assert_eq!(attr(notification, "payload_format"), "\"JSON_API_V1\"");
     assert_eq!(
@@ -395,7 +524,7 @@ fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
     let subscription = resource(&body, "google_pubsub_subscription", "ingest_push");
     assert_eq!(
         attr(subscription, "topic"),
-        "google_pubsub_topic.chunk_events.id"
+        "google_pubsub_topic.chunk_events[0].id"
     );
     let push = only(subscription, &["push_config"]);
     assert_eq!(
@@ -433,7 +562,7 @@ fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
     let dead_letter = only(subscription, &["dead_letter_policy"]);
     assert_eq!(
         attr(dead_letter, "dead_letter_topic"),
-        "google_pubsub_topic.dead_letters.id"
+        "google_pubsub_topic.dead_letters[0].id"
     );
     assert_eq!(
         attr(dead_letter, "max_delivery_attempts"),
@@ -448,6 +577,226 @@ fn chunk_bucket_notifications_reach_ingest_through_a_push_subscription() {
             "max_delivery_attempts = {n}"
         );
     }
+}
+
+/// `ingest_trigger = "eventarc"`: one Eventarc trigger on the chunk bucket's finalized objects,
+/// delivering CloudEvents to the route ingest serves them on, as the trigger account; none of
+/// the push route, no dead-letter alert without a hold subscription, the Eventarc API and the
+/// grants Eventarc needs, and a value other than the two refused.
+#[test]
+fn eventarc_trigger_delivers_cloudevents_to_ingest_instead() {
+    let body = module();
+    let choice = variable(&body, "ingest_trigger");
+    assert_eq!(attr(choice, "default"), "\"pubsub\"");
+    for (value, ok) in [
+        ("pubsub", true),
+        ("eventarc", true),
+        ("cloudevent", false),
+        ("Eventarc", false),
+        ("", false),
+    ] {
+        assert_eq!(
+            valid(&body, "ingest_trigger", value.into()),
+            ok,
+            "ingest_trigger = {value:?}"
+        );
+    }
+    let message = attr(only(choice, &["validation"]), "error_message");
+    assert!(message.contains("ingest_trigger"), "{message}");
+    assert_eq!(
+        trigger_locals(&body, "eventarc"),
+        [
+            ("pubsub_trigger", Value::Bool(false)),
+            ("eventarc_trigger", Value::Bool(true))
+        ]
+    );
+
+    // What exists in which mode: the trigger and its two grants with Eventarc only; the
+    // invoker grant and the Pub/Sub agent's token minting in both (Eventarc pushes through
+    // Pub/Sub as the trigger account too).
+    let gated = trigger_route_resources(&body);
+    let eventarc_only: BTreeSet<String> = [
+        "google_eventarc_trigger.chunk_finalized",
+        "google_project_iam_member.trigger_receives_events",
+        "google_project_iam_member.gcs_publishes_eventarc_events",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(
+        gated.get("local.eventarc_trigger ? 1 : 0"),
+        Some(&eventarc_only),
+        "{gated:?}"
+    );
+    for both in [
+        "google_cloud_run_v2_service_iam_member.trigger_invokes_ingest",
+        "google_service_account_iam_member.pubsub_agent_mints_trigger_tokens",
+    ] {
+        assert!(
+            gated["none"].contains(both),
+            "{both} is needed by both routes"
+        );
+    }
+    assert_eq!(
+        gated.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "local.eventarc_trigger ? 1 : 0",
+            "local.pubsub_trigger ? 1 : 0",
+            "none"
+        ],
+        "every resource of triggers.tf and iam.tf exists in one route, the other or both"
+    );
+    let apis = apis_for(&body, "eventarc");
+    for api in ["eventarc.googleapis.com", "pubsub.googleapis.com"] {
+        assert!(apis.contains(&api.to_owned()), "{api}: {apis:?}");
+    }
+
+    let triggers = resources(&body, "google_eventarc_trigger");
+    assert_eq!(triggers.len(), 1, "{:?}", triggers.keys());
+    let trigger = triggers["chunk_finalized"];
+    // Matched by event type and bucket, exactly: the type is the one ingest decodes.
+    let criteria: BTreeSet<(String, String)> = child(trigger, "matching_criteria")
+        .into_iter()
+        .map(|m| {
+            assert!(
+                !has_attr(m, "operator"),
+                "an exact match, not a path pattern"
+            );
+            (unquote(&attr(m, "attribute")).to_owned(), attr(m, "value"))
+        })
+        .collect();
+    assert_eq!(
+        criteria,
+        BTreeSet::from([
+            (
+                "type".to_owned(),
+                format!("\"{}\"", rrstitch_edge::events::GCS_FINALIZED)
+            ),
+            (
+                "bucket".to_owned(),
+                "google_storage_bucket.chunks.name".to_owned()
+            ),
+        ])
+    );
+    assert_eq!(
+        attr(trigger, "event_data_content_type"),
+        "\"application/json\""
+    );
+    assert_eq!(
+        attr(trigger, "service_account"),
+        "google_service_account.trigger.email"
+    );
+    // To ingest's CloudEvents route, a route the ingest binary serves.
+    let run = only(trigger, &["destination", "cloud_run_service"]);
+    assert_eq!(
+        attr(run, "service"),
+        "google_cloud_run_v2_service.ingest.name"
+    );
+    assert_eq!(
+        attr(run, "region"),
+        "google_cloud_run_v2_service.ingest.location"
+    );
+    assert_eq!(attr(run, "path"), "\"/\"");
+    let main =
+        std::fs::read_to_string(rrstitch_tests::repo_root().join("functions/ingest/src/main.rs"))
+            .unwrap();
+    assert!(
+        main.contains(".route(\"/\", post(on_cloudevent))"),
+        "ingest serves no CloudEvents on /"
+    );
+    // A Cloud Storage trigger is in its bucket's location, in Eventarc's lower-case spelling.
+    let bucket_location = locals(&body)["bucket_location"];
+    for (region, bucket, want) in [
+        ("europe-west1", Value::Null, "europe-west1"),
+        ("europe-west1", Value::from("EU"), "eu"),
+        ("us-central1", Value::from("nam4"), "nam4"),
+    ] {
+        let located = eval(
+            bucket_location,
+            &[("region", region.into()), ("bucket_location", bucket)],
+        );
+        assert_eq!(
+            eval_with(
+                expr(trigger, "location"),
+                &[],
+                &[("bucket_location", located)]
+            ),
+            Value::from(want)
+        );
+    }
+    // Created once what Eventarc checks is granted.
+    let depends = attr(trigger, "depends_on");
+    for needed in [
+        "google_project_iam_member.trigger_receives_events",
+        "google_project_iam_member.gcs_publishes_eventarc_events",
+        "google_cloud_run_v2_service_iam_member.trigger_invokes_ingest",
+        "google_service_account_iam_member.pubsub_agent_mints_trigger_tokens",
+    ] {
+        assert!(depends.contains(needed), "{needed}: {depends}");
+    }
+
+    // Eventarc cannot filter by object name, so the prefix is ingest's to apply: it reads
+    // RRSTITCH_CHUNK_PREFIX (every_variable_the_functions_need_is_set_and_exists) and ignores
+    // a name outside it without reading the object.
+    use rrstitch::engine::{ChunkName, NameClass};
+    assert!(matches!(
+        ChunkName::classify("other/2025-05-02T12:10:50Z.json", "chunks/"),
+        NameClass::Ignored
+    ));
+    assert!(matches!(
+        ChunkName::classify("chunks/2025-05-02T12:10:50Z.json", "chunks/"),
+        NameClass::Chunk(_)
+    ));
+
+    // No hold subscription, no dead-letter alert (a policy needs a condition): it exists with
+    // the push route, or in queue mode for the finalize jobs' hold.
+    let alert = resource(&body, "google_monitoring_alert_policy", "dead_letters");
+    let count = expr(alert, "count");
+    for (trigger, queue, want) in [
+        ("pubsub", false, 1),
+        ("pubsub", true, 1),
+        ("eventarc", false, 0),
+        ("eventarc", true, 1),
+    ] {
+        let mut mode = trigger_locals(&body, trigger);
+        mode.push(("queue_mode", Value::Bool(queue)));
+        assert_eq!(
+            eval_with(count, &[], &mode),
+            Value::from(want),
+            "{trigger}, queue mode {queue}"
+        );
+    }
+    let holds = text(locals(&body)["dead_letter_holds"]);
+    for splat in [
+        "google_pubsub_subscription.dead_letters_hold[*].name",
+        "google_pubsub_subscription.finalize_dead_letters_hold[*].name",
+    ] {
+        assert!(holds.contains(splat), "{holds}");
+    }
+    let block = body
+        .blocks()
+        .find(|b| b.identifier() == "output" && b.labels()[0].as_str() == "eventarc_trigger")
+        .expect("an eventarc_trigger output");
+    assert_eq!(
+        attr(block, "value"),
+        "one(google_eventarc_trigger.chunk_finalized[*].name)"
+    );
+
+    // The example root module passes the choice through.
+    let example = rrstitch_tests::repo_root().join("infra/gcp/example");
+    let main: Body =
+        hcl::from_str(&std::fs::read_to_string(example.join("main.tf")).unwrap()).unwrap();
+    let call = main
+        .blocks()
+        .find(|b| b.identifier() == "module")
+        .expect("the example calls the module");
+    assert_eq!(attr(call, "ingest_trigger"), "var.ingest_trigger");
+    let vars: Body =
+        hcl::from_str(&std::fs::read_to_string(example.join("variables.tf")).unwrap()).unwrap();
+    assert_eq!(
+        attr(variable(&vars, "ingest_trigger"), "default"),
+        "\"pubsub\""
+    );
 }
 
 #[test]
@@ -479,7 +828,10 @@ fn dead_letters_are_held_until_someone_pulls_them() {
         );
     }
     let hold = subscriptions["dead_letters_hold"];
-    assert_eq!(attr(hold, "topic"), "google_pubsub_topic.dead_letters.id");
+    assert_eq!(
+        attr(hold, "topic"),
+        "google_pubsub_topic.dead_letters[0].id"
+    );
     // A pull subscription, itself without a dead-letter policy (it would loop).
     assert!(child(hold, "push_config").is_empty());
     assert!(child(hold, "dead_letter_policy").is_empty());
@@ -503,19 +855,23 @@ fn dead_letters_are_held_until_someone_pulls_them() {
             "dead_letter_retention_days = {days}"
         );
     }
+    // The push route's outputs are null with Eventarc (one() of no instance).
     for (output, value) in [
         (
             "chunk_events_topic",
-            "google_pubsub_topic.chunk_events.name",
+            "one(google_pubsub_topic.chunk_events[*].name)",
         ),
         (
             "ingest_push_subscription",
-            "google_pubsub_subscription.ingest_push.name",
+            "one(google_pubsub_subscription.ingest_push[*].name)",
         ),
-        ("dead_letter_topic", "google_pubsub_topic.dead_letters.name"),
+        (
+            "dead_letter_topic",
+            "one(google_pubsub_topic.dead_letters[*].name)",
+        ),
         (
             "dead_letter_subscription",
-            "google_pubsub_subscription.dead_letters_hold.name",
+            "one(google_pubsub_subscription.dead_letters_hold[*].name)",
         ),
         ("reconcile_job", "google_cloud_scheduler_job.reconcile.name"),
     ] {
@@ -834,12 +1190,17 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
             "google_cloud_run_v2_service.finalize.name"
         )])
     );
+    // Eventarc (ingest_trigger = "eventarc") delivers only as an account that may receive
+    // events: a project-level role.
     assert_eq!(
         of("trigger"),
-        set(&[(
-            "roles/run.invoker",
-            "google_cloud_run_v2_service.ingest.name"
-        )])
+        set(&[
+            (
+                "roles/run.invoker",
+                "google_cloud_run_v2_service.ingest.name"
+            ),
+            ("roles/eventarc.eventReceiver", "project"),
+        ])
     );
     assert_eq!(
         of("scheduler"),
@@ -848,12 +1209,17 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
             "google_cloud_run_v2_service.finalize.name"
         )])
     );
+    // The push route's topic; with Eventarc, the project (Eventarc creates its topic with the
+    // trigger, and documents the grant at project level for Cloud Storage events).
     assert_eq!(
         of("gcs-agent"),
-        set(&[(
-            "roles/pubsub.publisher",
-            "google_pubsub_topic.chunk_events.name"
-        )])
+        set(&[
+            (
+                "roles/pubsub.publisher",
+                "google_pubsub_topic.chunk_events[0].name"
+            ),
+            ("roles/pubsub.publisher", "project"),
+        ])
     );
     assert_eq!(
         of("pubsub-agent"),
@@ -864,11 +1230,11 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
             ),
             (
                 "roles/pubsub.publisher",
-                "google_pubsub_topic.dead_letters.name"
+                "google_pubsub_topic.dead_letters[0].name"
             ),
             (
                 "roles/pubsub.subscriber",
-                "google_pubsub_subscription.ingest_push.name"
+                "google_pubsub_subscription.ingest_push[0].name"
             ),
             (
                 "roles/iam.serviceAccountTokenCreator",
@@ -892,10 +1258,18 @@ fn each_identity_has_exactly_its_roles_on_one_resource_and_nothing_is_public() {
             "google_cloud_run_v2_service.finalize.name"
         )])
     );
-    // Project-wide only where Firestore leaves no narrower place.
+    // Project-wide only where Firestore leaves no narrower place, and the two grants Eventarc
+    // documents at project level (both only with ingest_trigger = "eventarc": the Eventarc
+    // test checks their count).
+    let eventarc_project_wide = [
+        ("trigger", "roles/eventarc.eventReceiver"),
+        ("gcs-agent", "roles/pubsub.publisher"),
+    ];
     for (who, role, place) in &grants {
         assert!(
-            place != "project" || role == "roles/datastore.user",
+            place != "project"
+                || role == "roles/datastore.user"
+                || eventarc_project_wide.contains(&(who.as_str(), role.as_str())),
             "{who}: {role} on the whole project"
         );
     }

@@ -1,9 +1,10 @@
 //! `infra/gcp` against the real `hashicorp/google` provider schema: `terraform init`,
-//! `validate`, `terraform test` (plan-only runs in `infra/gcp/example/tests/`) and a plan of
-//! the example, with a stand-in provider that serves hashicorp/google 6.50.0's schema
-//! (`scripts/install-tf-standin.sh`, `scripts/tf-google-standin/`), plus three negative
-//! controls that must fail: a misspelt argument, a missing required argument, a value outside
-//! a documented enum.
+//! `validate`, `terraform test` (plan-only runs in `infra/gcp/example/tests/`) and plans of
+//! the example (the default, queue mode, and `ingest_trigger = "eventarc"`), with a stand-in
+//! provider that serves hashicorp/google 6.50.0's schema (`scripts/install-tf-standin.sh`,
+//! `scripts/tf-google-standin/`), plus negative controls that must fail: a misspelt argument,
+//! a missing required argument, a value outside a documented enum, and an `ingest_trigger`
+//! that is neither route.
 //!
 //! This proves the configuration matches the provider's schema and plans; it proves nothing
 //! about what the GCP APIs would answer (see `infra/gcp/modules/rrstitch/README.md`).
@@ -186,6 +187,34 @@ fn negative_control(rc: &Path, label: &str, file: &str, from: &str, to: &str, wa
     );
 }
 
+/// `terraform plan` of the example with [`PLAN_VARS`] and `extra` (`name=value`), saved as
+/// `out` and shown as JSON.
+fn plan_json(example: &Path, rc: &Path, extra: &[&str], out: &str) -> serde_json::Value {
+    let out_arg = format!("-out={out}");
+    let mut args = vec!["plan", "-input=false", "-no-color", out_arg.as_str()];
+    for v in PLAN_VARS.iter().chain(extra) {
+        args.extend(["-var", v]);
+    }
+    must(
+        terraform(example, rc, &args),
+        &format!("terraform plan {extra:?}"),
+    );
+    let shown = terraform(example, rc, &["show", "-json", out]);
+    serde_json::from_slice(&shown.stdout)
+        .unwrap_or_else(|e| panic!("show -json: {e}\n{}", indented(&text(&shown))))
+}
+
+/// The addresses a plan creates.
+fn created(plan: &serde_json::Value) -> Vec<&str> {
+    plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"]["actions"] == serde_json::json!(["create"]))
+        .map(|c| c["address"].as_str().unwrap())
+        .collect()
+}
+
 /// A planned resource's address inside the module, without the module and an index:
 /// `module.rrstitch.google_x.y["k"]` → `google_x.y`, as the tests' assertions name it.
 fn module_local(address: &str) -> &str {
@@ -275,6 +304,10 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         "a_session_quota_reaches_both_services",
         "no_session_quota_no_variable",
         "a_session_quota_must_be_whole_bytes",
+        "example_plans_with_eventarc",
+        "ingest_through_eventarc",
+        "eventarc_with_queue_mode_a_prefix_and_a_multi_region_bucket",
+        "ingest_trigger_must_be_pubsub_or_eventarc",
     ] {
         assert!(
             passed.iter().any(|l| l.contains(&format!("run \"{run}\""))),
@@ -370,7 +403,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["address"] == "module.rrstitch.google_monitoring_alert_policy.dead_letters")
+        .find(|c| c["address"] == "module.rrstitch.google_monitoring_alert_policy.dead_letters[0]")
         .expect("a dead-letter alert");
     let watched: Vec<String> = dead_letter_alert["change"]["after"]["conditions"]
         .as_array()
@@ -399,6 +432,116 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         );
     }
     step("terraform plan (queue mode)");
+
+    // A plan of the example with ingest_trigger = "eventarc": the trigger to ingest's / and
+    // its grants plan against the schema with nothing overridden, none of the push route is
+    // planned, no dead-letter alert (nothing to watch), and every grant is one the tests name.
+    let plan = plan_json(
+        &example,
+        &rc,
+        &["ingest_trigger=eventarc"],
+        "eventarc.tfplan",
+    );
+    let planned = created(&plan);
+    let count = |prefix: &str| planned.iter().filter(|a| a.starts_with(prefix)).count();
+    for (prefix, want) in [
+        ("module.rrstitch.google_eventarc_trigger.", 1),
+        ("module.rrstitch.google_storage_notification.", 0),
+        ("module.rrstitch.google_pubsub_topic.chunk_events", 0),
+        ("module.rrstitch.google_pubsub_topic.dead_letters", 0),
+        ("module.rrstitch.google_pubsub_subscription.ingest_push", 0),
+        (
+            "module.rrstitch.google_pubsub_subscription.dead_letters_hold",
+            0,
+        ),
+        ("module.rrstitch.google_pubsub_", 0),
+        ("module.rrstitch.google_monitoring_alert_policy.", 3),
+        (
+            "module.rrstitch.google_monitoring_alert_policy.dead_letters",
+            0,
+        ),
+        (
+            "module.rrstitch.google_project_service.apis[\"eventarc.googleapis.com\"]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_project_service.apis[\"pubsub.googleapis.com\"]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_project_iam_member.trigger_receives_events[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_project_iam_member.gcs_publishes_eventarc_events[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_cloud_run_v2_service_iam_member.trigger_invokes_ingest",
+            1,
+        ),
+        (
+            "module.rrstitch.google_service_account_iam_member.pubsub_agent_mints_trigger_tokens",
+            1,
+        ),
+    ] {
+        assert_eq!(
+            count(prefix),
+            want,
+            "eventarc plan: {prefix} planned {} times, not {want}: {planned:?}",
+            count(prefix)
+        );
+    }
+    let trigger = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "module.rrstitch.google_eventarc_trigger.chunk_finalized[0]")
+        .expect("an Eventarc trigger")["change"]["after"]
+        .clone();
+    let criteria: BTreeSet<String> = trigger["matching_criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["attribute"].as_str().unwrap(),
+                m["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        criteria,
+        BTreeSet::from([
+            format!("type={}", rrstitch_edge::events::GCS_FINALIZED),
+            "bucket=test-project-rrstitch-chunks".to_owned(),
+        ])
+    );
+    let run = &trigger["destination"][0]["cloud_run_service"][0];
+    assert_eq!(
+        (
+            &run["service"],
+            &run["region"],
+            &run["path"],
+            &trigger["location"]
+        ),
+        (
+            &serde_json::json!("rrstitch-ingest"),
+            &serde_json::json!("europe-west1"),
+            &serde_json::json!("/"),
+            &serde_json::json!("europe-west1")
+        ),
+        "{trigger}"
+    );
+    for address in planned.iter().filter(|a| a.contains("_iam_")) {
+        let local = module_local(address);
+        assert!(
+            tests_text.contains(local),
+            "{address} is an eventarc-mode grant the tests' assertions do not name"
+        );
+    }
+    step("terraform plan (eventarc)");
 
     // A plan of the example, as JSON: only creates, every grant is one the exact-set assertion
     // of the tests names (a new grant must be added there), none is authoritative (binding or
@@ -440,6 +583,39 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         }
     }
     assert!(grants >= 11, "{grants} grants");
+    let planned_default = created(&plan);
+    for (prefix, want) in [
+        ("module.rrstitch.google_eventarc_trigger.", 0),
+        (
+            "module.rrstitch.google_storage_notification.chunk_finalized[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_pubsub_subscription.ingest_push[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_pubsub_subscription.dead_letters_hold[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_monitoring_alert_policy.dead_letters[0]",
+            1,
+        ),
+        (
+            "module.rrstitch.google_project_service.apis[\"eventarc.googleapis.com\"]",
+            0,
+        ),
+    ] {
+        let n = planned_default
+            .iter()
+            .filter(|a| a.starts_with(prefix))
+            .count();
+        assert_eq!(
+            n, want,
+            "default plan: {prefix} planned {n} times, not {want}"
+        );
+    }
     let planned = plan["planned_values"].to_string().to_lowercase();
     for public in ["allusers", "allauthenticatedusers"] {
         assert!(
@@ -489,7 +665,7 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
         &rc,
         "missing required argument",
         "triggers.tf",
-        "  topic              = google_pubsub_topic.chunk_events.id\n",
+        "  topic              = google_pubsub_topic.chunk_events[0].id\n",
         "",
         &[
             "Missing required argument",
@@ -508,6 +684,21 @@ fn gcp_stack_validates_and_plans_against_the_google_provider_schema() {
             "firestore.tf",
         ],
     );
+    // An ingest_trigger that is neither route is refused, and the error names the variable.
+    let mut args = vec!["plan", "-input=false", "-no-color"];
+    for v in PLAN_VARS.iter().chain(&["ingest_trigger=cloudevent"]) {
+        args.extend(["-var", v]);
+    }
+    let out = terraform(&example, &rc, &args);
+    let said = text(&out);
+    assert!(
+        !out.status.success()
+            && said.contains("Invalid value for variable")
+            && said.contains("ingest_trigger must be pubsub or eventarc."),
+        "negative control 'ingest_trigger = cloudevent': not refused by the variable's validation:\n{}",
+        indented(&said)
+    );
+    println!("negative control 'ingest_trigger = cloudevent': refused: ingest_trigger must be pubsub or eventarc.");
     step("negative controls");
 
     let secs = start.elapsed().as_secs_f64();

@@ -41,6 +41,7 @@ module "rrstitch" {
   firestore_location       = var.firestore_location
   sweep_schedule           = var.sweep_schedule
   reconcile_schedule       = var.reconcile_schedule
+  ingest_trigger           = var.ingest_trigger
   max_delivery_attempts    = var.max_delivery_attempts
   finalize_mode            = var.finalize_mode
   idle_secs                = var.idle_secs

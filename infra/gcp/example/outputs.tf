@@ -19,8 +19,13 @@ output "finalize_url" {
 }
 
 output "dead_letter_subscription" {
-  description = "Pull subscription holding chunk events ingest did not take (gcloud pubsub subscriptions pull)."
+  description = "Pull subscription holding chunk events ingest did not take (gcloud pubsub subscriptions pull; null with ingest_trigger = \"eventarc\")."
   value       = module.rrstitch.dead_letter_subscription
+}
+
+output "eventarc_trigger" {
+  description = "With ingest_trigger = \"eventarc\": the Eventarc trigger delivering chunk events to ingest (null with pubsub)."
+  value       = module.rrstitch.eventarc_trigger
 }
 
 output "finalize_dead_letter_subscription" {

@@ -53,8 +53,14 @@ variable "reconcile_schedule" {
   default     = "17 3 * * *"
 }
 
+variable "ingest_trigger" {
+  description = "How chunk events reach ingest: pubsub (a push subscription with a dead-letter topic) or eventarc (an Eventarc trigger, CloudEvents; no dead-letter topic, the daily reconcile is the safety net). The module's README, Pub/Sub or Eventarc."
+  type        = string
+  default     = "pubsub"
+}
+
 variable "max_delivery_attempts" {
-  description = "Deliveries of a chunk event to ingest before it goes to the dead-letter topic (5 to 100)."
+  description = "ingest_trigger = \"pubsub\": deliveries of a chunk event to ingest before it goes to the dead-letter topic (5 to 100)."
   type        = number
   default     = 10
 }

@@ -26,3 +26,22 @@ run "example_plans" {
     error_message = "The example's outputs must name what the module creates."
   }
 }
+
+# The other trigger: the Eventarc trigger and its grants plan against the schema with nothing
+# overridden, and the push route's outputs are null.
+run "example_plans_with_eventarc" {
+  command = plan
+
+  variables {
+    ingest_trigger = "eventarc"
+  }
+
+  assert {
+    condition = (
+      output.eventarc_trigger == "rrstitch-chunk-finalized"
+      && output.dead_letter_subscription == null
+      && output.reconcile_job == "rrstitch-reconcile"
+    )
+    error_message = "With ingest_trigger = \"eventarc\" the example must name the trigger, have no dead-letter subscription and keep the reconcile."
+  }
+}

@@ -154,50 +154,64 @@ run "ingest_path_identities_schedules_indexes_env" {
 
   assert {
     condition = (
-      google_storage_notification.chunk_finalized.bucket == google_storage_bucket.chunks.name
+      google_storage_notification.chunk_finalized[0].bucket == google_storage_bucket.chunks.name
       && google_storage_bucket.chunks.name == "test-project-rrstitch-chunks"
-      && google_storage_notification.chunk_finalized.topic == google_pubsub_topic.chunk_events.id
-      && google_storage_notification.chunk_finalized.event_types == toset(["OBJECT_FINALIZE"])
-      && google_storage_notification.chunk_finalized.payload_format == "JSON_API_V1"
-      && google_storage_notification.chunk_finalized.object_name_prefix == null
+      && google_storage_notification.chunk_finalized[0].topic == google_pubsub_topic.chunk_events[0].id
+      && google_storage_notification.chunk_finalized[0].event_types == toset(["OBJECT_FINALIZE"])
+      && google_storage_notification.chunk_finalized[0].payload_format == "JSON_API_V1"
+      && google_storage_notification.chunk_finalized[0].object_name_prefix == null
     )
     error_message = "The chunk bucket must notify OBJECT_FINALIZE (JSON_API_V1, every object) to the chunk-events topic."
   }
 
   assert {
-    condition     = google_storage_notification.chunk_finalized.bucket != google_storage_bucket.results.name
+    condition     = google_storage_notification.chunk_finalized[0].bucket != google_storage_bucket.results.name
     error_message = "The notification must be on the chunk bucket, not the results bucket."
   }
 
   assert {
     condition = (
-      google_pubsub_subscription.ingest_push.topic == google_pubsub_topic.chunk_events.id
-      && google_pubsub_subscription.ingest_push.push_config[0].push_endpoint == "https://rrstitch-ingest-test.a.run.app/pubsub"
-      && google_pubsub_subscription.ingest_push.push_config[0].oidc_token[0].service_account_email == google_service_account.trigger.email
-      && google_pubsub_subscription.ingest_push.push_config[0].oidc_token[0].audience == google_cloud_run_v2_service.ingest.uri
-      && length(google_pubsub_subscription.ingest_push.push_config[0].no_wrapper) == 0
+      length(google_storage_notification.chunk_finalized) == 1
+      && length(google_pubsub_subscription.ingest_push) == 1
+      && length(google_pubsub_subscription.dead_letters_hold) == 1
+      && length(google_eventarc_trigger.chunk_finalized) == 0
+      && contains(keys(google_project_service.apis), "pubsub.googleapis.com")
+      && !contains(keys(google_project_service.apis), "eventarc.googleapis.com")
+      && output.ingest_trigger == "pubsub"
+      && output.eventarc_trigger == null
     )
-    error_message = "The push subscription must POST the wrapped envelope to <ingest>/pubsub with an OIDC token of the trigger account (audience: the ingest URL), got ${jsonencode(google_pubsub_subscription.ingest_push.push_config)}."
+    error_message = "ingest_trigger = \"pubsub\" (the default) must create the push route with its dead letters, and no Eventarc trigger nor the Eventarc API."
   }
 
   assert {
     condition = (
-      google_pubsub_subscription.ingest_push.ack_deadline_seconds == 60
-      && google_pubsub_subscription.ingest_push.retry_policy[0].minimum_backoff == "10s"
-      && google_pubsub_subscription.ingest_push.retry_policy[0].maximum_backoff == "600s"
-      && google_pubsub_subscription.ingest_push.dead_letter_policy[0].dead_letter_topic == google_pubsub_topic.dead_letters.id
-      && google_pubsub_subscription.ingest_push.dead_letter_policy[0].max_delivery_attempts == 10
-      && google_pubsub_subscription.ingest_push.expiration_policy[0].ttl == ""
+      google_pubsub_subscription.ingest_push[0].topic == google_pubsub_topic.chunk_events[0].id
+      && google_pubsub_subscription.ingest_push[0].push_config[0].push_endpoint == "https://rrstitch-ingest-test.a.run.app/pubsub"
+      && google_pubsub_subscription.ingest_push[0].push_config[0].oidc_token[0].service_account_email == google_service_account.trigger.email
+      && google_pubsub_subscription.ingest_push[0].push_config[0].oidc_token[0].audience == google_cloud_run_v2_service.ingest.uri
+      && length(google_pubsub_subscription.ingest_push[0].push_config[0].no_wrapper) == 0
+    )
+    error_message = "The push subscription must POST the wrapped envelope to <ingest>/pubsub with an OIDC token of the trigger account (audience: the ingest URL), got ${jsonencode(google_pubsub_subscription.ingest_push[0].push_config)}."
+  }
+
+  assert {
+    condition = (
+      google_pubsub_subscription.ingest_push[0].ack_deadline_seconds == 60
+      && google_pubsub_subscription.ingest_push[0].retry_policy[0].minimum_backoff == "10s"
+      && google_pubsub_subscription.ingest_push[0].retry_policy[0].maximum_backoff == "600s"
+      && google_pubsub_subscription.ingest_push[0].dead_letter_policy[0].dead_letter_topic == google_pubsub_topic.dead_letters[0].id
+      && google_pubsub_subscription.ingest_push[0].dead_letter_policy[0].max_delivery_attempts == 10
+      && google_pubsub_subscription.ingest_push[0].expiration_policy[0].ttl == ""
     )
     error_message = "The push subscription must wait the ingest timeout, retry 10 s to 600 s, dead-letter after 10 deliveries to the dead-letter topic and never expire."
   }
 
   assert {
     condition = (
-      google_pubsub_subscription.dead_letters_hold.topic == google_pubsub_topic.dead_letters.id
-      && google_pubsub_subscription.dead_letters_hold.message_retention_duration == "604800s"
-      && google_pubsub_subscription.dead_letters_hold.expiration_policy[0].ttl == ""
-      && length(google_pubsub_subscription.dead_letters_hold.push_config) == 0
+      google_pubsub_subscription.dead_letters_hold[0].topic == google_pubsub_topic.dead_letters[0].id
+      && google_pubsub_subscription.dead_letters_hold[0].message_retention_duration == "604800s"
+      && google_pubsub_subscription.dead_letters_hold[0].expiration_policy[0].ttl == ""
+      && length(google_pubsub_subscription.dead_letters_hold[0].push_config) == 0
     )
     error_message = "The dead-letter topic must have a never-expiring pull subscription keeping dead letters 7 days."
   }
@@ -213,12 +227,14 @@ run "ingest_path_identities_schedules_indexes_env" {
         google_storage_bucket_iam_member.finalize_results_user,
         google_project_iam_member.finalize_datastore_user,
         google_cloud_run_v2_service_iam_member.trigger_invokes_ingest,
-        google_pubsub_topic_iam_member.gcs_publishes_chunk_events,
         google_service_account_iam_member.pubsub_agent_mints_trigger_tokens,
-        google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
-        google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push,
         google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize,
         ], values(google_cloud_run_v2_service_iam_member.manual_finalize),
+        google_pubsub_topic_iam_member.gcs_publishes_chunk_events,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
+        google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push,
+        google_project_iam_member.trigger_receives_events,
+        google_project_iam_member.gcs_publishes_eventarc_events,
         google_pubsub_topic_iam_member.finalize_publishes_jobs,
         google_cloud_run_v2_service_iam_member.queue_push_invokes_finalize,
         google_service_account_iam_member.pubsub_agent_mints_queue_push_tokens,
@@ -247,8 +263,8 @@ run "ingest_path_identities_schedules_indexes_env" {
       && google_project_iam_member.finalize_datastore_user.project == "test-project"
       && google_cloud_run_v2_service_iam_member.trigger_invokes_ingest.location == google_cloud_run_v2_service.ingest.location
       && google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize.location == google_cloud_run_v2_service.finalize.location
-      && google_pubsub_topic_iam_member.gcs_publishes_chunk_events.project == "test-project"
-      && google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push.project == "test-project"
+      && google_pubsub_topic_iam_member.gcs_publishes_chunk_events[0].project == "test-project"
+      && google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push[0].project == "test-project"
       && length(google_cloud_run_v2_service_iam_member.manual_finalize) == 0
     )
     error_message = "The grants must be in the module's project and region, and nobody may POST /finalize by hand unless named."
@@ -501,6 +517,182 @@ run "finalize_queue_mode" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# ingest_trigger = "eventarc": an Eventarc trigger on the chunk bucket's finalized objects
+# POSTs CloudEvents to ingest's / as the trigger account; none of the push route exists, and
+# without a dead-letter topic there is no dead-letter alert (the reconcile is the safety net).
+
+run "ingest_through_eventarc" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    ingest_trigger = "eventarc"
+  }
+
+  assert {
+    condition = (
+      length(google_eventarc_trigger.chunk_finalized) == 1
+      && google_eventarc_trigger.chunk_finalized[0].name == "rrstitch-chunk-finalized"
+      && google_eventarc_trigger.chunk_finalized[0].project == "test-project"
+      && google_eventarc_trigger.chunk_finalized[0].location == "europe-west1"
+      && toset([for m in google_eventarc_trigger.chunk_finalized[0].matching_criteria : "${m.attribute}=${m.value}"]) == toset([
+        "type=google.cloud.storage.object.v1.finalized",
+        "bucket=test-project-rrstitch-chunks",
+      ])
+      && google_eventarc_trigger.chunk_finalized[0].event_data_content_type == "application/json"
+    )
+    error_message = "The Eventarc trigger must be in the chunk bucket's location and match finalized objects of the chunk bucket (JSON data), got ${jsonencode(google_eventarc_trigger.chunk_finalized[*].matching_criteria)}."
+  }
+
+  assert {
+    condition = (
+      google_eventarc_trigger.chunk_finalized[0].destination[0].cloud_run_service[0].service == google_cloud_run_v2_service.ingest.name
+      && google_eventarc_trigger.chunk_finalized[0].destination[0].cloud_run_service[0].region == "europe-west1"
+      && google_eventarc_trigger.chunk_finalized[0].destination[0].cloud_run_service[0].path == "/"
+      && google_eventarc_trigger.chunk_finalized[0].service_account == "rrstitch-trigger@test-project.iam.gserviceaccount.com"
+    )
+    error_message = "The Eventarc trigger must deliver to ingest's / (its CloudEvents route) in the region, as the trigger account, got ${jsonencode(google_eventarc_trigger.chunk_finalized[0].destination)}."
+  }
+
+  assert {
+    condition = (
+      length(google_storage_notification.chunk_finalized) == 0
+      && length(google_pubsub_topic.chunk_events) == 0
+      && length(google_pubsub_subscription.ingest_push) == 0
+      && length(google_pubsub_topic.dead_letters) == 0
+      && length(google_pubsub_subscription.dead_letters_hold) == 0
+      && length(google_monitoring_alert_policy.dead_letters) == 0
+      && output.chunk_events_topic == null
+      && output.ingest_push_subscription == null
+      && output.dead_letter_subscription == null
+      && output.eventarc_trigger == "rrstitch-chunk-finalized"
+    )
+    error_message = "With Eventarc there must be no notification, chunk-events topic, push subscription, dead-letter topic or hold, nor a dead-letter alert with nothing to watch."
+  }
+
+  assert {
+    condition = (
+      contains(keys(google_project_service.apis), "eventarc.googleapis.com")
+      && contains(keys(google_project_service.apis), "pubsub.googleapis.com")
+    )
+    error_message = "Eventarc mode must enable the Eventarc API (and keep Pub/Sub, its transport)."
+  }
+
+  # Every grant, exactly: the push route's Pub/Sub grants are gone; the trigger account may
+  # receive events, the Cloud Storage agent may publish to Eventarc's topic, and the Pub/Sub
+  # agent still mints the trigger account's tokens (Eventarc pushes through Pub/Sub).
+  assert {
+    condition = toset([
+      for g in concat([
+        google_storage_bucket_iam_member.ingest_chunks_viewer,
+        google_project_iam_member.ingest_datastore_user,
+        google_storage_bucket_iam_member.finalize_chunks_viewer,
+        google_storage_bucket_iam_member.finalize_results_user,
+        google_project_iam_member.finalize_datastore_user,
+        google_cloud_run_v2_service_iam_member.trigger_invokes_ingest,
+        google_service_account_iam_member.pubsub_agent_mints_trigger_tokens,
+        google_cloud_run_v2_service_iam_member.scheduler_invokes_finalize,
+        ], values(google_cloud_run_v2_service_iam_member.manual_finalize),
+        google_pubsub_topic_iam_member.gcs_publishes_chunk_events,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters,
+        google_pubsub_subscription_iam_member.pubsub_agent_acks_ingest_push,
+        google_project_iam_member.trigger_receives_events,
+        google_project_iam_member.gcs_publishes_eventarc_events,
+        google_pubsub_topic_iam_member.finalize_publishes_jobs,
+        google_cloud_run_v2_service_iam_member.queue_push_invokes_finalize,
+        google_service_account_iam_member.pubsub_agent_mints_queue_push_tokens,
+        google_pubsub_topic_iam_member.pubsub_agent_publishes_finalize_dead_letters,
+      google_pubsub_subscription_iam_member.pubsub_agent_acks_finalize_push) :
+      "${g.member} ${g.role} ${try(g.bucket, g.topic, g.subscription, g.service_account_id, g.name, "project ${g.project}")}"
+      ]) == toset([
+      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-ingest@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-chunks",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/storage.objectUser test-project-rrstitch-results",
+      "serviceAccount:rrstitch-finalize@test-project.iam.gserviceaccount.com roles/datastore.user project test-project",
+      "serviceAccount:rrstitch-trigger@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-ingest",
+      "serviceAccount:rrstitch-trigger@test-project.iam.gserviceaccount.com roles/eventarc.eventReceiver project test-project",
+      "serviceAccount:rrstitch-scheduler@test-project.iam.gserviceaccount.com roles/run.invoker rrstitch-finalize",
+      "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com roles/pubsub.publisher project test-project",
+      "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com roles/iam.serviceAccountTokenCreator projects/test-project/serviceAccounts/rrstitch-trigger@test-project.iam.gserviceaccount.com",
+    ])
+    error_message = "With Eventarc each identity must have exactly its roles (README, Who may do what)."
+  }
+
+  assert {
+    condition = (
+      google_cloud_scheduler_job.reconcile.http_target[0].uri == "https://rrstitch-finalize-test.a.run.app/reconcile"
+      && google_cloud_scheduler_job.reconcile.schedule == "17 3 * * *"
+      && google_cloud_run_v2_service.ingest.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    )
+    error_message = "With Eventarc the daily reconcile is the safety net, and ingest stays internal-only (Eventarc is an internal caller)."
+  }
+}
+
+# Eventarc beside queue mode, a chunk prefix and a multi-region bucket: the trigger follows the
+# bucket's location, still filters by bucket only (ingest applies the prefix), and the
+# dead-letter alert watches the one hold subscription left, the finalize jobs'.
+run "eventarc_with_queue_mode_a_prefix_and_a_multi_region_bucket" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    ingest_trigger  = "eventarc"
+    finalize_mode   = "queue"
+    chunk_prefix    = "chunks/"
+    bucket_location = "EU"
+  }
+
+  assert {
+    condition = (
+      google_storage_bucket.chunks.location == "EU"
+      && google_eventarc_trigger.chunk_finalized[0].location == "eu"
+      && google_eventarc_trigger.chunk_finalized[0].destination[0].cloud_run_service[0].region == "europe-west1"
+    )
+    error_message = "A Cloud Storage trigger must be in its bucket's location (eu), delivering to ingest in its region."
+  }
+
+  assert {
+    condition = (
+      toset([for m in google_eventarc_trigger.chunk_finalized[0].matching_criteria : m.attribute]) == toset(["type", "bucket"])
+      && [for e in google_cloud_run_v2_service.ingest.template[0].containers[0].env : e.value if e.name == "RRSTITCH_CHUNK_PREFIX"] == ["chunks/"]
+    )
+    error_message = "Eventarc cannot filter by prefix: the trigger matches type and bucket, and ingest reads RRSTITCH_CHUNK_PREFIX to ignore other names."
+  }
+
+  assert {
+    condition = (
+      length(google_monitoring_alert_policy.dead_letters) == 1
+      && length(google_monitoring_alert_policy.dead_letters[0].conditions) == 1
+      && strcontains(google_monitoring_alert_policy.dead_letters[0].conditions[0].condition_threshold[0].filter, "resource.labels.subscription_id=\"rrstitch-finalize-jobs-dead-letter-hold\"")
+      && length(google_pubsub_subscription.finalize_dead_letters_hold) == 1
+    )
+    error_message = "With Eventarc in queue mode the dead-letter alert must watch the finalize jobs' hold subscription, and only it."
+  }
+}
+
+# Negative control: a value other than pubsub or eventarc fails the plan.
+run "ingest_trigger_must_be_pubsub_or_eventarc" {
+  command = plan
+
+  module {
+    source = "../modules/rrstitch"
+  }
+
+  variables {
+    ingest_trigger = "cloudevent"
+  }
+
+  expect_failures = [var.ingest_trigger]
+}
+
+# ---------------------------------------------------------------------------------------------
 # A chunk prefix and a manual invoker.
 
 run "chunk_prefix_and_manual_invoker" {
@@ -516,7 +708,7 @@ run "chunk_prefix_and_manual_invoker" {
   }
 
   assert {
-    condition     = google_storage_notification.chunk_finalized.object_name_prefix == "chunks/"
+    condition     = google_storage_notification.chunk_finalized[0].object_name_prefix == "chunks/"
     error_message = "The notification must filter on chunk_prefix."
   }
 

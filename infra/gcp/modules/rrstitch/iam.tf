@@ -1,15 +1,20 @@
 # One service account per identity, each with only what it needs:
 #   ingest    reads chunk objects, reads/writes the session index
 #   finalize  reads chunk objects, writes results, reads/writes the session index
-#   trigger   the push subscription's identity: invokes ingest (and nothing else)
+#   trigger   the identity chunk events reach ingest as: invokes ingest; with
+#             ingest_trigger = "eventarc" also receives Eventarc events (eventReceiver)
 #   scheduler Cloud Scheduler's identity: invokes finalize (and nothing else)
 #   queue-push (queue mode, queue.tf) the finalize push subscription's identity: invokes
 #             finalize (and nothing else); finalize may then also publish to its jobs topic
-# and two Google-managed service agents, each granted on one resource only:
-#   Cloud Storage  publishes chunk notifications to the chunk-events topic
-#   Pub/Sub        mints the trigger account's OIDC tokens for push, moves undeliverable
-#                  messages from the push subscription to the dead-letter topic
-# Nothing is granted to allUsers or allAuthenticatedUsers.
+# and two Google-managed service agents, each grant on one resource only:
+#   Cloud Storage  publishes chunk notifications to the chunk-events topic (pubsub); with
+#                  eventarc, publishes on the project (Eventarc's topic does not exist
+#                  until the trigger creates it)
+#   Pub/Sub        mints the trigger account's OIDC tokens for push (either route), moves
+#                  undeliverable messages from the push subscription to the dead-letter
+#                  topic (pubsub)
+# Outside Firestore's roles only the two eventarc grants are project-wide: Eventarc documents
+# them at that level. Nothing is granted to allUsers or allAuthenticatedUsers.
 
 resource "google_service_account" "ingest" {
   project      = var.project_id
@@ -75,7 +80,7 @@ resource "google_project_iam_member" "finalize_datastore_user" {
   member  = "serviceAccount:${google_service_account.finalize.email}"
 }
 
-# --- Pub/Sub push (the trigger account)
+# --- the trigger account: chunk events reach ingest as it, by either route
 
 resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_ingest" {
   project  = var.project_id
@@ -85,37 +90,64 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_ingest" {
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
 
-# --- Cloud Storage service agent: publishes to the chunk-events topic only
+# Eventarc delivers as the trigger account only if it may receive events (project-level role).
+resource "google_project_iam_member" "trigger_receives_events" {
+  count = local.eventarc_trigger ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+# --- Cloud Storage service agent: publishes to the chunk-events topic only (pubsub)
 
 resource "google_pubsub_topic_iam_member" "gcs_publishes_chunk_events" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
-  topic   = google_pubsub_topic.chunk_events.name
+  topic   = google_pubsub_topic.chunk_events[0].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+# eventarc: a Cloud Storage trigger's events are published by the service agent to a topic
+# Eventarc creates with the trigger, so the agent may publish on the project (Eventarc's
+# documented requirement for Cloud Storage direct events).
+resource "google_project_iam_member" "gcs_publishes_eventarc_events" {
+  count = local.eventarc_trigger ? 1 : 0
+
+  project = var.project_id
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 # --- Pub/Sub service agent
 
-# Signs the OIDC tokens the push subscription sends as the trigger account (needed for
-# projects created before 8 April 2021, harmless after).
+# Signs the OIDC tokens pushed as the trigger account, by the module's push subscription or by
+# Eventarc's (which is Pub/Sub push too); needed for projects created before 8 April 2021,
+# harmless after.
 resource "google_service_account_iam_member" "pubsub_agent_mints_trigger_tokens" {
   service_account_id = google_service_account.trigger.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
 }
 
-# Dead lettering: the agent publishes the undeliverable message to the dead-letter topic and
-# acknowledges it on the push subscription, so it needs both, on these two resources only.
+# Dead lettering (pubsub): the agent publishes the undeliverable message to the dead-letter
+# topic and acknowledges it on the push subscription, so it needs both, on these two only.
 resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
-  topic   = google_pubsub_topic.dead_letters.name
+  topic   = google_pubsub_topic.dead_letters[0].name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_ingest_push" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project      = var.project_id
-  subscription = google_pubsub_subscription.ingest_push.name
+  subscription = google_pubsub_subscription.ingest_push[0].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
 }

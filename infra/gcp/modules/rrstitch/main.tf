@@ -1,11 +1,11 @@
 # rrstitch on GCP: chunk bucket → (notification, OBJECT_FINALIZE) → Pub/Sub topic → push
 # subscription → POST /pubsub on ingest (Cloud Run) → Firestore session index; undeliverable
-# events go to a dead-letter topic. Cloud Scheduler → POST /sweep on finalize (Cloud Run) →
-# results bucket (or, with finalize_mode = "queue", → one Pub/Sub message per idle session →
-# push → POST /pubsub/finalize: queue.tf), and daily POST /reconcile, which ingests every chunk
-# the index lacks. Every
-# identity is a dedicated service account with the least it needs; no service admits
-# unauthenticated callers.
+# events go to a dead-letter topic (or, with ingest_trigger = "eventarc", chunk bucket →
+# Eventarc trigger → CloudEvent POST / on ingest: triggers.tf). Cloud Scheduler → POST /sweep
+# on finalize (Cloud Run) → results bucket (or, with finalize_mode = "queue", → one Pub/Sub
+# message per idle session → push → POST /pubsub/finalize: queue.tf), and daily POST
+# /reconcile, which ingests every chunk the index lacks. Every identity is a dedicated service
+# account with the least it needs; no service admits unauthenticated callers.
 
 locals {
   bucket_location    = upper(coalesce(var.bucket_location, var.region))
@@ -22,7 +22,9 @@ locals {
   # of a session long after its chunks are gone. Chunks kept for ever: the binaries' default.
   index_ttl_days = var.chunk_retention_days == null ? 90 : var.chunk_retention_days + 1
 
-  apis = toset([
+  # Pub/Sub in either trigger mode: Eventarc delivers through it too. Eventarc only when
+  # chosen, so a pubsub deployment enables nothing it does not use.
+  apis = toset(concat([
     "artifactregistry.googleapis.com",
     "cloudscheduler.googleapis.com",
     "firestore.googleapis.com",
@@ -32,7 +34,7 @@ locals {
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
-  ])
+  ], local.eventarc_trigger ? ["eventarc.googleapis.com"] : []))
 }
 
 resource "google_project_service" "apis" {

@@ -10,10 +10,12 @@ locals {
 
   user_metric = { for k, m in google_logging_metric.rrstitch : k => "metric.type=\"logging.googleapis.com/user/${m.name}\"" }
 
-  # Where dead letters wait: the chunk events' hold subscription, and in queue mode the
-  # finalize jobs' one.
+  # Where dead letters wait: the chunk events' hold subscription (ingest_trigger = "pubsub"),
+  # and in queue mode the finalize jobs' one. Eventarc's subscription has no dead-letter topic,
+  # so with eventarc inline there is none, and no dead-letter alert (a policy needs a
+  # condition): a chunk event Eventarc drops is seen by reconcile (reconcile_recovered).
   dead_letter_holds = concat(
-    [google_pubsub_subscription.dead_letters_hold.name],
+    google_pubsub_subscription.dead_letters_hold[*].name,
     google_pubsub_subscription.finalize_dead_letters_hold[*].name,
   )
 }
@@ -48,6 +50,8 @@ resource "google_monitoring_alert_policy" "freshness" {
 }
 
 resource "google_monitoring_alert_policy" "dead_letters" {
+  count = local.pubsub_trigger || local.queue_mode ? 1 : 0
+
   project      = var.project_id
   display_name = "${var.name_prefix}: dead letters waiting"
   combiner     = "OR"

@@ -9,7 +9,7 @@ output "results_bucket" {
 }
 
 output "ingest_url" {
-  description = "URL of the ingest Cloud Run service (internal-only; the push subscription calls POST /pubsub)."
+  description = "URL of the ingest Cloud Run service (internal-only; the push subscription calls POST /pubsub, an Eventarc trigger POST /)."
   value       = google_cloud_run_v2_service.ingest.uri
 }
 
@@ -29,7 +29,7 @@ output "finalize_service_account" {
 }
 
 output "trigger_service_account" {
-  description = "Email of the push subscription's service account (invokes ingest)."
+  description = "Email of the trigger service account chunk events reach ingest as (invokes ingest; by the push subscription, or the Eventarc trigger)."
   value       = google_service_account.trigger.email
 }
 
@@ -53,24 +53,34 @@ output "firestore_collection" {
   value       = var.firestore_collection
 }
 
+output "ingest_trigger" {
+  description = "How chunk events reach ingest: pubsub or eventarc."
+  value       = var.ingest_trigger
+}
+
 output "chunk_events_topic" {
-  description = "Pub/Sub topic the chunk bucket's OBJECT_FINALIZE notifications are published to."
-  value       = google_pubsub_topic.chunk_events.name
+  description = "Pub/Sub topic the chunk bucket's OBJECT_FINALIZE notifications are published to (null with eventarc)."
+  value       = one(google_pubsub_topic.chunk_events[*].name)
 }
 
 output "ingest_push_subscription" {
-  description = "Push subscription that delivers chunk events to ingest's POST /pubsub."
-  value       = google_pubsub_subscription.ingest_push.name
+  description = "Push subscription that delivers chunk events to ingest's POST /pubsub (null with eventarc)."
+  value       = one(google_pubsub_subscription.ingest_push[*].name)
 }
 
 output "dead_letter_topic" {
-  description = "Pub/Sub topic of chunk events ingest did not take after max_delivery_attempts."
-  value       = google_pubsub_topic.dead_letters.name
+  description = "Pub/Sub topic of chunk events ingest did not take after max_delivery_attempts (null with eventarc)."
+  value       = one(google_pubsub_topic.dead_letters[*].name)
 }
 
 output "dead_letter_subscription" {
-  description = "Pull subscription holding the dead letters: gcloud pubsub subscriptions pull it to inspect them."
-  value       = google_pubsub_subscription.dead_letters_hold.name
+  description = "Pull subscription holding the dead letters: gcloud pubsub subscriptions pull it to inspect them (null with eventarc, which has none)."
+  value       = one(google_pubsub_subscription.dead_letters_hold[*].name)
+}
+
+output "eventarc_trigger" {
+  description = "With ingest_trigger = \"eventarc\": the Eventarc trigger that POSTs chunk events to ingest's / (null with pubsub); gcloud eventarc triggers describe it for its Pub/Sub subscription."
+  value       = one(google_eventarc_trigger.chunk_finalized[*].name)
 }
 
 output "sweep_job" {

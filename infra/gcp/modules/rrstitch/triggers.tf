@@ -1,17 +1,31 @@
-# Chunk bucket object finalized → Pub/Sub → ingest, with a dead-letter topic.
+# Chunk bucket object finalized → ingest, by one of two routes (ingest_trigger; README, Pub/Sub
+# or Eventarc).
 #
-# Cloud Storage publishes an OBJECT_FINALIZE notification (the object resource, JSON_API_V1)
-# to the chunk-events topic; a push subscription POSTs each message to ingest's /pubsub route
-# with an OIDC token of the trigger account. A 2xx acknowledges it (done, or refused for good);
-# anything else is retried with backoff, and after max_delivery_attempts the Pub/Sub service
-# agent moves the message to the dead-letter topic, where a pull subscription holds it for an
-# operator and the daily reconcile re-ingests whatever chunk the index still lacks. (An
-# Eventarc trigger would deliver the same events, but its managed subscription takes no
-# dead-letter policy: after its retries an event would be dropped.)
+# pubsub (the default): Cloud Storage publishes an OBJECT_FINALIZE notification (the object
+# resource, JSON_API_V1) to the chunk-events topic; a push subscription POSTs each message to
+# ingest's /pubsub route with an OIDC token of the trigger account. A 2xx acknowledges it
+# (done, or refused for good); anything else is retried with backoff, and after
+# max_delivery_attempts the Pub/Sub service agent moves the message to the dead-letter topic,
+# where a pull subscription holds it for an operator and the daily reconcile re-ingests
+# whatever chunk the index still lacks. The module owns that subscription, which is why this
+# route is the default: it is the one with a dead-letter policy.
+#
+# eventarc: an Eventarc trigger on google.cloud.storage.object.v1.finalized for the chunk
+# bucket POSTs each event as a CloudEvent to ingest's / route, as the trigger account. Eventarc
+# creates and owns the Pub/Sub topic and subscription underneath, and its subscription has no
+# dead-letter policy: an event ingest keeps failing is retried for the subscription's 24 h
+# retention and then dropped. The daily reconcile is then the only safety net: it ingests any
+# chunk the index lacks, dropped event or not. None of the pubsub route's resources exist in
+# this mode, and the trigger does not exist in the other.
 
 locals {
-  # The Pub/Sub service agent: forwards undeliverable messages to the dead-letter topic and
-  # mints the push subscription's OIDC tokens.
+  # Exactly one is true (the variable's validation).
+  pubsub_trigger   = var.ingest_trigger == "pubsub"
+  eventarc_trigger = var.ingest_trigger == "eventarc"
+
+  # The Pub/Sub service agent: mints the OIDC tokens of every push as the trigger account
+  # (the module's push subscription, or Eventarc's) and forwards undeliverable messages to the
+  # dead-letter topic.
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
@@ -19,12 +33,17 @@ data "google_project" "this" {
   project_id = var.project_id
 }
 
-# Cloud Storage publishes as its service agent (created, if need be, by reading it here).
+# Cloud Storage publishes as its service agent (created, if need be, by reading it here), to the
+# chunk-events topic or to Eventarc's.
 data "google_storage_project_service_account" "gcs" {
   project = var.project_id
 }
 
+# --- pubsub
+
 resource "google_pubsub_topic" "chunk_events" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
   name    = "${var.name_prefix}-chunk-events"
   labels  = var.labels
@@ -33,8 +52,10 @@ resource "google_pubsub_topic" "chunk_events" {
 }
 
 resource "google_storage_notification" "chunk_finalized" {
+  count = local.pubsub_trigger ? 1 : 0
+
   bucket             = google_storage_bucket.chunks.name
-  topic              = google_pubsub_topic.chunk_events.id
+  topic              = google_pubsub_topic.chunk_events[0].id
   payload_format     = "JSON_API_V1"
   event_types        = ["OBJECT_FINALIZE"]
   object_name_prefix = var.chunk_prefix == "" ? null : var.chunk_prefix
@@ -44,6 +65,8 @@ resource "google_storage_notification" "chunk_finalized" {
 }
 
 resource "google_pubsub_topic" "dead_letters" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
   name    = "${var.name_prefix}-chunk-events-dead-letter"
   labels  = var.labels
@@ -52,9 +75,11 @@ resource "google_pubsub_topic" "dead_letters" {
 }
 
 resource "google_pubsub_subscription" "ingest_push" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
   name    = "${var.name_prefix}-ingest-push"
-  topic   = google_pubsub_topic.chunk_events.id
+  topic   = google_pubsub_topic.chunk_events[0].id
   labels  = var.labels
 
   # For a push subscription this is how long Pub/Sub waits for ingest's answer: at least the
@@ -79,7 +104,7 @@ resource "google_pubsub_subscription" "ingest_push" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letters.id
+    dead_letter_topic     = google_pubsub_topic.dead_letters[0].id
     max_delivery_attempts = var.max_delivery_attempts
   }
 
@@ -98,9 +123,11 @@ resource "google_pubsub_subscription" "ingest_push" {
 # A topic with no subscription drops what is published to it: this one keeps the dead letters
 # for dead_letter_retention_days, to be pulled (inspected, acknowledged) by an operator.
 resource "google_pubsub_subscription" "dead_letters_hold" {
+  count = local.pubsub_trigger ? 1 : 0
+
   project = var.project_id
   name    = "${var.name_prefix}-chunk-events-dead-letter-hold"
-  topic   = google_pubsub_topic.dead_letters.id
+  topic   = google_pubsub_topic.dead_letters[0].id
   labels  = var.labels
 
   ack_deadline_seconds       = 60
@@ -111,6 +138,55 @@ resource "google_pubsub_subscription" "dead_letters_hold" {
     ttl = ""
   }
 }
+
+# --- eventarc
+
+# A Cloud Storage trigger must be in its bucket's location: the region by default, or the
+# bucket_location (Eventarc spells multi- and dual-regions in lower case: "eu", "nam4"). The
+# destination is ingest in its own region. Eventarc filters Cloud Storage events by type and
+# bucket only, not by object name, so every object written to the chunk bucket reaches ingest;
+# ingest ignores a name outside chunk_prefix without reading it (answered 200).
+resource "google_eventarc_trigger" "chunk_finalized" {
+  count = local.eventarc_trigger ? 1 : 0
+
+  project         = var.project_id
+  name            = "${var.name_prefix}-chunk-finalized"
+  location        = lower(local.bucket_location)
+  labels          = var.labels
+  service_account = google_service_account.trigger.email
+  # The StorageObjectData as JSON, which is what ingest's / route decodes.
+  event_data_content_type = "application/json"
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.storage.object.v1.finalized"
+  }
+
+  matching_criteria {
+    attribute = "bucket"
+    value     = google_storage_bucket.chunks.name
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.ingest.name
+      region  = google_cloud_run_v2_service.ingest.location
+      path    = "/"
+    }
+  }
+
+  # Eventarc checks the trigger account and the Cloud Storage service agent's grants when the
+  # trigger is created, and the first event needs the invoker grant and the minted token.
+  depends_on = [
+    google_project_service.apis,
+    google_project_iam_member.trigger_receives_events,
+    google_project_iam_member.gcs_publishes_eventarc_events,
+    google_cloud_run_v2_service_iam_member.trigger_invokes_ingest,
+    google_service_account_iam_member.pubsub_agent_mints_trigger_tokens,
+  ]
+}
+
+# --- both
 
 # Every sweep_schedule: POST <finalize>/sweep as the scheduler account (OIDC, audience = the
 # service URL). No retries: the next tick is the retry, and leases keep sweeps from colliding.
@@ -145,8 +221,9 @@ resource "google_cloud_scheduler_job" "sweep" {
 
 # Every reconcile_schedule (daily by default): POST <finalize>/reconcile as the scheduler
 # account. Finalize lists the chunk bucket and ingests every chunk object the index does not
-# know: the repair path for events that were dead-lettered, or never sent. A failed run is
-# retried twice, ten minutes apart (ingesting a known chunk again changes nothing).
+# know: the repair path for events that were dead-lettered (pubsub), dropped after Eventarc's
+# retries (eventarc), or never sent. A failed run is retried twice, ten minutes apart
+# (ingesting a known chunk again changes nothing).
 resource "google_cloud_scheduler_job" "reconcile" {
   project          = var.project_id
   region           = var.region

@@ -29,7 +29,7 @@ variable "labels" {
 }
 
 variable "enable_apis" {
-  description = "Enable the APIs the module needs (run, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam, logging, monitoring). They are never disabled on destroy."
+  description = "Enable the APIs the module needs (run, firestore, cloudscheduler, artifactregistry, pubsub, storage, iam, logging, monitoring; eventarc with ingest_trigger = \"eventarc\"). They are never disabled on destroy."
   type        = bool
   default     = true
 }
@@ -44,7 +44,7 @@ variable "deletion_protection" {
 # Buckets
 
 variable "chunk_bucket_name" {
-  description = "Name of the chunk bucket (receives <timestamp>.json chunks; its OBJECT_FINALIZE notifications drive ingest)."
+  description = "Name of the chunk bucket (receives <timestamp>.json chunks; its object-finalized events drive ingest)."
   type        = string
 }
 
@@ -60,7 +60,7 @@ variable "bucket_location" {
 }
 
 variable "chunk_prefix" {
-  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX); also the bucket notification's object_name_prefix. Empty: every object in the chunk bucket."
+  description = "Object-name prefix of chunks (RRSTITCH_CHUNK_PREFIX); with ingest_trigger = \"pubsub\" also the bucket notification's object_name_prefix. An Eventarc trigger cannot filter by prefix: every object's event reaches ingest, which ignores names outside the prefix. Empty: every object in the chunk bucket."
   type        = string
   default     = ""
 }
@@ -220,7 +220,7 @@ variable "cpu" {
 }
 
 variable "ingest_timeout_secs" {
-  description = "Request timeout of ingest, seconds (also the push subscription's ack deadline, capped at 600)."
+  description = "Request timeout of ingest, seconds (with ingest_trigger = \"pubsub\" also the push subscription's ack deadline, capped at 600)."
   type        = number
   default     = 60
 }
@@ -349,10 +349,24 @@ variable "redact_rules" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Dead letters
+# How chunk events reach ingest (triggers.tf)
+
+variable "ingest_trigger" {
+  description = "pubsub: a bucket notification to a Pub/Sub topic whose push subscription POSTs to ingest's /pubsub, with a dead-letter topic (max_delivery_attempts, dead_letter_retention_days). eventarc: an Eventarc trigger on google.cloud.storage.object.v1.finalized POSTs CloudEvents to ingest's /, with no dead-letter topic: an event still failing after Eventarc's 24 h of retries is dropped and the daily reconcile ingests its chunk (README, Pub/Sub or Eventarc)."
+  type        = string
+  default     = "pubsub"
+
+  validation {
+    condition     = contains(["pubsub", "eventarc"], var.ingest_trigger)
+    error_message = "ingest_trigger must be pubsub or eventarc."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dead letters (ingest_trigger = "pubsub", and queue mode)
 
 variable "max_delivery_attempts" {
-  description = "Deliveries of a chunk event to ingest (with retry backoff from 10 s to 600 s) before Pub/Sub moves it to the dead-letter topic (5 to 100)."
+  description = "ingest_trigger = \"pubsub\": deliveries of a chunk event to ingest (with retry backoff from 10 s to 600 s) before Pub/Sub moves it to the dead-letter topic (5 to 100)."
   type        = number
   default     = 10
 
@@ -363,7 +377,7 @@ variable "max_delivery_attempts" {
 }
 
 variable "dead_letter_retention_days" {
-  description = "Days the dead-letter hold subscription keeps an unacknowledged dead letter (1 to 31)."
+  description = "Days the dead-letter hold subscriptions (chunk events with ingest_trigger = \"pubsub\", finalize jobs in queue mode) keep an unacknowledged dead letter (1 to 31)."
   type        = number
   default     = 7
 
