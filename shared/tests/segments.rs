@@ -93,19 +93,26 @@ fn under(root: &Path, directories: bool) -> Vec<String> {
     out
 }
 
+/// The text of the gzip object at `path`, checked against the sizes the manifest's `info`
+/// gives for it (stored and uncompressed).
+fn stored_text(path: &Path, info: &Value) -> String {
+    let stored = std::fs::read(path).unwrap();
+    let mut text = String::new();
+    GzDecoder::new(&stored[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(info["stored_bytes"], stored.len() as u64, "{path:?}");
+    assert_eq!(info["bytes"], text.len() as u64, "{path:?}");
+    text
+}
+
 /// The events of every segment the manifest lists, in order, checked against what the
 /// manifest says of each.
 fn segment_events(e: &Env, manifest: &Value) -> Vec<Value> {
     let mut all = Vec::new();
     for info in manifest["segments"].as_array().unwrap() {
         let path = e.results.join(GUID).join(info["path"].as_str().unwrap());
-        let stored = std::fs::read(&path).unwrap();
-        let mut text = String::new();
-        GzDecoder::new(&stored[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(info["stored_bytes"], stored.len() as u64);
-        assert_eq!(info["bytes"], text.len() as u64);
+        let text = stored_text(&path, info);
         let events: Vec<Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(info["events"], events.len() as u64);
         let times: Vec<f64> = events
@@ -403,13 +410,7 @@ fn console_lines(e: &Env, manifest: &Value) -> Vec<Value> {
         .results
         .join(CONSOLE_GUID)
         .join(info["path"].as_str().unwrap());
-    let stored = std::fs::read(&path).unwrap();
-    let mut text = String::new();
-    GzDecoder::new(&stored[..])
-        .read_to_string(&mut text)
-        .unwrap();
-    assert_eq!(info["stored_bytes"], stored.len() as u64);
-    assert_eq!(info["bytes"], text.len() as u64);
+    let text = stored_text(&path, info);
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -24,6 +24,7 @@ pub mod restrict;
 pub mod segments;
 pub mod sqs;
 pub mod stacks;
+pub mod status;
 
 pub use aws::AwsStack;
 pub use emulators::{FakeGcs, Firestore, Moto, PubSub};

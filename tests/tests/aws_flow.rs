@@ -389,14 +389,7 @@ async fn restitch_then_the_delete_event_and_late_chunks_stay_out() {
         .unwrap();
     assert_eq!(reply["statusCode"], 200, "{reply}");
     let status: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
-    assert_eq!(status["tombstones"], 1, "{status}");
-    assert_eq!(
-        (&status["open"], &status["finalizing"]),
-        (&json!(0), &json!(0)),
-        "{status}"
-    );
-    assert_eq!(status["last_sweep"]["mode"], "inline", "{status}");
-    assert_eq!(status["last_sweep"]["sessions"], 0, "{status}");
+    rrstitch_tests::status::assert_after_erasure(&status, 0);
 }
 
 /// `RRSTITCH_REDACT` as a Lambda carries it, inline JSON: the session stored in S3 holds none

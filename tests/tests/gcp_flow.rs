@@ -582,14 +582,7 @@ fn restitch_then_delete_and_the_tombstone_refuses_late_chunks() {
         .unwrap()
         .into_json()
         .unwrap();
-    assert_eq!(status["tombstones"], 1, "{status}");
-    assert_eq!(
-        (&status["open"], &status["finalizing"]),
-        (&json!(0), &json!(0)),
-        "{status}"
-    );
-    assert_eq!(status["last_sweep"]["mode"], "inline", "{status}");
-    assert_eq!(status["last_sweep"]["sessions"], 1, "{status}");
+    rrstitch_tests::status::assert_after_erasure(&status, 1);
 }
 
 /// `RRSTITCH_REDACT` as a Cloud Run variable carries it, inline JSON: the session stored in

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -22,6 +23,20 @@ use crate::index::{ChunkRecord, IndexError, RejectRecord, Result, SessionRecord}
 use crate::time::Millis;
 
 impl DynamoStore {
+    /// A query of the idle index's partition `pk` over the range `condition` of its sort key
+    /// (`#sk`, against `:t` = `at`): every query of that index is one of these.
+    fn idle_range(&self, pk: String, condition: &str, at: Millis) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(IDLE_INDEX)
+            .key_condition_expression(format!("#pk = :pk AND {condition}"))
+            .expression_attribute_names("#pk", IDLE_PK)
+            .expression_attribute_names("#sk", IDLE_SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":t", n(at.0))
+    }
+
     /// The newest `limit` reject keys of one of the rejects' idle-index partitions recorded
     /// at or after `since`, as (recorded at, the reject item's `pk`).
     async fn recent_reject_keys(
@@ -32,15 +47,7 @@ impl DynamoStore {
     ) -> Result<Vec<(i64, String)>> {
         let mut out = Vec::new();
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(IDLE_INDEX)
-            .key_condition_expression("#pk = :pk AND #sk >= :t")
-            .expression_attribute_names("#pk", IDLE_PK)
-            .expression_attribute_names("#sk", IDLE_SK)
-            .expression_attribute_values(":pk", s(codec::reject_idle_pk(p)))
-            .expression_attribute_values(":t", n(since.0))
+            .idle_range(codec::reject_idle_pk(p), "#sk >= :t", since)
             .scan_index_forward(false)
             .limit(limit.clamp(1, i32::MAX as usize) as i32)
             .into_paginator()
@@ -226,15 +233,7 @@ impl SessionStore for DynamoStore {
         let mut out = Vec::new();
         // One partition of the idle index, in its sort order (arrival, or lease expiry).
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(IDLE_INDEX)
-            .key_condition_expression("#pk = :pk AND #sk < :t")
-            .expression_attribute_names("#pk", IDLE_PK)
-            .expression_attribute_names("#sk", IDLE_SK)
-            .expression_attribute_values(":pk", s(codec::idle_pk(due, shard)))
-            .expression_attribute_values(":t", n(before.0))
+            .idle_range(codec::idle_pk(due, shard), "#sk < :t", before)
             .limit(limit.clamp(1, i32::MAX as usize) as i32)
             .into_paginator()
             .send();
@@ -427,15 +426,7 @@ impl SessionStore for DynamoStore {
         // The same partition and range as `due`, counted: DynamoDB still reads the (keys
         // only) entries, 1 MB a page, but sends none back.
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(IDLE_INDEX)
-            .key_condition_expression("#pk = :pk AND #sk < :t")
-            .expression_attribute_names("#pk", IDLE_PK)
-            .expression_attribute_names("#sk", IDLE_SK)
-            .expression_attribute_values(":pk", s(codec::idle_pk(due, shard)))
-            .expression_attribute_values(":t", n(before.0))
+            .idle_range(codec::idle_pk(due, shard), "#sk < :t", before)
             .select(Select::Count)
             .into_paginator()
             .send();
