@@ -29,6 +29,8 @@ demo: demo-build
 	@echo "== the index"
 	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite $(RRSTITCH) sessions --limit 5
 	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite $(RRSTITCH) rejected
+	@echo "== where things stand"
+	RRSTITCH_INDEX=sqlite:$(DEMO)/index.sqlite $(RRSTITCH) status
 	@echo "== stitched sessions are in $(DEMO)/results ($$(ls $(DEMO)/results | wc -l) files); view them with: $(RRSTITCH) view $(DEMO)/results (after make viewer)"
 
 ## test: everything, on a fresh machine: installs the emulators and the browser, then runs
