@@ -72,14 +72,7 @@ impl SegmentsOut {
         results: &dyn ObjectStore,
         segment: Segment,
     ) -> Result<()> {
-        let name = format!("{}{}", self.folder, segment.info.path);
-        results
-            .put_encoded(
-                &name,
-                Bytes::from(segment.body),
-                Precondition::None,
-                Encoding::Gzip,
-            )
+        self.put_gzip(results, &segment.info.path, segment.body)
             .await?;
         self.written.push(segment.info);
         Ok(())
@@ -91,16 +84,17 @@ impl SegmentsOut {
         results: &dyn ObjectStore,
         file: ConsoleFile,
     ) -> Result<()> {
-        let name = format!("{}{}", self.folder, file.info.path);
-        results
-            .put_encoded(
-                &name,
-                Bytes::from(file.body),
-                Precondition::None,
-                Encoding::Gzip,
-            )
-            .await?;
+        self.put_gzip(results, &file.info.path, file.body).await?;
         self.console = Some(file.info);
+        Ok(())
+    }
+
+    /// Writes a gzip body at `path` in the session's folder, served with its encoding.
+    async fn put_gzip(&self, results: &dyn ObjectStore, path: &str, body: Vec<u8>) -> Result<()> {
+        let name = format!("{}{path}", self.folder);
+        results
+            .put_encoded(&name, Bytes::from(body), Precondition::None, Encoding::Gzip)
+            .await?;
         Ok(())
     }
 

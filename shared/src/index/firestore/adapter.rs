@@ -102,6 +102,28 @@ impl FirestoreStore {
         Ok(docs.len() as u64)
     }
 
+    /// The newest `n` reject documents passing `filter` (all without one), newest first.
+    async fn newest_rejects(
+        &self,
+        op: &'static str,
+        filter: Option<structured_query::Filter>,
+        n: usize,
+    ) -> Result<Vec<RejectRecord>> {
+        let root = self.root().await?;
+        let query = StructuredQuery {
+            from: from(&self.rejected_collection()),
+            r#where: filter,
+            order_by: vec![order(
+                "recorded_at",
+                structured_query::Direction::Descending,
+            )],
+            limit: limit(n),
+            ..Default::default()
+        };
+        let docs = self.query(op, root, query).await?;
+        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
+    }
+
     /// The reject documents naming `guid`.
     async fn rejected_docs(&self, op: &'static str, guid: &SessionGuid) -> Result<Vec<Document>> {
         let root = self.root().await?;
@@ -394,38 +416,16 @@ impl SessionStore for FirestoreStore {
 
     async fn rejected_since(&self, since: Millis, n: usize) -> Result<Vec<RejectRecord>> {
         use structured_query::field_filter::Operator;
-        let root = self.root().await?;
-        let query = StructuredQuery {
-            from: from(&self.rejected_collection()),
-            r#where: Some(compare(
-                "recorded_at",
-                Operator::GreaterThanOrEqual,
-                timestamp(since),
-            )),
-            order_by: vec![order(
-                "recorded_at",
-                structured_query::Direction::Descending,
-            )],
-            limit: limit(n),
-            ..Default::default()
-        };
-        let docs = self.query("rejected_since", root, query).await?;
-        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
+        let since = compare(
+            "recorded_at",
+            Operator::GreaterThanOrEqual,
+            timestamp(since),
+        );
+        self.newest_rejects("rejected_since", Some(since), n).await
     }
 
     async fn rejected(&self, n: usize) -> Result<Vec<RejectRecord>> {
-        let root = self.root().await?;
-        let query = StructuredQuery {
-            from: from(&self.rejected_collection()),
-            order_by: vec![order(
-                "recorded_at",
-                structured_query::Direction::Descending,
-            )],
-            limit: limit(n),
-            ..Default::default()
-        };
-        let docs = self.query("rejected", root, query).await?;
-        Ok(docs.iter().map(|d| codec::reject_from(&d.fields)).collect())
+        self.newest_rejects("rejected", None, n).await
     }
 
     async fn forget_chunks(&self, guid: &SessionGuid) -> Result<u64> {
